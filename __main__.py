@@ -1,0 +1,106 @@
+"""eks-gpu-slicing: an EKS cluster whose NVIDIA GPUs are shared between pods.
+
+Settings (validated stack config) -> components -> stack outputs. Nothing else lives here.
+"""
+
+import pulumi
+
+from components import (
+    DemoWorkload,
+    DemoWorkloadArgs,
+    DevicePlugin,
+    DevicePluginArgs,
+    GpuCluster,
+    GpuClusterArgs,
+    Network,
+    NetworkArgs,
+    NodeGroup,
+    NodeGroupArgs,
+)
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.stack_config import read_settings
+from eks_gpu_slicing.workloads import gpu_node_labels, gpu_node_taints, virtual_gpu_capacity
+
+settings = read_settings()
+tags = {"project": facts.PROJECT, "stack": pulumi.get_stack(), **settings.tags}
+
+network = Network("network", NetworkArgs(settings=settings.network, tags=tags))
+
+cluster = GpuCluster(
+    "cluster",
+    GpuClusterArgs(
+        cluster_name=settings.cluster_name,
+        kubernetes_version=settings.kubernetes_version,
+        vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids,
+        private_subnet_ids=network.private_subnet_ids,
+        endpoint=settings.cluster_endpoint,
+        admin_role_arns=settings.admin_role_arns,
+        protect=settings.protect,
+        tags=tags,
+    ),
+)
+
+
+def node_group(name: str, group, ami_type: str, **placement) -> NodeGroup:
+    return NodeGroup(
+        name,
+        NodeGroupArgs(
+            cluster=cluster.cluster,
+            node_role=cluster.node_role,
+            subnet_ids=network.private_subnet_ids,
+            instance_type=group.instance_type,
+            ami_type=ami_type,
+            min_size=group.min_size,
+            desired_size=group.desired_size,
+            max_size=group.max_size,
+            disk_size_gib=group.disk_size_gib,
+            capacity_type=group.capacity_type,
+            tags=tags,
+            depends_on=cluster.node_role_policies,
+            **placement,
+        ),
+    )
+
+
+system_nodes = node_group("system", settings.system_node_group, facts.CPU_AMI_TYPE)
+gpu_nodes = {
+    name: node_group(
+        f"gpu-{name}",
+        group,
+        facts.GPU_AMI_TYPE,
+        labels=gpu_node_labels(group.sharing),
+        taints=gpu_node_taints(),
+    )
+    for name, group in settings.gpu_node_groups.items()
+}
+
+device_plugin = DevicePlugin(
+    "nvidia-device-plugin",
+    DevicePluginArgs(
+        provider=cluster.provider, settings=settings.device_plugin, profiles=settings.sharing
+    ),
+)
+
+if settings.demo_workload.enabled:
+    DemoWorkload(
+        "demo",
+        DemoWorkloadArgs(
+            provider=cluster.provider,
+            settings=settings.demo_workload,
+            profile_name=settings.demo_profile_name,
+            profile=settings.sharing[settings.demo_profile_name],
+            depends_on=[device_plugin, *gpu_nodes.values()],
+        ),
+    )
+
+pulumi.export("clusterName", cluster.cluster_name)
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("devicePluginConfigMap", device_plugin.config_map_name)
+pulumi.export(
+    "gpuNodeGroups",
+    {
+        name: virtual_gpu_capacity(group, settings.profile_of(group))
+        for name, group in settings.gpu_node_groups.items()
+    },
+)

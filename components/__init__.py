@@ -1,0 +1,20 @@
+"""Pulumi ComponentResources: each turns typed settings into one part of the graph."""
+
+from components.cluster import GpuCluster, GpuClusterArgs
+from components.demo_workload import DemoWorkload, DemoWorkloadArgs
+from components.device_plugin import DevicePlugin, DevicePluginArgs
+from components.network import Network, NetworkArgs
+from components.node_group import NodeGroup, NodeGroupArgs
+
+__all__ = [
+    "DemoWorkload",
+    "DemoWorkloadArgs",
+    "DevicePlugin",
+    "DevicePluginArgs",
+    "GpuCluster",
+    "GpuClusterArgs",
+    "Network",
+    "NetworkArgs",
+    "NodeGroup",
+    "NodeGroupArgs",
+]

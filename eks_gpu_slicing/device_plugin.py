@@ -1,0 +1,158 @@
+"""Pure functions for the NVIDIA device plugin: its config files, Helm values and checks.
+
+No Pulumi here: the DevicePlugin component turns these into resources, and tests call them
+directly. Everything is derived from the sharing profiles, the single source of truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import yaml
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.settings import SharingProfile
+
+# Pod annotation whose value changes whenever any config entry changes. The plugin's
+# config-manager only watches the node label, and the chart adds no checksum for an external
+# ConfigMap, so without this an edited profile would never reach a running plugin.
+CONFIG_CHECKSUM_ANNOTATION = "checksum/config"
+
+
+def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
+    """One complete device-plugin config file (api/config/v1) for a sharing profile."""
+    config: dict[str, Any] = {
+        "version": facts.DEVICE_PLUGIN_CONFIG_VERSION,
+        "flags": {
+            # Whole GPUs only: this project does not partition with MIG (and MPS, coming
+            # later, does not work with MIG at all).
+            "migStrategy": "none",
+            # A node whose GPU cannot be initialised should show a failing plugin pod, not a
+            # node that silently advertises nothing.
+            "failOnInitError": True,
+        },
+    }
+    if profile.strategy == "time-slicing":
+        config["sharing"] = {
+            "timeSlicing": {
+                "renameByDefault": profile.rename_by_default,
+                "failRequestsGreaterThanOne": profile.fail_requests_greater_than_one,
+                "resources": [{"name": facts.GPU_RESOURCE, "replicas": profile.replicas}],
+            }
+        }
+    # strategy "none": no `sharing` block at all; replicas 1 would crash the plugin.
+    return config
+
+
+def config_map_data(profiles: Mapping[str, SharingProfile]) -> dict[str, str]:
+    """ConfigMap data: one entry per profile, named as the node label will name it."""
+    return {
+        name: yaml.safe_dump(device_plugin_config(profile), sort_keys=False)
+        for name, profile in sorted(profiles.items())
+    }
+
+
+def config_checksum(data: Mapping[str, str]) -> str:
+    """A stable digest of the ConfigMap data (same data, same digest, run after run)."""
+    canonical = json.dumps(dict(data), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def helm_values(*, config_map_name: Any, default_profile: str, checksum: str) -> dict[str, Any]:
+    """Values for the nvidia-device-plugin chart.
+
+    `config_map_name` is the ConfigMap resource's name output, so the release cannot be
+    created before the ConfigMap exists; `config.map` is never set as well (the chart
+    refuses both).
+    """
+    return {
+        "config": {"name": config_map_name, "default": default_profile},
+        # Only our labelled GPU nodes. The chart's default affinity already requires a GPU
+        # node label; the selector narrows it to nodes this program configured.
+        "nodeSelector": {facts.GPU_PRESENT_LABEL: facts.GPU_PRESENT_VALUE},
+        "tolerations": [
+            {"key": facts.GPU_TAINT_KEY, "operator": "Exists", "effect": facts.K8S_NO_SCHEDULE},
+            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+        ],
+        "podAnnotations": {CONFIG_CHECKSUM_ANNOTATION: checksum},
+        # GPU feature discovery would pull in the NFD sub-chart, whose worker does not
+        # tolerate our taint; the node labels it would add are not needed for sharing.
+        "gfd": {"enabled": False},
+    }
+
+
+def value_paths(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    """The dotted paths of a values tree, stopping at the keys a chart reads as a whole."""
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and path not in facts.DEVICE_PLUGIN_VALUE_PATHS and value:
+            yield from value_paths(value, f"{path}.")
+        else:
+            yield path
+
+
+def check_device_plugin_config(config: Any) -> list[str]:
+    """Problems the device plugin would have with a parsed config file (api/config/v1).
+
+    Encodes the plugin's own rules: version v1, a non-empty resources list, a name on every
+    resource, only full GPUs shared, replicas an integer >= 2, and no keys it would ignore.
+    """
+    if not isinstance(config, Mapping):
+        return ["config is not a mapping"]
+    problems = _unknown_keys(config, facts.DEVICE_PLUGIN_CONFIG_KEYS[""], "")
+    if config.get("version") != facts.DEVICE_PLUGIN_CONFIG_VERSION:
+        problems.append(f"version: must be {facts.DEVICE_PLUGIN_CONFIG_VERSION}")
+    flags = config.get("flags", {})
+    problems += _unknown_keys(flags, facts.DEVICE_PLUGIN_CONFIG_KEYS["flags"], "flags.")
+    if flags.get("migStrategy", "none") not in facts.MIG_STRATEGIES:
+        problems.append(f"flags.migStrategy: not one of {sorted(facts.MIG_STRATEGIES)}")
+    problems += _unknown_keys(
+        flags.get("plugin", {}), facts.DEVICE_PLUGIN_CONFIG_KEYS["flags.plugin"], "flags.plugin."
+    )
+    sharing = config.get("sharing", {})
+    problems += _unknown_keys(sharing, facts.DEVICE_PLUGIN_CONFIG_KEYS["sharing"], "sharing.")
+    for strategy in ("timeSlicing", "mps"):
+        if strategy in sharing:
+            problems += _check_replicated(sharing[strategy], f"sharing.{strategy}")
+    return problems
+
+
+def _check_replicated(block: Any, path: str) -> list[str]:
+    if not isinstance(block, Mapping):
+        return [f"{path}: not a mapping"]
+    problems = _unknown_keys(block, facts.DEVICE_PLUGIN_CONFIG_KEYS["sharing.*"], f"{path}.")
+    for flag in ("renameByDefault", "failRequestsGreaterThanOne"):
+        if flag in block and not isinstance(block[flag], bool):
+            problems.append(f"{path}.{flag}: must be a boolean")
+    resources = block.get("resources")
+    if not resources:
+        return [*problems, f"{path}.resources: no resources specified"]
+    for i, resource in enumerate(resources):
+        where = f"{path}.resources[{i}]"
+        problems += _unknown_keys(
+            resource, facts.DEVICE_PLUGIN_CONFIG_KEYS["sharing.*.resources[]"], f"{where}."
+        )
+        name = resource.get("name")
+        if not name:
+            problems.append(f"{where}.name: no resource name specified")
+        elif name not in (facts.GPU_RESOURCE, "gpu") and "mig-" not in name:
+            problems.append(f"{where}.name: only GPUs and MIG devices can be shared, not {name}")
+        replicas = resource.get("replicas")
+        if isinstance(replicas, bool) or not isinstance(replicas, int):
+            problems.append(f"{where}.replicas: must be an integer")
+        elif replicas < facts.MIN_SHARING_REPLICAS:
+            problems.append(
+                f"{where}.replicas: number of replicas must be >= {facts.MIN_SHARING_REPLICAS}"
+            )
+    return problems
+
+
+def _unknown_keys(mapping: Any, known: frozenset[str], prefix: str) -> list[str]:
+    if not isinstance(mapping, Mapping):
+        return [f"{prefix.rstrip('.')}: not a mapping"]
+    return [
+        f"{prefix}{key}: unknown key, ignored by the plugin" for key in mapping if key not in known
+    ]

@@ -1,0 +1,42 @@
+"""Read this stack's Pulumi configuration into validated Settings (the only reader)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.settings import ConfigError, Settings, decode_config_value, load_settings
+
+
+def raw_stack_config() -> dict[str, Any]:
+    """Every key set in this project's config namespace, decoded, without the prefix.
+
+    pulumi.Config only answers for keys you ask about; to report misspelt top-level keys we
+    need all of them, which the runtime keeps in its config map (set by the engine, or by
+    `set_all_config` under test) and in PULUMI_CONFIG.
+    """
+    prefix = f"{facts.CONFIG_NAMESPACE}:"
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    raw = {}
+    for full_key in sorted(keys):
+        if full_key.startswith(prefix):
+            key = full_key[len(prefix) :]
+            raw[key] = decode_config_value(key, runtime_config.get_config(full_key))
+    return raw
+
+
+def read_settings(today: dt.date | None = None) -> Settings:
+    """Validated settings for the current stack, or a RunError naming every problem."""
+    try:
+        settings = load_settings(raw_stack_config(), stack=pulumi.get_stack())
+    except ConfigError as exc:
+        # RunError ends the program with this message and no stack trace, before any
+        # resource has been registered.
+        raise pulumi.RunError(str(exc)) from None
+    for warning in settings.warnings(today or dt.date.today()):
+        pulumi.log.warn(warning)
+    return settings
