@@ -20,6 +20,7 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.proto import resource_pb2
 
@@ -39,6 +40,7 @@ class Registration:
     type: str
     name: str
     inputs: dict[str, Any]
+    outputs: dict[str, Any]  # what the mocks answered
     custom: bool
     parent: str
     provider: str
@@ -47,6 +49,7 @@ class Registration:
     protect: bool
     delete_before_replace: bool
     ignore_changes: list[str]
+    secret_inputs: set[str]  # top-level inputs sent as secrets
 
     @property
     def provider_urn(self) -> str:
@@ -161,12 +164,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+            inputs = rpc.deserialize_properties(request.object)
             self.registrations[response.urn] = Registration(
                 urn=response.urn,
                 type=request.type,
                 name=request.name,
                 inputs=_plain(inputs),
+                outputs=_plain(rpc.deserialize_properties(response.object)),
                 custom=bool(request.custom),
                 parent=request.parent,
                 provider=request.provider,
@@ -177,6 +181,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 protect=bool(request.protect),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 ignore_changes=list(request.ignoreChanges),
+                secret_inputs={key for key, value in inputs.items() if _is_secret(value)},
             )
         return response
 
@@ -210,13 +215,15 @@ def run_program(
     stack: str = "dev",
     preview: bool = False,
     program: Callable[[], Any] | None = None,
+    monitor: RecordingMonitor | None = None,
 ) -> Deployment:
     """Run the program (or `program`) under mocks and return what it registered.
 
-    Exceptions from the program (pulumi.RunError for bad configuration) propagate.
+    Exceptions from the program (pulumi.RunError for bad configuration) propagate; pass
+    your own `monitor` to see what was registered before one was raised.
     """
-    mocks = ProgramMocks()
-    monitor = RecordingMonitor(mocks)
+    monitor = monitor or RecordingMonitor(ProgramMocks())
+    mocks = monitor.mocks
     runtime_settings.ROOT.set(None)  # a fresh Stack resource, so outputs don't leak
     pulumi.runtime.set_mocks(
         mocks, project=facts.PROJECT, stack=stack, preview=preview, monitor=monitor
@@ -247,8 +254,15 @@ def run_program(
     return Deployment(resources=dict(monitor.registrations), outputs=outputs, secret_outputs=secret)
 
 
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
 def _plain(value: Any) -> Any:
-    """Protobuf-decoded values as plain Python (floats that are whole become ints)."""
+    """Protobuf-decoded values as plain Python: secrets unwrapped (see
+    Registration.secret_inputs), whole floats as ints (protobuf numbers are all doubles)."""
+    if _is_secret(value):
+        return _plain(value["value"])
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -136,12 +136,13 @@ class _NodeGroupSizes(_Settings):
     @model_validator(mode="after")
     def _sizes_in_order(self):
         problems = []
-        if self.min_size > self.desired_size:
-            problems.append(f"minSize ({self.min_size}) > desiredSize ({self.desired_size})")
-        if self.desired_size > self.max_size:
-            problems.append(f"desiredSize ({self.desired_size}) > maxSize ({self.max_size})")
         if self.min_size > self.max_size:
             problems.append(f"minSize ({self.min_size}) > maxSize ({self.max_size})")
+        else:
+            if self.min_size > self.desired_size:
+                problems.append(f"minSize ({self.min_size}) > desiredSize ({self.desired_size})")
+            if self.desired_size > self.max_size:
+                problems.append(f"desiredSize ({self.desired_size}) > maxSize ({self.max_size})")
         if problems:
             raise ValueError("; ".join(problems))
         return self

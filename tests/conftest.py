@@ -1,0 +1,38 @@
+"""Shared fixtures: the stack files as the engine would pass them, and a minimal config."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from eks_gpu_slicing.mocks import encode_config, stack_config
+
+# The smallest configuration this program accepts: everything else has a default.
+MINIMAL: dict[str, Any] = {
+    "gpuNodeGroups": {
+        "t4": {"instanceType": "g4dn.xlarge", "minSize": 1, "desiredSize": 1, "maxSize": 2}
+    }
+}
+
+
+@pytest.fixture
+def minimal() -> dict[str, Any]:
+    """A fresh copy of MINIMAL (raw settings, as load_settings takes them)."""
+    return copy.deepcopy(MINIMAL)
+
+
+@pytest.fixture(scope="session")
+def dev_config() -> dict[str, str]:
+    return stack_config("dev")
+
+
+@pytest.fixture(scope="session")
+def prod_config() -> dict[str, str]:
+    return stack_config("prod")
+
+
+def engine_config(raw: dict[str, Any]) -> dict[str, str]:
+    """Raw settings encoded as the Pulumi engine hands config to the program."""
+    return encode_config(raw)

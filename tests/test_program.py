@@ -1,0 +1,399 @@
+"""The whole program under Pulumi mocks: what it registers, how it is wired, what it exports."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pulumi
+import pytest
+import yaml
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.device_plugin import CONFIG_CHECKSUM_ANNOTATION, check_device_plugin_config
+from eks_gpu_slicing.mocks import ROOT, Deployment, ProgramMocks, RecordingMonitor, run_program
+from tests.conftest import MINIMAL, engine_config
+from tests.k8s_semantics import EKS_EFFECTS, selector_matches, tolerates
+
+CLUSTER = "eks:index:Cluster"
+NODE_GROUP = "eks:index:ManagedNodeGroup"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+
+
+@pytest.fixture(scope="module")
+def dev(dev_config) -> Deployment:
+    return run_program(dev_config, stack="dev")
+
+
+@pytest.fixture(scope="module")
+def prod(prod_config) -> Deployment:
+    return run_program(prod_config, stack="prod")
+
+
+def dev_settings() -> dict:
+    """The dev stack's settings as a raw dict, for variations."""
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    prefix = f"{facts.CONFIG_NAMESPACE}:"
+    return {k[len(prefix) :]: v for k, v in document["config"].items() if k.startswith(prefix)}
+
+
+def node_group_nodes(deployment: Deployment) -> dict[str, dict]:
+    """Per managed node group: the labels and taints its nodes will carry."""
+    return {
+        group.name: {
+            "labels": group.inputs.get("labels", {}),
+            "taints": group.inputs.get("taints", []),
+        }
+        for group in deployment.of_type(NODE_GROUP)
+    }
+
+
+# --- The cluster ----------------------------------------------------------------------------
+
+
+def test_cluster_is_hardened_as_specified(dev):
+    cluster = dev.one(CLUSTER).inputs
+    assert cluster["name"] == "eks-gpu-slicing-dev"
+    assert cluster["version"] == "1.35"
+    assert cluster["authenticationMode"] == "API"
+    assert cluster["skipDefaultNodeGroup"] is True
+    assert cluster["endpointPrivateAccess"] is True
+    assert cluster["nodeAssociatePublicIpAddress"] is False
+    assert set(cluster["enabledClusterLogTypes"]) == {
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    }
+    key = dev.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    assert cluster["encryptionConfigKeyArn"] == key.outputs["arn"]
+    assert key.urn in dev.one(CLUSTER).dependencies
+
+
+def test_cluster_uses_the_created_vpc_and_private_subnets_for_nodes(dev):
+    cluster = dev.one(CLUSTER).inputs
+    assert cluster["vpcId"] == "vpc-0123456789abcdef0"
+    assert len(cluster["privateSubnetIds"]) == 3
+    vpc = dev.one("awsx:ec2:Vpc").inputs
+    assert vpc["numberOfAvailabilityZones"] == 3
+    specs = {spec["type"]: spec for spec in vpc["subnetSpecs"]}
+    assert specs["Private"]["tags"] == {"kubernetes.io/role/internal-elb": "1"}
+    assert specs["Public"]["tags"] == {"kubernetes.io/role/elb": "1"}
+    for group in dev.of_type(NODE_GROUP):
+        assert group.inputs["subnetIds"] == cluster["privateSubnetIds"]
+
+
+def test_existing_vpc_is_used_as_given():
+    raw = copy.deepcopy(MINIMAL)
+    raw["network"] = {
+        "vpcId": "vpc-0abc12345",
+        "privateSubnetIds": ["subnet-0abc1234", "subnet-0abc1235"],
+        "publicSubnetIds": ["subnet-0abc1236"],
+    }
+    deployment = run_program(engine_config(raw), stack="dev")
+    assert not deployment.of_type("awsx:ec2:Vpc")
+    cluster = deployment.one(CLUSTER).inputs
+    assert cluster["vpcId"] == "vpc-0abc12345"
+    assert cluster["privateSubnetIds"] == ["subnet-0abc1234", "subnet-0abc1235"]
+    assert deployment.one(NODE_GROUP, "gpu-t4").inputs["subnetIds"] == [
+        "subnet-0abc1234",
+        "subnet-0abc1235",
+    ]
+
+
+def test_prod_is_protected_and_not_open_to_the_world(prod, dev):
+    cluster = prod.one(CLUSTER)
+    assert cluster.protect is True
+    assert cluster.inputs["deletionProtection"] is True
+    assert prod.one("aws:kms/key:Key").protect is True
+    assert "0.0.0.0/0" not in cluster.inputs["publicAccessCidrs"]
+    assert prod.one("awsx:ec2:Vpc").inputs["natGateways"] == {"strategy": "OnePerAz"}
+    assert dev.one(CLUSTER).protect is False
+    assert not prod.of_type(DEPLOYMENT)  # no demo in production
+
+
+def test_private_only_endpoint_sends_no_public_cidrs():
+    raw = copy.deepcopy(MINIMAL)
+    raw["clusterEndpoint"] = {"publicAccess": False}
+    cluster = run_program(engine_config(raw), stack="dev").one(CLUSTER).inputs
+    assert cluster["endpointPublicAccess"] is False
+    assert "publicAccessCidrs" not in cluster
+
+
+def test_admin_roles_get_cluster_admin_access_entries():
+    raw = copy.deepcopy(MINIMAL)
+    raw["adminRoleArns"] = ["arn:aws:iam::123456789012:role/platform-admins"]
+    cluster = run_program(engine_config(raw), stack="dev").one(CLUSTER).inputs
+    (entry,) = cluster["accessEntries"].values()
+    assert entry["principalArn"] == "arn:aws:iam::123456789012:role/platform-admins"
+    (policy,) = entry["accessPolicies"].values()
+    assert policy["policyArn"] == facts.CLUSTER_ADMIN_POLICY_ARN
+    assert policy["accessScope"] == {"type": "cluster"}
+
+
+# --- Node groups ----------------------------------------------------------------------------
+
+
+def test_gpu_node_groups_labels_taints_ami_and_sizes(dev):
+    t4 = dev.one(NODE_GROUP, "gpu-t4").inputs
+    assert t4["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert t4["instanceTypes"] == ["g4dn.xlarge"]
+    assert t4["labels"] == {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/device-plugin.config": "default",
+    }
+    assert t4["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
+    assert t4["enableIMDSv2"] is True
+    assert t4["diskSize"] == 100
+    assert t4["capacityType"] == "ON_DEMAND"
+    assert t4["scalingConfig"] == {"minSize": 1, "desiredSize": 1, "maxSize": 2}
+
+    g5 = dev.one(NODE_GROUP, "gpu-a10g").inputs
+    assert g5["instanceTypes"] == ["g5.xlarge"]
+    assert g5["capacityType"] == "SPOT"
+    assert g5["labels"]["nvidia.com/device-plugin.config"] == "small-slices"
+
+
+def test_system_group_is_cpu_and_untainted(dev):
+    system = dev.one(NODE_GROUP, "system").inputs
+    assert system["amiType"] == "AL2023_x86_64_STANDARD"
+    assert system["instanceTypes"] == ["t3.large"]
+    assert not system.get("taints")
+    assert facts.GPU_PRESENT_LABEL not in system.get("labels", {})
+    assert system["scalingConfig"]["minSize"] >= 2
+
+
+def test_node_role_has_only_the_node_policies_and_groups_wait_for_them(dev):
+    role = dev.one("aws:iam/role:Role")
+    assume = json.loads(role.inputs["assumeRolePolicy"])
+    assert assume["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    attachments = dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert {a.inputs["policyArn"] for a in attachments} == set(facts.NODE_ROLE_POLICY_ARNS)
+    for group in dev.of_type(NODE_GROUP):
+        assert group.inputs["nodeRole"] == f"{role.name}-id"
+        assert group.inputs["cluster"] == dev.one(CLUSTER).urn
+        assert {a.urn for a in attachments} <= set(group.dependencies)
+
+
+# --- Device plugin --------------------------------------------------------------------------
+
+
+def test_release_uses_the_configmaps_name_and_depends_on_it(dev):
+    config_map = dev.one(CONFIG_MAP)
+    release = dev.one(RELEASE)
+    # The ConfigMap is auto-named; the release reads the name Kubernetes ended up with.
+    assert "name" not in config_map.inputs["metadata"]
+    assert release.inputs["values"]["config"]["name"] == config_map.outputs["metadata"]["name"]
+    assert config_map.urn in release.dependencies
+    assert config_map.urn in release.property_dependencies["values"]
+    assert "map" not in release.inputs["values"]["config"]
+
+
+def test_release_pins_the_chart(dev):
+    release = dev.one(RELEASE).inputs
+    assert release["chart"] == "nvidia-device-plugin"
+    assert release["version"] == "0.20.0"
+    assert release["repositoryOpts"] == {"repo": "https://nvidia.github.io/k8s-device-plugin"}
+    assert release["namespace"] == "kube-system"
+    assert release["values"]["config"]["default"] == "default"
+
+
+def test_configmap_holds_a_valid_config_per_profile(dev):
+    config_map = dev.one(CONFIG_MAP).inputs
+    assert config_map["metadata"]["namespace"] == "kube-system"
+    data = config_map["data"]
+    assert sorted(data) == ["default", "small-slices"]
+    for text in data.values():
+        assert check_device_plugin_config(yaml.safe_load(text)) == []
+    small = yaml.safe_load(data["small-slices"])["sharing"]["timeSlicing"]
+    assert small["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
+    assert small["failRequestsGreaterThanOne"] is True
+
+
+def test_every_gpu_node_names_a_config_that_exists(dev):
+    data = dev.one(CONFIG_MAP).inputs["data"]
+    for name, node in node_group_nodes(dev).items():
+        profile = node["labels"].get(facts.DEVICE_PLUGIN_CONFIG_LABEL)
+        if name.startswith("gpu-"):
+            assert profile in data
+
+
+def test_plugin_schedules_on_every_gpu_group_and_nowhere_else(dev):
+    values = dev.one(RELEASE).inputs["values"]
+    for name, node in node_group_nodes(dev).items():
+        fits = selector_matches(values["nodeSelector"], node["labels"]) and tolerates(
+            values["tolerations"], node["taints"]
+        )
+        assert fits == name.startswith("gpu-"), name
+
+
+def test_release_rolls_when_config_changes(dev):
+    annotation = dev.one(RELEASE).inputs["values"]["podAnnotations"][CONFIG_CHECKSUM_ANNOTATION]
+    raw = dev_settings()
+    raw["sharing"]["default"]["replicas"] = 8
+    changed = run_program(engine_config(raw), stack="dev")
+    assert (
+        changed.one(RELEASE).inputs["values"]["podAnnotations"][CONFIG_CHECKSUM_ANNOTATION]
+        != annotation
+    )
+
+
+def test_plugin_in_its_own_namespace_creates_it_first():
+    raw = copy.deepcopy(MINIMAL)
+    raw["devicePlugin"] = {"namespace": "nvidia-device-plugin"}
+    deployment = run_program(engine_config(raw), stack="dev")
+    namespace = deployment.one("kubernetes:core/v1:Namespace")
+    assert namespace.inputs["metadata"]["name"] == "nvidia-device-plugin"
+    for dependent in (deployment.one(CONFIG_MAP), deployment.one(RELEASE)):
+        assert namespace.urn in dependent.dependencies
+    assert deployment.one(RELEASE).inputs["namespace"] == "nvidia-device-plugin"
+
+
+def test_every_kubernetes_resource_uses_the_clusters_provider(dev, prod):
+    for deployment in (dev, prod):
+        provider = deployment.one(K8S_PROVIDER)
+        kube = [r for r in deployment.resources.values() if r.type.startswith("kubernetes:")]
+        assert kube
+        for resource in kube:
+            assert resource.provider_urn == provider.urn, resource.name
+        # The provider is built from the cluster's kubeconfig, kept secret.
+        assert "kubeconfig" in provider.secret_inputs
+        assert (
+            json.loads(provider.inputs["kubeconfig"])["clusters"][0]["name"]
+            == (deployment.one(CLUSTER).inputs["name"])
+        )
+        assert deployment.one(CLUSTER).urn in provider.dependencies
+
+
+# --- Demo workload --------------------------------------------------------------------------
+
+
+def test_demo_deployment(dev):
+    demo = dev.one(DEPLOYMENT)
+    spec = demo.inputs["spec"]
+    assert demo.inputs["metadata"]["name"] == "gpu-deployment"
+    assert spec["replicas"] == 5
+    pod = spec["template"]["spec"]
+    assert pod["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert ":" in pod["containers"][0]["image"] and not pod["containers"][0]["image"].endswith(
+        ":latest"
+    )
+    # It lands on the t4 group (profile "default") and nowhere else.
+    for name, node in node_group_nodes(dev).items():
+        fits = selector_matches(pod["nodeSelector"], node["labels"]) and tolerates(
+            pod["tolerations"], node["taints"]
+        )
+        assert fits == (name == "gpu-t4"), name
+    # Waits for the plugin and the GPU nodes it needs (Pulumi waits for a Deployment's
+    # pods to become ready). Depending on a component means depending on its children.
+    assert dev.one(RELEASE).urn in demo.dependencies
+    for group in dev.of_type(NODE_GROUP):
+        assert (group.urn in demo.dependencies) == group.name.startswith("gpu-"), group.name
+
+
+# --- Structure and outputs ------------------------------------------------------------------
+
+
+def test_every_resource_lives_in_one_of_our_components(dev):
+    for resource in dev.resources.values():
+        if resource.type.startswith(f"{facts.COMPONENT_PACKAGE}:"):
+            continue
+        owners = [a.type for a in dev.ancestors(resource)]
+        assert owners and owners[0].startswith(f"{facts.COMPONENT_PACKAGE}:"), resource.name
+
+
+def test_outputs(dev):
+    assert dev.outputs["clusterName"] == "eks-gpu-slicing-dev"
+    assert "kubeconfig" in dev.secret_outputs
+    assert json.loads(dev.outputs["kubeconfig"])["kind"] == "Config"
+    assert dev.outputs["gpuNodeGroups"]["t4"] == {
+        "instanceType": "g4dn.xlarge",
+        "profile": "default",
+        "strategy": "time-slicing",
+        "resourceName": "nvidia.com/gpu",
+        "gpusPerNode": 1,
+        "virtualGpusPerNode": 10,
+        "virtualGpusAtMaxSize": 20,
+    }
+    assert dev.outputs["gpuNodeGroups"]["a10g"]["virtualGpusAtMaxSize"] == 4
+    assert (
+        dev.outputs["devicePluginConfigMap"] == dev.one(RELEASE).inputs["values"]["config"]["name"]
+    )
+
+
+# --- Day 2 ----------------------------------------------------------------------------------
+
+
+def test_same_config_registers_identical_inputs(dev, dev_config):
+    again = run_program(dev_config, stack="dev")
+    assert again.inputs_by_urn() == dev.inputs_by_urn()
+
+
+def test_replicas_change_touches_only_the_configmap_and_the_release(dev):
+    raw = dev_settings()
+    raw["sharing"]["default"]["replicas"] = 4
+    changed = run_program(engine_config(raw), stack="dev")
+    before, after = dev.inputs_by_urn(), changed.inputs_by_urn()
+    assert before.keys() == after.keys()
+    differing = {
+        before_urn.rsplit("::", 1)[1]
+        for before_urn in before
+        if before[before_urn] != after[before_urn]
+    }
+    assert differing == {"nvidia-device-plugin-config", "nvidia-device-plugin"}
+
+
+def test_adding_a_profile_and_group_never_touches_existing_groups(dev):
+    raw = dev_settings()
+    raw["sharing"]["pairs"] = {"replicas": 2}
+    raw["gpuNodeGroups"]["l4"] = {
+        "instanceType": "g6.xlarge",
+        "minSize": 0,
+        "desiredSize": 0,
+        "maxSize": 1,
+        "sharing": "pairs",
+    }
+    changed = run_program(engine_config(raw), stack="dev")
+    for urn, registration in dev.resources.items():
+        if registration.type in (NODE_GROUP, CLUSTER):
+            assert changed.resources[urn].inputs == registration.inputs
+
+
+# --- Bad configuration ----------------------------------------------------------------------
+
+
+def test_bad_configuration_stops_before_any_resource_is_registered():
+    raw = copy.deepcopy(MINIMAL)
+    raw["gpuNodeGroups"]["t4"]["minSize"] = 3
+    raw["sharing"] = {"default": {"replicas": 1}}
+    raw["gpuNodeGroup"] = {}
+    monitor = RecordingMonitor(ProgramMocks())
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(engine_config(raw), stack="dev", monitor=monitor)
+    message = str(caught.value)
+    assert "gpuNodeGroups.t4: minSize (3) > maxSize (2)" in message
+    assert "sharing.default.replicas" in message
+    assert "gpuNodeGroup: unknown key; did you mean 'gpuNodeGroups'?" in message
+    assert monitor.registrations == {}
+
+
+def test_renamed_profile_flows_into_demo_requests_and_outputs():
+    raw = copy.deepcopy(MINIMAL)
+    raw["sharing"] = {"default": {"replicas": 3, "renameByDefault": True}}
+    raw["demoWorkload"] = {"enabled": True, "replicas": 2}
+    deployment = run_program(engine_config(raw), stack="dev")
+    pod = deployment.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
+    assert deployment.outputs["gpuNodeGroups"]["t4"]["resourceName"] == "nvidia.com/gpu.shared"
+    text = deployment.one(CONFIG_MAP).inputs["data"]["default"]
+    assert yaml.safe_load(text)["sharing"]["timeSlicing"]["renameByDefault"] is True
+
+
+def test_effects_table_covers_our_taint():
+    assert EKS_EFFECTS[facts.EKS_NO_SCHEDULE] == facts.K8S_NO_SCHEDULE

@@ -1,0 +1,391 @@
+"""Validation of stack settings: defaults, and every kind of bad input named by key path."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.settings import ConfigError, decode_config_value, load_settings
+from tests.conftest import MINIMAL
+
+
+def problems_of(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(raw, stack="test")
+    return caught.value.problems
+
+
+def with_changes(**sections: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(MINIMAL)
+    raw.update(copy.deepcopy(sections))
+    return raw
+
+
+def t4(**fields: Any) -> dict[str, Any]:
+    group = {"instanceType": "g4dn.xlarge", "minSize": 1, "desiredSize": 1, "maxSize": 2}
+    group.update(fields)
+    return group
+
+
+def test_minimal_config_gets_documented_defaults(minimal):
+    settings = load_settings(minimal, stack="dev")
+    assert settings.cluster_name == "eks-gpu-slicing-dev"
+    assert settings.kubernetes_version == "1.35"
+    assert settings.protect is False
+    assert settings.network.create_vpc
+    assert settings.network.availability_zone_count >= 2
+    assert settings.cluster_endpoint.public_access is True
+    assert settings.device_plugin.chart_version == "0.20.0"
+    assert settings.device_plugin.namespace == "kube-system"
+    default = settings.sharing["default"]
+    assert (default.strategy, default.replicas) == ("time-slicing", 10)
+    group = settings.gpu_node_groups["t4"]
+    assert (group.disk_size_gib, group.capacity_type, group.sharing) == (
+        100,
+        "ON_DEMAND",
+        "default",
+    )
+    assert settings.demo_workload.enabled is False
+    assert settings.demo_workload.replicas == 5
+    assert settings.system_node_group.min_size >= 2  # CoreDNS runs two replicas
+
+
+def test_profile_derived_values():
+    settings = load_settings(
+        with_changes(
+            sharing={
+                "default": {"replicas": 4, "renameByDefault": True},
+                "whole": {"strategy": "none"},
+            },
+        ),
+        stack="t",
+    )
+    assert settings.sharing["default"].resource_name == "nvidia.com/gpu.shared"
+    assert settings.sharing["default"].virtual_gpus_per_gpu == 4
+    assert settings.sharing["whole"].resource_name == "nvidia.com/gpu"
+    assert settings.sharing["whole"].virtual_gpus_per_gpu == 1
+
+
+# (case, raw settings, substrings that must all appear in one reported problem)
+BAD_CONFIGS = [
+    (
+        "replicas 1",
+        with_changes(sharing={"default": {"replicas": 1}}),
+        ["sharing.default.replicas", ">= 2"],
+    ),
+    (
+        "replicas 0",
+        with_changes(sharing={"default": {"replicas": 0}}),
+        ["sharing.default.replicas", ">= 2"],
+    ),
+    (
+        "replicas a float",
+        with_changes(sharing={"default": {"replicas": 2.5}}),
+        ["sharing.default.replicas", "integer"],
+    ),
+    (
+        "replicas a string",
+        with_changes(sharing={"default": {"replicas": "10"}}),
+        ["sharing.default.replicas", "integer"],
+    ),
+    (
+        "time-slicing without replicas",
+        with_changes(sharing={"default": {"strategy": "time-slicing"}}),
+        ["sharing.default", "replicas is required"],
+    ),
+    (
+        "none with replicas",
+        with_changes(sharing={"default": {"strategy": "none", "replicas": 4}}),
+        ["sharing.default", "left out"],
+    ),
+    (
+        "unknown strategy",
+        with_changes(sharing={"default": {"strategy": "mig", "replicas": 4}}),
+        ["sharing.default.strategy", "time-slicing"],
+    ),
+    (
+        "renameByDefault misspelt",
+        with_changes(sharing={"default": {"replicas": 4, "renameBydefault": True}}),
+        ["sharing.default.renameBydefault", "unknown key", "renameByDefault"],
+    ),
+    (
+        "non-GPU instance type",
+        with_changes(gpuNodeGroups={"t4": t4(instanceType="m5.large")}),
+        ["gpuNodeGroups.t4.instanceType", "not a supported NVIDIA GPU", "g4dn"],
+    ),
+    (
+        "unknown size of a GPU family",
+        with_changes(gpuNodeGroups={"t4": t4(instanceType="g4dn.huge")}),
+        ["gpuNodeGroups.t4.instanceType", "g4dn.xlarge"],
+    ),
+    (
+        "garbage instance type",
+        with_changes(gpuNodeGroups={"t4": t4(instanceType="ten")}),
+        ["gpuNodeGroups.t4.instanceType"],
+    ),
+    (
+        "min > max",
+        with_changes(gpuNodeGroups={"t4": t4(minSize=3, desiredSize=3, maxSize=2)}),
+        ["gpuNodeGroups.t4", "minSize (3) > maxSize (2)"],
+    ),
+    (
+        "min > desired",
+        with_changes(gpuNodeGroups={"t4": t4(minSize=2, desiredSize=1, maxSize=3)}),
+        ["gpuNodeGroups.t4", "minSize (2) > desiredSize (1)"],
+    ),
+    (
+        "desired > max",
+        with_changes(gpuNodeGroups={"t4": t4(minSize=1, desiredSize=5, maxSize=3)}),
+        ["gpuNodeGroups.t4", "desiredSize (5) > maxSize (3)"],
+    ),
+    (
+        "negative size",
+        with_changes(gpuNodeGroups={"t4": t4(minSize=-1)}),
+        ["gpuNodeGroups.t4.minSize", "greater than or equal to 0"],
+    ),
+    (
+        "missing size",
+        with_changes(gpuNodeGroups={"t4": {"instanceType": "g4dn.xlarge", "maxSize": 1}}),
+        ["gpuNodeGroups.t4.minSize", "required"],
+    ),
+    (
+        "capacity type",
+        with_changes(gpuNodeGroups={"t4": t4(capacityType="spot")}),
+        ["gpuNodeGroups.t4.capacityType", "SPOT"],
+    ),
+    (
+        "disk too small",
+        with_changes(gpuNodeGroups={"t4": t4(diskSizeGiB=5)}),
+        ["gpuNodeGroups.t4.diskSizeGiB"],
+    ),
+    (
+        "group names a missing profile",
+        with_changes(gpuNodeGroups={"t4": t4(sharing="tiny")}),
+        ["gpuNodeGroups.t4.sharing", "no sharing profile 'tiny'"],
+    ),
+    (
+        "typo in a node group key",
+        with_changes(gpuNodeGroups={"t4": t4(instanceTyp="g4dn.xlarge")}),
+        ["gpuNodeGroups.t4.instanceTyp", "unknown key", "instanceType"],
+    ),
+    (
+        "typo in a top-level key",
+        with_changes(kubernetesVerison="1.35"),
+        ["kubernetesVerison", "unknown key", "kubernetesVersion"],
+    ),
+    (
+        "no GPU node groups",
+        with_changes(gpuNodeGroups={}),
+        ["gpuNodeGroups", "at least one"],
+    ),
+    (
+        "node group name not a label value",
+        with_changes(gpuNodeGroups={"T4_Group": t4()}),
+        ["gpuNodeGroups", "T4_Group"],
+    ),
+    (
+        "Kubernetes version EKS does not offer",
+        with_changes(kubernetesVersion="1.29"),
+        ["kubernetesVersion", "1.29", "1.35"],
+    ),
+    (
+        "unquoted 1.30 read as 1.3",
+        with_changes(kubernetesVersion="1.3"),
+        ["kubernetesVersion", "quote it"],
+    ),
+    (
+        "plugin in the default namespace",
+        with_changes(devicePlugin={"namespace": "default"}),
+        ["devicePlugin.namespace", "'default'"],
+    ),
+    (
+        "chart version not semver",
+        with_changes(devicePlugin={"chartVersion": "latest"}),
+        ["devicePlugin.chartVersion"],
+    ),
+    (
+        "default profile missing",
+        with_changes(sharing={"big": {"replicas": 4}}, gpuNodeGroups={"t4": t4(sharing="big")}),
+        ["sharing", "default profile 'default'"],
+    ),
+    (
+        "demo image latest",
+        with_changes(demoWorkload={"enabled": True, "image": "nvidia/cuda:latest"}),
+        ["demoWorkload.image", "pinned"],
+    ),
+    (
+        "demo image untagged",
+        with_changes(demoWorkload={"enabled": True, "image": "nvidia/cuda"}),
+        ["demoWorkload.image", "pinned"],
+    ),
+    (
+        "demo profile unused by any group",
+        with_changes(
+            sharing={"default": {"replicas": 10}, "other": {"replicas": 2}},
+            demoWorkload={"enabled": True, "profile": "other"},
+        ),
+        ["demoWorkload.profile", "no GPU node group uses profile 'other'"],
+    ),
+    (
+        "public CIDR malformed",
+        with_changes(clusterEndpoint={"publicAccessCidrs": ["10.0.0.0/33"]}),
+        ["clusterEndpoint.publicAccessCidrs", "10.0.0.0/33"],
+    ),
+    (
+        "CIDRs with private-only endpoint",
+        with_changes(clusterEndpoint={"publicAccess": False, "publicAccessCidrs": ["10.0.0.0/8"]}),
+        ["clusterEndpoint", "publicAccessCidrs only apply"],
+    ),
+    (
+        "existing VPC with one private subnet",
+        with_changes(network={"vpcId": "vpc-0abc12345", "privateSubnetIds": ["subnet-0abc1234"]}),
+        ["network", "at least 2"],
+    ),
+    (
+        "existing VPC and create-only keys",
+        with_changes(
+            network={
+                "vpcId": "vpc-0abc12345",
+                "privateSubnetIds": ["subnet-0abc1234", "subnet-0abc1235"],
+                "natGateways": "onePerAz",
+            }
+        ),
+        ["network", "natGateways only apply"],
+    ),
+    (
+        "subnets without a VPC",
+        with_changes(network={"privateSubnetIds": ["subnet-0abc1234", "subnet-0abc1235"]}),
+        ["network", "need vpcId"],
+    ),
+    (
+        "one availability zone",
+        with_changes(network={"availabilityZoneCount": 1}),
+        ["network.availabilityZoneCount"],
+    ),
+    (
+        "system group on a GPU instance",
+        with_changes(systemNodeGroup={"instanceType": "g5.xlarge"}),
+        ["systemNodeGroup.instanceType", "GPU instance"],
+    ),
+    (
+        "admin ARN malformed",
+        with_changes(adminRoleArns=["arn:aws:iam::123:role/x"]),
+        ["adminRoleArns"],
+    ),
+    (
+        "protect not a boolean",
+        with_changes(protect="yes"),
+        ["protect", "boolean"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(raw, expected) for _, raw, expected in BAD_CONFIGS],
+    ids=[case for case, _, _ in BAD_CONFIGS],
+)
+def test_bad_configuration_is_named_by_key_path(raw, expected):
+    problems = problems_of(raw)
+    assert any(all(part in p for part in expected) for p in problems), problems
+
+
+def test_every_problem_is_reported_at_once():
+    raw = with_changes(
+        kubernetesVersion="1.20",
+        gpuNodeGroups={
+            "t4": t4(minSize=3, desiredSize=3, maxSize=2, sharing="missing"),
+            "big": t4(instanceType="x1.large"),
+        },
+        sharing={"default": {"replicas": 1}},
+        devicePlugin={"namespace": "default"},
+        typo=True,
+    )
+    problems = problems_of(raw)
+    text = "\n".join(problems)
+    for path in (
+        "kubernetesVersion",
+        "gpuNodeGroups.t4: minSize (3) > maxSize (2)",
+        "gpuNodeGroups.t4.sharing",
+        "gpuNodeGroups.big.instanceType",
+        "sharing.default.replicas",
+        "devicePlugin.namespace",
+        "typo: unknown key",
+    ):
+        assert path in text, text
+    assert len(problems) == 7, text
+
+
+def test_config_error_message_lists_problems_with_namespace():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(with_changes(sharing={"default": {"replicas": 1}}), stack="t")
+    message = str(caught.value)
+    assert "eks-gpu-slicing" in message
+    assert "  - sharing.default.replicas" in message
+
+
+def test_every_gpu_family_required_by_the_product_is_allowed():
+    for family in ("g4dn", "g5", "g6", "g6e", "p4d", "p5"):
+        assert family in facts.GPU_FAMILIES
+
+
+@pytest.mark.parametrize("instance_type", sorted(facts.GPU_INSTANCES))
+def test_every_known_gpu_instance_type_is_accepted(instance_type):
+    settings = load_settings(
+        with_changes(gpuNodeGroups={"g": t4(instanceType=instance_type)}), stack="t"
+    )
+    assert settings.gpu_node_groups["g"].instance.gpus >= 1
+
+
+def test_existing_vpc_is_accepted():
+    settings = load_settings(
+        with_changes(
+            network={
+                "vpcId": "vpc-0abc12345",
+                "privateSubnetIds": ["subnet-0abc1234", "subnet-0abc1235"],
+                "publicSubnetIds": ["subnet-0abc1236"],
+            }
+        ),
+        stack="t",
+    )
+    assert not settings.network.create_vpc
+
+
+def test_decode_config_value_keeps_strings_and_parses_objects():
+    # The engine passes every value as text; a version must not become the float 1.35.
+    assert decode_config_value("kubernetesVersion", "1.35") == "1.35"
+    assert decode_config_value("clusterName", "123") == "123"
+    assert decode_config_value("protect", "true") is True
+    assert decode_config_value("sharing", '{"default": {"replicas": 4}}') == {
+        "default": {"replicas": 4}
+    }
+    assert decode_config_value("protect", "not json") == "not json"
+
+
+def test_warnings_name_costly_or_risky_choices():
+    settings = load_settings(
+        with_changes(
+            kubernetesVersion="1.33",
+            protect=True,
+            sharing={"default": {"replicas": 2}, "unused": {"replicas": 3}},
+            devicePlugin={"chartVersion": "0.19.0"},
+            demoWorkload={"enabled": True, "replicas": 50},
+        ),
+        stack="t",
+    )
+    warnings = "\n".join(settings.warnings(dt.date(2026, 11, 28)))
+    assert "extended support" in warnings
+    assert "0.0.0.0/0" in warnings
+    assert "0.19.0" in warnings
+    assert "unused" in warnings
+    assert "demoWorkload.replicas (50)" in warnings and "4 virtual GPUs" in warnings
+
+
+def test_standard_support_ending_soon_is_warned():
+    settings = load_settings(with_changes(kubernetesVersion="1.34"), stack="t")
+    assert any("2026-12-02" in w for w in settings.warnings(dt.date(2026, 11, 28)))
+    assert not settings.warnings(dt.date(2026, 1, 1))

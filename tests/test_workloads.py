@@ -1,0 +1,74 @@
+"""Node labels, taints and the demo Deployment, as pure functions."""
+
+from __future__ import annotations
+
+from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
+from eks_gpu_slicing.workloads import (
+    demo_deployment,
+    gpu_node_labels,
+    gpu_node_taints,
+    gpu_toleration,
+    virtual_gpu_capacity,
+)
+from tests.k8s_semantics import selector_matches, tolerates
+
+
+def test_gpu_labels_are_strings_and_name_the_profile():
+    labels = gpu_node_labels("default")
+    assert labels == {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/device-plugin.config": "default",
+    }
+    assert all(isinstance(v, str) for v in labels.values())
+
+
+def test_eks_taint_uses_the_eks_spelling_and_the_toleration_matches_it():
+    taints = gpu_node_taints()
+    assert taints == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
+    assert tolerates([gpu_toleration()], taints)
+    assert not tolerates([], taints)
+
+
+def test_capacity_is_gpus_times_replicas():
+    group = GpuNodeGroupSettings(
+        instance_type="g5.12xlarge", min_size=0, desired_size=1, max_size=3, sharing="p"
+    )
+    capacity = virtual_gpu_capacity(group, SharingProfile(strategy="time-slicing", replicas=6))
+    assert capacity["gpusPerNode"] == 4
+    assert capacity["virtualGpusPerNode"] == 24
+    assert capacity["virtualGpusAtMaxSize"] == 72
+    unshared = virtual_gpu_capacity(group, SharingProfile(strategy="none"))
+    assert unshared["virtualGpusPerNode"] == 4
+
+
+def test_demo_deployment_matches_source_design_done_right():
+    profile = SharingProfile(strategy="time-slicing", replicas=10)
+    manifest = demo_deployment(
+        replicas=5,
+        image="nvcr.io/nvidia/cuda:12.9.1-base-ubuntu24.04",
+        namespace="default",
+        profile_name="default",
+        profile=profile,
+    )
+    assert manifest["metadata"]["name"] == "gpu-deployment"
+    spec = manifest["spec"]
+    assert spec["replicas"] == 5
+    pod = spec["template"]["spec"]
+    assert spec["selector"]["matchLabels"] == spec["template"]["metadata"]["labels"]
+    # Label values are strings: the source design's unquoted `true` is rejected by the API.
+    assert pod["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    assert selector_matches(pod["nodeSelector"], gpu_node_labels("default"))
+    assert not selector_matches(pod["nodeSelector"], gpu_node_labels("other"))
+    assert tolerates(pod["tolerations"], gpu_node_taints())
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert not container["image"].endswith(":latest")
+
+
+def test_demo_requests_the_renamed_resource_when_the_profile_renames():
+    profile = SharingProfile(strategy="time-slicing", replicas=4, rename_by_default=True)
+    manifest = demo_deployment(
+        replicas=1, image="x/y:1", namespace="ns", profile_name="p", profile=profile
+    )
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
