@@ -3,7 +3,7 @@
 The one mocks module: the tests use it, and so can any offline tool (a preview report, a
 render benchmark). Nothing here reaches AWS or a cluster.
 
-    deployment = run_program(stack_config("dev"), stack="dev")
+    deployment = run_program(engine_config_of_stack("dev"), stack="dev")
     deployment.one("kubernetes:helm.sh/v3:Release").inputs["values"]
 """
 
@@ -14,20 +14,17 @@ import json
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.proto import resource_pb2
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.stack_files import PROGRAM
 
-ROOT = Path(__file__).resolve().parent.parent
-PROGRAM = ROOT / "__main__.py"
 MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "us-west-2"
 
@@ -184,29 +181,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 secret_inputs={key for key, value in inputs.items() if _is_secret(value)},
             )
         return response
-
-
-def stack_config(stack: str, root: Path = ROOT) -> dict[str, str]:
-    """A stack file's config as the Pulumi engine hands it to the program: every value a
-    string, structured values as JSON."""
-    document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
-    return encode_config(document.get("config") or {})
-
-
-def encode_config(config: Mapping[str, Any]) -> dict[str, str]:
-    """Encode {namespaced key: YAML value} the way the engine passes config to programs."""
-    encoded = {}
-    for key, value in config.items():
-        full_key = key if ":" in key else f"{facts.CONFIG_NAMESPACE}:{key}"
-        if isinstance(value, str):
-            encoded[full_key] = value
-        elif isinstance(value, bool):
-            encoded[full_key] = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            encoded[full_key] = str(value)
-        else:
-            encoded[full_key] = json.dumps(value)
-    return encoded
 
 
 def run_program(

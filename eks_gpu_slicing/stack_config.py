@@ -8,8 +8,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings import ConfigError, Settings, decode_config_value, load_settings
+from eks_gpu_slicing.settings import ConfigError, Settings, load_settings
+from eks_gpu_slicing.stack_files import raw_settings
 
 
 def raw_stack_config() -> dict[str, Any]:
@@ -19,14 +19,8 @@ def raw_stack_config() -> dict[str, Any]:
     need all of them, which the runtime keeps in its config map (set by the engine, or by
     `set_all_config` under test) and in PULUMI_CONFIG.
     """
-    prefix = f"{facts.CONFIG_NAMESPACE}:"
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
-    raw = {}
-    for full_key in sorted(keys):
-        if full_key.startswith(prefix):
-            key = full_key[len(prefix) :]
-            raw[key] = decode_config_value(key, runtime_config.get_config(full_key))
-    return raw
+    return raw_settings({key: runtime_config.get_config(key) for key in keys})
 
 
 def read_settings(today: dt.date | None = None) -> Settings:

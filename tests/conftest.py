@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from eks_gpu_slicing.mocks import encode_config, stack_config
+from eks_gpu_slicing.stack_files import encode_config, engine_config_of_stack
 
 # The smallest configuration this program accepts: everything else has a default.
 MINIMAL: dict[str, Any] = {
@@ -25,12 +25,12 @@ def minimal() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def dev_config() -> dict[str, str]:
-    return stack_config("dev")
+    return engine_config_of_stack("dev")
 
 
 @pytest.fixture(scope="session")
 def prod_config() -> dict[str, str]:
-    return stack_config("prod")
+    return engine_config_of_stack("prod")
 
 
 def engine_config(raw: dict[str, Any]) -> dict[str, str]:

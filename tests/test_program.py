@@ -11,7 +11,8 @@ import yaml
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.device_plugin import CONFIG_CHECKSUM_ANNOTATION, check_device_plugin_config
-from eks_gpu_slicing.mocks import ROOT, Deployment, ProgramMocks, RecordingMonitor, run_program
+from eks_gpu_slicing.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
+from eks_gpu_slicing.stack_files import engine_config_of_stack, raw_settings
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import EKS_EFFECTS, selector_matches, tolerates
 
@@ -35,9 +36,7 @@ def prod(prod_config) -> Deployment:
 
 def dev_settings() -> dict:
     """The dev stack's settings as a raw dict, for variations."""
-    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
-    prefix = f"{facts.CONFIG_NAMESPACE}:"
-    return {k[len(prefix) :]: v for k, v in document["config"].items() if k.startswith(prefix)}
+    return raw_settings(engine_config_of_stack("dev"))
 
 
 def node_group_nodes(deployment: Deployment) -> dict[str, dict]:

@@ -1,0 +1,52 @@
+# eks-gpu-slicing: everyday commands. `make help` lists them.
+STACK ?= dev
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# State lives in this folder unless you point PULUMI_BACKEND_URL elsewhere (s3://..., Pulumi Cloud).
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+
+.PHONY: help setup test lint format validate stack preview up destroy time-tests
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed ## Create the virtualenv with the program's and the tests' dependencies
+
+test: setup ## Lint, check formatting and run the whole test suite (offline, Pulumi mocks)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+lint: setup ## Lint only
+	$(VENV)/bin/ruff check .
+
+format: setup ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+validate: setup ## Check Pulumi.$(STACK).yaml offline and print each GPU group's capacity
+	$(PY) -m eks_gpu_slicing.validate $(STACK)
+
+time-tests: setup ## Time the test suite (median of 3 runs)
+	$(PY) benchmarks/test_suite_time.py
+
+stack: setup
+	@test -n "$${PULUMI_CONFIG_PASSPHRASE+set}$${PULUMI_CONFIG_PASSPHRASE_FILE+set}" || \
+	  { echo "Set PULUMI_CONFIG_PASSPHRASE (or _FILE): it encrypts this stack's secrets"; exit 1; }
+	mkdir -p .pulumi-state
+	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
+
+preview: stack ## Show what `up` would change, with a diff (use in pull requests)
+	pulumi preview --stack $(STACK) --diff
+
+up: stack ## Deploy STACK (default dev)
+	pulumi up --stack $(STACK)
+
+destroy: stack ## Tear STACK down (protected stacks: see README)
+	pulumi destroy --stack $(STACK)

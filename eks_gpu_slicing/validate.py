@@ -1,0 +1,62 @@
+"""Check a stack file offline, before review or deploy: no AWS, no Pulumi CLI.
+
+    python -m eks_gpu_slicing.validate prod      (or: make validate STACK=prod)
+
+Prints every configuration problem with its key path (exit 1), or the warnings and what
+each GPU node group will advertise to the scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from eks_gpu_slicing.settings import ConfigError
+from eks_gpu_slicing.stack_files import ROOT, settings_of_stack
+from eks_gpu_slicing.workloads import virtual_gpu_capacity
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--dir", type=Path, default=ROOT, help="folder of the stack files")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_of_stack(args.stack, args.dir)
+    except ConfigError as exc:
+        print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for warning in settings.warnings(dt.date.today()):
+        print(f"warning: {warning}")
+    print(
+        f"Pulumi.{args.stack}.yaml is valid: cluster {settings.cluster_name}, "
+        f"Kubernetes {settings.kubernetes_version}"
+    )
+    header = ("group", "instance", "profile", "resource", "per node", "at maxSize")
+    rows = [header]
+    for name, group in settings.gpu_node_groups.items():
+        c = virtual_gpu_capacity(group, settings.profile_of(group))
+        rows.append(
+            (
+                name,
+                c["instanceType"],
+                f"{c['profile']} ({c['strategy']})",
+                c["resourceName"],
+                str(c["virtualGpusPerNode"]),
+                str(c["virtualGpusAtMaxSize"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

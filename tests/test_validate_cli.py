@@ -1,0 +1,30 @@
+"""The offline stack-file check (`make validate STACK=...`)."""
+
+from __future__ import annotations
+
+from eks_gpu_slicing.validate import main
+
+
+def test_valid_stack_prints_capacity(capsys):
+    assert main(["dev"]) == 0
+    out = capsys.readouterr().out
+    assert "Pulumi.dev.yaml is valid" in out
+    assert "g4dn.xlarge" in out and "nvidia.com/gpu" in out
+
+
+def test_invalid_stack_lists_problems_and_fails(tmp_path, capsys):
+    (tmp_path / "Pulumi.bad.yaml").write_text(
+        "config:\n"
+        "  eks-gpu-slicing:gpuNodeGroups:\n"
+        "    t4: {instanceType: g4dn.xlarge, minSize: 3, desiredSize: 3, maxSize: 2}\n"
+        "  eks-gpu-slicing:sharing:\n"
+        "    default: {replicas: 1}\n"
+    )
+    assert main(["bad", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "gpuNodeGroups.t4: minSize (3) > maxSize (2)" in err
+    assert "sharing.default.replicas" in err
+
+
+def test_missing_stack_file_is_reported(tmp_path):
+    assert main(["nope", "--dir", str(tmp_path)]) == 2
