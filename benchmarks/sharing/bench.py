@@ -1,0 +1,1303 @@
+"""GPU sharing benchmark: one GPU, N concurrent inference processes, three ways of sharing.
+
+Modes
+  exclusive     one plain process (N=1): the baseline every other row is compared with.
+  time-slicing  N plain processes, each with its own CUDA context. This is what N pods get
+                from the NVIDIA device plugin's timeSlicing strategy: the GPU switches between
+                the contexts in time slices. (N=1 would be the exclusive case, so it is skipped.)
+  mps           N processes that are clients of one CUDA MPS server. The benchmark starts its
+                own MPS control daemon (temp pipe/log directories), points the workers at it
+                and quits it afterwards; no client limits are set.
+  mps-limited   like mps, but the daemon is given the per-client defaults that the device
+                plugin's MPS strategy sets for `replicas: R` (--mps-replicas): active thread
+                percentage 100/R and a pinned device memory limit of total/R.
+
+Subcommands
+  run    run the benchmark and write a CSV (one row per model, mode and N)
+  merge  merge CSVs from several runs (recomputes ratio_vs_exclusive)
+  plot   CSV -> PNG
+  table  CSV -> Markdown table
+
+Everything except the worker code is plain Python: torch is imported only inside the worker
+processes, so the parsing, aggregation, CSV, plotting and loading code can be imported and
+tested without torch or a GPU. A capacity planner can use `load_results()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import json
+import math
+import multiprocessing
+import os
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS = ("mlp", "transformer", "memory")
+MODES = ("exclusive", "time-slicing", "mps", "mps-limited")
+DEFAULT_MODES = ("exclusive", "time-slicing", "mps")
+DEFAULT_CLIENTS = (1, 2, 4, 8, 10)
+DEFAULT_DURATION_S = 3.0
+DEFAULT_WARMUP_S = 1.0
+DEFAULT_REPETITIONS = 3
+DEFAULT_MEMORY_GIB = 8.0
+DEFAULT_MPS_REPLICAS = 10
+DEFAULT_CASE_TIMEOUT_S = 900.0
+
+STATUS_OK = "ok"
+STATUS_OOM = "oom"
+
+CSV_COLUMNS = (
+    "date",
+    "gpu",
+    "driver",
+    "torch",
+    "model",
+    "mode",
+    "clients",
+    "repetitions",
+    "duration_s",
+    "aggregate_it_s",
+    "per_process_it_s",
+    "ratio_vs_exclusive",
+    "p50_ms",
+    "p99_ms",
+    "mem_per_process_mib",
+    "status",
+)
+
+# Model shapes (fp16, inference). Kept here so the README and the code cannot disagree.
+MLP_WIDTH = 1024
+MLP_LAYERS = 4
+MLP_BATCH = 8
+TRANSFORMER_D_MODEL = 1024
+TRANSFORMER_HEADS = 16
+TRANSFORMER_FFN = 4096
+TRANSFORMER_LAYERS = 4
+TRANSFORMER_SEQ = 128
+TRANSFORMER_BATCH = 8
+MEMORY_DIM = 8192  # each weight matrix is MEMORY_DIM x MEMORY_DIM fp16 = 128 MiB
+MEMORY_BATCH = 8
+
+MPS_CONTROL = "nvidia-cuda-mps-control"
+MIB = 1024 * 1024
+
+
+class BenchmarkError(RuntimeError):
+    """The benchmark could not produce trustworthy numbers."""
+
+    partial_results: list[Result]
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.partial_results = []
+
+
+class WorkerCrash(BenchmarkError):
+    """A worker process failed with something other than running out of GPU memory."""
+
+
+class OutOfMemoryFailure(BenchmarkError):
+    """One or more (model, mode, N) cases ran out of GPU memory."""
+
+    def __init__(self, cases: Sequence[tuple[str, str, int]]) -> None:
+        self.cases = list(cases)
+        super().__init__(oom_message(self.cases))
+
+
+# --------------------------------------------------------------------------------------------
+# Data types
+
+
+@dataclass(frozen=True)
+class WorkerSample:
+    """What one worker measured in one repetition of one model."""
+
+    rank: int
+    iterations: int
+    elapsed_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    mem_allocated_mib: float | None
+    mem_reserved_mib: float | None
+    device_used_mib: float | None = None  # total - free on the device, all processes
+    status: str = STATUS_OK
+    error: str = ""
+
+    @property
+    def it_s(self) -> float:
+        return self.iterations / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """Everything the workers of one (mode, N) reported: model -> repetition -> worker."""
+
+    samples: dict[str, list[list[WorkerSample]]]
+    torch_version: str = ""
+    gpu: str = ""
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    date: str
+    gpu: str
+    driver: str
+    torch: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """One CSV row. Numbers are None where the case failed (status 'oom')."""
+
+    date: str
+    gpu: str
+    driver: str
+    torch: str
+    model: str
+    mode: str
+    clients: int
+    repetitions: int
+    duration_s: float
+    aggregate_it_s: float | None
+    per_process_it_s: float | None
+    ratio_vs_exclusive: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    mem_per_process_mib: float | None
+    status: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.model, self.mode, self.clients)
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[str, ...]
+    modes: tuple[str, ...]
+    clients: tuple[int, ...]
+    duration_s: float
+    warmup_s: float
+    repetitions: int
+    memory_gib: float
+    mps_replicas: int
+    case_timeout_s: float
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    driver: str
+    memory_total_mib: int | None
+
+
+Runner = Callable[[str, int, Settings], CaseRun]
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def parse_clients(text: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4): positive, unique, returned sorted."""
+    values = []
+    for item in _csv_list(text):
+        try:
+            value = int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"client count {item!r} is not an integer") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"client count must be >= 1, got {value}")
+        values.append(value)
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"duplicate client counts in {text!r}")
+    return tuple(sorted(values))
+
+
+def _choices(allowed: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        items = _csv_list(text)
+        unknown = [item for item in items if item not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown value(s) {', '.join(unknown)}; choose from {', '.join(allowed)}"
+            )
+        if len(set(items)) != len(items):
+            raise argparse.ArgumentTypeError(f"duplicate values in {text!r}")
+        return tuple(item for item in allowed if item in items)  # canonical order
+
+    return parse
+
+
+def _number(kind: type, minimum: float, inclusive: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not finite")
+        if value < minimum or (value == minimum and not inclusive):
+            op = ">=" if inclusive else ">"
+            raise argparse.ArgumentTypeError(f"must be {op} {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench.py",
+        description="Benchmark NVIDIA GPU sharing (exclusive, time-slicing, MPS) with N "
+        "concurrent inference processes on one GPU.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the benchmark on the local GPU and write a CSV")
+    run.add_argument(
+        "--models",
+        type=_choices(MODELS),
+        default=MODELS,
+        help=f"comma-separated subset of {','.join(MODELS)} (default: all)",
+    )
+    run.add_argument(
+        "--modes",
+        type=_choices(MODES),
+        default=DEFAULT_MODES,
+        help=f"comma-separated subset of {','.join(MODES)} (default: {','.join(DEFAULT_MODES)})",
+    )
+    run.add_argument(
+        "--clients",
+        type=parse_clients,
+        default=DEFAULT_CLIENTS,
+        help="comma-separated process counts N (default: 1,2,4,8,10); exclusive always uses "
+        "N=1, time-slicing skips N=1",
+    )
+    run.add_argument(
+        "--duration",
+        dest="duration_s",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_DURATION_S,
+        help="timed seconds per repetition (default: %(default)s)",
+    )
+    run.add_argument(
+        "--warmup",
+        dest="warmup_s",
+        type=_number(float, 0.0, inclusive=True),
+        default=DEFAULT_WARMUP_S,
+        help="warm-up seconds before each repetition (default: %(default)s)",
+    )
+    run.add_argument(
+        "--repetitions",
+        type=_number(int, 1, inclusive=True),
+        default=DEFAULT_REPETITIONS,
+        help="repetitions per case; the median is reported (default: %(default)s)",
+    )
+    run.add_argument(
+        "--memory-gib",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_MEMORY_GIB,
+        help="weights held by each process in the 'memory' model, GiB (default: %(default)s)",
+    )
+    run.add_argument(
+        "--mps-replicas",
+        type=_number(int, 1, inclusive=True),
+        default=DEFAULT_MPS_REPLICAS,
+        help="replicas the device plugin would advertise, for mode mps-limited: thread "
+        "percentage 100/R, pinned memory total/R (default: %(default)s)",
+    )
+    run.add_argument(
+        "--case-timeout",
+        dest="case_timeout_s",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_CASE_TIMEOUT_S,
+        help="seconds one (mode, N) case may take before it is declared hung",
+    )
+    run.add_argument("--out", type=Path, default=Path("results.csv"), help="CSV to write")
+    run.add_argument("--raw-out", type=Path, help="also write every worker's samples as JSON")
+    run.add_argument("--plot", type=Path, help="also write the PNG plot here")
+
+    merge = sub.add_parser("merge", help="merge CSVs of several runs")
+    merge.add_argument("inputs", type=Path, nargs="+")
+    merge.add_argument("--out", type=Path, required=True)
+
+    plot = sub.add_parser("plot", help="plot a results CSV to a PNG")
+    plot.add_argument("csv", type=Path)
+    plot.add_argument("--out", type=Path, required=True)
+
+    table = sub.add_parser("table", help="print a results CSV as a Markdown table")
+    table.add_argument("csv", type=Path)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and "mps-limited" in args.modes:
+        too_many = [n for n in args.clients if n > args.mps_replicas]
+        if too_many:
+            parser.error(
+                f"mode mps-limited: N={too_many} exceed --mps-replicas {args.mps_replicas}; "
+                "the device plugin would never place more pods than replicas on one GPU"
+            )
+    return args
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        models=tuple(args.models),
+        modes=tuple(args.modes),
+        clients=tuple(args.clients),
+        duration_s=float(args.duration_s),
+        warmup_s=float(args.warmup_s),
+        repetitions=int(args.repetitions),
+        memory_gib=float(args.memory_gib),
+        mps_replicas=int(args.mps_replicas),
+        case_timeout_s=float(args.case_timeout_s),
+    )
+
+
+def clients_for_mode(mode: str, clients: Sequence[int]) -> list[int]:
+    """The N values a mode is run with."""
+    if mode == "exclusive":
+        return [1]
+    if mode == "time-slicing":
+        return [n for n in clients if n > 1]  # one time-sliced process is the exclusive case
+    return list(clients)
+
+
+def planned_cases(settings: Settings) -> list[tuple[str, int]]:
+    return [(mode, n) for mode in settings.modes for n in clients_for_mode(mode, settings.clients)]
+
+
+def estimate_seconds(settings: Settings) -> float:
+    """Rough wall time: process start-up plus barriers, warm-ups and timed windows."""
+    total = 0.0
+    for _mode, n in planned_cases(settings):
+        startup = 4.0 + 0.2 * n  # interpreter + torch import + CUDA context (seen on an H200)
+        build = 0.5 * len(settings.models)
+        per_rep = settings.warmup_s + settings.duration_s + 0.3
+        total += startup + build + len(settings.models) * settings.repetitions * per_rep
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """q-th percentile (0..100), linear interpolation between closest ranks (numpy default)."""
+    if not values:
+        raise ValueError("percentile of an empty sequence")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"q must be within [0, 100], got {q}")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def latency_percentiles_ms(latencies_s: Sequence[float]) -> tuple[float, float]:
+    """(p50, p99) in milliseconds of one worker's per-iteration latencies in seconds."""
+    return percentile(latencies_s, 50.0) * 1e3, percentile(latencies_s, 99.0) * 1e3
+
+
+def summarize_case(
+    model: str,
+    mode: str,
+    clients: int,
+    reps: Sequence[Sequence[WorkerSample]],
+    meta: RunMeta,
+    duration_s: float,
+) -> Result:
+    """Reduce repetitions x workers to one row (ratio_vs_exclusive is filled by apply_ratios).
+
+    aggregate_it_s   median over repetitions of (sum over workers of iterations / elapsed)
+    per_process_it_s aggregate_it_s / N
+    p50_ms, p99_ms   median over repetitions of (median over workers of that worker's
+                     p50 / p99 per-iteration latency in the repetition)
+    mem_per_process  largest peak torch.cuda.max_memory_reserved of any worker (MiB)
+    """
+    common = {
+        "date": meta.date,
+        "gpu": meta.gpu,
+        "driver": meta.driver,
+        "torch": meta.torch,
+        "model": model,
+        "mode": mode,
+        "clients": clients,
+        "repetitions": len(reps),
+        "duration_s": duration_s,
+    }
+    if not reps:
+        raise BenchmarkError(f"no repetitions reported for {model}/{mode}/N={clients}")
+    for i, rep in enumerate(reps):
+        if len(rep) != clients:
+            raise BenchmarkError(
+                f"{model}/{mode}/N={clients}: repetition {i} has {len(rep)} worker samples, "
+                f"expected {clients}"
+            )
+    if any(s.status == STATUS_OOM for rep in reps for s in rep):
+        return Result(
+            **common,
+            aggregate_it_s=None,
+            per_process_it_s=None,
+            ratio_vs_exclusive=None,
+            p50_ms=None,
+            p99_ms=None,
+            mem_per_process_mib=None,
+            status=STATUS_OOM,
+        )
+    bad = [s for rep in reps for s in rep if s.status != STATUS_OK]
+    if bad:
+        raise BenchmarkError(f"{model}/{mode}/N={clients}: unexpected sample status {bad[0]}")
+    aggregate = statistics.median(sum(s.it_s for s in rep) for rep in reps)
+    p50 = statistics.median(statistics.median(s.p50_ms for s in rep) for rep in reps)
+    p99 = statistics.median(statistics.median(s.p99_ms for s in rep) for rep in reps)
+    mems = [s.mem_reserved_mib for rep in reps for s in rep if s.mem_reserved_mib is not None]
+    return Result(
+        **common,
+        aggregate_it_s=aggregate,
+        per_process_it_s=aggregate / clients,
+        ratio_vs_exclusive=None,
+        p50_ms=p50,
+        p99_ms=p99,
+        mem_per_process_mib=max(mems) if mems else None,
+        status=STATUS_OK,
+    )
+
+
+def apply_ratios(results: Sequence[Result]) -> list[Result]:
+    """Set ratio_vs_exclusive = aggregate / aggregate of the exclusive N=1 row of the model."""
+    baseline = {
+        r.model: r.aggregate_it_s
+        for r in results
+        if r.mode == "exclusive" and r.clients == 1 and r.status == STATUS_OK and r.aggregate_it_s
+    }
+    out = []
+    for r in results:
+        base = baseline.get(r.model)
+        ratio = None
+        if base and r.status == STATUS_OK and r.aggregate_it_s is not None:
+            ratio = r.aggregate_it_s / base
+        out.append(dataclasses.replace(r, ratio_vs_exclusive=ratio))
+    return out
+
+
+def oom_cases(results: Sequence[Result]) -> list[tuple[str, str, int]]:
+    return [r.key for r in results if r.status == STATUS_OOM]
+
+
+def oom_message(cases: Sequence[tuple[str, str, int]]) -> str:
+    listed = "; ".join(f"model={m} mode={mode} N={n}" for m, mode, n in cases)
+    return f"out of GPU memory in {len(cases)} case(s): {listed}"
+
+
+def raise_on_oom(results: Sequence[Result]) -> None:
+    cases = oom_cases(results)
+    if cases:
+        raise OutOfMemoryFailure(cases)
+
+
+def sort_results(results: Sequence[Result]) -> list[Result]:
+    def order(value: str, known: Sequence[str]) -> tuple[int, str]:
+        return (known.index(value), "") if value in known else (len(known), value)
+
+    return sorted(results, key=lambda r: (order(r.model, MODELS), order(r.mode, MODES), r.clients))
+
+
+def merge_results(groups: Sequence[Sequence[Result]]) -> list[Result]:
+    """Concatenate runs; a (model, mode, N) present twice is an error. Ratios recomputed."""
+    seen: dict[tuple[str, str, int], Result] = {}
+    for group in groups:
+        for r in group:
+            if r.key in seen:
+                raise BenchmarkError(
+                    f"duplicate row for model={r.model} mode={r.mode} N={r.clients}"
+                )
+            seen[r.key] = r
+    return apply_ratios(sort_results(list(seen.values())))
+
+
+def results_by_key(results: Sequence[Result]) -> dict[tuple[str, str, int], Result]:
+    """{(model, mode, clients): Result} for look-ups (e.g. by a capacity planner)."""
+    return {r.key: r for r in results}
+
+
+# --------------------------------------------------------------------------------------------
+# CSV
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def result_to_row(r: Result) -> dict[str, str]:
+    return {
+        "date": r.date,
+        "gpu": r.gpu,
+        "driver": r.driver,
+        "torch": r.torch,
+        "model": r.model,
+        "mode": r.mode,
+        "clients": str(r.clients),
+        "repetitions": str(r.repetitions),
+        "duration_s": f"{r.duration_s:g}",
+        "aggregate_it_s": _fmt(r.aggregate_it_s, 2),
+        "per_process_it_s": _fmt(r.per_process_it_s, 2),
+        "ratio_vs_exclusive": _fmt(r.ratio_vs_exclusive, 4),
+        "p50_ms": _fmt(r.p50_ms, 4),
+        "p99_ms": _fmt(r.p99_ms, 4),
+        "mem_per_process_mib": _fmt(r.mem_per_process_mib, 1),
+        "status": r.status,
+    }
+
+
+def write_csv(path: Path | str, results: Sequence[Result]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in results:
+            writer.writerow(result_to_row(r))
+
+
+def _opt_float(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def load_results(path: Path | str) -> list[Result]:
+    """Read a results CSV written by this script into typed Result rows."""
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+            raise ValueError(f"{path}: unexpected columns {reader.fieldnames}; want {CSV_COLUMNS}")
+        out = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                status = row["status"]
+                if status not in (STATUS_OK, STATUS_OOM):
+                    raise ValueError(f"unknown status {status!r}")
+                r = Result(
+                    date=row["date"],
+                    gpu=row["gpu"],
+                    driver=row["driver"],
+                    torch=row["torch"],
+                    model=row["model"],
+                    mode=row["mode"],
+                    clients=int(row["clients"]),
+                    repetitions=int(row["repetitions"]),
+                    duration_s=float(row["duration_s"]),
+                    aggregate_it_s=_opt_float(row["aggregate_it_s"]),
+                    per_process_it_s=_opt_float(row["per_process_it_s"]),
+                    ratio_vs_exclusive=_opt_float(row["ratio_vs_exclusive"]),
+                    p50_ms=_opt_float(row["p50_ms"]),
+                    p99_ms=_opt_float(row["p99_ms"]),
+                    mem_per_process_mib=_opt_float(row["mem_per_process_mib"]),
+                    status=status,
+                )
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path}:{line}: {exc}") from None
+            if status == STATUS_OK and r.aggregate_it_s is None:
+                raise ValueError(f"{path}:{line}: status ok but no aggregate_it_s")
+            out.append(r)
+    return out
+
+
+def format_table(results: Sequence[Result]) -> str:
+    """Markdown table, one block per model."""
+    lines = []
+    for model in dict.fromkeys(r.model for r in sort_results(results)):
+        lines += [
+            f"**{model}**",
+            "",
+            (
+                "| mode | N | aggregate it/s | per-process it/s | × exclusive | p50 ms | p99 ms "
+                "| MiB/process | status |"
+            ),
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for r in sort_results(results):
+            if r.model != model:
+                continue
+            lines.append(
+                f"| {r.mode} | {r.clients} | {_fmt(r.aggregate_it_s, 0) or '–'} "
+                f"| {_fmt(r.per_process_it_s, 1) or '–'} | {_fmt(r.ratio_vs_exclusive, 2) or '–'} "
+                f"| {_fmt(r.p50_ms, 2) or '–'} | {_fmt(r.p99_ms, 2) or '–'} "
+                f"| {_fmt(r.mem_per_process_mib, 0) or '–'} | {r.status} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Plot
+
+
+MODE_LABEL = {"mps-limited": "mps-limited (device-plugin limits)"}
+MODE_STYLE = {
+    "time-slicing": ("tab:red", "o"),
+    "mps": ("tab:blue", "s"),
+    "mps-limited": ("tab:green", "^"),
+}
+
+
+def plot_results(results: Sequence[Result], out_png: Path | str) -> Path:
+    """One row per model: throughput vs exclusive, and p99 latency, against N; one line per
+    mode. The time-slicing line starts at the exclusive point (one time-sliced process is
+    exclusive use)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = sort_results(results)
+    if not results:
+        raise ValueError("nothing to plot")
+    models = list(dict.fromkeys(r.model for r in results))
+    modes = [m for m in dict.fromkeys(r.mode for r in results) if m != "exclusive"]
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 3.6 * len(models)), squeeze=False)
+    all_n = sorted({r.clients for r in results})
+    for row, model in enumerate(models):
+        ax_tp, ax_lat = axes[row]
+        rows = [r for r in results if r.model == model]
+        base = next((r for r in rows if r.mode == "exclusive" and r.status == STATUS_OK), None)
+        for mode in modes:
+            color, marker = MODE_STYLE.get(mode, ("tab:gray", "x"))
+            pts = [r for r in rows if r.mode == mode and r.status == STATUS_OK]
+            if mode == "time-slicing" and base is not None:
+                pts = [base, *pts]
+            pts.sort(key=lambda r: r.clients)
+            xs = [r.clients for r in pts]
+            if pts and all(r.ratio_vs_exclusive is not None for r in pts):
+                ratios = [r.ratio_vs_exclusive for r in pts]
+                ax_tp.plot(xs, ratios, marker=marker, color=color, label=MODE_LABEL.get(mode, mode))
+            if pts:
+                ax_lat.plot(
+                    xs,
+                    [r.p99_ms for r in pts],
+                    marker=marker,
+                    color=color,
+                    label=MODE_LABEL.get(mode, mode),
+                )
+        if base is not None:
+            star = {"marker": "*", "markersize": 13, "color": "black", "linestyle": "none"}
+            ax_tp.plot([1], [1.0], label="exclusive", **star)
+            ax_lat.plot([1], [base.p99_ms], label="exclusive", **star)
+        for r in rows:
+            if r.status == STATUS_OOM:  # failed cases are marked, never silently left out
+                color = MODE_STYLE.get(r.mode, ("black", ""))[0]
+                for ax in (ax_tp, ax_lat):
+                    ax.annotate(
+                        f"{r.mode} OOM",
+                        (r.clients, 0.05),
+                        xycoords=("data", "axes fraction"),
+                        color=color,
+                        rotation=90,
+                        ha="center",
+                        fontsize=8,
+                    )
+        ax_tp.axhline(1.0, color="gray", linestyle="--", linewidth=0.8)
+        ax_tp.set_title(f"{model}: aggregate throughput / exclusive")
+        ax_tp.set_ylabel("× exclusive (N=1)")
+        ax_tp.set_ylim(bottom=0)
+        ax_lat.set_title(f"{model}: p99 latency per process")
+        ax_lat.set_ylabel("ms")
+        ax_lat.set_ylim(bottom=0)
+        for ax in (ax_tp, ax_lat):
+            ax.set_xlabel("concurrent processes N")
+            ax.set_xticks(all_n)
+            ax.set_xlim(0.5, max(all_n) + 0.5)
+            ax.grid(True, alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+    first = results[0]
+    fig.suptitle(
+        f"GPU sharing benchmark: {first.gpu}, driver {first.driver}, torch {first.torch}, "
+        f"{first.date} (median of {first.repetitions} × {first.duration_s:g} s)",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration (pure: the runner that touches the GPU is injected)
+
+
+def run_benchmark(
+    settings: Settings,
+    runner: Runner,
+    gpu: GpuInfo,
+    date: str | None = None,
+    log: Callable[[str], None] = print,
+    raw: list[dict] | None = None,
+    on_case: Callable[[list[Result]], None] | None = None,
+) -> list[Result]:
+    """Run every (mode, N) case through `runner` and return one Result per (model, mode, N).
+
+    OOM'd cases come back with status 'oom' (use raise_on_oom to fail on them); a worker crash
+    raises WorkerCrash with the rows finished so far in `partial_results`. `on_case` gets the
+    rows so far after every (mode, N) case, e.g. to checkpoint the CSV.
+    """
+    date = date or dt.datetime.now(dt.UTC).date().isoformat()
+    results: list[Result] = []
+    try:
+        for mode, n in planned_cases(settings):
+            log(f"== mode={mode} N={n}")
+            started = time.monotonic()
+            case = runner(mode, n, settings)
+            meta = RunMeta(
+                date=date,
+                gpu=gpu.name if gpu.name != "unknown" else (case.gpu or "unknown"),
+                driver=gpu.driver,
+                torch=case.torch_version or "unknown",
+            )
+            for model in settings.models:
+                if model not in case.samples:
+                    raise BenchmarkError(f"runner returned no samples for {model}/{mode}/N={n}")
+                r = summarize_case(model, mode, n, case.samples[model], meta, settings.duration_s)
+                results.append(r)
+                if raw is not None:
+                    raw.append(
+                        {
+                            "model": model,
+                            "mode": mode,
+                            "clients": n,
+                            "samples": [
+                                [dataclasses.asdict(s) for s in rep] for rep in case.samples[model]
+                            ],
+                        }
+                    )
+                log(f"   {_describe(r)}")
+            log(f"   case took {time.monotonic() - started:.1f} s")
+            if on_case is not None:
+                on_case(apply_ratios(results))
+    except BenchmarkError as exc:
+        exc.partial_results = apply_ratios(results)
+        raise
+    return apply_ratios(results)
+
+
+def _describe(r: Result) -> str:
+    if r.status != STATUS_OK:
+        return f"{r.model:<12} {r.status.upper()}"
+    return (
+        f"{r.model:<12} aggregate {r.aggregate_it_s:10.1f} it/s  per-process "
+        f"{r.per_process_it_s:9.1f}  p50 {r.p50_ms:8.3f} ms  p99 {r.p99_ms:8.3f} ms  "
+        f"mem {r.mem_per_process_mib:8.0f} MiB"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# GPU side: nvidia-smi, the MPS daemon, worker processes
+
+
+def query_gpu() -> GpuInfo:
+    """Name, driver and total memory of GPU 0 from nvidia-smi ('unknown' if unavailable)."""
+    try:
+        out = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=name,driver_version,memory.total",
+                "--format=csv,noheader,nounits",
+                "-i",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        name, driver, total = [part.strip() for part in out.strip().splitlines()[0].split(",")]
+        return GpuInfo(name=name, driver=driver, memory_total_mib=int(float(total)))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return GpuInfo(name="unknown", driver="unknown", memory_total_mib=None)
+
+
+def mps_limit_commands(replicas: int, total_mib: int, device_index: int = 0) -> list[str]:
+    """Control-daemon commands that give every client the share the device plugin's MPS
+    strategy gives one of `replicas` replicas of a GPU."""
+    if replicas < 1:
+        raise ValueError("replicas must be >= 1")
+    return [
+        f"set_default_active_thread_percentage {100 // replicas}",
+        f"set_default_device_pinned_mem_limit {device_index} {total_mib // replicas}M",
+    ]
+
+
+@dataclass
+class MpsDaemon:
+    binary: str
+    env: dict[str, str]  # the two CUDA_MPS_* variables
+    log_dir: Path
+
+    def command(self, text: str, timeout: float = 30.0) -> str:
+        proc = subprocess.run(
+            [self.binary],
+            input=text + "\n",
+            check=False,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if proc.returncode != 0:
+            raise BenchmarkError(
+                f"'{text}' to {MPS_CONTROL} failed (rc={proc.returncode}): "
+                f"{proc.stdout.strip()} {proc.stderr.strip()}"
+            )
+        return proc.stdout.strip()
+
+    def log_tail(self, lines: int = 30) -> str:
+        parts = []
+        for name in ("control.log", "server.log"):
+            path = self.log_dir / name
+            if path.exists():
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path.name} (last {len(text)} lines)\n" + "\n".join(text))
+        return "\n".join(parts) or f"(no MPS logs in {self.log_dir})"
+
+
+@contextlib.contextmanager
+def mps_daemon(
+    setup_commands: Sequence[str], log: Callable[[str], None] = print
+) -> Iterator[MpsDaemon]:
+    """Start `nvidia-cuda-mps-control -d` with private pipe/log dirs; always quit it after."""
+    binary = shutil.which(MPS_CONTROL)
+    if binary is None:
+        raise BenchmarkError(f"{MPS_CONTROL} not found on PATH ({os.environ.get('PATH')})")
+    root = Path(tempfile.mkdtemp(prefix="bench-mps-"))
+    pipe_dir, log_dir = root / "pipe", root / "log"
+    pipe_dir.mkdir()
+    log_dir.mkdir()
+    daemon = MpsDaemon(
+        binary=binary,
+        env={"CUDA_MPS_PIPE_DIRECTORY": str(pipe_dir), "CUDA_MPS_LOG_DIRECTORY": str(log_dir)},
+        log_dir=log_dir,
+    )
+    start = subprocess.run(
+        [binary, "-d"],
+        env={**os.environ, **daemon.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if start.returncode != 0:
+        raise BenchmarkError(
+            f"{MPS_CONTROL} -d failed (rc={start.returncode}): {start.stdout} {start.stderr}\n"
+            + daemon.log_tail()
+        )
+    log(f"   MPS control daemon started (pipe {pipe_dir})")
+    ok = False
+    try:
+        for cmd in setup_commands:
+            out = daemon.command(cmd)
+            log(f"   MPS: {cmd} -> {out or 'ok'}")
+        yield daemon
+        ok = True
+    finally:
+        try:
+            out = daemon.command("quit", timeout=120)
+            log(f"   MPS control daemon quit {out}".rstrip())
+        except (BenchmarkError, subprocess.SubprocessError) as exc:
+            log(f"   WARNING: stopping the MPS daemon failed: {exc}")
+            ok = False
+        if not ok:
+            log(daemon.log_tail())
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def gpu_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> Runner:
+    """The real runner: starts N worker processes on GPU 0 (inside an MPS daemon if asked)."""
+
+    def run(mode: str, clients: int, settings: Settings) -> CaseRun:
+        if mode in ("exclusive", "time-slicing"):
+            return run_workers(clients, settings, env={}, log=log)
+        if mode == "mps":
+            commands: list[str] = []
+        elif mode == "mps-limited":
+            if gpu.memory_total_mib is None:
+                raise BenchmarkError("mps-limited needs the GPU's total memory from nvidia-smi")
+            commands = mps_limit_commands(settings.mps_replicas, gpu.memory_total_mib)
+        else:
+            raise BenchmarkError(f"unknown mode {mode}")
+        with mps_daemon(commands, log=log) as daemon:
+
+            def check_server() -> None:
+                servers = daemon.command("get_server_list").split()
+                if not servers:
+                    raise BenchmarkError(
+                        f"{clients} workers initialised CUDA but the MPS daemon lists no server: "
+                        "they are not MPS clients\n" + daemon.log_tail()
+                    )
+                for pid in servers:
+                    for _ in range(10):  # the listing can lag behind the clients' start-up
+                        listed = daemon.command(f"get_client_list {pid}").split()
+                        if len(listed) >= clients:
+                            break
+                        time.sleep(0.3)
+                    log(f"   MPS server pid {pid}: {len(listed)} client(s) listed")
+
+            try:
+                return run_workers(
+                    clients, settings, env=daemon.env, on_ready=check_server, log=log
+                )
+            except BenchmarkError as exc:
+                raise type(exc)(f"{exc}\n{daemon.log_tail()}") from exc
+
+    return run
+
+
+def run_workers(
+    clients: int,
+    settings: Settings,
+    env: dict[str, str],
+    on_ready: Callable[[], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> CaseRun:
+    """Spawn `clients` worker processes, collect their samples, fail loudly on any crash."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(clients)
+    messages = ctx.Queue()
+    config = dataclasses.asdict(settings)
+    config["barrier_timeout_s"] = settings.case_timeout_s
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # spawned children inherit the environment at start
+    procs = []
+    try:
+        for rank in range(clients):
+            p = ctx.Process(
+                target=_worker_main, args=(rank, config, barrier, messages), daemon=True
+            )
+            p.start()
+            procs.append(p)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    samples: dict[str, list[list[WorkerSample | None]]] = {
+        m: [[None] * clients for _ in range(settings.repetitions)] for m in settings.models
+    }
+    ready: dict[int, dict] = {}
+    done: set[int] = set()
+    exited_at: dict[int, float] = {}
+    deadline = time.monotonic() + settings.case_timeout_s
+    try:
+        while len(done) < clients:
+            try:
+                msg = messages.get(timeout=0.5)
+            except queue.Empty:
+                now = time.monotonic()
+                for rank, p in enumerate(procs):
+                    if p.exitcode is not None and rank not in done:
+                        exited_at.setdefault(rank, now)
+                        if p.exitcode != 0 or now - exited_at[rank] > 10.0:
+                            raise WorkerCrash(
+                                f"worker {rank} of {clients} exited with code {p.exitcode} "
+                                "without reporting an error (killed? segfault?)"
+                            ) from None
+                if now > deadline:
+                    raise WorkerCrash(
+                        f"case with N={clients} timed out after {settings.case_timeout_s:g} s"
+                    ) from None
+                continue
+            kind, rank = msg[0], msg[1]
+            if kind == "error":
+                raise WorkerCrash(f"worker {rank} of {clients} failed:\n{msg[2]}")
+            if kind == "ready":
+                ready[rank] = msg[2]
+                if len(ready) == clients and on_ready is not None:
+                    on_ready()
+            elif kind == "sample":
+                _, _, model, rep, data = msg
+                samples[model][rep][rank] = WorkerSample(**data)
+            elif kind == "done":
+                done.add(rank)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            barrier.abort()
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=10)
+    missing = [
+        (m, rep, rank)
+        for m, reps in samples.items()
+        for rep, row in enumerate(reps)
+        for rank, s in enumerate(row)
+        if s is None
+    ]
+    if missing:
+        raise WorkerCrash(f"workers finished but samples are missing: {missing[:5]}")
+    info = next(iter(ready.values()), {})
+    return CaseRun(
+        samples={m: [list(row) for row in reps] for m, reps in samples.items()},  # type: ignore[misc]
+        torch_version=info.get("torch", ""),
+        gpu=info.get("gpu", ""),
+    )
+
+
+def _is_oom(torch, exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _build_step(torch, model: str, config: dict, device) -> Callable[[], object]:
+    """Return a callable running one inference iteration of `model` (no synchronize)."""
+    nn = torch.nn
+    half = torch.float16
+    if model == "mlp":
+        layers: list = []
+        for _ in range(MLP_LAYERS):
+            layers += [nn.Linear(MLP_WIDTH, MLP_WIDTH), nn.ReLU()]
+        net = nn.Sequential(*layers).to(device=device, dtype=half).eval()
+        x = torch.randn(MLP_BATCH, MLP_WIDTH, device=device, dtype=half)
+        return lambda: net(x)
+    if model == "transformer":
+        layer = nn.TransformerEncoderLayer(
+            d_model=TRANSFORMER_D_MODEL,
+            nhead=TRANSFORMER_HEADS,
+            dim_feedforward=TRANSFORMER_FFN,
+            dropout=0.0,
+            batch_first=True,
+        )
+        net = nn.TransformerEncoder(layer, TRANSFORMER_LAYERS, enable_nested_tensor=False)
+        net = net.to(device=device, dtype=half).eval()
+        x = torch.randn(
+            TRANSFORMER_BATCH, TRANSFORMER_SEQ, TRANSFORMER_D_MODEL, device=device, dtype=half
+        )
+        return lambda: net(x)
+    if model == "memory":
+        per_matrix = MEMORY_DIM * MEMORY_DIM * 2
+        count = max(1, round(config["memory_gib"] * 1024**3 / per_matrix))
+        weights = []
+        for _ in range(count):
+            w = torch.empty(MEMORY_DIM, MEMORY_DIM, device=device, dtype=half)
+            w.normal_(0.0, MEMORY_DIM**-0.5)  # keeps activations O(1) through the chain
+            weights.append(w)
+        x0 = torch.randn(MEMORY_BATCH, MEMORY_DIM, device=device, dtype=half)
+
+        def step() -> object:
+            y = x0
+            for w in weights:  # streams every weight once: bandwidth-bound, like LLM decode
+                y = torch.mm(y, w)
+            return y
+
+        return step
+    raise ValueError(f"unknown model {model}")
+
+
+def _loop(torch, step, seconds: float, latencies: list[float] | None) -> tuple[int, float]:
+    """Run step+synchronize until `seconds` have passed (at least once)."""
+    sync = torch.cuda.synchronize
+    perf = time.perf_counter
+    start = perf()
+    end = start + seconds
+    n = 0
+    while True:
+        t0 = perf()
+        step()
+        sync()
+        t1 = perf()
+        if latencies is not None:
+            latencies.append(t1 - t0)
+        n += 1
+        if t1 >= end:
+            return n, t1 - start
+
+
+def _worker_main(rank: int, config: dict, barrier, messages) -> None:
+    try:
+        _worker_body(rank, config, barrier, messages)
+    except Exception:  # every failure goes to the parent, which fails the run
+        messages.put(("error", rank, traceback.format_exc()))
+        with contextlib.suppress(Exception):
+            barrier.abort()
+        messages.close()
+        messages.join_thread()
+        sys.exit(1)
+    messages.close()
+    messages.join_thread()
+
+
+def _worker_body(rank: int, config: dict, barrier, messages) -> None:
+    import gc
+
+    import torch
+
+    torch.set_num_threads(1)
+    device = torch.device("cuda", 0)
+    torch.cuda.set_device(device)
+    torch.zeros(1, device=device)  # create the CUDA context (and connect to MPS) now
+    torch.manual_seed(1000 + rank)
+    messages.put(
+        ("ready", rank, {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(device)})
+    )
+    timeout = config["barrier_timeout_s"]
+
+    def free() -> None:
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+    with torch.inference_mode():
+        for model in config["models"]:
+            free()
+            torch.cuda.reset_peak_memory_stats(device)
+            oom = ""
+            step = None
+            try:
+                step = _build_step(torch, model, config, device)
+                step()
+                torch.cuda.synchronize()
+            except Exception as exc:
+                if not _is_oom(torch, exc):
+                    raise
+                oom = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                step = None
+                free()
+            barrier.wait(timeout)  # everybody has built (or failed to build) the model
+            for rep in range(config["repetitions"]):
+                latencies: list[float] = []
+                n, elapsed = 0, 0.0
+                barrier.wait(timeout)
+                if step is not None:
+                    try:
+                        _loop(torch, step, config["warmup_s"], None)
+                    except Exception as exc:
+                        if not _is_oom(torch, exc):
+                            raise
+                        oom, step = f"{type(exc).__name__}: {str(exc).splitlines()[0]}", None
+                        free()
+                barrier.wait(timeout)  # timed windows start together
+                if step is not None:
+                    try:
+                        n, elapsed = _loop(torch, step, config["duration_s"], latencies)
+                    except Exception as exc:
+                        if not _is_oom(torch, exc):
+                            raise
+                        oom, step = f"{type(exc).__name__}: {str(exc).splitlines()[0]}", None
+                        free()
+                free_b, total_b = torch.cuda.mem_get_info(device)
+                if oom:
+                    sample = WorkerSample(
+                        rank, 0, 0.0, None, None, None, None, None, STATUS_OOM, oom
+                    )
+                else:
+                    p50, p99 = latency_percentiles_ms(latencies)
+                    sample = WorkerSample(
+                        rank=rank,
+                        iterations=n,
+                        elapsed_s=elapsed,
+                        p50_ms=p50,
+                        p99_ms=p99,
+                        mem_allocated_mib=torch.cuda.max_memory_allocated(device) / MIB,
+                        mem_reserved_mib=torch.cuda.max_memory_reserved(device) / MIB,
+                        device_used_mib=(total_b - free_b) / MIB,
+                    )
+                messages.put(("sample", rank, model, rep, dataclasses.asdict(sample)))
+            step = None
+    free()
+    messages.put(("done", rank))
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def main(
+    argv: Sequence[str] | None = None, runner: Runner | None = None, gpu: GpuInfo | None = None
+) -> int:
+    args = parse_args(argv)
+    if args.command == "merge":
+        merged = merge_results([load_results(p) for p in args.inputs])
+        write_csv(args.out, merged)
+        print(f"wrote {len(merged)} rows to {args.out}")
+        if oom_cases(merged):
+            print(f"note: {oom_message(oom_cases(merged))}", file=sys.stderr)
+        return 0
+    if args.command == "plot":
+        print(f"wrote {plot_results(load_results(args.csv), args.out)}")
+        return 0
+    if args.command == "table":
+        print(format_table(load_results(args.csv)))
+        return 0
+
+    settings = settings_from_args(args)
+    gpu = gpu or query_gpu()
+    runner = runner or gpu_runner(gpu)
+    print(
+        f"GPU {gpu.name}, driver {gpu.driver}, {gpu.memory_total_mib} MiB; "
+        f"{len(planned_cases(settings))} cases {planned_cases(settings)}; "
+        f"estimated {estimate_seconds(settings) / 60:.1f} min",
+        flush=True,
+    )
+    raw: list[dict] = []
+    try:
+        results = run_benchmark(
+            settings, runner, gpu, raw=raw, on_case=lambda rows: write_csv(args.out, rows)
+        )
+    except BenchmarkError as exc:
+        if exc.partial_results:
+            write_csv(args.out, exc.partial_results)
+            print(f"wrote {len(exc.partial_results)} finished rows to {args.out}", file=sys.stderr)
+        print(f"ERROR: benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    write_csv(args.out, results)
+    print(f"wrote {len(results)} rows to {args.out}")
+    if args.raw_out:
+        args.raw_out.parent.mkdir(parents=True, exist_ok=True)
+        args.raw_out.write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
+    if args.plot:
+        plot_results(results, args.plot)
+    print(format_table(results))
+    try:
+        raise_on_oom(results)
+    except OutOfMemoryFailure as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

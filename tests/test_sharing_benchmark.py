@@ -1,0 +1,417 @@
+"""Tests for benchmarks/sharing/bench.py that need neither torch nor a GPU.
+
+Worker results are injected through a fake runner; no worker process is started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "sharing" / "bench.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("sharing_bench", BENCH_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+GPU = bench.GpuInfo(name="Test GPU", driver="1.2.3", memory_total_mib=16000)
+META = bench.RunMeta(date="2026-01-02", gpu="Test GPU", driver="1.2.3", torch="9.9")
+
+
+def sample(rank=0, iterations=100, elapsed=1.0, p50=1.0, p99=2.0, reserved=100.0, **kw):
+    return bench.WorkerSample(
+        rank=rank,
+        iterations=iterations,
+        elapsed_s=elapsed,
+        p50_ms=p50,
+        p99_ms=p99,
+        mem_allocated_mib=reserved - 10,
+        mem_reserved_mib=reserved,
+        **kw,
+    )
+
+
+def oom_sample(rank=0):
+    return bench.WorkerSample(rank, 0, 0.0, None, None, None, None, None, bench.STATUS_OOM, "OOM")
+
+
+def fake_runner(speed=None, oom=(), crash_on=None, calls=None):
+    """Runner returning made-up samples: each worker does speed[model] / N iterations/s."""
+    speed = speed or {"mlp": 1000.0, "transformer": 200.0, "memory": 50.0}
+
+    def run(mode, n, settings):
+        if calls is not None:
+            calls.append((mode, n))
+        if (mode, n) == crash_on:
+            raise bench.WorkerCrash(f"worker 1 of {n} failed:\nRuntimeError: planted crash")
+        samples = {}
+        for model in settings.models:
+            reps = []
+            for _ in range(settings.repetitions):
+                if (model, mode, n) in oom:
+                    reps.append([sample(r) for r in range(n - 1)] + [oom_sample(n - 1)])
+                else:
+                    its = speed[model] * settings.duration_s / n
+                    reps.append(
+                        [
+                            sample(r, iterations=int(its), elapsed=settings.duration_s)
+                            for r in range(n)
+                        ]
+                    )
+            samples[model] = reps
+        return bench.CaseRun(samples=samples, torch_version="9.9", gpu="Test GPU")
+
+    return run
+
+
+# --- import hygiene ---------------------------------------------------------------------------
+
+
+def test_module_imports_without_torch():
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('b', {str(BENCH_PATH)!r})\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['b'] = m\n"
+        "spec.loader.exec_module(m)\n"
+        "assert 'torch' not in sys.modules, 'bench imported torch at import time'\n"
+        "assert 'matplotlib' not in sys.modules, 'bench imported matplotlib at import time'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+
+def test_run_defaults():
+    args = bench.parse_args(["run"])
+    assert args.models == ("mlp", "transformer", "memory")
+    assert args.modes == ("exclusive", "time-slicing", "mps")
+    assert args.clients == (1, 2, 4, 8, 10)
+    assert args.duration_s == 3.0
+    assert args.warmup_s == 1.0
+    assert args.repetitions == 3
+    assert args.memory_gib == 8.0
+    assert args.mps_replicas == 10
+    assert args.out == Path("results.csv")
+    settings = bench.settings_from_args(args)
+    assert settings.clients == (1, 2, 4, 8, 10)
+
+
+def test_run_custom_values_are_canonicalised():
+    args = bench.parse_args(
+        [
+            *("run", "--modes", "mps,exclusive", "--models", "memory,mlp", "--clients", "8,2,1"),
+            *("--duration", "0.5", "--warmup", "0", "--repetitions", "5", "--memory-gib", "1.5"),
+        ]
+    )
+    assert args.modes == ("exclusive", "mps")
+    assert args.models == ("mlp", "memory")
+    assert args.clients == (1, 2, 8)
+    assert (args.duration_s, args.warmup_s, args.repetitions, args.memory_gib) == (0.5, 0, 5, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--clients", "0"], "must be >= 1"),
+        (["--clients", "1,x"], "not an integer"),
+        (["--clients", "2,2"], "duplicate"),
+        (["--clients", ""], "comma-separated"),
+        (["--clients", "1,,2"], "comma-separated"),
+        (["--duration", "0"], "must be >"),
+        (["--duration", "-1"], "must be >"),
+        (["--duration", "nan"], "not finite"),
+        (["--warmup", "-0.5"], "must be >="),
+        (["--repetitions", "0"], "must be >="),
+        (["--repetitions", "1.5"], "not a valid int"),
+        (["--memory-gib", "0"], "must be >"),
+        (["--modes", "exclusive,mig"], "unknown value(s) mig"),
+        (["--models", "resnet"], "unknown value(s) resnet"),
+        (["--modes", "mps-limited", "--clients", "4", "--mps-replicas", "2"], "exceed"),
+    ],
+)
+def test_bad_values_are_rejected(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(["run", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_clients_per_mode():
+    clients = (1, 2, 4)
+    assert bench.clients_for_mode("exclusive", clients) == [1]
+    assert bench.clients_for_mode("time-slicing", clients) == [2, 4]
+    assert bench.clients_for_mode("mps", clients) == [1, 2, 4]
+    settings = bench.settings_from_args(
+        bench.parse_args(["run", "--modes", "exclusive,time-slicing", "--clients", "1,2,4"])
+    )
+    assert bench.planned_cases(settings) == [
+        ("exclusive", 1),
+        ("time-slicing", 2),
+        ("time-slicing", 4),
+    ]
+    assert bench.estimate_seconds(settings) > 3 * 3 * 3 * (1.0 + 3.0)  # timed windows at least
+
+
+def test_mps_limit_commands_match_device_plugin_shares():
+    assert bench.mps_limit_commands(10, 143771) == [
+        "set_default_active_thread_percentage 10",
+        "set_default_device_pinned_mem_limit 0 14377M",
+    ]
+    assert bench.mps_limit_commands(3, 16000, device_index=1)[0].endswith(" 33")
+    with pytest.raises(ValueError):
+        bench.mps_limit_commands(0, 16000)
+
+
+# --- aggregation ------------------------------------------------------------------------------
+
+
+def test_percentile_known_values():
+    values = list(range(1, 102))  # 1..101
+    assert bench.percentile(values, 50) == 51
+    assert bench.percentile(values, 99) == 100
+    assert bench.percentile([4, 1, 3, 2], 99) == pytest.approx(3.97)  # numpy's default method
+    assert bench.percentile([0.0, 10.0], 50) == 5.0
+    assert bench.percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError):
+        bench.percentile([], 50)
+    with pytest.raises(ValueError):
+        bench.percentile([1.0], 101)
+
+
+def test_latency_percentiles_in_ms():
+    latencies_s = [0.001] * 98 + [0.010, 0.100]  # 100 samples
+    p50, p99 = bench.latency_percentiles_ms(latencies_s)
+    assert p50 == pytest.approx(1.0)
+    assert p99 == pytest.approx(10.0 + 0.01 * 90.0)  # 99th lies 1% of the way from 10 to 100 ms
+
+
+def test_summarize_case_takes_medians():
+    reps = [
+        [sample(0, 100, 1.0, 1.0, 5.0, 100.0), sample(1, 300, 1.0, 3.0, 9.0, 120.0)],  # 400 it/s
+        [sample(0, 500, 2.0, 2.0, 6.0, 100.0), sample(1, 500, 2.0, 4.0, 8.0, 100.0)],  # 500 it/s
+        [sample(0, 50, 0.5, 9.0, 50.0, 100.0), sample(1, 50, 0.5, 9.0, 70.0, 100.0)],  # 200 it/s
+    ]
+    r = bench.summarize_case("mlp", "mps", 2, reps, META, 1.0)
+    assert r.status == "ok"
+    assert r.aggregate_it_s == pytest.approx(400.0)
+    assert r.per_process_it_s == pytest.approx(200.0)
+    # medians over workers per repetition: p50 2, 3, 9 -> 3; p99 7, 7, 60 -> 7
+    assert r.p50_ms == pytest.approx(3.0)
+    assert r.p99_ms == pytest.approx(7.0)
+    assert r.mem_per_process_mib == 120.0
+    assert r.repetitions == 3
+    assert r.ratio_vs_exclusive is None  # filled by apply_ratios
+    assert (r.date, r.gpu, r.driver, r.torch) == ("2026-01-02", "Test GPU", "1.2.3", "9.9")
+
+
+def test_summarize_case_rejects_missing_workers():
+    with pytest.raises(bench.BenchmarkError, match="expected 2"):
+        bench.summarize_case("mlp", "mps", 2, [[sample(0)]], META, 1.0)
+    with pytest.raises(bench.BenchmarkError, match="no repetitions"):
+        bench.summarize_case("mlp", "mps", 2, [], META, 1.0)
+
+
+def test_apply_ratios_against_exclusive_of_same_model():
+    def row(model, mode, n, agg, status="ok"):
+        rep = [sample(r, iterations=int(agg / n), elapsed=1.0) for r in range(n)]
+        if status == "oom":
+            rep[-1] = oom_sample(n - 1)
+        return bench.summarize_case(model, mode, n, [rep], META, 1.0)
+
+    results = bench.apply_ratios(
+        [
+            row("mlp", "exclusive", 1, 100),
+            row("mlp", "time-slicing", 2, 150),
+            row("mlp", "mps", 4, 400),
+            row("mlp", "mps", 8, 0, status="oom"),
+            row("memory", "mps", 2, 50),  # no exclusive baseline for this model
+        ]
+    )
+    ratios = [r.ratio_vs_exclusive for r in results]
+    assert ratios[0] == pytest.approx(1.0)
+    assert ratios[1] == pytest.approx(1.5)
+    assert ratios[2] == pytest.approx(4.0)
+    assert ratios[3] is None
+    assert ratios[4] is None
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+
+def _results(tmp_path=None):
+    settings = bench.settings_from_args(
+        bench.parse_args(["run", "--clients", "1,2", "--repetitions", "2", "--duration", "2.5"])
+    )
+    runner = fake_runner(oom={("memory", "mps", 2)})
+    return bench.run_benchmark(settings, runner, GPU, date="2026-01-02", log=lambda _: None)
+
+
+def test_csv_header_and_round_trip(tmp_path):
+    results = _results()
+    path = tmp_path / "out" / "results.csv"
+    bench.write_csv(path, results)
+    header = path.read_text().splitlines()[0]
+    assert header == (
+        "date,gpu,driver,torch,model,mode,clients,repetitions,duration_s,aggregate_it_s,"
+        "per_process_it_s,ratio_vs_exclusive,p50_ms,p99_ms,mem_per_process_mib,status"
+    )
+    loaded = bench.load_results(path)
+    assert len(loaded) == len(results) == 3 * 4  # 3 models x (exclusive 1, ts 2, mps 1, mps 2)
+    for a, b in zip(results, loaded, strict=True):
+        assert a.key == b.key
+        assert a.status == b.status
+        for field in ("aggregate_it_s", "per_process_it_s", "ratio_vs_exclusive", "p50_ms"):
+            va, vb = getattr(a, field), getattr(b, field)
+            assert (va is None and vb is None) or vb == pytest.approx(va, rel=1e-3)
+        assert isinstance(b.clients, int)
+        assert (b.repetitions, b.duration_s) == (2, 2.5)
+        assert (b.date, b.gpu, b.driver, b.torch) == ("2026-01-02", "Test GPU", "1.2.3", "9.9")
+    oom_row = next(r for r in loaded if r.status == "oom")
+    assert oom_row.key == ("memory", "mps", 2)
+    assert oom_row.aggregate_it_s is None and oom_row.p99_ms is None
+    oom_line = next(line for line in path.read_text().splitlines() if line.endswith(",oom"))
+    assert ",,,,,,,oom" in oom_line  # all six numeric columns empty, not zero
+
+
+def test_load_results_rejects_foreign_files(tmp_path):
+    bad_header = tmp_path / "bad.csv"
+    bad_header.write_text("model,mode\nmlp,mps\n")
+    with pytest.raises(ValueError, match="unexpected columns"):
+        bench.load_results(bad_header)
+    good = tmp_path / "good.csv"
+    bench.write_csv(good, _results())
+    lines = good.read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",weird"
+    good.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="unknown status"):
+        bench.load_results(good)
+
+
+def test_merge_recomputes_ratios_and_rejects_duplicates():
+    results = _results()
+    exclusive = [r for r in results if r.mode == "exclusive"]
+    others = [
+        dataclasses.replace(r, ratio_vs_exclusive=None) for r in results if r.mode != "exclusive"
+    ]
+    merged = bench.merge_results([others, exclusive])
+    assert [r.key for r in merged] == [r.key for r in bench.sort_results(results)]
+    ts = bench.results_by_key(merged)[("mlp", "time-slicing", 2)]
+    assert ts.ratio_vs_exclusive == pytest.approx(1.0, rel=1e-2)  # fake: same total speed
+    with pytest.raises(bench.BenchmarkError, match="duplicate"):
+        bench.merge_results([results, exclusive])
+
+
+def test_format_table_lists_every_row():
+    table = bench.format_table(_results())
+    assert table.count("| exclusive | 1 |") == 3
+    assert "| mps | 2 | – |" in table  # the OOM'd memory case shows no numbers
+    assert "oom |" in table
+
+
+# --- plot -------------------------------------------------------------------------------------
+
+
+def test_plot_writes_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    settings = bench.settings_from_args(
+        bench.parse_args(["run", "--models", "mlp", "--clients", "1,2,4", "--repetitions", "1"])
+    )
+    runner = fake_runner(oom={("mlp", "mps", 4)})  # one model keeps the test fast
+    results = bench.run_benchmark(settings, runner, GPU, log=lambda _: None)
+    csv_path = tmp_path / "r.csv"
+    bench.write_csv(csv_path, results)
+    png = tmp_path / "plots" / "r.png"
+    assert bench.main(["plot", str(csv_path), "--out", str(png)]) == 0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000  # an actual figure, not an empty canvas
+
+
+# --- OOM and crashes --------------------------------------------------------------------------
+
+
+def test_oom_row_and_nonzero_exit(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    calls = []
+    runner = fake_runner(oom={("memory", "time-slicing", 4), ("mlp", "mps", 2)}, calls=calls)
+    argv = ["run", "--clients", "1,2,4", "--duration", "1", "--repetitions", "1", "--out", str(out)]
+    code = bench.main(argv, runner=runner, gpu=GPU)
+    mps_cases = [("mps", 1), ("mps", 2), ("mps", 4)]
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "model=memory mode=time-slicing N=4" in err
+    assert "model=mlp mode=mps N=2" in err
+    # the run went on after the OOM
+    assert calls == [("exclusive", 1), ("time-slicing", 2), ("time-slicing", 4), *mps_cases]
+    rows = bench.results_by_key(bench.load_results(out))
+    assert rows[("memory", "time-slicing", 4)].status == "oom"
+    assert rows[("mlp", "mps", 2)].status == "oom"
+    assert rows[("mlp", "mps", 4)].status == "ok"
+    assert sum(r.status == "oom" for r in rows.values()) == 2
+
+
+def test_raise_on_oom_names_cases():
+    results = _results()
+    with pytest.raises(bench.OutOfMemoryFailure) as exc:
+        bench.raise_on_oom(results)
+    assert exc.value.cases == [("memory", "mps", 2)]
+    assert "model=memory mode=mps N=2" in str(exc.value)
+    bench.raise_on_oom([r for r in results if r.status == "ok"])  # no error without OOM
+
+
+def test_clean_run_exits_zero(tmp_path):
+    out = tmp_path / "r.csv"
+    argv = ["run", "--clients", "1,2", "--duration", "1", "--repetitions", "1", "--out", str(out)]
+    assert bench.main(argv, runner=fake_runner(), gpu=GPU) == 0
+    assert all(r.status == "ok" for r in bench.load_results(out))
+
+
+def test_worker_crash_fails_run_and_keeps_finished_rows(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    runner = fake_runner(crash_on=("mps", 2))
+    argv = ["run", "--clients", "1,2", "--duration", "1", "--repetitions", "1", "--out", str(out)]
+    assert bench.main(argv, runner=runner, gpu=GPU) == 1
+    err = capsys.readouterr().err
+    assert "planted crash" in err
+    finished = {r.key for r in bench.load_results(out)}
+    assert ("mlp", "mps", 1) in finished
+    assert not any(mode == "mps" and n == 2 for _, mode, n in finished)
+
+
+def test_unexpected_sample_status_is_an_error():
+    bad = bench.WorkerSample(0, 1, 1.0, 1.0, 1.0, 1.0, 1.0, status="weird")
+    with pytest.raises(bench.BenchmarkError, match="unexpected sample status"):
+        bench.summarize_case("mlp", "mps", 1, [[bad]], META, 1.0)
+
+
+# --- committed results ------------------------------------------------------------------------
+
+
+def test_committed_h200_results_load():
+    path = BENCH_PATH.parent / "results-h200.csv"
+    results = bench.load_results(path)
+    keys = bench.results_by_key(results)
+    assert len(keys) == len(results)  # one row per (model, mode, N)
+    for model in bench.MODELS:
+        base = keys[(model, "exclusive", 1)]
+        assert base.ratio_vs_exclusive == pytest.approx(1.0)
+        for r in results:
+            if r.model == model and r.status == "ok":
+                assert r.ratio_vs_exclusive == pytest.approx(
+                    r.aggregate_it_s / base.aggregate_it_s, rel=1e-3
+                )
+                assert math.isclose(r.per_process_it_s * r.clients, r.aggregate_it_s, rel_tol=1e-3)
