@@ -16,6 +16,8 @@ from components import (
     NetworkArgs,
     NodeGroup,
     NodeGroupArgs,
+    SharingBenchmark,
+    SharingBenchmarkArgs,
 )
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.stack_config import read_settings
@@ -93,6 +95,18 @@ if settings.demo_workload.enabled:
             depends_on=[device_plugin, *gpu_nodes.values()],
         ),
     )
+
+if settings.benchmark_groups:
+    benchmark = SharingBenchmark(
+        "sharing-benchmark",
+        SharingBenchmarkArgs(
+            provider=cluster.provider,
+            settings=settings.benchmark,
+            groups=settings.benchmark_groups,
+            depends_on=[device_plugin, *(gpu_nodes[name] for name in settings.benchmark_groups)],
+        ),
+    )
+    pulumi.export("benchmarkJobs", benchmark.job_names)
 
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("kubeconfig", cluster.kubeconfig)

@@ -1,5 +1,6 @@
 """Pulumi ComponentResources: each turns typed settings into one part of the graph."""
 
+from components.benchmark import SharingBenchmark, SharingBenchmarkArgs
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.demo_workload import DemoWorkload, DemoWorkloadArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
@@ -17,4 +18,6 @@ __all__ = [
     "NetworkArgs",
     "NodeGroup",
     "NodeGroupArgs",
+    "SharingBenchmark",
+    "SharingBenchmarkArgs",
 ]

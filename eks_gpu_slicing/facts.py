@@ -269,3 +269,6 @@ GPU_FAMILIES = tuple(sorted({i.family for i in GPU_INSTANCES.values()}))
 # A long-running CUDA base image for the demo Deployment: `nvidia-smi -L` then sleep, so the
 # pods stay Running and occupy their virtual GPU (a sample that exits would crash-loop).
 DEMO_IMAGE = "nvcr.io/nvidia/cuda:12.9.1-base-ubuntu24.04"
+# PyTorch with CUDA 12.8: runs on the T4 (sm_75), A10G, L4, L40S, A100 and H100 alike, with the
+# AL2023 NVIDIA AMI's driver. The sharing benchmark script is mounted into it.
+BENCHMARK_IMAGE = "pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime"

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
 
 # A name used in Kubernetes label values, ConfigMap keys and Pulumi resource names.
@@ -304,9 +305,7 @@ class DevicePluginSettings(_Settings):
             # The chart refuses to render there (allowDefaultNamespace), and a node-critical
             # DaemonSet does not belong among workloads.
             raise ValueError("the device plugin must not run in the 'default' namespace")
-        if not _DNS_LABEL.match(namespace):
-            raise ValueError(f"'{namespace}' is not a valid namespace name")
-        return namespace
+        return _namespace_name(namespace)
 
 
 class DemoWorkloadSettings(_Settings):
@@ -322,19 +321,46 @@ class DemoWorkloadSettings(_Settings):
     @field_validator("image")
     @classmethod
     def _pinned(cls, image: str) -> str:
-        if "@sha256:" in image:
-            return image
-        tag = image.rsplit("/", 1)[-1].partition(":")[2]
-        if not tag or tag == "latest":
-            raise ValueError(f"'{image}' must be pinned to a tag other than 'latest' or a digest")
-        return image
+        return _pinned_image(image)
 
     @field_validator("namespace")
     @classmethod
-    def _dns_label(cls, namespace: str) -> str:
-        if not _DNS_LABEL.match(namespace):
-            raise ValueError(f"'{namespace}' is not a valid namespace name")
-        return namespace
+    def _namespace(cls, namespace: str) -> str:
+        return _namespace_name(namespace)
+
+
+class BenchmarkSettings(_Settings):
+    """The GPU sharing benchmark as a Kubernetes Job on each chosen GPU node group."""
+
+    enabled: bool = False
+    image: str = facts.BENCHMARK_IMAGE
+    # GPU node groups to measure; all of them when left out.
+    node_groups: list[str] | None = None
+    models: list[str] = ["mlp", "transformer"]
+    modes: list[str] = ["exclusive", "time-slicing"]
+    duration_seconds: float = Field(default=3.0, gt=0, le=60)
+    repetitions: int = Field(default=3, ge=1, le=10)
+    namespace: str = "default"
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, namespace: str) -> str:
+        return _namespace_name(namespace)
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, image: str) -> str:
+        return _pinned_image(image)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, models: list[str]) -> list[str]:
+        return _subset(models, bench.MODELS, "models")
+
+    @field_validator("modes")
+    @classmethod
+    def _modes(cls, modes: list[str]) -> list[str]:
+        return _subset(modes, bench.MODES, "modes")
 
 
 # --- The whole stack -------------------------------------------------------------------------
@@ -355,6 +381,7 @@ class Settings(_Settings):
     sharing: dict[str, SharingProfile] = DEFAULT_SHARING
     device_plugin: DevicePluginSettings = DevicePluginSettings()
     demo_workload: DemoWorkloadSettings = DemoWorkloadSettings()
+    benchmark: BenchmarkSettings = BenchmarkSettings()
 
     @field_validator("cluster_name")
     @classmethod
@@ -409,6 +436,17 @@ class Settings(_Settings):
     def profile_of(self, group: GpuNodeGroupSettings) -> SharingProfile:
         return self.sharing[group.sharing]
 
+    @property
+    def benchmark_groups(self) -> dict[str, tuple[GpuNodeGroupSettings, SharingProfile]]:
+        """GPU node groups that get a benchmark Job (none unless enabled), with profiles."""
+        if not self.benchmark.enabled:
+            return {}
+        names = self.benchmark.node_groups or list(self.gpu_node_groups)
+        return {
+            name: (self.gpu_node_groups[name], self.profile_of(self.gpu_node_groups[name]))
+            for name in names
+        }
+
     def warnings(self, today: dt.date) -> list[str]:
         """Things that deploy but that a reviewer should hear about."""
         out = []
@@ -448,6 +486,12 @@ class Settings(_Settings):
                     f"demoWorkload.replicas ({self.demo_workload.replicas}) exceeds the "
                     f"{capacity} virtual GPUs of profile '{self.demo_profile_name}' at maxSize; "
                     "the rest stay Pending"
+                )
+        for name, (group, _) in self.benchmark_groups.items():
+            if group.desired_size == 0:
+                out.append(
+                    f"benchmark: gpuNodeGroups.{name} has desiredSize 0; "
+                    "its benchmark Job stays Pending until a node runs"
                 )
         return out
 
@@ -539,6 +583,13 @@ def _reference_problems(data: Mapping[str, Any]) -> list[str]:
             )
         elif isinstance(profile, str) and profile not in names:
             problems.append(f"demoWorkload.profile: no sharing profile '{profile}'")
+    bench_settings = data.get("benchmark", {})
+    bench_settings = bench_settings if isinstance(bench_settings, Mapping) else {}
+    chosen = bench_settings.get("nodeGroups")
+    if isinstance(chosen, list) and isinstance(groups, Mapping):
+        for name in chosen:
+            if name not in groups:
+                problems.append(f"benchmark.nodeGroups: no GPU node group '{name}'")
     return problems
 
 
@@ -598,6 +649,28 @@ def _check_names(mapping: Mapping[str, Any], what: str) -> None:
             f"{what} names must be 1-32 lowercase letters, digits or '-' (they become label "
             f"values and resource names): {', '.join(bad)}"
         )
+
+
+def _namespace_name(namespace: str) -> str:
+    if not _DNS_LABEL.match(namespace):
+        raise ValueError(f"'{namespace}' is not a valid namespace name")
+    return namespace
+
+
+def _pinned_image(image: str) -> str:
+    if "@sha256:" in image:
+        return image
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    if not tag or tag == "latest":
+        raise ValueError(f"'{image}' must be pinned to a tag other than 'latest' or a digest")
+    return image
+
+
+def _subset(chosen: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise ValueError(f"{what} must be a non-empty subset of {', '.join(allowed)}")
+    return chosen
 
 
 def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:

@@ -93,3 +93,103 @@ def demo_deployment(
             },
         },
     }
+
+
+# --- The sharing benchmark as a Job -----------------------------------------------------------
+
+BENCHMARK_APP_LABEL = "gpu-sharing-benchmark"
+BENCHMARK_SCRIPT_KEY = "bench.py"
+BENCHMARK_MOUNT = "/opt/gpu-sharing-benchmark"
+# Printed before the CSV in the Job's log, so the rows can be cut out of it.
+BENCHMARK_CSV_MARKER = "--- gpu-sharing-benchmark results.csv ---"
+
+
+def benchmark_clients(profile: SharingProfile) -> list[int]:
+    """Process counts to measure: powers of two up to the profile's replicas, and the
+    replicas themselves (what a fully used node runs). Unshared profiles get 1..10."""
+    top = profile.replicas if profile.shared and profile.replicas else 10
+    counts = {1, top}
+    n = 2
+    while n < top:
+        counts.add(n)
+        n *= 2
+    return sorted(counts)
+
+
+def benchmark_command(
+    *, clients: list[int], models: list[str], modes: list[str], duration_s: float, repetitions: int
+) -> list[str]:
+    """Run the benchmark, then print its CSV to the log (exit status kept: 3 means OOM)."""
+    run = " ".join(
+        [
+            f"python {BENCHMARK_MOUNT}/{BENCHMARK_SCRIPT_KEY} run",
+            f"--clients {','.join(str(c) for c in clients)}",
+            f"--models {','.join(models)}",
+            f"--modes {','.join(modes)}",
+            f"--duration {duration_s:g}",
+            f"--repetitions {repetitions}",
+            "--out /tmp/results.csv",
+        ]
+    )
+    script = (
+        f"{run}; status=$?; echo '{BENCHMARK_CSV_MARKER}'; "
+        "cat /tmp/results.csv 2>/dev/null; exit $status"
+    )
+    return ["/bin/sh", "-c", script]
+
+
+def benchmark_job(
+    *,
+    group_name: str,
+    group: GpuNodeGroupSettings,
+    profile: SharingProfile,
+    image: str,
+    namespace: str,
+    script_config_map: Any,
+    command: list[str],
+) -> dict[str, Any]:
+    """A Job that measures sharing on one node of `group`, returned as {metadata, spec}.
+
+    It asks for one virtual GPU of the group's profile: the node's GPU is then visible to
+    the pod, and the benchmark's own processes share it the way pods would. Run it on an
+    otherwise idle node, or other pods' work is measured too.
+    """
+    labels = {"app": BENCHMARK_APP_LABEL, "eks-gpu-slicing/node-group": group_name}
+    return {
+        "metadata": {
+            "namespace": namespace,
+            "labels": labels,
+            # `pulumi up` should not wait the several minutes the benchmark runs.
+            "annotations": {"pulumi.com/skipAwait": "true"},
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "nodeSelector": {
+                        **gpu_node_selector(group.sharing),
+                        "node.kubernetes.io/instance-type": group.instance_type,
+                    },
+                    "tolerations": [gpu_toleration()],
+                    "containers": [
+                        {
+                            "name": "benchmark",
+                            "image": image,
+                            "command": command,
+                            "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+                            "resources": {
+                                "requests": {"cpu": "1", "memory": "4Gi"},
+                                "limits": {profile.resource_name: 1},
+                            },
+                            "volumeMounts": [
+                                {"name": "script", "mountPath": BENCHMARK_MOUNT, "readOnly": True}
+                            ],
+                        }
+                    ],
+                    "volumes": [{"name": "script", "configMap": {"name": script_config_map}}],
+                },
+            },
+        },
+    }

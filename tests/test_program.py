@@ -12,7 +12,7 @@ import yaml
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.device_plugin import CONFIG_CHECKSUM_ANNOTATION, check_device_plugin_config
 from eks_gpu_slicing.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
-from eks_gpu_slicing.stack_files import engine_config_of_stack, raw_settings
+from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, raw_settings
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import EKS_EFFECTS, selector_matches, tolerates
 
@@ -396,3 +396,34 @@ def test_renamed_profile_flows_into_demo_requests_and_outputs():
 
 def test_effects_table_covers_our_taint():
     assert EKS_EFFECTS[facts.EKS_NO_SCHEDULE] == facts.K8S_NO_SCHEDULE
+
+
+# --- In-cluster benchmark -------------------------------------------------------------------
+
+
+def test_benchmark_is_off_by_default(dev):
+    assert not dev.of_type("kubernetes:batch/v1:Job")
+    assert "benchmarkJobs" not in dev.outputs
+
+
+def test_benchmark_runs_the_committed_script_on_each_chosen_group():
+    raw = dev_settings()
+    raw["benchmark"] = {"enabled": True, "nodeGroups": ["a10g"], "durationSeconds": 2}
+    deployment = run_program(engine_config(raw), stack="dev")
+    script = deployment.one(CONFIG_MAP, "sharing-benchmark-script")
+    assert script.inputs["data"]["bench.py"] == (ROOT / "benchmarks/sharing/bench.py").read_text()
+    job = deployment.one("kubernetes:batch/v1:Job")
+    assert job.name == "sharing-benchmark-a10g"
+    pod = job.inputs["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["configMap"]["name"] == script.outputs["metadata"]["name"]
+    assert script.urn in job.dependencies
+    assert pod["nodeSelector"]["node.kubernetes.io/instance-type"] == "g5.xlarge"
+    assert pod["nodeSelector"]["nvidia.com/device-plugin.config"] == "small-slices"
+    command = pod["containers"][0]["command"][2]
+    assert "--clients 1,2,4 " in command  # the small-slices profile has 4 replicas
+    assert "--duration 2 " in command
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert deployment.one(RELEASE).urn in job.dependencies
+    assert deployment.one(NODE_GROUP, "gpu-a10g").urn in job.dependencies
+    assert deployment.outputs["benchmarkJobs"] == {"a10g": job.outputs["metadata"]["name"]}
+    assert job.provider_urn == deployment.one(K8S_PROVIDER).urn

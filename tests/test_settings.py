@@ -277,6 +277,21 @@ BAD_CONFIGS = [
         ["adminRoleArns"],
     ),
     (
+        "benchmark on a missing group",
+        with_changes(benchmark={"enabled": True, "nodeGroups": ["h100"]}),
+        ["benchmark.nodeGroups", "h100"],
+    ),
+    (
+        "benchmark model unknown",
+        with_changes(benchmark={"enabled": True, "models": ["resnet"]}),
+        ["benchmark.models", "mlp"],
+    ),
+    (
+        "benchmark image unpinned",
+        with_changes(benchmark={"enabled": True, "image": "pytorch/pytorch"}),
+        ["benchmark.image", "pinned"],
+    ),
+    (
         "protect not a boolean",
         with_changes(protect="yes"),
         ["protect", "boolean"],

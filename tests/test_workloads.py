@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from benchmarks.sharing import bench
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 from eks_gpu_slicing.workloads import (
+    BENCHMARK_CSV_MARKER,
+    BENCHMARK_MOUNT,
+    benchmark_clients,
+    benchmark_command,
+    benchmark_job,
     demo_deployment,
     gpu_node_labels,
     gpu_node_taints,
@@ -72,3 +78,67 @@ def test_demo_requests_the_renamed_resource_when_the_profile_renames():
     )
     container = manifest["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
+
+
+def test_benchmark_clients_follow_the_profile():
+    assert benchmark_clients(SharingProfile(strategy="time-slicing", replicas=10)) == [
+        1,
+        2,
+        4,
+        8,
+        10,
+    ]
+    assert benchmark_clients(SharingProfile(strategy="time-slicing", replicas=4)) == [1, 2, 4]
+    assert benchmark_clients(SharingProfile(strategy="time-slicing", replicas=2)) == [1, 2]
+    assert benchmark_clients(SharingProfile(strategy="none")) == [1, 2, 4, 8, 10]
+
+
+def test_benchmark_command_uses_the_scripts_own_options():
+    command = benchmark_command(
+        clients=[1, 2],
+        models=["mlp"],
+        modes=["exclusive", "time-slicing"],
+        duration_s=2.5,
+        repetitions=3,
+    )
+    assert command[:2] == ["/bin/sh", "-c"]
+    run = command[2].split(";")[0].split()
+    assert run[1] == f"{BENCHMARK_MOUNT}/bench.py" and run[2] == "run"
+    # Every option the Job passes is one the benchmark's own parser accepts.
+    args = bench.parse_args(run[2:])
+    assert (args.clients, args.models, args.duration_s, args.repetitions) == (
+        (1, 2),
+        ("mlp",),
+        2.5,
+        3,
+    )
+    assert BENCHMARK_CSV_MARKER in command[2] and command[2].endswith("exit $status")
+
+
+def test_benchmark_job_targets_one_group_and_requests_its_resource():
+    group = GpuNodeGroupSettings(
+        instance_type="g5.xlarge", min_size=1, desired_size=1, max_size=1, sharing="renamed"
+    )
+    profile = SharingProfile(strategy="time-slicing", replicas=4, rename_by_default=True)
+    job = benchmark_job(
+        group_name="a10g",
+        group=group,
+        profile=profile,
+        image="pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime",
+        namespace="default",
+        script_config_map="script-cm",
+        command=["true"],
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
+    assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    node_labels = {**gpu_node_labels("renamed"), "node.kubernetes.io/instance-type": "g5.xlarge"}
+    assert selector_matches(pod["nodeSelector"], node_labels)
+    assert not selector_matches(
+        pod["nodeSelector"], {**node_labels, "node.kubernetes.io/instance-type": "g4dn.xlarge"}
+    )
+    assert tolerates(pod["tolerations"], gpu_node_taints())
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
+    assert pod["volumes"][0]["configMap"]["name"] == "script-cm"
+    assert container["volumeMounts"][0]["mountPath"] == BENCHMARK_MOUNT

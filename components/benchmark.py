@@ -1,0 +1,80 @@
+"""The GPU sharing benchmark, run in the cluster: one Job per chosen GPU node group."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.settings import BenchmarkSettings, GpuNodeGroupSettings, SharingProfile
+from eks_gpu_slicing.stack_files import ROOT
+from eks_gpu_slicing.workloads import (
+    BENCHMARK_APP_LABEL,
+    BENCHMARK_SCRIPT_KEY,
+    benchmark_clients,
+    benchmark_command,
+    benchmark_job,
+)
+
+BENCHMARK_SCRIPT = ROOT / "benchmarks" / "sharing" / "bench.py"
+
+
+@dataclass(frozen=True)
+class SharingBenchmarkArgs:
+    provider: k8s.Provider
+    settings: BenchmarkSettings
+    # group name -> (group, its profile)
+    groups: Mapping[str, tuple[GpuNodeGroupSettings, SharingProfile]]
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class SharingBenchmark(pulumi.ComponentResource):
+    """The same script as benchmarks/sharing/bench.py, mounted from a ConfigMap into a pinned
+    PyTorch image; results end up in each Job's log in the committed CSV format."""
+
+    def __init__(
+        self, name: str, args: SharingBenchmarkArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(f"{facts.COMPONENT_PACKAGE}:workloads:SharingBenchmark", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        script = k8s.core.v1.ConfigMap(
+            f"{name}-script",
+            metadata={"namespace": args.settings.namespace, "labels": {"app": BENCHMARK_APP_LABEL}},
+            data={BENCHMARK_SCRIPT_KEY: BENCHMARK_SCRIPT.read_text()},
+            opts=k8s_opts,
+        )
+        script_name = script.metadata.apply(lambda m: m["name"])
+        s = args.settings
+        self.jobs = {}
+        for group_name, (group, profile) in args.groups.items():
+            manifest = benchmark_job(
+                group_name=group_name,
+                group=group,
+                profile=profile,
+                image=s.image,
+                namespace=args.settings.namespace,
+                script_config_map=script_name,
+                command=benchmark_command(
+                    clients=benchmark_clients(profile),
+                    models=s.models,
+                    modes=s.modes,
+                    duration_s=s.duration_seconds,
+                    repetitions=s.repetitions,
+                ),
+            )
+            # Auto-named and replaced on any change: a new script or setting re-runs it.
+            self.jobs[group_name] = k8s.batch.v1.Job(
+                f"{name}-{group_name}",
+                metadata=manifest["metadata"],
+                spec=manifest["spec"],
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(depends_on=list(args.depends_on))
+                ),
+            )
+        self.job_names = {
+            group: job.metadata.apply(lambda m: m["name"]) for group, job in self.jobs.items()
+        }
+        self.register_outputs({"jobNames": self.job_names})
