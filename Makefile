@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # State lives in this folder unless you point PULUMI_BACKEND_URL elsewhere (s3://..., Pulumi Cloud).
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
-.PHONY: help setup test lint format validate stack preview up destroy time-tests
+.PHONY: help setup test lint format validate plan-capacity stack preview up destroy time-tests
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,11 @@ format: setup ## Apply ruff's formatting and safe fixes
 
 validate: setup ## Check Pulumi.$(STACK).yaml offline and print each GPU group's capacity
 	$(PY) -m eks_gpu_slicing.validate $(STACK)
+
+plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GPU_MS=, BUSY=, TYPES=, RESULTS=
+	@test -n "$(MEMORY_GIB)" -a -n "$(GPU_MS)" || \
+	  { echo "usage: make plan-capacity MEMORY_GIB=<GiB per pod> GPU_MS=<ms per request> [BUSY=1] [TYPES=g4dn.xlarge,...] [RESULTS=file.csv]"; exit 2; }
+	$(PY) -m eks_gpu_slicing.planner --memory-gib $(MEMORY_GIB) --gpu-ms $(GPU_MS) --busy $(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS))
 
 time-tests: setup ## Time the test suite (median of 3 runs)
 	$(PY) benchmarks/test_suite_time.py

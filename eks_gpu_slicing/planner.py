@@ -1,0 +1,248 @@
+"""Capacity planner: how many virtual GPUs per physical GPU, and with which strategy.
+
+    python -m eks_gpu_slicing.planner --memory-gib 1.5 --gpu-ms 2 --busy 0.3
+    make plan-capacity MEMORY_GIB=1.5 GPU_MS=2 BUSY=0.3
+
+It combines the instance facts (GPU memory, price) with the committed sharing benchmark
+(benchmarks/sharing/results-*.csv): throughput of N processes sharing one GPU relative to one
+process alone, per sharing mode, for three kinds of workload.
+
+The rule, per instance type and strategy:
+  1. Memory: every replica's pod holds its own memory, so at most
+     floor((GPU memory - reserve) / workload memory) replicas fit.
+  2. Throughput: R pods that each keep the GPU busy `busy` of the time when alone demand
+     R x busy GPUs of work; the GPU delivers ratio(R) (measured, in units of one exclusive
+     process, interpolated between measured N). R is feasible while R x busy <= ratio(R).
+  3. Take the largest R that satisfies both (R = 1 means: do not share).
+The workload is matched to the benchmark model whose exclusive per-iteration latency is
+closest to its per-request GPU time (short requests = small kernels that leave the GPU idle;
+long ones saturate it). This is a heuristic measured on one GPU type: re-measure on yours
+with the in-cluster benchmark (`benchmark.enabled`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.sharing import bench
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.stack_files import ROOT
+
+DEFAULT_RESULTS = ROOT / "benchmarks" / "sharing" / "results-h200.csv"
+# Usable memory is below the nominal size (ECC, driver): a T4 reports about 15 of its 16 GiB.
+GPU_MEMORY_RESERVE_GIB = 1.0
+# Strategies the planner compares, and the benchmark mode that measures each.
+STRATEGY_MODES = {"time-slicing": "time-slicing", "mps": "mps"}
+# What this stack can deploy today (a later issue adds MPS).
+DEPLOYABLE = frozenset({"none", "time-slicing"})
+
+
+@dataclass(frozen=True)
+class Workload:
+    gpu_memory_gib: float  # per pod, including its CUDA context (~0.5-0.7 GiB)
+    gpu_ms_per_request: float  # GPU time of one request when the pod runs alone
+    busy: float = 1.0  # share of time one pod alone keeps the GPU busy (1 = saturating)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Measured aggregate throughput (x exclusive) and p99 latency (x exclusive) vs N."""
+
+    model: str
+    mode: str
+    ratio_at: dict[int, float]
+    p99_factor_at: dict[int, float]
+
+    @property
+    def max_clients(self) -> int:
+        return max(self.ratio_at)
+
+    def ratio(self, n: int) -> float:
+        return _interpolate(self.ratio_at, n)
+
+    def p99_factor(self, n: int) -> float:
+        return _interpolate(self.p99_factor_at, n)
+
+
+@dataclass(frozen=True)
+class Plan:
+    instance_type: str
+    strategy: str  # "none", "time-slicing" or "mps"
+    replicas: int
+    model: str  # the benchmark model the workload was matched to
+    throughput_ratio: float  # GPU's delivered work at R busy pods, x one exclusive pod
+    demand: float  # R x busy
+    p99_factor: float  # p99 latency with all R pods busy, x exclusive
+    memory_headroom_gib: float  # per GPU, after R pods
+    usd_per_virtual_gpu_hour: float
+    fits: bool
+    note: str = ""
+
+    @property
+    def deployable(self) -> bool:
+        return self.strategy in DEPLOYABLE
+
+
+def load_curves(results: Sequence[bench.Result]) -> dict[tuple[str, str], Curve]:
+    """(model, strategy) -> curve, with the exclusive run as N = 1 of every mode."""
+    by_key = bench.results_by_key([r for r in results if r.status == bench.STATUS_OK])
+    curves = {}
+    for model in {r.model for r in results}:
+        exclusive = by_key.get((model, "exclusive", 1))
+        if exclusive is None:
+            continue
+        for strategy, mode in STRATEGY_MODES.items():
+            ratio = {1: 1.0}
+            p99 = {1: 1.0}
+            for (m, md, n), r in by_key.items():
+                if m == model and md == mode and n > 1:
+                    ratio[n] = r.ratio_vs_exclusive
+                    p99[n] = r.p99_ms / exclusive.p99_ms
+            if len(ratio) > 1:
+                curves[(model, strategy)] = Curve(model, strategy, ratio, p99)
+    return curves
+
+
+def matching_model(results: Sequence[bench.Result], gpu_ms: float) -> str:
+    """The benchmark model whose exclusive p50 latency is closest to gpu_ms (log scale)."""
+    exclusive = [r for r in results if r.mode == "exclusive" and r.status == bench.STATUS_OK]
+    if not exclusive:
+        raise ValueError("the benchmark results have no exclusive baseline")
+    return min(exclusive, key=lambda r: abs(math.log(r.p50_ms / gpu_ms))).model
+
+
+def plan_instance(
+    workload: Workload,
+    instance: facts.GpuInstance,
+    curves: dict[tuple[str, str], Curve],
+    model: str,
+) -> list[Plan]:
+    """One plan per strategy (none, time-slicing, mps) for one instance type."""
+    usable = instance.gpu_memory_gib - GPU_MEMORY_RESERVE_GIB
+    by_memory = math.floor(usable / workload.gpu_memory_gib)
+
+    def plan(strategy: str, replicas: int, curve: Curve | None, note: str = "") -> Plan:
+        return Plan(
+            instance_type=instance.name,
+            strategy=strategy,
+            replicas=replicas,
+            model=model,
+            throughput_ratio=curve.ratio(replicas) if curve else 1.0,
+            demand=replicas * workload.busy,
+            p99_factor=curve.p99_factor(replicas) if curve else 1.0,
+            memory_headroom_gib=usable - replicas * workload.gpu_memory_gib,
+            usd_per_virtual_gpu_hour=instance.usd_per_hour / (instance.gpus * replicas),
+            fits=by_memory >= 1,
+            note=note,
+        )
+
+    if by_memory < 1:
+        note = f"does not fit: {workload.gpu_memory_gib:g} GiB > {usable:.1f} GiB usable"
+        return [plan("none", 1, None, note)]
+    plans = [plan("none", 1, None)]
+    for strategy in STRATEGY_MODES:
+        curve = curves[(model, strategy)]
+        limit = min(by_memory, curve.max_clients)
+        feasible = [r for r in range(2, limit + 1) if r * workload.busy <= curve.ratio(r) + 1e-9]
+        if not feasible:
+            why = "memory" if by_memory < 2 else "the GPU would be oversubscribed"
+            plans.append(plan(strategy, 1, curve, f"no sharing: {why}"))
+            continue
+        replicas = max(feasible)
+        bound = []
+        if replicas == by_memory:
+            bound.append("memory-bound")
+        if replicas == curve.max_clients:
+            bound.append(f"measured up to N={curve.max_clients}")
+        if strategy not in DEPLOYABLE:
+            bound.append("not deployable by this stack yet")
+        plans.append(plan(strategy, replicas, curve, "; ".join(bound)))
+    return plans
+
+
+def recommend(plans: Sequence[Plan]) -> Plan:
+    """The deployable plan with the most pods per GPU (cheapest per virtual GPU)."""
+    return max((p for p in plans if p.deployable), key=lambda p: (p.replicas, p.strategy == "none"))
+
+
+def default_instance_types() -> list[str]:
+    """The smallest size of every GPU family."""
+    smallest: dict[str, facts.GpuInstance] = {}
+    for instance in facts.GPU_INSTANCES.values():
+        current = smallest.get(instance.family)
+        if current is None or (instance.gpus, instance.vcpus) < (current.gpus, current.vcpus):
+            smallest[instance.family] = instance
+    return [i.name for i in sorted(smallest.values(), key=lambda i: i.usd_per_hour)]
+
+
+def format_plans(workload: Workload, plans_by_type: dict[str, list[Plan]], model: str) -> str:
+    lines = [
+        f"workload: {workload.gpu_memory_gib:g} GiB GPU memory per pod, "
+        f"{workload.gpu_ms_per_request:g} ms GPU time per request, busy {workload.busy:g} "
+        f"-> behaves like the benchmark's '{model}' model",
+        "",
+        "| instance | GPU | strategy | replicas | demand / GPU delivers | p99 x | "
+        "headroom GiB | $/virtual GPU h | note |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for instance_type, plans in plans_by_type.items():
+        instance = facts.GPU_INSTANCES[instance_type]
+        best = recommend(plans)
+        for p in plans:
+            mark = " **(recommended)**" if p is best and p.fits else ""
+            lines.append(
+                f"| {instance_type} | {instance.gpus}x {instance.gpu_model} "
+                f"{instance.gpu_memory_gib:.0f} GiB | {p.strategy}{mark} | {p.replicas} | "
+                f"{p.demand:.2f} / {p.throughput_ratio:.2f} | {p.p99_factor:.1f} | "
+                f"{p.memory_headroom_gib:.1f} | {p.usd_per_virtual_gpu_hour:.3f} | {p.note} |"
+            )
+    lines += [
+        "",
+        f"Prices: on-demand us-east-1 as of {facts.PRICES_AS_OF}. Throughput and latency ratios "
+        "were measured on the GPU named in the results file; re-measure on your instance type.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memory-gib", type=float, required=True, help="GPU memory per pod")
+    parser.add_argument("--gpu-ms", type=float, required=True, help="GPU ms per request alone")
+    parser.add_argument("--busy", type=float, default=1.0, help="GPU busy share of one pod")
+    parser.add_argument("--instance-types", help="comma-separated (default: smallest per family)")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    args = parser.parse_args(argv)
+    if args.memory_gib <= 0 or args.gpu_ms <= 0 or not 0 < args.busy <= 1:
+        parser.error("--memory-gib and --gpu-ms must be > 0, --busy in (0, 1]")
+    types = args.instance_types.split(",") if args.instance_types else default_instance_types()
+    unknown = [t for t in types if t not in facts.GPU_INSTANCES]
+    if unknown:
+        parser.error(f"unknown GPU instance types: {', '.join(unknown)}")
+    results = bench.load_results(args.results)
+    workload = Workload(args.memory_gib, args.gpu_ms, args.busy)
+    model = matching_model(results, workload.gpu_ms_per_request)
+    curves = load_curves(results)
+    plans = {t: plan_instance(workload, facts.GPU_INSTANCES[t], curves, model) for t in types}
+    print(format_plans(workload, plans, model))
+    return 0
+
+
+def _interpolate(points: dict[int, float], n: int) -> float:
+    """Linear between measured N; N beyond the last measurement is not extrapolated."""
+    if n in points:
+        return points[n]
+    xs = sorted(points)
+    if n < xs[0] or n > xs[-1]:
+        raise ValueError(f"N={n} outside the measured range {xs[0]}..{xs[-1]}")
+    hi = next(x for x in xs if x > n)
+    lo = max(x for x in xs if x < n)
+    return points[lo] + (points[hi] - points[lo]) * (n - lo) / (hi - lo)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
