@@ -21,7 +21,7 @@ def main() -> int:
     for _ in range(RUNS):
         start = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
             capture_output=True,
             text=True,
         )
@@ -29,7 +29,9 @@ def main() -> int:
         if result.returncode != 0:
             print(result.stdout[-2000:], result.stderr[-2000:])
             return result.returncode
-    summary = result.stdout.strip().splitlines()[-1]
+    summary = next(
+        (line for line in reversed(result.stdout.splitlines()) if " passed" in line), "?"
+    ).strip("= ")
     print(f"{summary}; wall time over {RUNS} runs on {cores} cores: ", end="")
     print(f"median {statistics.median(times):.1f} s, max {max(times):.1f} s")
     return 0
