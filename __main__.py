@@ -44,35 +44,28 @@ cluster = GpuCluster(
 )
 
 
-def node_group(name: str, group, ami_type: str, **placement) -> NodeGroup:
-    return NodeGroup(
-        name,
-        NodeGroupArgs(
-            cluster=cluster.cluster,
-            node_role=cluster.node_role,
-            subnet_ids=network.private_subnet_ids,
-            instance_type=group.instance_type,
-            ami_type=ami_type,
-            min_size=group.min_size,
-            desired_size=group.desired_size,
-            max_size=group.max_size,
-            disk_size_gib=group.disk_size_gib,
-            capacity_type=group.capacity_type,
-            tags=tags,
-            depends_on=cluster.node_role_policies,
-            **placement,
-        ),
-    )
-
-
-system_nodes = node_group("system", settings.system_node_group, facts.CPU_AMI_TYPE)
+system_nodes = NodeGroup(
+    "system",
+    NodeGroupArgs(
+        cluster=cluster,
+        subnet_ids=network.private_subnet_ids,
+        group=settings.system_node_group,
+        ami_type=facts.CPU_AMI_TYPE,
+        tags=tags,
+    ),
+)
 gpu_nodes = {
-    name: node_group(
+    name: NodeGroup(
         f"gpu-{name}",
-        group,
-        facts.GPU_AMI_TYPE,
-        labels=gpu_node_labels(group.sharing),
-        taints=gpu_node_taints(),
+        NodeGroupArgs(
+            cluster=cluster,
+            subnet_ids=network.private_subnet_ids,
+            group=group,
+            ami_type=facts.GPU_AMI_TYPE,
+            labels=gpu_node_labels(group.sharing),
+            taints=gpu_node_taints(),
+            tags=tags,
+        ),
     )
     for name, group in settings.gpu_node_groups.items()
 }

@@ -127,7 +127,10 @@ DEFAULT_SHARING = {"default": SharingProfile(strategy="time-slicing", replicas=1
 # --- Node groups ----------------------------------------------------------------------------
 
 
-class _NodeGroupSizes(_Settings):
+class NodeGroupSettings(_Settings):
+    """What every managed node group has: one instance type, sizes, disk, purchase option."""
+
+    instance_type: str
     min_size: int = Field(ge=0)
     desired_size: int = Field(ge=0)
     max_size: int = Field(ge=1)
@@ -149,7 +152,7 @@ class _NodeGroupSizes(_Settings):
         return self
 
 
-class GpuNodeGroupSettings(_NodeGroupSizes):
+class GpuNodeGroupSettings(NodeGroupSettings):
     """A managed node group of one NVIDIA GPU instance type, shared per one profile."""
 
     instance_type: str
@@ -175,7 +178,7 @@ class GpuNodeGroupSettings(_NodeGroupSizes):
         return facts.GPU_INSTANCES[self.instance_type]
 
 
-class SystemNodeGroupSettings(_NodeGroupSizes):
+class SystemNodeGroupSettings(NodeGroupSettings):
     """A small CPU node group for cluster add-ons, which cannot run on tainted GPU nodes."""
 
     instance_type: str = "m6i.large"
