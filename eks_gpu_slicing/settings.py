@@ -15,9 +15,10 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -42,6 +43,26 @@ _IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,
 _KUBERNETES_VERSION = re.compile(r"^1\.\d+$")
 
 SharingStrategy = Literal["time-slicing", "none"]
+
+
+def _namespace_name(namespace: str) -> str:
+    if not _DNS_LABEL.match(namespace):
+        raise ValueError(f"'{namespace}' is not a valid namespace name")
+    return namespace
+
+
+def _pinned_image(image: str) -> str:
+    if "@sha256:" in image:
+        return image
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    if not tag or tag == "latest":
+        raise ValueError(f"'{image}' must be pinned to a tag other than 'latest' or a digest")
+    return image
+
+
+# Strings with a rule of their own, reusable across sections.
+Namespace = Annotated[str, AfterValidator(_namespace_name)]
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 
 
 class ConfigError(Exception):
@@ -316,44 +337,24 @@ class DemoWorkloadSettings(_Settings):
 
     enabled: bool = False
     replicas: int = Field(default=5, ge=0)
-    image: str = facts.DEMO_IMAGE
-    namespace: str = "default"
+    image: PinnedImage = facts.DEMO_IMAGE
+    namespace: Namespace = "default"
     # Which sharing profile's nodes (and resource name) to use; the device plugin's default.
     profile: str | None = None
-
-    @field_validator("image")
-    @classmethod
-    def _pinned(cls, image: str) -> str:
-        return _pinned_image(image)
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, namespace: str) -> str:
-        return _namespace_name(namespace)
 
 
 class BenchmarkSettings(_Settings):
     """The GPU sharing benchmark as a Kubernetes Job on each chosen GPU node group."""
 
     enabled: bool = False
-    image: str = facts.BENCHMARK_IMAGE
+    image: PinnedImage = facts.BENCHMARK_IMAGE
     # GPU node groups to measure; all of them when left out.
     node_groups: list[str] | None = None
     models: list[str] = ["mlp", "transformer"]
     modes: list[str] = ["exclusive", "time-slicing"]
     duration_seconds: float = Field(default=3.0, gt=0, le=60)
     repetitions: int = Field(default=3, ge=1, le=10)
-    namespace: str = "default"
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, namespace: str) -> str:
-        return _namespace_name(namespace)
-
-    @field_validator("image")
-    @classmethod
-    def _pinned(cls, image: str) -> str:
-        return _pinned_image(image)
+    namespace: Namespace = "default"
 
     @field_validator("models")
     @classmethod
@@ -652,21 +653,6 @@ def _check_names(mapping: Mapping[str, Any], what: str) -> None:
             f"{what} names must be 1-32 lowercase letters, digits or '-' (they become label "
             f"values and resource names): {', '.join(bad)}"
         )
-
-
-def _namespace_name(namespace: str) -> str:
-    if not _DNS_LABEL.match(namespace):
-        raise ValueError(f"'{namespace}' is not a valid namespace name")
-    return namespace
-
-
-def _pinned_image(image: str) -> str:
-    if "@sha256:" in image:
-        return image
-    tag = image.rsplit("/", 1)[-1].partition(":")[2]
-    if not tag or tag == "latest":
-        raise ValueError(f"'{image}' must be pinned to a tag other than 'latest' or a digest")
-    return image
 
 
 def _subset(chosen: list[str], allowed: tuple[str, ...], what: str) -> list[str]:

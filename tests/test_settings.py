@@ -404,3 +404,22 @@ def test_standard_support_ending_soon_is_warned():
     settings = load_settings(with_changes(kubernetesVersion="1.34"), stack="t")
     assert any("2026-12-02" in w for w in settings.warnings(dt.date(2026, 11, 28)))
     assert not settings.warnings(dt.date(2026, 1, 1))
+
+
+def test_benchmark_defaults_and_warning_for_an_empty_group():
+    settings = load_settings(
+        with_changes(
+            gpuNodeGroups={"t4": t4(), "idle": t4(minSize=0, desiredSize=0)},
+            benchmark={"enabled": True},
+        ),
+        stack="t",
+    )
+    assert list(settings.benchmark_groups) == ["t4", "idle"]
+    group, profile = settings.benchmark_groups["idle"]
+    assert group.desired_size == 0 and profile == settings.sharing["default"]
+    assert any(
+        "gpuNodeGroups.idle has desiredSize 0" in w
+        for w in settings.warnings(dt.date(2026, 11, 28))
+    )
+    off = load_settings(with_changes(), stack="t")
+    assert off.benchmark_groups == {}
