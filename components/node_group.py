@@ -27,9 +27,10 @@ class NodeGroupArgs:
 class NodeGroup(pulumi.ComponentResource):
     """One instance type, IMDSv2 only, in the private subnets.
 
-    Labels, taints and scaling change in place; instance type, AMI type, disk size and
-    capacity type replace the group (EKS's rules), which is why sharing settings live in
-    labels and the device plugin's ConfigMap rather than in anything here.
+    Labels, taints and scaling change in place; instance type, AMI type and capacity type
+    replace the group (EKS's rules), which is why sharing settings live in labels and the
+    device plugin's ConfigMap rather than in anything here. Requiring IMDSv2 makes pulumi-eks
+    build a launch template holding the disk size, so a disk change rolls the nodes instead.
     """
 
     def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
