@@ -1,0 +1,69 @@
+"""Every Kubernetes object the program registers validates against the OpenAPI schema of
+the cluster's Kubernetes version, strictly (an unknown or misspelt field is an error, as is
+a YAML boolean where Kubernetes wants a string)."""
+
+from __future__ import annotations
+
+import copy
+
+import kubernetes_validate
+import pytest
+
+from eks_gpu_slicing.mocks import Registration, run_program
+from tests.conftest import engine_config
+from tests.test_program import dev_settings
+
+
+def manifest_of(registration: Registration) -> dict:
+    """The object as the provider would send it: apiVersion and kind from the type token,
+    the name Kubernetes ended up with from the outputs."""
+    _, group_version, kind = registration.type.split(":")
+    group, version = group_version.split("/")
+    body = copy.deepcopy(registration.inputs)
+    body.pop("apiVersion", None)
+    body.pop("kind", None)
+    body["metadata"] = {
+        **body.get("metadata", {}),
+        "name": registration.outputs["metadata"]["name"],
+    }
+    api_version = version if group == "core" else f"{group}/{version}"
+    return {"apiVersion": api_version, "kind": kind, **body}
+
+
+def validate(manifest: dict, kubernetes_version: str) -> None:
+    kubernetes_validate.validate(manifest, f"{kubernetes_version}.0", strict=True)
+
+
+@pytest.fixture(scope="module")
+def everything_on():
+    raw = dev_settings()
+    raw["benchmark"] = {"enabled": True}
+    raw["devicePlugin"] = {"namespace": "gpu-sharing"}
+    return raw, run_program(engine_config(raw), stack="dev")
+
+
+def test_every_kubernetes_object_is_valid_for_the_cluster_version(everything_on):
+    raw, deployment = everything_on
+    objects = [
+        r
+        for r in deployment.resources.values()
+        if r.type.startswith("kubernetes:") and not r.type.startswith("kubernetes:helm.sh")
+    ]
+    kinds = {r.type.rsplit(":", 1)[1] for r in objects}
+    assert kinds == {"Namespace", "ConfigMap", "Deployment", "Job"}
+    for registration in objects:
+        validate(manifest_of(registration), raw["kubernetesVersion"])
+
+
+def test_the_schema_check_catches_what_the_api_server_would_reject(everything_on):
+    _, deployment = everything_on
+    demo = manifest_of(deployment.one("kubernetes:apps/v1:Deployment"))
+    # The source design's unquoted `nvidia.com/gpu.present: true`.
+    unquoted = copy.deepcopy(demo)
+    unquoted["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.present"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(unquoted, "1.35")
+    misspelt = copy.deepcopy(demo)
+    misspelt["spec"]["template"]["spec"]["nodeselector"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(misspelt, "1.35")
