@@ -6,6 +6,8 @@ Settings (validated stack config) -> components -> stack outputs. Nothing else l
 import pulumi
 
 from components import (
+    ClusterAddons,
+    ClusterAddonsArgs,
     DemoWorkload,
     DemoWorkloadArgs,
     DevicePlugin,
@@ -53,6 +55,10 @@ system_nodes = NodeGroup(
         ami_type=facts.CPU_AMI_TYPE,
         tags=tags,
     ),
+)
+ClusterAddons(
+    "addons",
+    ClusterAddonsArgs(cluster_name=cluster.cluster_name, depends_on=[system_nodes], tags=tags),
 )
 gpu_nodes = {
     name: NodeGroup(

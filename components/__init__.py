@@ -1,5 +1,6 @@
 """Pulumi ComponentResources: each turns typed settings into one part of the graph."""
 
+from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.benchmark import SharingBenchmark, SharingBenchmarkArgs
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.demo_workload import DemoWorkload, DemoWorkloadArgs
@@ -8,6 +9,8 @@ from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 
 __all__ = [
+    "ClusterAddons",
+    "ClusterAddonsArgs",
     "DemoWorkload",
     "DemoWorkloadArgs",
     "DevicePlugin",

@@ -94,6 +94,8 @@ class GpuCluster(pulumi.ComponentResource):
                 for i, arn in enumerate(args.admin_role_arns)
             },
             skip_default_node_group=True,
+            # CoreDNS needs nodes; ClusterAddons creates it after the system node group.
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             endpoint_private_access=True,
             endpoint_public_access=endpoint.public_access,
             public_access_cidrs=endpoint.public_access_cidrs if endpoint.public_access else None,

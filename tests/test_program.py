@@ -427,3 +427,12 @@ def test_benchmark_runs_the_committed_script_on_each_chosen_group():
     assert deployment.one(NODE_GROUP, "gpu-a10g").urn in job.dependencies
     assert deployment.outputs["benchmarkJobs"] == {"a10g": job.outputs["metadata"]["name"]}
     assert job.provider_urn == deployment.one(K8S_PROVIDER).urn
+
+
+def test_coredns_is_created_after_the_system_nodes_not_with_the_cluster(dev):
+    cluster = dev.one(CLUSTER).inputs
+    assert cluster["corednsAddonOptions"]["enabled"] is False
+    coredns = dev.one("aws:eks/addon:Addon")
+    assert coredns.inputs["addonName"] == "coredns"
+    assert coredns.inputs["clusterName"] == cluster["name"]
+    assert dev.one(NODE_GROUP, "system").urn in coredns.dependencies
