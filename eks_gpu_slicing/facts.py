@@ -261,6 +261,10 @@ GPU_INSTANCES: dict[str, GpuInstance] = {
     **_family("H200", 144384, [("p5en.48xlarge", 8, 192, 2048, 198, 63.296)]),
 }
 
+# DaemonSet pods this stack puts on every GPU node (VPC CNI, kube-proxy, device plugin): they
+# count against the instance's max pods like any workload.
+GPU_NODE_DAEMONSET_PODS = 3
+
 # Families whose every size carries NVIDIA GPUs and runs the x86_64 NVIDIA AMI.
 GPU_FAMILIES = tuple(sorted({i.family for i in GPU_INSTANCES.values()}))
 

@@ -45,7 +45,6 @@ class Registration:
     property_dependencies: dict[str, list[str]]
     protect: bool
     delete_before_replace: bool
-    ignore_changes: list[str]
     secret_inputs: set[str]  # top-level inputs sent as secrets
 
     @property
@@ -129,8 +128,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
         return rid, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": MOCK_ACCOUNT, "arn": _arn("iam", "user/mock", region="")}
+        # The program makes no invokes; one appearing should be noticed, not mocked away.
         raise NotImplementedError(f"no mock for call {args.token}")
 
 
@@ -177,7 +175,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 },
                 protect=bool(request.protect),
                 delete_before_replace=bool(request.deleteBeforeReplace),
-                ignore_changes=list(request.ignoreChanges),
                 secret_inputs={key for key, value in inputs.items() if _is_secret(value)},
             )
         return response

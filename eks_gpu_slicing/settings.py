@@ -479,6 +479,15 @@ class Settings(_Settings):
         )
         if unused:
             out.append(f"sharing profiles not used by any GPU node group: {', '.join(unused)}")
+        for name, group in self.gpu_node_groups.items():
+            per_node = group.instance.gpus * self.profile_of(group).virtual_gpus_per_gpu
+            room = group.instance.max_pods - facts.GPU_NODE_DAEMONSET_PODS
+            if per_node > room:
+                out.append(
+                    f"gpuNodeGroups.{name}: {per_node} virtual GPUs per node, but a "
+                    f"{group.instance_type} runs at most {group.instance.max_pods} pods "
+                    f"({room} after DaemonSets): the rest can never be used"
+                )
         if self.demo_workload.enabled:
             capacity = sum(
                 g.max_size * g.instance.gpus * self.profile_of(g).virtual_gpus_per_gpu

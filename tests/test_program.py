@@ -187,6 +187,8 @@ def test_release_uses_the_configmaps_name_and_depends_on_it(dev):
     release = dev.one(RELEASE)
     # The ConfigMap is auto-named; the release reads the name Kubernetes ended up with.
     assert "name" not in config_map.inputs["metadata"]
+    # Replaced create-before-delete: the plugin never points at a missing ConfigMap.
+    assert not config_map.delete_before_replace
     assert release.inputs["values"]["config"]["name"] == config_map.outputs["metadata"]["name"]
     assert config_map.urn in release.dependencies
     assert config_map.urn in release.property_dependencies["values"]

@@ -423,3 +423,14 @@ def test_benchmark_defaults_and_warning_for_an_empty_group():
     )
     off = load_settings(with_changes(), stack="t")
     assert off.benchmark_groups == {}
+
+
+def test_more_virtual_gpus_than_the_node_can_run_pods_is_warned():
+    # A g4dn.xlarge runs at most 29 pods with the VPC CNI.
+    settings = load_settings(with_changes(sharing={"default": {"replicas": 40}}), stack="t")
+    warnings = settings.warnings(dt.date(2026, 11, 28))
+    assert any(
+        "gpuNodeGroups.t4: 40 virtual GPUs per node" in w and "29 pods" in w for w in warnings
+    )
+    fine = load_settings(with_changes(sharing={"default": {"replicas": 26}}), stack="t")
+    assert not any("virtual GPUs per node" in w for w in fine.warnings(dt.date(2026, 11, 28)))
