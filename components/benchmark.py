@@ -15,8 +15,8 @@ from eks_gpu_slicing.workloads import (
     BENCHMARK_APP_LABEL,
     BENCHMARK_SCRIPT_KEY,
     benchmark_clients,
-    benchmark_command,
     benchmark_job,
+    benchmark_run_args,
 )
 
 BENCHMARK_SCRIPT = ROOT / "benchmarks" / "sharing" / "bench.py"
@@ -57,7 +57,7 @@ class SharingBenchmark(pulumi.ComponentResource):
                 image=s.image,
                 namespace=args.settings.namespace,
                 script_config_map=script_name,
-                command=benchmark_command(
+                run_args=benchmark_run_args(
                     clients=benchmark_clients(profile),
                     models=s.models,
                     modes=s.modes,

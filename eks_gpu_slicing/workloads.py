@@ -6,8 +6,10 @@ the device plugin and a pod can never disagree on what a node offers.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 
@@ -102,6 +104,7 @@ BENCHMARK_SCRIPT_KEY = "bench.py"
 BENCHMARK_MOUNT = "/opt/gpu-sharing-benchmark"
 # Printed before the CSV in the Job's log, so the rows can be cut out of it.
 BENCHMARK_CSV_MARKER = "--- gpu-sharing-benchmark results.csv ---"
+IMAGE_PULL_ALLOWANCE_S = 1200
 
 
 def benchmark_clients(profile: SharingProfile) -> list[int]:
@@ -116,26 +119,42 @@ def benchmark_clients(profile: SharingProfile) -> list[int]:
     return sorted(counts)
 
 
-def benchmark_command(
+def benchmark_run_args(
     *, clients: list[int], models: list[str], modes: list[str], duration_s: float, repetitions: int
 ) -> list[str]:
+    """Arguments of `bench.py run` for one Job."""
+    return [
+        "run",
+        "--clients",
+        ",".join(str(c) for c in clients),
+        "--models",
+        ",".join(models),
+        "--modes",
+        ",".join(modes),
+        "--duration",
+        f"{duration_s:g}",
+        "--repetitions",
+        str(repetitions),
+        "--out",
+        "/tmp/results.csv",
+    ]
+
+
+def benchmark_command(run_args: list[str]) -> list[str]:
     """Run the benchmark, then print its CSV to the log (exit status kept: 3 means OOM)."""
-    run = " ".join(
-        [
-            f"python {BENCHMARK_MOUNT}/{BENCHMARK_SCRIPT_KEY} run",
-            f"--clients {','.join(str(c) for c in clients)}",
-            f"--models {','.join(models)}",
-            f"--modes {','.join(modes)}",
-            f"--duration {duration_s:g}",
-            f"--repetitions {repetitions}",
-            "--out /tmp/results.csv",
-        ]
-    )
+    run = " ".join([f"python {BENCHMARK_MOUNT}/{BENCHMARK_SCRIPT_KEY}", *run_args])
     script = (
         f"{run}; status=$?; echo '{BENCHMARK_CSV_MARKER}'; "
         "cat /tmp/results.csv 2>/dev/null; exit $status"
     )
     return ["/bin/sh", "-c", script]
+
+
+def benchmark_deadline_s(run_args: list[str]) -> int:
+    """How long the Job may run before Kubernetes stops it and frees the GPU: the script's
+    own estimate, four times over, plus time to pull a multi-GB PyTorch image."""
+    settings = bench.settings_from_args(bench.parse_args(run_args))
+    return math.ceil(4 * bench.estimate_seconds(settings) + IMAGE_PULL_ALLOWANCE_S)
 
 
 def benchmark_job(
@@ -146,7 +165,7 @@ def benchmark_job(
     image: str,
     namespace: str,
     script_config_map: Any,
-    command: list[str],
+    run_args: list[str],
 ) -> dict[str, Any]:
     """A Job that measures sharing on one node of `group`, returned as {metadata, spec}.
 
@@ -164,6 +183,8 @@ def benchmark_job(
         },
         "spec": {
             "backoffLimit": 0,
+            # A hung run must not hold a virtual GPU for ever.
+            "activeDeadlineSeconds": benchmark_deadline_s(run_args),
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -177,7 +198,7 @@ def benchmark_job(
                         {
                             "name": "benchmark",
                             "image": image,
-                            "command": command,
+                            "command": benchmark_command(run_args),
                             "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
                             "resources": {
                                 "requests": {"cpu": "1", "memory": "4Gi"},

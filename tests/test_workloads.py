@@ -9,7 +9,9 @@ from eks_gpu_slicing.workloads import (
     BENCHMARK_MOUNT,
     benchmark_clients,
     benchmark_command,
+    benchmark_deadline_s,
     benchmark_job,
+    benchmark_run_args,
     demo_deployment,
     gpu_node_labels,
     gpu_node_taints,
@@ -94,18 +96,19 @@ def test_benchmark_clients_follow_the_profile():
 
 
 def test_benchmark_command_uses_the_scripts_own_options():
-    command = benchmark_command(
+    run_args = benchmark_run_args(
         clients=[1, 2],
         models=["mlp"],
         modes=["exclusive", "time-slicing"],
         duration_s=2.5,
         repetitions=3,
     )
+    command = benchmark_command(run_args)
     assert command[:2] == ["/bin/sh", "-c"]
     run = command[2].split(";")[0].split()
-    assert run[1] == f"{BENCHMARK_MOUNT}/bench.py" and run[2] == "run"
+    assert run[1] == f"{BENCHMARK_MOUNT}/bench.py" and run[2:] == run_args
     # Every option the Job passes is one the benchmark's own parser accepts.
-    args = bench.parse_args(run[2:])
+    args = bench.parse_args(run_args)
     assert (args.clients, args.models, args.duration_s, args.repetitions) == (
         (1, 2),
         ("mlp",),
@@ -113,6 +116,22 @@ def test_benchmark_command_uses_the_scripts_own_options():
         3,
     )
     assert BENCHMARK_CSV_MARKER in command[2] and command[2].endswith("exit $status")
+
+
+def test_benchmark_deadline_follows_the_scripts_estimate():
+    short = benchmark_run_args(
+        clients=[1, 2], models=["mlp"], modes=["exclusive"], duration_s=1, repetitions=1
+    )
+    long = benchmark_run_args(
+        clients=[1, 2, 4, 8, 10],
+        models=["mlp", "transformer"],
+        modes=["exclusive", "time-slicing"],
+        duration_s=3,
+        repetitions=3,
+    )
+    estimate = bench.estimate_seconds(bench.settings_from_args(bench.parse_args(long)))
+    assert benchmark_deadline_s(long) >= 4 * estimate
+    assert benchmark_deadline_s(short) < benchmark_deadline_s(long)
 
 
 def test_benchmark_job_targets_one_group_and_requests_its_resource():
@@ -127,10 +146,13 @@ def test_benchmark_job_targets_one_group_and_requests_its_resource():
         image="pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime",
         namespace="default",
         script_config_map="script-cm",
-        command=["true"],
+        run_args=benchmark_run_args(
+            clients=[1, 2], models=["mlp"], modes=["exclusive"], duration_s=1, repetitions=1
+        ),
     )
     pod = job["spec"]["template"]["spec"]
     assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
+    assert job["spec"]["activeDeadlineSeconds"] > 0
     assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     node_labels = {**gpu_node_labels("renamed"), "node.kubernetes.io/instance-type": "g5.xlarge"}
     assert selector_matches(pod["nodeSelector"], node_labels)
