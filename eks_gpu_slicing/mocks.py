@@ -71,9 +71,6 @@ class Deployment:
             raise LookupError(f"expected one {type_} named {name!r}, found {names}")
         return found[0]
 
-    def by_urn(self, urn: str) -> Registration:
-        return self.resources[urn]
-
     def ancestors(self, registration: Registration) -> list[Registration]:
         chain = []
         while registration.parent in self.resources:

@@ -45,11 +45,6 @@ def gpu_toleration() -> dict[str, str]:
     }
 
 
-def gpu_node_selector(profile_name: str) -> dict[str, str]:
-    """Node selector for pods that need a virtual GPU of one profile."""
-    return gpu_node_labels(profile_name)
-
-
 def virtual_gpu_capacity(group: GpuNodeGroupSettings, profile: SharingProfile) -> dict[str, Any]:
     """What a GPU node group advertises to the scheduler."""
     per_node = group.instance.gpus * profile.virtual_gpus_per_gpu
@@ -80,7 +75,7 @@ def demo_deployment(
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "nodeSelector": gpu_node_selector(profile_name),
+                    "nodeSelector": gpu_node_labels(profile_name),
                     "tolerations": [gpu_toleration()],
                     "containers": [
                         {
@@ -190,7 +185,7 @@ def benchmark_job(
                 "spec": {
                     "restartPolicy": "Never",
                     "nodeSelector": {
-                        **gpu_node_selector(group.sharing),
+                        **gpu_node_labels(group.sharing),
                         "node.kubernetes.io/instance-type": group.instance_type,
                     },
                     "tolerations": [gpu_toleration()],
