@@ -1,0 +1,92 @@
+"""What every settings section shares: the strict base model, the error type, name rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from eks_gpu_slicing import facts
+
+# A name used in Kubernetes label values, ConfigMap keys and Pulumi resource names.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+_EC2_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+_KUBERNETES_VERSION = re.compile(r"^1\.\d+$")
+
+
+def _namespace_name(namespace: str) -> str:
+    if not _DNS_LABEL.match(namespace):
+        raise ValueError(f"'{namespace}' is not a valid namespace name")
+    return namespace
+
+
+def _pinned_image(image: str) -> str:
+    if "@sha256:" in image:
+        return image
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    if not tag or tag == "latest":
+        raise ValueError(f"'{image}' must be pinned to a tag other than 'latest' or a digest")
+    return image
+
+
+# Strings with a rule of their own, reusable across sections.
+Namespace = Annotated[str, AfterValidator(_namespace_name)]
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+
+
+class ConfigError(Exception):
+    """Every problem found in a stack's configuration, each as 'key.path: why'."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(
+            f"invalid stack configuration (namespace '{facts.CONFIG_NAMESPACE}'), "
+            f"{len(problems)} {noun}:\n{lines}"
+        )
+
+
+class _Settings(BaseModel):
+    # extra="forbid": a misspelt key is an error, not a silently ignored default.
+    # strict: "10" is not 10, and true is not 1.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+def _check_names(mapping: Mapping[str, Any], what: str) -> None:
+    bad = [name for name in mapping if not _NAME.match(name)]
+    if bad:
+        raise ValueError(
+            f"{what} names must be 1-32 lowercase letters, digits or '-' (they become label "
+            f"values and resource names): {', '.join(bad)}"
+        )
+
+
+def _subset(chosen: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise ValueError(f"{what} must be a non-empty subset of {', '.join(allowed)}")
+    return chosen
+
+
+def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"'{cidr}' is not an IPv4 CIDR block ({exc})") from None

@@ -1,0 +1,164 @@
+"""From raw stack config to validated Settings, with every problem named by key path."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.settings.addons import DevicePluginSettings
+from eks_gpu_slicing.settings.base import ConfigError
+from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings
+from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING
+from eks_gpu_slicing.settings.stack import Settings
+
+# --- Loading ----------------------------------------------------------------------------------
+
+
+def load_settings(raw: Mapping[str, Any], *, stack: str) -> Settings:
+    """Validate a stack's raw configuration (config keys without the namespace prefix).
+
+    Raises ConfigError listing every problem; structural problems (types, unknown keys,
+    ranges) and references between sections (a group naming a missing profile) are
+    reported together.
+    """
+    data = dict(raw)
+    data.setdefault("clusterName", f"{facts.PROJECT}-{stack}")
+    problems: list[str] = []
+    settings = None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(err) for err in exc.errors())
+    problems.extend(_reference_problems(data))
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return settings
+
+
+def decode_config_value(key: str, value: Any) -> Any:
+    """Turn one Pulumi config value (always a string from the engine) into data.
+
+    Pulumi hands structured values over as JSON text. String-typed keys stay as written:
+    decoding `1.35` as JSON would make the Kubernetes version a float.
+    """
+    if not isinstance(value, str):
+        return value
+    field = _field_by_alias(Settings, key)
+    if field is not None and _is_string_field(field.annotation):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _reference_problems(data: Mapping[str, Any]) -> list[str]:
+    """Cross-section references, checked on the raw data so they are reported even when
+    other parts of the configuration fail to parse."""
+    profiles = data.get("sharing", DEFAULT_SHARING)
+    if not isinstance(profiles, Mapping):
+        return []
+    names = set(profiles)
+    known = ", ".join(sorted(names)) or "none"
+    problems = []
+    groups = data.get("gpuNodeGroups")
+    default_group_profile = GpuNodeGroupSettings.model_fields["sharing"].default
+    used = set()
+    if isinstance(groups, Mapping):
+        for group, spec in groups.items():
+            if not isinstance(spec, Mapping):
+                continue
+            profile = spec.get("sharing", default_group_profile)
+            used.add(profile)
+            if isinstance(profile, str) and profile not in names:
+                problems.append(
+                    f"gpuNodeGroups.{group}.sharing: no sharing profile '{profile}' "
+                    f"(profiles: {known})"
+                )
+    plugin = data.get("devicePlugin", {})
+    plugin = plugin if isinstance(plugin, Mapping) else {}
+    default_profile = plugin.get(
+        "defaultProfile", DevicePluginSettings.model_fields["default_profile"].default
+    )
+    if isinstance(default_profile, str) and default_profile not in names:
+        where = "devicePlugin.defaultProfile" if "defaultProfile" in plugin else "sharing"
+        problems.append(
+            f"{where}: the device plugin's default profile '{default_profile}' is not "
+            f"defined (profiles: {known})"
+        )
+    demo = data.get("demoWorkload", {})
+    demo = demo if isinstance(demo, Mapping) else {}
+    if demo.get("enabled") is True:
+        profile = demo.get("profile") or default_profile
+        if isinstance(profile, str) and profile in names and profile not in used:
+            problems.append(
+                f"demoWorkload.profile: no GPU node group uses profile '{profile}', "
+                "so its pods could never be scheduled"
+            )
+        elif isinstance(profile, str) and profile not in names:
+            problems.append(f"demoWorkload.profile: no sharing profile '{profile}'")
+    bench_settings = data.get("benchmark", {})
+    bench_settings = bench_settings if isinstance(bench_settings, Mapping) else {}
+    chosen = bench_settings.get("nodeGroups")
+    if isinstance(chosen, list) and isinstance(groups, Mapping):
+        for name in chosen:
+            if name not in groups:
+                problems.append(f"benchmark.nodeGroups: no GPU node group '{name}'")
+    return problems
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    path = ".".join(str(part) for part in err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent, key = err["loc"][:-1], str(err["loc"][-1])
+        known = _known_keys(parent)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+        return f"{path}: unknown key{hint}"
+    message = err["msg"]
+    message = message.removeprefix("Value error, ")
+    if kind == "missing":
+        message = "required"
+    return f"{path or '(root)'}: {message}"
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """The config keys allowed under a location, for did-you-mean hints."""
+    model: Any = Settings
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = _field_by_alias(model, str(part))
+            model = field.annotation if field else None
+        elif typing.get_origin(model) is dict:
+            model = typing.get_args(model)[1]
+        else:
+            return []
+    if typing.get_origin(model) is dict:  # loc names the map itself, its keys are free
+        return []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(f.alias or name for name, f in model.model_fields.items())
+    return []
+
+
+def _field_by_alias(model: type[BaseModel], alias: str):
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == alias:
+            return field
+    return None
+
+
+def _is_string_field(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return str in typing.get_args(annotation)
+    return False

@@ -1,0 +1,91 @@
+"""The VPC and who can reach the Kubernetes API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from eks_gpu_slicing.settings.base import _SUBNET_ID, _VPC_ID, _ipv4_network, _Settings
+
+# --- Network and cluster access ------------------------------------------------------------
+
+
+class NetworkSettings(_Settings):
+    """Create a VPC (the default) or use an existing one by giving `vpcId` and subnets."""
+
+    vpc_id: str | None = None
+    private_subnet_ids: list[str] = []
+    public_subnet_ids: list[str] = []
+    cidr_block: str = "10.0.0.0/16"
+    availability_zone_count: int = Field(default=3, ge=2, le=6)
+    nat_gateways: Literal["single", "onePerAz"] = "single"
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc_id(cls, vpc_id: str | None) -> str | None:
+        if vpc_id is not None and not _VPC_ID.match(vpc_id):
+            raise ValueError(f"'{vpc_id}' is not a VPC ID (vpc-...)")
+        return vpc_id
+
+    @field_validator("private_subnet_ids", "public_subnet_ids")
+    @classmethod
+    def _subnet_ids(cls, ids: list[str]) -> list[str]:
+        bad = [i for i in ids if not _SUBNET_ID.match(i)]
+        if bad:
+            raise ValueError(f"not subnet IDs (subnet-...): {', '.join(bad)}")
+        if len(set(ids)) != len(ids):
+            raise ValueError("lists a subnet more than once")
+        return ids
+
+    @field_validator("cidr_block")
+    @classmethod
+    def _cidr(cls, cidr: str) -> str:
+        network = _ipv4_network(cidr)
+        if not 16 <= network.prefixlen <= 20:
+            raise ValueError(f"'{cidr}' should be a /16 to /20 so every AZ gets room for pods")
+        return cidr
+
+    @model_validator(mode="after")
+    def _create_or_existing(self) -> NetworkSettings:
+        create_only = {"cidr_block", "availability_zone_count", "nat_gateways"}
+        if self.vpc_id is not None:
+            given = sorted(to_camel(f) for f in create_only & self.model_fields_set)
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply when the VPC is created here")
+            if len(self.private_subnet_ids) < 2:
+                raise ValueError("an existing VPC needs privateSubnetIds in at least 2 AZs")
+        elif self.private_subnet_ids or self.public_subnet_ids:
+            raise ValueError("subnet IDs need vpcId; leave all three out to create a VPC")
+        return self
+
+    @property
+    def create_vpc(self) -> bool:
+        return self.vpc_id is None
+
+
+class ClusterEndpointSettings(_Settings):
+    """Who can reach the Kubernetes API. Private access from the VPC is always on."""
+
+    public_access: bool = True
+    public_access_cidrs: list[str] = ["0.0.0.0/0"]
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        for cidr in cidrs:
+            _ipv4_network(cidr)
+        return cidrs
+
+    @model_validator(mode="after")
+    def _cidrs_need_public_access(self) -> ClusterEndpointSettings:
+        if not self.public_access and "public_access_cidrs" in self.model_fields_set:
+            raise ValueError("publicAccessCidrs only apply with publicAccess: true")
+        if self.public_access and not self.public_access_cidrs:
+            raise ValueError("publicAccess: true needs at least one CIDR in publicAccessCidrs")
+        return self
+
+    @property
+    def open_to_world(self) -> bool:
+        return self.public_access and "0.0.0.0/0" in self.public_access_cidrs

@@ -1,0 +1,165 @@
+"""The root of a stack's settings: every section, and the checks that span sections."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import field_validator
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.settings.addons import (
+    BenchmarkSettings,
+    DemoWorkloadSettings,
+    DevicePluginSettings,
+)
+from eks_gpu_slicing.settings.base import (
+    _CLUSTER_NAME,
+    _IAM_PRINCIPAL_ARN,
+    _KUBERNETES_VERSION,
+    _check_names,
+    _Settings,
+)
+from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
+from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
+from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, SharingProfile
+
+# --- The whole stack -------------------------------------------------------------------------
+
+
+class Settings(_Settings):
+    """Everything one stack (environment) configures, validated."""
+
+    cluster_name: str
+    kubernetes_version: str = facts.DEFAULT_KUBERNETES_VERSION
+    protect: bool = False
+    admin_role_arns: list[str] = []
+    tags: dict[str, str] = {}
+    network: NetworkSettings = NetworkSettings()
+    cluster_endpoint: ClusterEndpointSettings = ClusterEndpointSettings()
+    system_node_group: SystemNodeGroupSettings = SystemNodeGroupSettings()
+    gpu_node_groups: dict[str, GpuNodeGroupSettings]
+    sharing: dict[str, SharingProfile] = DEFAULT_SHARING
+    device_plugin: DevicePluginSettings = DevicePluginSettings()
+    demo_workload: DemoWorkloadSettings = DemoWorkloadSettings()
+    benchmark: BenchmarkSettings = BenchmarkSettings()
+
+    @field_validator("cluster_name")
+    @classmethod
+    def _cluster_name(cls, name: str) -> str:
+        if not _CLUSTER_NAME.match(name):
+            raise ValueError(f"'{name}' is not a valid EKS cluster name")
+        return name
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported_version(cls, version: str) -> str:
+        supported = ", ".join(facts.KUBERNETES_RELEASES)
+        if version not in facts.KUBERNETES_RELEASES:
+            hint = ""
+            if _KUBERNETES_VERSION.match(version) and version.endswith(".3"):
+                hint = " (an unquoted 1.30 in YAML reads as 1.3: quote it)"
+            raise ValueError(
+                f"EKS does not offer Kubernetes {version}{hint}; supported: {supported}"
+            )
+        return version
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _arns(cls, arns: list[str]) -> list[str]:
+        bad = [a for a in arns if not _IAM_PRINCIPAL_ARN.match(a)]
+        if bad:
+            raise ValueError(f"not IAM role or user ARNs: {', '.join(bad)}")
+        return arns
+
+    @field_validator("gpu_node_groups")
+    @classmethod
+    def _group_names(cls, groups: dict[str, GpuNodeGroupSettings]) -> dict:
+        if not groups:
+            raise ValueError("at least one GPU node group is required")
+        _check_names(groups, "node group")
+        return groups
+
+    @field_validator("sharing")
+    @classmethod
+    def _profile_names(cls, profiles: dict[str, SharingProfile]) -> dict:
+        _check_names(profiles, "profile")
+        return profiles
+
+    @property
+    def default_profile(self) -> SharingProfile:
+        return self.sharing[self.device_plugin.default_profile]
+
+    @property
+    def demo_profile_name(self) -> str:
+        return self.demo_workload.profile or self.device_plugin.default_profile
+
+    def profile_of(self, group: GpuNodeGroupSettings) -> SharingProfile:
+        return self.sharing[group.sharing]
+
+    @property
+    def benchmark_groups(self) -> dict[str, tuple[GpuNodeGroupSettings, SharingProfile]]:
+        """GPU node groups that get a benchmark Job (none unless enabled), with profiles."""
+        if not self.benchmark.enabled:
+            return {}
+        names = self.benchmark.node_groups or list(self.gpu_node_groups)
+        return {
+            name: (self.gpu_node_groups[name], self.profile_of(self.gpu_node_groups[name]))
+            for name in names
+        }
+
+    def warnings(self, today: dt.date) -> list[str]:
+        """Things that deploy but that a reviewer should hear about."""
+        out = []
+        release = facts.KUBERNETES_RELEASES[self.kubernetes_version]
+        if release.support == "extended":
+            out.append(
+                f"kubernetesVersion {release.version} is in EKS extended support, "
+                "which is billed at a higher hourly rate"
+            )
+        elif release.standard_support_ends and (release.standard_support_ends - today).days < 60:
+            out.append(
+                f"kubernetesVersion {release.version}: standard support ends "
+                f"{release.standard_support_ends.isoformat()}; plan the upgrade"
+            )
+        if self.protect and self.cluster_endpoint.open_to_world:
+            out.append("clusterEndpoint: a protected stack's API endpoint is open to 0.0.0.0/0")
+        if self.device_plugin.chart_version != facts.DEVICE_PLUGIN_CHART_VERSION:
+            out.append(
+                f"devicePlugin.chartVersion {self.device_plugin.chart_version}: the values "
+                f"this program sets are checked against {facts.DEVICE_PLUGIN_CHART_VERSION}"
+            )
+        unused = sorted(
+            set(self.sharing)
+            - {g.sharing for g in self.gpu_node_groups.values()}
+            - {self.device_plugin.default_profile}
+        )
+        if unused:
+            out.append(f"sharing profiles not used by any GPU node group: {', '.join(unused)}")
+        for name, group in self.gpu_node_groups.items():
+            per_node = group.instance.gpus * self.profile_of(group).virtual_gpus_per_gpu
+            room = group.instance.max_pods - facts.GPU_NODE_DAEMONSET_PODS
+            if per_node > room:
+                out.append(
+                    f"gpuNodeGroups.{name}: {per_node} virtual GPUs per node, but a "
+                    f"{group.instance_type} runs at most {group.instance.max_pods} pods "
+                    f"({room} after DaemonSets): the rest can never be used"
+                )
+        if self.demo_workload.enabled:
+            capacity = sum(
+                g.max_size * g.instance.gpus * self.profile_of(g).virtual_gpus_per_gpu
+                for g in self.gpu_node_groups.values()
+                if g.sharing == self.demo_profile_name
+            )
+            if self.demo_workload.replicas > capacity:
+                out.append(
+                    f"demoWorkload.replicas ({self.demo_workload.replicas}) exceeds the "
+                    f"{capacity} virtual GPUs of profile '{self.demo_profile_name}' at maxSize; "
+                    "the rest stay Pending"
+                )
+        for name, (group, _) in self.benchmark_groups.items():
+            if group.desired_size == 0:
+                out.append(
+                    f"benchmark: gpuNodeGroups.{name} has desiredSize 0; "
+                    "its benchmark Job stays Pending until a node runs"
+                )
+        return out
