@@ -14,6 +14,8 @@ from components import (
     DevicePluginArgs,
     GpuCluster,
     GpuClusterArgs,
+    Namespaces,
+    NamespacesArgs,
     Network,
     NetworkArgs,
     NodeGroup,
@@ -76,10 +78,17 @@ gpu_nodes = {
     for name, group in settings.gpu_node_groups.items()
 }
 
+namespaces = Namespaces(
+    "namespaces", NamespacesArgs(provider=cluster.provider, names=settings.namespaces)
+)
+
 device_plugin = DevicePlugin(
     "nvidia-device-plugin",
     DevicePluginArgs(
-        provider=cluster.provider, settings=settings.device_plugin, profiles=settings.sharing
+        provider=cluster.provider,
+        settings=settings.device_plugin,
+        profiles=settings.sharing,
+        depends_on=namespaces.depends_on(settings.device_plugin.namespace),
     ),
 )
 
@@ -91,7 +100,11 @@ if settings.demo_workload.enabled:
             settings=settings.demo_workload,
             profile_name=settings.demo_profile_name,
             profile=settings.sharing[settings.demo_profile_name],
-            depends_on=[device_plugin, *gpu_nodes.values()],
+            depends_on=[
+                device_plugin,
+                *gpu_nodes.values(),
+                *namespaces.depends_on(settings.demo_workload.namespace),
+            ],
         ),
     )
 
@@ -102,7 +115,11 @@ if settings.benchmark_groups:
             provider=cluster.provider,
             settings=settings.benchmark,
             groups=settings.benchmark_groups,
-            depends_on=[device_plugin, *(gpu_nodes[name] for name in settings.benchmark_groups)],
+            depends_on=[
+                device_plugin,
+                *(gpu_nodes[name] for name in settings.benchmark_groups),
+                *namespaces.depends_on(settings.benchmark.namespace),
+            ],
         ),
     )
     pulumi.export("benchmarkJobs", benchmark.job_names)

@@ -39,7 +39,10 @@ class SharingBenchmark(pulumi.ComponentResource):
         self, name: str, args: SharingBenchmarkArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(f"{facts.COMPONENT_PACKAGE}:workloads:SharingBenchmark", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        # Everything waits for the namespace (when created) and the GPU nodes.
+        k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=list(args.depends_on)
+        )
         script = k8s.core.v1.ConfigMap(
             f"{name}-script",
             metadata={"namespace": args.settings.namespace, "labels": {"app": BENCHMARK_APP_LABEL}},
@@ -70,9 +73,7 @@ class SharingBenchmark(pulumi.ComponentResource):
                 f"{name}-{group_name}",
                 metadata=manifest["metadata"],
                 spec=manifest["spec"],
-                opts=pulumi.ResourceOptions.merge(
-                    k8s_opts, pulumi.ResourceOptions(depends_on=list(args.depends_on))
-                ),
+                opts=k8s_opts,
             )
         self.job_names = {
             group: job.metadata.apply(lambda m: m["name"]) for group, job in self.jobs.items()

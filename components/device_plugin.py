@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -18,6 +18,8 @@ class DevicePluginArgs:
     provider: k8s.Provider
     settings: DevicePluginSettings
     profiles: Mapping[str, SharingProfile]
+    # Its namespace, when the stack creates it.
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class DevicePlugin(pulumi.ComponentResource):
@@ -34,15 +36,8 @@ class DevicePlugin(pulumi.ComponentResource):
         super().__init__(f"{facts.COMPONENT_PACKAGE}:gpu:DevicePlugin", name, None, opts)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
         namespace = args.settings.namespace
-        namespace_deps: list[pulumi.Resource] = []
-        if namespace != facts.DEVICE_PLUGIN_DEFAULT_NAMESPACE:
-            namespace_deps.append(
-                k8s.core.v1.Namespace(
-                    f"{name}-namespace", metadata={"name": namespace}, opts=k8s_opts
-                )
-            )
         in_namespace = pulumi.ResourceOptions.merge(
-            k8s_opts, pulumi.ResourceOptions(depends_on=namespace_deps)
+            k8s_opts, pulumi.ResourceOptions(depends_on=list(args.depends_on))
         )
 
         data = config_map_data(args.profiles)

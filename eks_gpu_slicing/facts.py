@@ -102,6 +102,11 @@ DEVICE_PLUGIN_CONFIG_KEYS = {
 }
 MIG_STRATEGIES = frozenset({"none", "single", "mixed"})
 
+# --- Kubernetes -----------------------------------------------------------------------------
+
+# Namespaces every cluster has; the stack never creates (or deletes) these.
+BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
 # --- EKS -----------------------------------------------------------------------------------
 
 

@@ -20,13 +20,52 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.proto import provider_pb2, resource_pb2
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.stack_files import PROGRAM
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "us-west-2"
+# Who runs `pulumi up` in the mocks: an SSO-style assumed-role session, as most people are.
+MOCK_CALLER_ROLE = "platform-admin"
+MOCK_CALLER_ARN = f"arn:aws:sts::{MOCK_ACCOUNT}:assumed-role/{MOCK_CALLER_ROLE}/alice"
+
+# Zone names and IDs as one account sees them (names map to IDs differently per account).
+# us-east-1e is use1-az3, where EKS refuses control-plane subnets; us-west-2 has only four
+# zones; this us-west-1 account is an old one that still has usw1-az2.
+MOCK_ZONES: dict[str, list[tuple[str, str]]] = {
+    "us-east-1": [
+        ("us-east-1a", "use1-az6"),
+        ("us-east-1b", "use1-az1"),
+        ("us-east-1c", "use1-az2"),
+        ("us-east-1d", "use1-az4"),
+        ("us-east-1e", "use1-az3"),
+        ("us-east-1f", "use1-az5"),
+    ],
+    "us-west-2": [
+        ("us-west-2a", "usw2-az2"),
+        ("us-west-2b", "usw2-az1"),
+        ("us-west-2c", "usw2-az3"),
+        ("us-west-2d", "usw2-az4"),
+    ],
+    "us-west-1": [
+        ("us-west-1a", "usw1-az2"),
+        ("us-west-1b", "usw1-az1"),
+        ("us-west-1c", "usw1-az3"),
+    ],
+    "ca-central-1": [
+        ("ca-central-1a", "cac1-az1"),
+        ("ca-central-1b", "cac1-az2"),
+        ("ca-central-1d", "cac1-az4"),
+    ],
+    "cn-north-1": [("cn-north-1a", "cnn1-az1"), ("cn-north-1b", "cnn1-az2")],
+    "us-gov-west-1": [
+        ("us-gov-west-1a", "usgw1-az1"),
+        ("us-gov-west-1b", "usgw1-az2"),
+        ("us-gov-west-1c", "usgw1-az3"),
+    ],
+}
 
 
 @dataclass
@@ -60,6 +99,11 @@ class Deployment:
     resources: dict[str, Registration]
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def calls_of(self, token: str) -> list[dict[str, Any]]:
+        """The arguments of every invoke or method call of `token`."""
+        return [args for tok, args in self.calls if tok == token]
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources.values() if r.type == type_]
@@ -89,8 +133,26 @@ class ProgramMocks(pulumi.runtime.Mocks):
     Outputs are derived from names, never random, so two runs are identical.
     """
 
-    def __init__(self, availability_zones: int = 3):
-        self.availability_zones = availability_zones
+    def __init__(
+        self,
+        *,
+        region: str = MOCK_REGION,
+        caller_arn: str = MOCK_CALLER_ARN,
+        zones: Mapping[str, list[tuple[str, str]]] | None = None,
+    ):
+        self.region = region
+        self.caller_arn = caller_arn
+        self.zones = MOCK_ZONES if zones is None else zones
+        # Cluster name by resource name, to answer `Cluster.get_kubeconfig()`.
+        self.cluster_names: dict[str, str] = {}
+
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        if self.region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         token = args.typ
@@ -100,7 +162,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
         outputs = {} if remote else dict(args.inputs)
         rid = f"{args.name}-id"
         if token == "awsx:ec2:Vpc":
-            azs = int(args.inputs.get("numberOfAvailabilityZones", self.availability_zones))
+            azs = len(args.inputs.get("availabilityZoneNames") or []) or int(
+                args.inputs.get("numberOfAvailabilityZones", 3)
+            )
             outputs.update(
                 vpcId="vpc-0123456789abcdef0",
                 privateSubnetIds=[f"subnet-0a{i:015x}" for i in range(azs)],
@@ -108,13 +172,14 @@ class ProgramMocks(pulumi.runtime.Mocks):
             )
         elif token == "eks:index:Cluster":
             name = args.inputs.get("name", args.name)
+            self.cluster_names[args.name] = name
             kubeconfig = _mock_kubeconfig(name)
             outputs.update(kubeconfig=kubeconfig, kubeconfigJson=json.dumps(kubeconfig))
         elif token == "aws:kms/key:Key":
             rid = f"mrk-{_digest(args.name)}"
-            outputs.update(keyId=rid, arn=_arn("kms", f"key/{rid}"))
+            outputs.update(keyId=rid, arn=self._arn("kms", f"key/{rid}"))
         elif token == "aws:iam/role:Role":
-            outputs.update(name=args.name, arn=_arn("iam", f"role/{args.name}", region=""))
+            outputs.update(name=args.name, arn=self._arn("iam", f"role/{args.name}", region=""))
         elif token.startswith("kubernetes:") and not token.startswith("kubernetes:helm"):
             metadata = dict(args.inputs.get("metadata") or {})
             # Auto-naming: Pulumi appends a suffix; ours is derived from the name.
@@ -125,8 +190,47 @@ class ProgramMocks(pulumi.runtime.Mocks):
         return rid, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
-        # The program makes no invokes; one appearing should be noticed, not mocked away.
+        """Invokes (data sources) and method calls; an unknown one should be noticed, not
+        mocked away."""
+        a = args.args
+        match args.token:
+            case "aws:index/getPartition:getPartition":
+                suffix = "amazonaws.com.cn" if self.partition == "aws-cn" else "amazonaws.com"
+                return {"id": self.partition, "partition": self.partition, "dnsSuffix": suffix}
+            case "aws:index/getRegion:getRegion":
+                return {"id": self.region, "name": self.region, "region": self.region}
+            case "aws:index/getCallerIdentity:getCallerIdentity":
+                return {
+                    "id": MOCK_ACCOUNT,
+                    "accountId": MOCK_ACCOUNT,
+                    "arn": self.caller_arn,
+                    "userId": "AROAEXAMPLE:alice",
+                }
+            case "aws:iam/getSessionContext:getSessionContext":
+                return _session_context(a["arn"])
+            case "aws:index/getAvailabilityZones:getAvailabilityZones":
+                excluded = set(a.get("excludeZoneIds") or []) | set(a.get("excludeNames") or [])
+                kept = [
+                    (name, zone_id)
+                    for name, zone_id in self.zones.get(self.region, [])
+                    if name not in excluded and zone_id not in excluded
+                ]
+                return {
+                    "id": self.region,
+                    "names": [name for name, _ in kept],
+                    "zoneIds": [zone_id for _, zone_id in kept],
+                    "state": a.get("state"),
+                }
+            case "eks:index:Cluster/getKubeconfig":
+                # `__self__` arrives as the component's URN: its last part is the name.
+                name = self.cluster_names[str(a["__self__"]).rsplit("::", 1)[-1]]
+                kubeconfig = _mock_kubeconfig(name, profile=a.get("profileName"))
+                return {"result": json.dumps(kubeconfig)}
         raise NotImplementedError(f"no mock for call {args.token}")
+
+    def _arn(self, service: str, resource: str, region: str | None = None) -> str:
+        region = self.region if region is None else region
+        return f"arn:{self.partition}:{service}:{region}:{MOCK_ACCOUNT}:{resource}"
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -135,6 +239,23 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks):
         super().__init__(mocks)
         self.registrations: dict[str, Registration] = {}
+        # (token, arguments) of every invoke and method call, in order.
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def Invoke(self, request):
+        self.calls.append((request.tok, _plain(rpc.deserialize_properties(request.args))))
+        return super().Invoke(request)
+
+    # The stock mock monitor has no Call (method calls on components, such as pulumi-eks's
+    # Cluster.get_kubeconfig): answer them from the same Mocks.call.
+    def Call(self, request):
+        args = _plain(rpc.deserialize_properties(request.args))
+        self.calls.append((request.tok, args))
+        result = self.mocks.call(
+            pulumi.runtime.MockCallArgs(token=request.tok, args=args, provider=request.provider)
+        )
+        returned = pulumi_mocks._sync_await(rpc.serialize_properties(result, {}))
+        return provider_pb2.CallResponse(**{"return": returned})
 
     # Without resource references the SDK sends a resource input as its ID (custom) or URN
     # (component). With them, the mock monitor would rebuild each referenced resource on its
@@ -190,7 +311,9 @@ def run_program(
     Exceptions from the program (pulumi.RunError for bad configuration) propagate; pass
     your own `monitor` to see what was registered before one was raised.
     """
-    monitor = monitor or RecordingMonitor(ProgramMocks())
+    monitor = monitor or RecordingMonitor(
+        ProgramMocks(region=config.get("aws:region", MOCK_REGION))
+    )
     mocks = monitor.mocks
     runtime_settings.ROOT.set(None)  # a fresh Stack resource, so outputs don't leak
     pulumi.runtime.set_mocks(
@@ -219,7 +342,12 @@ def run_program(
         return pulumi.Output.all(*resolved)
 
     run()
-    return Deployment(resources=dict(monitor.registrations), outputs=outputs, secret_outputs=secret)
+    return Deployment(
+        resources=dict(monitor.registrations),
+        outputs=outputs,
+        secret_outputs=secret,
+        calls=list(monitor.calls),
+    )
 
 
 def _is_secret(value: Any) -> bool:
@@ -244,11 +372,42 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _arn(service: str, resource: str, region: str = MOCK_REGION) -> str:
-    return f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{resource}"
+def _session_context(arn: str) -> dict[str, Any]:
+    """What IAM answers for an ARN: an assumed-role session resolves to its role."""
+    parts = arn.split(":", 5)
+    partition, account, resource = parts[1], parts[4], parts[5]
+    if resource.startswith("assumed-role/"):
+        _, role, session = resource.split("/", 2)
+        issuer = f"arn:{partition}:iam::{account}:role/{role}"
+        return {
+            "id": arn,
+            "arn": arn,
+            "issuerArn": issuer,
+            "issuerName": role,
+            "sessionName": session,
+            "issuerId": "AROAEXAMPLE",
+        }
+    return {
+        "id": arn,
+        "arn": arn,
+        "issuerArn": arn,
+        "issuerName": "",
+        "sessionName": "",
+        "issuerId": "",
+    }
 
 
-def _mock_kubeconfig(cluster_name: str) -> dict[str, Any]:
+def _mock_kubeconfig(cluster_name: str, profile: str | None = None) -> dict[str, Any]:
+    """Shaped like pulumi-eks's: `aws eks get-token`, with AWS_PROFILE when a profile is
+    given (pulumi-eks's `kubeconfigJson` is the variant without one)."""
+    env = [
+        {
+            "name": "KUBERNETES_EXEC_INFO",
+            "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}',
+        }
+    ]
+    if profile:
+        env.append({"name": "AWS_PROFILE", "value": profile})
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -260,5 +419,24 @@ def _mock_kubeconfig(cluster_name: str) -> dict[str, Any]:
         ],
         "contexts": [{"name": "aws", "context": {"cluster": cluster_name, "user": "aws"}}],
         "current-context": "aws",
-        "users": [{"name": "aws", "user": {"token": "mock"}}],
+        "users": [
+            {
+                "name": "aws",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "aws",
+                        "args": [
+                            "eks",
+                            "get-token",
+                            "--cluster-name",
+                            cluster_name,
+                            "--output",
+                            "json",
+                        ],
+                        "env": env,
+                    }
+                },
+            }
+        ],
     }

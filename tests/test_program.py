@@ -22,6 +22,7 @@ CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
+NAMESPACE = "kubernetes:core/v1:Namespace"
 
 
 @pytest.fixture(scope="module")
@@ -244,15 +245,34 @@ def test_release_rolls_when_config_changes(dev):
     )
 
 
-def test_plugin_in_its_own_namespace_creates_it_first():
+def test_every_namespace_used_is_created_once_and_waited_for():
     raw = copy.deepcopy(MINIMAL)
-    raw["devicePlugin"] = {"namespace": "nvidia-device-plugin"}
+    raw["devicePlugin"] = {"namespace": "gpu-system"}
+    # Two settings naming one namespace: created once.
+    raw["demoWorkload"] = {"enabled": True, "namespace": "ml"}
+    raw["benchmark"] = {"enabled": True, "namespace": "ml"}
     deployment = run_program(engine_config(raw), stack="dev")
-    namespace = deployment.one("kubernetes:core/v1:Namespace")
-    assert namespace.inputs["metadata"]["name"] == "nvidia-device-plugin"
-    for dependent in (deployment.one(CONFIG_MAP), deployment.one(RELEASE)):
-        assert namespace.urn in dependent.dependencies
-    assert deployment.one(RELEASE).inputs["namespace"] == "nvidia-device-plugin"
+    created = {ns.inputs["metadata"]["name"]: ns for ns in deployment.of_type(NAMESPACE)}
+    assert sorted(created) == ["gpu-system", "ml"]
+    in_namespaces = []
+    for resource in deployment.resources.values():
+        if not resource.type.startswith("kubernetes:") or resource.type == NAMESPACE:
+            continue
+        namespace = resource.inputs.get("namespace") or resource.inputs.get("metadata", {}).get(
+            "namespace"
+        )
+        if namespace:
+            assert created[namespace].urn in resource.dependencies, resource.name
+            in_namespaces.append(resource.type)
+    # The plugin's ConfigMap and release, the demo, the benchmark's script and Job.
+    assert sorted(in_namespaces) == sorted(
+        [CONFIG_MAP, RELEASE, DEPLOYMENT, CONFIG_MAP, "kubernetes:batch/v1:Job"]
+    )
+
+
+def test_built_in_namespaces_are_never_created(dev, prod):
+    assert dev.of_type(NAMESPACE) == [] and prod.of_type(NAMESPACE) == []
+    assert {"default", "kube-system"} <= facts.BUILTIN_NAMESPACES
 
 
 def test_every_kubernetes_resource_uses_the_clusters_provider(dev, prod):

@@ -97,6 +97,16 @@ class Settings(_Settings):
         return self.sharing[group.sharing]
 
     @property
+    def namespaces(self) -> set[str]:
+        """Every namespace this stack puts objects in (built-in ones included)."""
+        used = {self.device_plugin.namespace}
+        if self.demo_workload.enabled:
+            used.add(self.demo_workload.namespace)
+        if self.benchmark.enabled:
+            used.add(self.benchmark.namespace)
+        return used
+
+    @property
     def benchmark_groups(self) -> dict[str, tuple[GpuNodeGroupSettings, SharingProfile]]:
         """GPU node groups that get a benchmark Job (none unless enabled), with profiles."""
         if not self.benchmark.enabled:
