@@ -109,9 +109,12 @@ def check_device_plugin_config(config: Any) -> list[str]:
     problems += _unknown_keys(flags, facts.DEVICE_PLUGIN_CONFIG_KEYS["flags"], "flags.")
     if flags.get("migStrategy", "none") not in facts.MIG_STRATEGIES:
         problems.append(f"flags.migStrategy: not one of {sorted(facts.MIG_STRATEGIES)}")
-    problems += _unknown_keys(
-        flags.get("plugin", {}), facts.DEVICE_PLUGIN_CONFIG_KEYS["flags.plugin"], "flags.plugin."
-    )
+    for section in ("plugin", "gfd"):
+        problems += _unknown_keys(
+            flags.get(section, {}),
+            facts.DEVICE_PLUGIN_CONFIG_KEYS[f"flags.{section}"],
+            f"flags.{section}.",
+        )
     sharing = config.get("sharing", {})
     problems += _unknown_keys(sharing, facts.DEVICE_PLUGIN_CONFIG_KEYS["sharing"], "sharing.")
     for strategy in ("timeSlicing", "mps"):

@@ -69,19 +69,23 @@ DEVICE_PLUGIN_VALUE_PATHS = frozenset(
     }
 )
 
-# Keys the device plugin's config file (api/config/v1) understands. The plugin ignores
-# unknown keys silently, so our own checker flags them.
+# Keys the device plugin's config file understands: the json tags of the v0.20.0 tag's
+# api/config/v1 (config.go, flags.go, sharing.go, replicas.go). The plugin ignores unknown
+# keys silently, so our own checker flags them.
 DEVICE_PLUGIN_CONFIG_KEYS = {
     "": frozenset({"version", "flags", "resources", "sharing", "imex"}),
     "flags": frozenset(
         {
             "migStrategy",
             "failOnInitError",
-            "restartOnDeviceUnhealthy",
+            "mpsRoot",
             "nvidiaDriverRoot",
+            "nvidiaDevRoot",
+            "gdrcopyEnabled",
             "gdsEnabled",
             "mofedEnabled",
-            "mpsRoot",
+            "useNodeFeatureAPI",
+            "deviceDiscoveryStrategy",
             "plugin",
             "gfd",
         }
@@ -94,7 +98,11 @@ DEVICE_PLUGIN_CONFIG_KEYS = {
             "cdiAnnotationPrefix",
             "nvidiaCTKPath",
             "containerDriverRoot",
+            "sharedDevicesAllocationPolicy",
         }
+    ),
+    "flags.gfd": frozenset(
+        {"oneshot", "noTimestamp", "sleepInterval", "outputFile", "machineTypeFile"}
     ),
     "sharing": frozenset({"timeSlicing", "mps"}),
     "sharing.*": frozenset({"renameByDefault", "failRequestsGreaterThanOne", "resources"}),

@@ -110,11 +110,33 @@ def test_config_map_yaml_keeps_booleans_and_integers_typed():
         ),
         ({"version": "v1", "sharing": {"timeSlice": {}}}, "sharing.timeSlice: unknown"),
         ({"version": "v1", "flags": {"migStrategy": "all"}}, "migStrategy"),
+        # Not a v0.20.0 flag (a later release's), so v0.20.0 ignores it.
+        (
+            {"version": "v1", "flags": {"restartOnDeviceUnhealthy": True}},
+            "flags.restartOnDeviceUnhealthy: unknown",
+        ),
+        ({"version": "v1", "flags": {"gfd": {"oneShot": True}}}, "flags.gfd.oneShot: unknown"),
     ],
 )
 def test_checker_catches_what_the_plugin_rejects_or_ignores(config, problem):
     problems = check_device_plugin_config(config)
     assert any(problem in p for p in problems), problems
+
+
+def test_checker_accepts_every_v0_20_flag():
+    config = {
+        "version": "v1",
+        "flags": {
+            "migStrategy": "none",
+            "nvidiaDevRoot": "/",
+            "gdrcopyEnabled": False,
+            "useNodeFeatureAPI": False,
+            "deviceDiscoveryStrategy": "auto",
+            "plugin": {"sharedDevicesAllocationPolicy": "packed"},
+            "gfd": {"oneshot": False, "sleepInterval": "60s"},
+        },
+    }
+    assert check_device_plugin_config(config) == []
 
 
 def test_checksum_is_stable_and_tracks_content():
