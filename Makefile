@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # State lives in this folder unless you point PULUMI_BACKEND_URL elsewhere (s3://..., Pulumi Cloud).
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
-.PHONY: help setup test lint format validate plan-capacity stack preview up destroy time-tests
+.PHONY: help setup test lint format validate plan-capacity clis stack preview up destroy time-tests
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,7 +41,15 @@ plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GP
 time-tests: setup ## Time the test suite (median of 3 runs)
 	$(PY) benchmarks/test_suite_time.py
 
-stack: setup
+clis: ## Check for the Pulumi CLI and the AWS CLI (the kubeconfig runs `aws eks get-token`)
+	@command -v pulumi >/dev/null 2>&1 || { echo "The Pulumi CLI is not installed (or not on PATH)."; \
+	  echo "  Install it: curl -fsSL https://get.pulumi.com | sh   (or brew install pulumi/tap/pulumi)"; \
+	  echo "  See https://www.pulumi.com/docs/install/"; exit 1; }
+	@command -v aws >/dev/null 2>&1 || { echo "The AWS CLI v2 is not installed (or not on PATH);"; \
+	  echo "  the cluster's kubeconfig runs 'aws eks get-token'."; \
+	  echo "  Install it: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"; exit 1; }
+
+stack: clis setup
 	@test -n "$${PULUMI_CONFIG_PASSPHRASE+set}$${PULUMI_CONFIG_PASSPHRASE_FILE+set}" || \
 	  { echo "Set PULUMI_CONFIG_PASSPHRASE (or _FILE): it encrypts this stack's secrets"; exit 1; }
 	mkdir -p .pulumi-state

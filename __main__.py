@@ -24,13 +24,20 @@ from components import (
     SharingBenchmarkArgs,
 )
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.aws_context import look_up_aws_context
 from eks_gpu_slicing.stack_config import read_settings
 from eks_gpu_slicing.workloads import gpu_node_labels, gpu_node_taints, virtual_gpu_capacity
 
 settings = read_settings()
+aws_context = look_up_aws_context(settings)
 tags = {"project": facts.PROJECT, "stack": pulumi.get_stack(), **settings.tags}
 
-network = Network("network", NetworkArgs(settings=settings.network, tags=tags))
+network = Network(
+    "network",
+    NetworkArgs(
+        settings=settings.network, availability_zones=aws_context.availability_zones, tags=tags
+    ),
+)
 
 cluster = GpuCluster(
     "cluster",
@@ -41,6 +48,8 @@ cluster = GpuCluster(
         public_subnet_ids=network.public_subnet_ids,
         private_subnet_ids=network.private_subnet_ids,
         endpoint=settings.cluster_endpoint,
+        aws=aws_context,
+        log_retention_days=settings.cluster_log_retention_days,
         admin_role_arns=settings.admin_role_arns,
         protect=settings.protect,
         tags=tags,

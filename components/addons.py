@@ -22,10 +22,11 @@ class ClusterAddonsArgs:
 class ClusterAddons(pulumi.ComponentResource):
     """CoreDNS as a managed add-on, after the system nodes.
 
-    pulumi-eks would create it together with the control plane, before any node exists;
-    its pods then cannot schedule, the add-on stays DEGRADED and the first `pulumi up`
-    times out after 20 minutes (pulumi/pulumi-eks#1819). The VPC CNI and kube-proxy stay
-    with the cluster: nodes need them to become Ready.
+    With no default node group pulumi-eks creates no CoreDNS add-on at all (it does create
+    kube-proxy and the VPC CNI, which nodes need to become Ready). EKS installs a
+    self-managed CoreDNS that this add-on adopts. Created before any node, its pods could
+    not schedule (GPU nodes are tainted), the add-on would stay DEGRADED and `pulumi up`
+    would time out after 20 minutes: so it waits for the system group.
     """
 
     def __init__(

@@ -11,19 +11,41 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.aws_context import AwsContext, same_principal
 from eks_gpu_slicing.settings import ClusterEndpointSettings
 
-# IAM documents as data, serialised once.
-NODE_ASSUME_ROLE_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
+
+def assume_role_policy(service_principal: str) -> str:
+    """A trust policy letting one AWS service assume the role, as JSON (built as data)."""
+    return json.dumps(
         {
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service_principal},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
         }
-    ],
-}
+    )
+
+
+def admin_access_entries(admin_arns: list[str], caller_arn: str) -> tuple[dict[str, str], list]:
+    """(access entry key -> principal ARN, skipped ARNs).
+
+    pulumi-eks always creates the cluster with bootstrapClusterCreatorAdminPermissions, so
+    the caller already has an admin entry; a second one for the same principal fails with
+    409 ResourceInUseException (pulumi/pulumi-eks#2373). Keys keep the position in the
+    configured list, so skipping one never renames (and replaces) another.
+    """
+    entries, skipped = {}, []
+    for i, arn in enumerate(admin_arns):
+        if same_principal(arn, caller_arn):
+            skipped.append(arn)
+        else:
+            entries[f"admin-{i}"] = arn
+    return entries, skipped
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,8 @@ class GpuClusterArgs:
     public_subnet_ids: pulumi.Input[list[str]]
     private_subnet_ids: pulumi.Input[list[str]]
     endpoint: ClusterEndpointSettings
+    aws: AwsContext
+    log_retention_days: int
     admin_role_arns: list[str] = field(default_factory=list)
     protect: bool = False
     tags: dict[str, str] = field(default_factory=dict)
@@ -69,6 +93,26 @@ class GpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+        # EKS writes to this group if it exists, and otherwise creates it itself without
+        # retention, where it outlives `pulumi destroy`.
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=facts.CLUSTER_LOG_GROUP.format(cluster_name=args.cluster_name),
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        entries, skipped = admin_access_entries(args.admin_role_arns, args.aws.caller_arn)
+        for arn in skipped:
+            pulumi.log.warn(
+                f"adminRoleArns: {arn} is who runs this update ({args.aws.caller_arn}); EKS "
+                "already gives the cluster's creator admin access, so no second entry is made"
+            )
+        admin_policy = facts.access_policy_arn(
+            args.aws.partition, facts.CLUSTER_ADMIN_ACCESS_POLICY
+        )
+
         endpoint = args.endpoint
         self.cluster = eks.Cluster(
             name,
@@ -80,21 +124,25 @@ class GpuCluster(pulumi.ComponentResource):
             node_associate_public_ip_address=False,
             authentication_mode=eks.AuthenticationMode.API,
             access_entries={
-                f"admin-{i}": eks.AccessEntryArgs(
+                key: eks.AccessEntryArgs(
                     principal_arn=arn,
                     access_policies={
                         "admin": eks.AccessPolicyAssociationArgs(
-                            policy_arn=facts.CLUSTER_ADMIN_POLICY_ARN,
+                            policy_arn=admin_policy,
                             access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
                                 type="cluster"
                             ),
                         )
                     },
                 )
-                for i, arn in enumerate(args.admin_role_arns)
+                for key, arn in entries.items()
             },
             skip_default_node_group=True,
-            # CoreDNS needs nodes; ClusterAddons creates it after the system node group.
+            # Managed node groups use the cluster security group EKS creates; pulumi-eks's
+            # own node security group and its rules would be created and never used.
+            skip_default_security_groups=True,
+            # Without a default node group pulumi-eks creates no CoreDNS add-on anyway (only
+            # kube-proxy and the VPC CNI); ClusterAddons adds it once the system nodes exist.
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             endpoint_private_access=True,
             endpoint_public_access=endpoint.public_access,
@@ -103,27 +151,37 @@ class GpuCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(facts.CLUSTER_LOG_TYPES),
             deletion_protection=args.protect,
             tags=args.tags,
-            opts=guarded,
+            opts=pulumi.ResourceOptions.merge(
+                guarded, pulumi.ResourceOptions(depends_on=[self.log_group])
+            ),
         )
 
         self.node_role = aws.iam.Role(
             f"{name}-node-role",
-            assume_role_policy=json.dumps(NODE_ASSUME_ROLE_POLICY),
+            assume_role_policy=assume_role_policy(args.aws.service_principal("ec2")),
             description=f"Managed nodes of {args.cluster_name}",
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.node_role_policies = [
             aws.iam.RolePolicyAttachment(
-                f"{name}-node-{arn.rsplit('/', 1)[1]}",
+                f"{name}-node-{policy}",
                 role=self.node_role.name,
-                policy_arn=arn,
+                policy_arn=facts.managed_policy_arn(args.aws.partition, policy),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for arn in facts.NODE_ROLE_POLICY_ARNS
+            for policy in facts.NODE_ROLE_POLICIES
         ]
 
-        self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig_json)
+        # pulumi-eks's kubeconfig_json carries no AWS profile (it applies `aws:profile` only
+        # to its own provider), so `aws eks get-token` would run with whatever credentials
+        # are ambient: ask for one that names the stack's profile.
+        kubeconfig = (
+            self.cluster.get_kubeconfig(profile_name=args.aws.profile)
+            if args.aws.profile
+            else self.cluster.kubeconfig_json
+        )
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
         # pulumi-eks has no ready provider output; this one reads the cluster's kubeconfig
         # (which calls `aws eks get-token`) and is handed to every Kubernetes resource.
         self.provider = k8s.Provider(

@@ -15,6 +15,8 @@ from eks_gpu_slicing.settings import NetworkSettings
 @dataclass(frozen=True)
 class NetworkArgs:
     settings: NetworkSettings
+    # Zone names EKS accepts, looked up in the account (aws_context.choose_zones).
+    availability_zones: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -48,7 +50,9 @@ class Network(pulumi.ComponentResource):
             vpc = awsx.ec2.Vpc(
                 f"{name}-vpc",
                 cidr_block=s.cidr_block,
-                number_of_availability_zones=s.availability_zone_count,
+                # Named, not counted: awsx would take the region's first N zone names,
+                # including ones EKS refuses (use1-az3) and more than the region has.
+                availability_zone_names=list(args.availability_zones),
                 subnet_strategy=awsx.ec2.SubnetAllocationStrategy.AUTO,
                 subnet_specs=[
                     awsx.ec2.SubnetSpecArgs(

@@ -24,18 +24,66 @@ class NodeGroupArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+def launch_template_args(*, disk_size_gib: int, tags: dict[str, str]) -> dict:
+    """The launch template a managed node group starts its instances from.
+
+    No image and no user data: EKS keeps choosing the AMI from the group's amiType and
+    bootstraps the node itself. What it adds over the template pulumi-eks generates:
+    - tags on the instances, their volumes and network interfaces (EKS does not copy node
+      group tags to instances, so the GPU instances, the costliest resources, had none);
+    - IMDSv2 with hop limit 1, so pods cannot read the node role's credentials (aws-node
+      and kube-proxy use the host network and still reach it);
+    - an encrypted gp3 root volume deleted with the instance.
+    """
+    return {
+        "block_device_mappings": [
+            {
+                # The AL2023 AMIs' root device.
+                "device_name": facts.AL2023_ROOT_DEVICE,
+                "ebs": {
+                    "volume_size": disk_size_gib,
+                    "volume_type": "gp3",
+                    "encrypted": "true",
+                    "delete_on_termination": "true",
+                },
+            }
+        ],
+        "metadata_options": {
+            "http_endpoint": "enabled",
+            "http_tokens": "required",
+            "http_put_response_hop_limit": 1,
+        },
+        "tag_specifications": [
+            {"resource_type": kind, "tags": tags}
+            for kind in ("instance", "volume", "network-interface")
+        ],
+        "tags": tags,
+    }
+
+
 class NodeGroup(pulumi.ComponentResource):
-    """One instance type, IMDSv2 only, in the private subnets.
+    """One instance type, IMDSv2 only, in the private subnets, from our own launch template.
 
     Labels, taints and scaling change in place; instance type, AMI type and capacity type
     replace the group (EKS's rules), which is why sharing settings live in labels and the
-    device plugin's ConfigMap rather than in anything here. Requiring IMDSv2 makes pulumi-eks
-    build a launch template holding the disk size, so a disk change rolls the nodes instead.
+    device plugin's ConfigMap rather than in anything here. The disk size lives in the launch
+    template: changing it makes a new template version, which EKS rolls out node by node,
+    instead of replacing the group.
     """
 
     def __init__(self, name: str, args: NodeGroupArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{facts.COMPONENT_PACKAGE}:nodes:NodeGroup", name, None, opts)
         group = args.group
+        # Auto-named and updated in place: each change is a new version of one template.
+        self.launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-launch-template",
+            description=f"Nodes of the {name} node group",
+            # Keep the default version the newest, so the console shows what nodes run; the
+            # node group names its version explicitly either way.
+            update_default_version=True,
+            **launch_template_args(disk_size_gib=group.disk_size_gib, tags=args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.node_group = eks.ManagedNodeGroup(
             name,
             cluster=args.cluster.cluster,
@@ -43,9 +91,12 @@ class NodeGroup(pulumi.ComponentResource):
             ami_type=args.ami_type,
             instance_types=[group.instance_type],
             capacity_type=group.capacity_type,
-            disk_size=group.disk_size_gib,
-            # Requires IMDSv2 tokens (hop limit 2 so pods on the node can still reach it).
-            enable_imd_sv2=True,
+            # pulumi-eks forbids disk_size and enable_imd_sv2 beside a launch template: both
+            # are in it.
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=self.launch_template.id,
+                version=self.launch_template.latest_version.apply(str),
+            ),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=group.min_size,
                 desired_size=group.desired_size,

@@ -8,6 +8,7 @@ upstream changes, change it here and let the tests show what else moves.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 
 # --- Pulumi project -----------------------------------------------------------------------
@@ -112,8 +113,19 @@ MIG_STRATEGIES = frozenset({"none", "single", "mixed"})
 
 # --- Kubernetes -----------------------------------------------------------------------------
 
+# Lowercase words YAML 1.1 reads as booleans or null, as Helm's YAML parser (go-yaml v2) does:
+# y and n included, which PyYAML leaves as strings.
+YAML_1_1_KEYWORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null", "~"})
+
 # Namespaces every cluster has; the stack never creates (or deletes) these.
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
+# --- Networks -----------------------------------------------------------------------------
+
+# RFC 5737 documentation ranges: examples only, never a real client's address.
+DOCUMENTATION_NETWORKS = tuple(
+    ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
 
 # --- EKS -----------------------------------------------------------------------------------
 
@@ -146,17 +158,63 @@ DEFAULT_KUBERNETES_VERSION = "1.35"
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
 CPU_AMI_TYPE = "AL2023_x86_64_STANDARD"
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
+# Root block device of the AL2023 EKS AMIs (standard and NVIDIA).
+AL2023_ROOT_DEVICE = "/dev/xvda"
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+# EKS writes control-plane logs to this group, creating it (without retention, outliving the
+# cluster) unless it already exists: the stack creates it first.
+CLUSTER_LOG_GROUP = "/aws/eks/{cluster_name}/cluster"
+# The values CloudWatch Logs accepts for a group's retention (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+# Zone IDs where EKS refuses control-plane subnets (UnsupportedAvailabilityZoneException;
+# pulumi/pulumi-eks#1401). Zone *names* map to IDs differently per account: exclude by ID.
+EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
 
 # Node IAM role: what a managed node needs and nothing more (kubelet/EKS, the VPC CNI, image
 # pulls). AmazonEC2ContainerRegistryPullOnly replaces the older ReadOnly policy for nodes.
-NODE_ROLE_POLICY_ARNS = (
-    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
-    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+NODE_ROLE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryPullOnly",
 )
-CLUSTER_ADMIN_POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
+
+
+# ARNs carry the partition (aws, aws-cn, aws-us-gov): never spell `arn:aws:` in an ARN.
+def managed_policy_arn(partition: str, policy: str) -> str:
+    """An AWS managed IAM policy's ARN."""
+    return f"arn:{partition}:iam::aws:policy/{policy}"
+
+
+def access_policy_arn(partition: str, policy: str) -> str:
+    """An EKS cluster access policy's ARN (for access entries)."""
+    return f"arn:{partition}:eks::aws:cluster-access-policy/{policy}"
+
 
 # Subnet tags the AWS Load Balancer Controller and in-tree service controller look for.
 PUBLIC_SUBNET_TAGS = {"kubernetes.io/role/elb": "1"}

@@ -178,6 +178,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
         elif token == "aws:kms/key:Key":
             rid = f"mrk-{_digest(args.name)}"
             outputs.update(keyId=rid, arn=self._arn("kms", f"key/{rid}"))
+        elif token == "aws:ec2/launchTemplate:LaunchTemplate":
+            outputs["latestVersion"] = 1
         elif token == "aws:iam/role:Role":
             outputs.update(name=args.name, arn=self._arn("iam", f"role/{args.name}", region=""))
         elif token.startswith("kubernetes:") and not token.startswith("kubernetes:helm"):

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import _SUBNET_ID, _VPC_ID, _ipv4_network, _Settings
 
 # --- Network and cluster access ------------------------------------------------------------
@@ -74,8 +75,19 @@ class ClusterEndpointSettings(_Settings):
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        documentation = []
         for cidr in cidrs:
-            _ipv4_network(cidr)
+            network = _ipv4_network(cidr)
+            if any(network.subnet_of(doc) for doc in facts.DOCUMENTATION_NETWORKS):
+                documentation.append(cidr)
+        if documentation:
+            # Nobody's traffic comes from these (RFC 5737): the cluster would be created and
+            # then every Kubernetes resource would fail, unreachable, after 15-20 minutes.
+            raise ValueError(
+                f"{', '.join(documentation)}: documentation-only ranges (RFC 5737) that no "
+                "real client uses; put your VPN or CI egress ranges here, or set "
+                "publicAccess: false"
+            )
         return cidrs
 
     @model_validator(mode="after")

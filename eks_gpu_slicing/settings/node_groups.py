@@ -67,10 +67,22 @@ class SystemNodeGroupSettings(NodeGroupSettings):
     """A small CPU node group for cluster add-ons, which cannot run on tainted GPU nodes."""
 
     instance_type: str = "m6i.large"
-    min_size: int = Field(default=2, ge=0)
-    desired_size: int = Field(default=2, ge=0)
+    min_size: int = 2
+    desired_size: int = 2
     max_size: int = Field(default=3, ge=1)
     disk_size_gib: int = Field(default=50, ge=20, le=16384, alias="diskSizeGiB")
+
+    @field_validator("min_size", "desired_size")
+    @classmethod
+    def _never_empty(cls, size: int) -> int:
+        if size < 1:
+            # GPU nodes are tainted, so CoreDNS (and every other add-on) runs only here; with
+            # no node its add-on never turns healthy and `pulumi up` times out after 20 min.
+            raise ValueError(
+                f"must be at least 1 (got {size}): CoreDNS and the other cluster add-ons "
+                "run only on the system group"
+            )
+        return size
 
     @field_validator("instance_type")
     @classmethod

@@ -32,6 +32,8 @@ class Settings(_Settings):
     cluster_name: str
     kubernetes_version: str = facts.DEFAULT_KUBERNETES_VERSION
     protect: bool = False
+    # Days CloudWatch keeps the control-plane logs of the group the stack creates for them.
+    cluster_log_retention_days: int = 90
     admin_role_arns: list[str] = []
     tags: dict[str, str] = {}
     network: NetworkSettings = NetworkSettings()
@@ -83,7 +85,25 @@ class Settings(_Settings):
     @classmethod
     def _profile_names(cls, profiles: dict[str, SharingProfile]) -> dict:
         _check_names(profiles, "profile")
+        # The chart writes config.default into an environment value unquoted, so a name
+        # YAML reads as a number, boolean or null (10, on, no, null) breaks the release.
+        unsafe = [
+            name for name in profiles if not name[0].isalpha() or name in facts.YAML_1_1_KEYWORDS
+        ]
+        if unsafe:
+            raise ValueError(
+                "profile names must start with a lowercase letter and must not be a YAML "
+                f"keyword such as true, on, no or null: {', '.join(unsafe)}"
+            )
         return profiles
+
+    @field_validator("cluster_log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        if days not in facts.LOG_RETENTION_DAYS:
+            allowed = ", ".join(str(d) for d in facts.LOG_RETENTION_DAYS)
+            raise ValueError(f"{days} is not a CloudWatch Logs retention; one of: {allowed}")
+        return days
 
     @property
     def default_profile(self) -> SharingProfile:
