@@ -16,6 +16,7 @@ import pulumi_aws as aws
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings import Settings
+from eks_gpu_slicing.stack_config import aws_profile
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def look_up_aws_context(settings: Settings) -> AwsContext:
         account_id=caller.account_id,
         caller_arn=caller_arn,
         availability_zones=zones,
-        profile=pulumi.Config("aws").get("profile"),
+        profile=aws_profile(),
     )
 
 

@@ -23,6 +23,11 @@ def raw_stack_config() -> dict[str, Any]:
     return raw_settings({key: runtime_config.get_config(key) for key in keys})
 
 
+def aws_profile() -> str | None:
+    """The stack's `aws:profile`, if set (the AWS provider's own key)."""
+    return pulumi.Config("aws").get("profile")
+
+
 def read_settings(today: dt.date | None = None) -> Settings:
     """Validated settings for the current stack, or a RunError naming every problem."""
     try:
