@@ -27,19 +27,21 @@ def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
     config: dict[str, Any] = {
         "version": facts.DEVICE_PLUGIN_CONFIG_VERSION,
         "flags": {
-            # Whole GPUs only: this project does not partition with MIG (and MPS, coming
-            # later, does not work with MIG at all).
+            # Whole GPUs only: this project does not partition with MIG (and MPS does not
+            # work with MIG at all: the plugin refuses to start).
             "migStrategy": "none",
             # A node whose GPU cannot be initialised should show a failing plugin pod, not a
             # node that silently advertises nothing.
             "failOnInitError": True,
         },
     }
-    if profile.strategy == "time-slicing":
+    if profile.shared:
+        block = "mps" if profile.strategy == "mps" else "timeSlicing"
         config["sharing"] = {
-            "timeSlicing": {
+            block: {
                 "renameByDefault": profile.rename_by_default,
-                "failRequestsGreaterThanOne": profile.fail_requests_greater_than_one,
+                # Written out even when unset, so the entry says what the plugin will do.
+                "failRequestsGreaterThanOne": profile.fail_requests_over_one,
                 "resources": [{"name": facts.GPU_RESOURCE, "replicas": profile.replicas}],
             }
         }
@@ -120,6 +122,8 @@ def check_device_plugin_config(config: Any) -> list[str]:
     for strategy in ("timeSlicing", "mps"):
         if strategy in sharing:
             problems += _check_replicated(sharing[strategy], f"sharing.{strategy}")
+    if "mps" in sharing and flags.get("migStrategy", "none") != "none":
+        problems.append("sharing.mps: MPS is not supported with MIG (migStrategy must be none)")
     return problems
 
 

@@ -30,6 +30,20 @@ DEVICE_PLUGIN_CONFIG_VERSION = "v1"
 # api/config/v1: a replicated resource is rejected with "number of replicas must be >= 2",
 # and the plugin then crashes on the node; "no sharing" is expressed by omitting `sharing`.
 MIN_SHARING_REPLICAS = 2
+# CUDA MPS: a server accepts at most 48 client contexts per GPU on Volta and later (CUDA MPS
+# documentation, "Limitations"); every GPU in the instance table is Turing or newer.
+MPS_MAX_CLIENTS_PER_GPU = 48
+# Device memory a CUDA context takes before a workload allocates anything: 690 MiB measured
+# on an H200 (benchmarks/sharing/README.md). An MPS client limited to less cannot even start.
+CUDA_CONTEXT_MIB = 690
+# Where the chart's MPS control daemon keeps its pipes, logs and shared memory on the host.
+# AL2023 mounts /run as tmpfs: writable, node-local and emptied at boot, which is what MPS
+# state should be (the chart's own default, set explicitly so a chart change is noticed).
+MPS_ROOT = "/run/nvidia/mps"
+# The node label the chart's MPS control daemon DaemonSet selects on (GFD sets it too).
+MPS_CAPABLE_LABEL = "nvidia.com/mps.capable"
+# Warn below this much device memory per virtual GPU: little beyond a CUDA context.
+MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU = 1024
 # Only full GPUs and MIG devices can be shared; this project shares full GPUs.
 GPU_RESOURCE = "nvidia.com/gpu"
 # renameByDefault advertises `<name>.shared` instead of `<name>`.
@@ -37,6 +51,15 @@ SHARED_RESOURCE_SUFFIX = ".shared"
 
 # Node label the plugin's config-manager sidecar watches to pick a named config entry.
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+# Our label saying which device plugin serves a GPU node: the Helm release (AL2023) or the one
+# built into Bottlerocket. The release selects `helm`, so two plugins never share a GPU.
+DEVICE_PLUGIN_SOURCE_LABEL = "eks-gpu-slicing/device-plugin"
+DEVICE_PLUGIN_FROM_HELM = "helm"
+DEVICE_PLUGIN_BUILT_IN = "bottlerocket"
+# Our label on the system node group: where cluster-wide controllers (NFD's master and
+# garbage collector) run, never on GPU nodes.
+NODE_ROLE_LABEL = "eks-gpu-slicing/node-role"
+SYSTEM_NODE_ROLE = "system"
 # Node label the chart's default affinity accepts when Node Feature Discovery is absent.
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 GPU_PRESENT_VALUE = "true"  # a string: Kubernetes label values are never YAML booleans
@@ -157,6 +180,13 @@ DEFAULT_KUBERNETES_VERSION = "1.35"
 # install. AL2 GPU AMIs stopped being published on 2025-11-26.
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
 CPU_AMI_TYPE = "AL2023_x86_64_STANDARD"
+# Bottlerocket's NVIDIA variant ships its own device plugin, configured by the node settings
+# settings.kubelet-device-plugins.nvidia.* (time-slicing since Bottlerocket 1.25.0, MPS in
+# the 1.54 docs); EKS merges our user data (TOML) with its bootstrap settings.
+BOTTLEROCKET_GPU_AMI_TYPE = "BOTTLEROCKET_x86_64_NVIDIA"
+BOTTLEROCKET_MIN_VERSION = {"time-slicing": "1.25.0", "mps": "1.54.0"}
+# Bottlerocket's data volume (images, containers); its OS volume is /dev/xvda.
+BOTTLEROCKET_DATA_DEVICE = "/dev/xvdb"
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
 # Root block device of the AL2023 EKS AMIs (standard and NVIDIA).
 AL2023_ROOT_DEVICE = "/dev/xvda"

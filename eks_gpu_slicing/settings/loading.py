@@ -37,6 +37,9 @@ def load_settings(raw: Mapping[str, Any], *, stack: str) -> Settings:
     except ValidationError as exc:
         problems.extend(_describe(err) for err in exc.errors())
     problems.extend(_reference_problems(data))
+    if settings is not None and not problems:
+        # Rules that need the whole, well-formed configuration (a profile on a given GPU).
+        problems.extend(settings.combination_problems())
     if problems:
         raise ConfigError(problems)
     assert settings is not None

@@ -42,6 +42,13 @@ class GpuNodeGroupSettings(NodeGroupSettings):
 
     instance_type: str
     sharing: str = "default"
+    # AL2023 runs the Helm device plugin; Bottlerocket's NVIDIA variant has its own, set up
+    # from the profile through node settings. Changing it replaces the group.
+    ami_type: Literal[facts.GPU_AMI_TYPE, facts.BOTTLEROCKET_GPU_AMI_TYPE] = facts.GPU_AMI_TYPE
+
+    @property
+    def bottlerocket(self) -> bool:
+        return self.ami_type == facts.BOTTLEROCKET_GPU_AMI_TYPE
 
     @field_validator("instance_type")
     @classmethod

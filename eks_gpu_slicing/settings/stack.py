@@ -21,7 +21,7 @@ from eks_gpu_slicing.settings.base import (
 )
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
-from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, SharingProfile
+from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, SharingProfile, bottlerocket_problems
 
 # --- The whole stack -------------------------------------------------------------------------
 
@@ -137,6 +137,28 @@ class Settings(_Settings):
             for name in names
         }
 
+    def combination_problems(self) -> list[str]:
+        """Errors that only show when sections are combined: a profile on a given GPU and
+        AMI. Each is 'key.path: why'."""
+        problems = []
+        for name, group in self.gpu_node_groups.items():
+            profile = self.profile_of(group)
+            where = f"gpuNodeGroups.{name}"
+            if profile.strategy == "mps":
+                per_client = profile.gpu_memory_per_virtual_gpu_mib(group.instance.gpu_memory_mib)
+                if per_client < facts.CUDA_CONTEXT_MIB:
+                    problems.append(
+                        f"{where}.sharing: profile '{group.sharing}' gives each of "
+                        f"{profile.replicas} MPS clients {per_client} MiB of the "
+                        f"{group.instance.gpu_model}'s {group.instance.gpu_memory_mib} MiB, less "
+                        f"than a CUDA context needs (~{facts.CUDA_CONTEXT_MIB} MiB): lower replicas"
+                    )
+            if group.bottlerocket:
+                problems.extend(
+                    f"{where}: {p}" for p in bottlerocket_problems(group.sharing, profile)
+                )
+        return problems
+
     def warnings(self, today: dt.date) -> list[str]:
         """Things that deploy but that a reviewer should hear about."""
         out = []
@@ -166,6 +188,14 @@ class Settings(_Settings):
         if unused:
             out.append(f"sharing profiles not used by any GPU node group: {', '.join(unused)}")
         for name, group in self.gpu_node_groups.items():
+            profile = self.profile_of(group)
+            per_virtual = profile.gpu_memory_per_virtual_gpu_mib(group.instance.gpu_memory_mib)
+            if profile.shared and per_virtual < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU:
+                out.append(
+                    f"gpuNodeGroups.{name}: profile '{group.sharing}' leaves {per_virtual} MiB "
+                    f"of GPU memory per virtual GPU on a {group.instance_type}; a CUDA context "
+                    "alone takes about 0.7 GiB"
+                )
             per_node = group.instance.gpus * self.profile_of(group).virtual_gpus_per_gpu
             room = group.instance.max_pods - facts.GPU_NODE_DAEMONSET_PODS
             if per_node > room:
