@@ -112,7 +112,6 @@ DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
 DCGM_EXPORTER_CHART_VERSION = "4.8.2"
 DCGM_EXPORTER_RELEASE_NAME = "dcgm-exporter"
 DCGM_EXPORTER_DEFAULT_NAMESPACE = "gpu-monitoring"
-DCGM_EXPORTER_PORT = 9400  # the chart's service.port; the exporter serves /metrics there
 # Exporter flag --kubernetes-virtual-gpus (pkg/cmd/app.go): map NVML's per-process data to
 # the pods sharing a GPU. It reads each process's cgroup under /proc, hence hostPID.
 DCGM_VIRTUAL_GPUS_ENV = "KUBERNETES_VIRTUAL_GPUS"
