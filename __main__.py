@@ -14,6 +14,8 @@ from components import (
     DevicePluginArgs,
     GpuCluster,
     GpuClusterArgs,
+    GpuMetrics,
+    GpuMetricsArgs,
     Namespaces,
     NamespacesArgs,
     Network,
@@ -100,6 +102,22 @@ device_plugin = DevicePlugin(
         depends_on=namespaces.depends_on(settings.device_plugin.namespace),
     ),
 )
+
+if settings.gpu_metrics.enabled:
+    GpuMetrics(
+        "gpu-metrics",
+        GpuMetricsArgs(
+            provider=cluster.provider,
+            settings=settings.gpu_metrics,
+            resource_names={
+                settings.profile_of(g).resource_name for g in settings.gpu_node_groups.values()
+            },
+            depends_on=[
+                *gpu_nodes.values(),
+                *namespaces.depends_on(settings.gpu_metrics.namespace),
+            ],
+        ),
+    )
 
 if settings.demo_workload.enabled:
     DemoWorkload(

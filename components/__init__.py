@@ -5,6 +5,7 @@ from components.benchmark import SharingBenchmark, SharingBenchmarkArgs
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.demo_workload import DemoWorkload, DemoWorkloadArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
+from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
@@ -18,6 +19,8 @@ __all__ = [
     "DevicePluginArgs",
     "GpuCluster",
     "GpuClusterArgs",
+    "GpuMetrics",
+    "GpuMetricsArgs",
     "Namespaces",
     "NamespacesArgs",
     "Network",

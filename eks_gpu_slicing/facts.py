@@ -134,6 +134,51 @@ DEVICE_PLUGIN_CONFIG_KEYS = {
 }
 MIG_STRATEGIES = frozenset({"none", "single", "mixed"})
 
+# --- GPU metrics: DCGM exporter (github.com/NVIDIA/dcgm-exporter) -----------------------------
+
+DCGM_EXPORTER_CHART = "dcgm-exporter"
+DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+# Chart 4.8.2 ships exporter 4.5.3-4.8.2, the first release that attributes a shared GPU's
+# utilisation and memory to the pods on it (upstream PR #594; before it every pod on a
+# time-sliced GPU showed the device's values, issues #582 and #587).
+DCGM_EXPORTER_CHART_VERSION = "4.8.2"
+DCGM_EXPORTER_RELEASE_NAME = "dcgm-exporter"
+DCGM_EXPORTER_DEFAULT_NAMESPACE = "gpu-monitoring"
+# Exporter flag --kubernetes-virtual-gpus (pkg/cmd/app.go): map NVML's per-process data to
+# the pods sharing a GPU. It reads each process's cgroup under /proc, hence hostPID.
+DCGM_VIRTUAL_GPUS_ENV = "KUBERNETES_VIRTUAL_GPUS"
+# Flag --nvidia-resource-names (comma-separated): extended resources besides nvidia.com/gpu
+# whose pods are attributed; without it pods of a renamed (`.shared`) resource are skipped.
+DCGM_RESOURCE_NAMES_ENV = "NVIDIA_RESOURCE_NAMES"
+# Metric labels of exporter 4.5.3-4.8.2 (internal/pkg/rendermetrics, transformation/const.go).
+# The node label is `Hostname` (NODE_NAME, set by the chart to the pod's node); upstream
+# renames it `hostname` after this release (PR #655): the dashboard must follow.
+DCGM_NODE_LABEL = "Hostname"
+DCGM_GPU_LABELS = frozenset({"gpu", "UUID", "modelName", "device", "pci_bus_id"})
+DCGM_POD_LABELS = frozenset({"pod", "namespace", "container", "pod_uid", "vgpu"})
+# Fields attributed per process (transformation/process_metrics.go isPerProcessMetric): each
+# has one device series without a `pod` label plus one series per pod. Every other field is
+# copied, with the device's value, onto each pod on the GPU.
+DCGM_PER_POD_FIELDS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED")
+
+# Chart values this program sets. The chart 4.8.2 templates read these paths (see
+# shared/reference/dcgm-exporter-4.8.2/values-paths.txt); Helm ignores a misspelt one.
+DCGM_EXPORTER_VALUE_PATHS = frozenset(
+    {
+        "hostPID",
+        "nodeSelector",
+        "tolerations",
+        "extraEnv",
+        "resources",
+        "kubernetes.enablePodLabels",
+        "kubernetes.rbac.create",
+        "serviceMonitor.enabled",
+        "serviceMonitor.interval",
+        "serviceMonitor.scrapeTimeout",
+        "serviceMonitor.relabelings",
+    }
+)
+
 # --- Kubernetes -----------------------------------------------------------------------------
 
 # Lowercase words YAML 1.1 reads as booleans or null, as Helm's YAML parser (go-yaml v2) does:

@@ -20,6 +20,7 @@ CLUSTER = "eks:index:Cluster"
 NODE_GROUP = "eks:index:ManagedNodeGroup"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+PLUGIN_RELEASE = "nvidia-device-plugin"  # the device plugin's, among other releases
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -196,7 +197,7 @@ def test_node_role_has_only_the_node_policies_and_groups_wait_for_them(dev):
 
 def test_release_uses_the_configmaps_name_and_depends_on_it(dev):
     config_map = dev.one(CONFIG_MAP)
-    release = dev.one(RELEASE)
+    release = dev.one(RELEASE, PLUGIN_RELEASE)
     # The ConfigMap is auto-named; the release reads the name Kubernetes ended up with.
     assert "name" not in config_map.inputs["metadata"]
     # Replaced create-before-delete: the plugin never points at a missing ConfigMap.
@@ -208,7 +209,7 @@ def test_release_uses_the_configmaps_name_and_depends_on_it(dev):
 
 
 def test_release_pins_the_chart(dev):
-    release = dev.one(RELEASE).inputs
+    release = dev.one(RELEASE, PLUGIN_RELEASE).inputs
     assert release["chart"] == "nvidia-device-plugin"
     assert release["version"] == "0.20.0"
     assert release["repositoryOpts"] == {"repo": "https://nvidia.github.io/k8s-device-plugin"}
@@ -237,7 +238,7 @@ def test_every_gpu_node_names_a_config_that_exists(dev):
 
 
 def test_plugin_schedules_on_every_gpu_group_and_nowhere_else(dev):
-    values = dev.one(RELEASE).inputs["values"]
+    values = dev.one(RELEASE, PLUGIN_RELEASE).inputs["values"]
     for name, node in node_group_nodes(dev).items():
         fits = selector_matches(values["nodeSelector"], node["labels"]) and tolerates(
             values["tolerations"], node["taints"]
@@ -246,12 +247,16 @@ def test_plugin_schedules_on_every_gpu_group_and_nowhere_else(dev):
 
 
 def test_release_rolls_when_config_changes(dev):
-    annotation = dev.one(RELEASE).inputs["values"]["podAnnotations"][CONFIG_CHECKSUM_ANNOTATION]
+    annotation = dev.one(RELEASE, PLUGIN_RELEASE).inputs["values"]["podAnnotations"][
+        CONFIG_CHECKSUM_ANNOTATION
+    ]
     raw = dev_settings()
     raw["sharing"]["default"]["replicas"] = 8
     changed = run_program(engine_config(raw), stack="dev")
     assert (
-        changed.one(RELEASE).inputs["values"]["podAnnotations"][CONFIG_CHECKSUM_ANNOTATION]
+        changed.one(RELEASE, PLUGIN_RELEASE).inputs["values"]["podAnnotations"][
+            CONFIG_CHECKSUM_ANNOTATION
+        ]
         != annotation
     )
 
@@ -282,7 +287,9 @@ def test_every_namespace_used_is_created_once_and_waited_for():
 
 
 def test_built_in_namespaces_are_never_created(dev, prod):
-    assert dev.of_type(NAMESPACE) == [] and prod.of_type(NAMESPACE) == []
+    # dev's only own namespace is the GPU metrics one; prod uses only built-in ones.
+    assert [n.inputs["metadata"]["name"] for n in dev.of_type(NAMESPACE)] == ["gpu-monitoring"]
+    assert prod.of_type(NAMESPACE) == []
     assert {"default", "kube-system"} <= facts.BUILTIN_NAMESPACES
 
 
@@ -324,7 +331,7 @@ def test_demo_deployment(dev):
         assert fits == (name == "gpu-t4"), name
     # Waits for the plugin and the GPU nodes it needs (Pulumi waits for a Deployment's
     # pods to become ready). Depending on a component means depending on its children.
-    assert dev.one(RELEASE).urn in demo.dependencies
+    assert dev.one(RELEASE, PLUGIN_RELEASE).urn in demo.dependencies
     for group in dev.of_type(NODE_GROUP):
         assert (group.urn in demo.dependencies) == group.name.startswith("gpu-"), group.name
 
@@ -355,7 +362,8 @@ def test_outputs(dev):
     }
     assert dev.outputs["gpuNodeGroups"]["a10g"]["virtualGpusAtMaxSize"] == 4
     assert (
-        dev.outputs["devicePluginConfigMap"] == dev.one(RELEASE).inputs["values"]["config"]["name"]
+        dev.outputs["devicePluginConfigMap"]
+        == dev.one(RELEASE, PLUGIN_RELEASE).inputs["values"]["config"]["name"]
     )
 
 
@@ -456,7 +464,7 @@ def test_benchmark_runs_the_committed_script_on_each_chosen_group():
     assert "--clients 1,2,4 " in command  # the small-slices profile has 4 replicas
     assert "--duration 2 " in command
     assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
-    assert deployment.one(RELEASE).urn in job.dependencies
+    assert deployment.one(RELEASE, PLUGIN_RELEASE).urn in job.dependencies
     assert deployment.one(NODE_GROUP, "gpu-a10g").urn in job.dependencies
     assert deployment.outputs["benchmarkJobs"] == {"a10g": job.outputs["metadata"]["name"]}
     assert job.provider_urn == deployment.one(K8S_PROVIDER).urn

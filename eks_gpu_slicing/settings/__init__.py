@@ -15,6 +15,7 @@ from eks_gpu_slicing.settings.addons import (
     DevicePluginSettings,
 )
 from eks_gpu_slicing.settings.base import ConfigError, Namespace, PinnedImage
+from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
 from eks_gpu_slicing.settings.loading import decode_config_value, load_settings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import (
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "DemoWorkloadSettings",
     "DevicePluginSettings",
+    "GpuMetricsSettings",
     "GpuNodeGroupSettings",
     "Namespace",
     "NetworkSettings",

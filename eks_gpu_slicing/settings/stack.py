@@ -19,6 +19,7 @@ from eks_gpu_slicing.settings.base import (
     _check_names,
     _Settings,
 )
+from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, SharingProfile, bottlerocket_problems
@@ -44,6 +45,7 @@ class Settings(_Settings):
     device_plugin: DevicePluginSettings = DevicePluginSettings()
     demo_workload: DemoWorkloadSettings = DemoWorkloadSettings()
     benchmark: BenchmarkSettings = BenchmarkSettings()
+    gpu_metrics: GpuMetricsSettings = GpuMetricsSettings()
 
     @field_validator("cluster_name")
     @classmethod
@@ -124,6 +126,8 @@ class Settings(_Settings):
             used.add(self.demo_workload.namespace)
         if self.benchmark.enabled:
             used.add(self.benchmark.namespace)
+        if self.gpu_metrics.enabled:
+            used.add(self.gpu_metrics.namespace)
         return used
 
     @property
@@ -180,6 +184,12 @@ class Settings(_Settings):
                 f"devicePlugin.chartVersion {self.device_plugin.chart_version}: the values "
                 f"this program sets are checked against {facts.DEVICE_PLUGIN_CHART_VERSION}"
             )
+        metrics = self.gpu_metrics
+        if metrics.enabled and metrics.chart_version != facts.DCGM_EXPORTER_CHART_VERSION:
+            out.append(
+                f"gpuMetrics.chartVersion {metrics.chart_version}: the values this program "
+                f"sets are checked against {facts.DCGM_EXPORTER_CHART_VERSION}"
+            )
         unused = sorted(
             set(self.sharing)
             - {g.sharing for g in self.gpu_node_groups.values()}
@@ -197,7 +207,9 @@ class Settings(_Settings):
                     "alone takes about 0.7 GiB"
                 )
             per_node = group.instance.gpus * self.profile_of(group).virtual_gpus_per_gpu
-            room = group.instance.max_pods - facts.GPU_NODE_DAEMONSET_PODS
+            # The DCGM exporter is one more DaemonSet pod on every GPU node.
+            daemonsets = facts.GPU_NODE_DAEMONSET_PODS + int(self.gpu_metrics.enabled)
+            room = group.instance.max_pods - daemonsets
             if per_node > room:
                 out.append(
                     f"gpuNodeGroups.{name}: {per_node} virtual GPUs per node, but a "

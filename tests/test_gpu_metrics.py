@@ -1,0 +1,300 @@
+"""Per-pod GPU metrics: settings, the dcgm-exporter release and its values (against the
+chart's own value paths where the upstream reference is present), placement with real
+scheduling semantics, and the committed Grafana dashboard."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.gpu_metrics import helm_values, value_paths
+from eks_gpu_slicing.mocks import Deployment, run_program
+from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
+from eks_gpu_slicing.stack_files import ROOT
+from tests.conftest import MINIMAL, engine_config
+from tests.k8s_semantics import selector_matches, tolerates
+from tests.test_program import NAMESPACE, NODE_GROUP, RELEASE, dev_settings
+
+EXPORTER = "gpu-metrics"
+COMPONENT = "eks-gpu-slicing:observability:GpuMetrics"
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+CHART = REFERENCE / f"dcgm-exporter-{facts.DCGM_EXPORTER_CHART_VERSION}"
+DASHBOARD = ROOT / "dashboards" / "gpu-sharing.json"
+
+needs_reference = pytest.mark.skipif(not CHART.is_dir(), reason=f"no upstream reference at {CHART}")
+
+
+@pytest.fixture(scope="module")
+def dev(dev_config) -> Deployment:
+    return run_program(dev_config, stack="dev")
+
+
+def env_of(values: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in values["extraEnv"]}
+
+
+# --- Settings -----------------------------------------------------------------------------
+
+
+def test_defaults_are_off_with_a_namespace_of_its_own(minimal):
+    settings = load_settings(minimal, stack="t")
+    metrics = settings.gpu_metrics
+    assert metrics.enabled is False
+    assert (metrics.chart_version, metrics.namespace) == ("4.8.2", "gpu-monitoring")
+    assert (metrics.service_monitor, metrics.interval) == (False, "15s")
+    assert "gpu-monitoring" not in settings.namespaces
+    minimal["gpuMetrics"] = {"enabled": True}
+    assert "gpu-monitoring" in load_settings(minimal, stack="t").namespaces
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"), [("15s", 15), ("1m30s", 90), ("2m", 120), ("1h", 3600)]
+)
+def test_interval_is_a_prometheus_duration(duration, seconds):
+    assert GpuMetricsSettings(interval=duration).interval_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"chartVersion": "latest"}, ["gpuMetrics.chartVersion", "latest"]),
+        ({"namespace": "default"}, ["gpuMetrics.namespace", "hostPID"]),
+        ({"namespace": "GPU_Metrics"}, ["gpuMetrics.namespace", "not a valid namespace"]),
+        ({"interval": "15"}, ["gpuMetrics.interval", "Prometheus duration"]),
+        ({"interval": "s15"}, ["gpuMetrics.interval", "Prometheus duration"]),
+        ({"interval": "500ms"}, ["gpuMetrics.interval", "at least 1s"]),
+        ({"serviceMonitor": "yes"}, ["gpuMetrics.serviceMonitor"]),
+        ({"enabled": 1}, ["gpuMetrics.enabled"]),
+        ({"servicemonitor": True}, ["gpuMetrics.servicemonitor", "serviceMonitor"]),
+    ],
+)
+def test_bad_gpu_metrics_config_names_the_key(section, expected):
+    raw = copy.deepcopy(MINIMAL)
+    raw["gpuMetrics"] = {"enabled": True, **section}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(raw, stack="t")
+    assert any(all(s in p for s in expected) for p in caught.value.problems), caught.value.problems
+
+
+def test_other_chart_versions_are_warned_about(minimal):
+    minimal["gpuMetrics"] = {"enabled": True, "chartVersion": "4.9.0"}
+    warnings = load_settings(minimal, stack="t").warnings(dt.date(2026, 11, 1))
+    assert any("gpuMetrics.chartVersion 4.9.0" in w for w in warnings)
+
+
+def test_the_exporter_counts_against_a_gpu_nodes_pod_limit(minimal):
+    # g4dn.xlarge: 29 pods. 3 DaemonSets leave 26, the exporter makes it 25.
+    minimal["sharing"] = {"default": {"replicas": 26}}
+
+    def pod_limit_warnings() -> list[str]:
+        warnings = load_settings(minimal, stack="t").warnings(dt.date(2026, 11, 1))
+        return [w for w in warnings if "after DaemonSets" in w]
+
+    assert not pod_limit_warnings()
+    minimal["gpuMetrics"] = {"enabled": True}
+    (warning,) = pod_limit_warnings()
+    assert "(25 after DaemonSets)" in warning
+
+
+# --- Helm values --------------------------------------------------------------------------
+
+
+def test_values_attribute_shared_gpus_to_pods():
+    values = helm_values(GpuMetricsSettings(enabled=True), {"nvidia.com/gpu"})
+    assert values["hostPID"] is True
+    assert env_of(values) == {facts.DCGM_VIRTUAL_GPUS_ENV: "true"}
+    assert facts.DCGM_VIRTUAL_GPUS_ENV == "KUBERNETES_VIRTUAL_GPUS"
+    # The chart mounts the API token the pod-UID lookup needs only with pod labels (or UIDs).
+    assert values["kubernetes"] == {"enablePodLabels": True, "rbac": {"create": True}}
+    resources = values["resources"]
+    assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
+
+
+def test_renamed_shared_resources_are_attributed_too():
+    values = helm_values(GpuMetricsSettings(), {"nvidia.com/gpu", "nvidia.com/gpu.shared"})
+    assert env_of(values)[facts.DCGM_RESOURCE_NAMES_ENV] == "nvidia.com/gpu.shared"
+
+
+def test_service_monitor_only_when_asked_for():
+    # The chart's default is enabled: leaving it out would need the Operator's CRDs.
+    assert helm_values(GpuMetricsSettings(), [])["serviceMonitor"] == {"enabled": False}
+    monitor = helm_values(GpuMetricsSettings(serviceMonitor=True, interval="30s"), [])[
+        "serviceMonitor"
+    ]
+    assert (monitor["enabled"], monitor["interval"], monitor["scrapeTimeout"]) == (
+        True,
+        "30s",
+        "10s",
+    )
+    # The exporter's own pod/namespace/container labels must survive the scrape.
+    (drop,) = monitor["relabelings"]
+    assert drop["action"] == "labeldrop"
+    assert {"pod", "namespace", "container"} == set(drop["regex"].split("|"))
+    short = helm_values(GpuMetricsSettings(serviceMonitor=True, interval="5s"), [])
+    assert short["serviceMonitor"]["scrapeTimeout"] == "5s"  # never longer than the interval
+
+
+# --- The program under mocks --------------------------------------------------------------
+
+
+def test_release_is_pinned_in_its_namespace(dev):
+    release = dev.one(RELEASE, EXPORTER)
+    inputs = release.inputs
+    assert inputs["chart"] == "dcgm-exporter"
+    assert inputs["version"] == "4.8.2"
+    assert inputs["repositoryOpts"] == {
+        "repo": "https://nvidia.github.io/dcgm-exporter/helm-charts"
+    }
+    assert inputs["namespace"] == "gpu-monitoring"
+    assert dev.ancestors(release)[0].type == COMPONENT
+    assert release.provider_urn == dev.one("pulumi:providers:kubernetes").urn
+    values = inputs["values"]
+    assert values["hostPID"] is True
+    assert env_of(values)["KUBERNETES_VIRTUAL_GPUS"] == "true"
+    assert values["serviceMonitor"] == {"enabled": False}
+
+
+def test_release_waits_for_its_namespace_and_every_gpu_node_group(dev):
+    release = dev.one(RELEASE, EXPORTER)
+    namespace = dev.one(NAMESPACE)
+    assert namespace.inputs["metadata"]["name"] == "gpu-monitoring"
+    assert namespace.urn in release.dependencies
+    gpu_groups = [g for g in dev.of_type(NODE_GROUP) if g.name.startswith("gpu-")]
+    assert len(gpu_groups) == 2
+    # Components are depended on through their children.
+    for group in gpu_groups:
+        assert group.urn in release.dependencies, group.name
+
+
+def test_exporter_runs_on_every_gpu_node_and_never_on_system_nodes(dev):
+    values = dev.one(RELEASE, EXPORTER).inputs["values"]
+    groups = dev.of_type(NODE_GROUP)
+    for group in groups:
+        fits = selector_matches(values["nodeSelector"], group.inputs.get("labels", {})) and (
+            tolerates(values["tolerations"], group.inputs.get("taints", []))
+        )
+        assert fits == group.name.startswith("gpu-"), group.name
+    assert {g.name for g in groups} >= {"system", "gpu-t4", "gpu-a10g"}
+
+
+def test_service_monitor_switch_through_stack_config():
+    raw = dev_settings()
+    raw["gpuMetrics"] = {"enabled": True, "serviceMonitor": True, "interval": "30s"}
+    values = run_program(engine_config(raw), stack="dev").one(RELEASE, EXPORTER).inputs["values"]
+    assert values["serviceMonitor"]["enabled"] is True
+    assert values["serviceMonitor"]["interval"] == "30s"
+
+
+def test_off_means_no_release_and_no_namespace():
+    deployment = run_program(engine_config(copy.deepcopy(MINIMAL)), stack="dev")
+    assert not [r for r in deployment.of_type(RELEASE) if r.name == EXPORTER]
+    assert not deployment.of_type(COMPONENT)
+    assert not deployment.of_type(NAMESPACE)
+
+
+# --- Against the chart's own values (../shared/reference) ----------------------------------
+
+
+def chart_value_paths() -> set[str]:
+    text = (CHART / "values-paths.txt").read_text()
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
+@needs_reference
+@pytest.mark.parametrize("service_monitor", [False, True])
+def test_every_value_we_set_is_read_by_the_chart(service_monitor):
+    values = helm_values(
+        GpuMetricsSettings(serviceMonitor=service_monitor), {"nvidia.com/gpu.shared"}
+    )
+    assert set(value_paths(values)) <= chart_value_paths()
+    assert chart_value_paths() >= facts.DCGM_EXPORTER_VALUE_PATHS
+
+
+@needs_reference
+def test_chart_defaults_we_override():
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert facts.DCGM_EXPORTER_CHART_VERSION in defaults["image"]["tag"]  # 4.5.3-4.8.2
+    assert defaults["hostPID"] is False
+    assert defaults["serviceMonitor"]["enabled"] is True  # why we always set it
+    assert defaults["kubernetes"]["enablePodLabels"] is False
+    assert defaults["extraEnv"] == []  # a list of EnvVar objects, as we pass it
+    # Its default tolerations would keep it off our tainted GPU nodes.
+    taint = {"key": facts.GPU_TAINT_KEY, "value": facts.GPU_TAINT_VALUE, "effect": "NoSchedule"}
+    assert not tolerates(defaults["tolerations"], [taint])
+
+
+# --- The Grafana dashboard ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def exprs_of(dashboard: dict) -> list[str]:
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def test_dashboard_queries_use_the_per_pod_metrics(dashboard):
+    exprs = exprs_of(dashboard)
+    for metric in facts.DCGM_PER_POD_FIELDS:
+        assert any(metric in e for e in exprs), metric
+    per_pod = [e for e in exprs if re.search(r'\bpod!=""', e)]
+    assert per_pod and any("by (" in e and "pod)" in e for e in per_pod)
+    assert any("DCGM_FI_DEV_FB_FREE" in e for e in exprs)  # the GPU's total
+
+
+def test_dashboard_has_no_hard_coded_datasource(dashboard):
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    sources = [n["datasource"] for n in walk(dashboard) if isinstance(n.get("datasource"), dict)]
+    assert sources
+    assert all(s["uid"] == "${datasource}" for s in sources)
+
+
+def test_dashboard_variables_are_defined_and_used(dashboard):
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"datasource", "cluster", "node", "namespace"} <= variables
+    used = set()
+    for expr in exprs_of(dashboard):
+        used |= set(re.findall(r"\$([A-Za-z_]\w*)", expr))
+    assert used == {"cluster", "node", "namespace"}
+
+
+def test_dashboard_groups_by_labels_the_exporter_emits(dashboard):
+    # kube-state-metrics' `node` and the Prometheus-side `cluster` besides the exporter's.
+    known = (
+        {facts.DCGM_NODE_LABEL, "cluster", "node"} | facts.DCGM_GPU_LABELS | facts.DCGM_POD_LABELS
+    )
+    for expr in exprs_of(dashboard):
+        for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", expr):
+            labels = {label.strip() for label in clause.split(",") if label.strip()}
+            assert labels <= known, (labels - known, expr)
+        for opening, closing in ("()", "{}", "[]"):
+            assert expr.count(opening) == expr.count(closing), expr
+
+
+def test_dashboard_panels_are_laid_out_once(dashboard):
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
