@@ -27,8 +27,14 @@ from components import (
 )
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import look_up_aws_context
+from eks_gpu_slicing.bottlerocket import user_data as bottlerocket_user_data
 from eks_gpu_slicing.stack_config import read_settings
-from eks_gpu_slicing.workloads import gpu_node_labels, gpu_node_taints, virtual_gpu_capacity
+from eks_gpu_slicing.workloads import (
+    gpu_node_group_labels,
+    gpu_node_taints,
+    system_node_labels,
+    virtual_gpu_capacity,
+)
 
 settings = read_settings()
 aws_context = look_up_aws_context(settings)
@@ -66,6 +72,7 @@ system_nodes = NodeGroup(
         subnet_ids=network.private_subnet_ids,
         group=settings.system_node_group,
         ami_type=facts.CPU_AMI_TYPE,
+        labels=system_node_labels(),
         tags=tags,
     ),
 )
@@ -80,9 +87,14 @@ gpu_nodes = {
             cluster=cluster,
             subnet_ids=network.private_subnet_ids,
             group=group,
-            ami_type=facts.GPU_AMI_TYPE,
-            labels=gpu_node_labels(group.sharing),
+            ami_type=group.ami_type,
+            labels=gpu_node_group_labels(
+                group.sharing, settings.profile_of(group), bottlerocket=group.bottlerocket
+            ),
             taints=gpu_node_taints(),
+            bottlerocket_user_data=(
+                bottlerocket_user_data(settings.profile_of(group)) if group.bottlerocket else None
+            ),
             tags=tags,
         ),
     )
@@ -157,7 +169,7 @@ pulumi.export("devicePluginConfigMap", device_plugin.config_map_name)
 pulumi.export(
     "gpuNodeGroups",
     {
-        name: virtual_gpu_capacity(group, settings.profile_of(group))
+        name: virtual_gpu_capacity(group, settings.profile_of(group), aws_context.region)
         for name, group in settings.gpu_node_groups.items()
     },
 )

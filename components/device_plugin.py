@@ -66,6 +66,7 @@ class DevicePlugin(pulumi.ComponentResource):
                 config_map_name=self.config_map_name,
                 default_profile=args.settings.default_profile,
                 checksum=self.checksum,
+                gfd=args.settings.gfd,
             ),
             max_history=10,
             opts=in_namespace,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 import pulumi
@@ -21,25 +22,34 @@ class NodeGroupArgs:
     ami_type: str
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[dict[str, str]] = field(default_factory=list)
+    # Bottlerocket settings (TOML) for the launch template's user data.
+    bottlerocket_user_data: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def launch_template_args(*, disk_size_gib: int, tags: dict[str, str]) -> dict:
+def launch_template_args(
+    *, disk_size_gib: int, tags: dict[str, str], bottlerocket_user_data: str | None = None
+) -> dict:
     """The launch template a managed node group starts its instances from.
 
-    No image and no user data: EKS keeps choosing the AMI from the group's amiType and
-    bootstraps the node itself. What it adds over the template pulumi-eks generates:
+    No image: EKS keeps choosing the AMI from the group's amiType and bootstraps the node.
+    No user data for AL2023; for Bottlerocket, the device-plugin settings (TOML), which EKS
+    merges with its own. What it adds over the template pulumi-eks generates:
     - tags on the instances, their volumes and network interfaces (EKS does not copy node
       group tags to instances, so the GPU instances, the costliest resources, had none);
     - IMDSv2 with hop limit 1, so pods cannot read the node role's credentials (aws-node
       and kube-proxy use the host network and still reach it);
-    - an encrypted gp3 root volume deleted with the instance.
+    - an encrypted gp3 volume deleted with the instance: AL2023's root volume, or
+      Bottlerocket's data volume (images and containers; its small OS volume stays as is).
     """
-    return {
+    args: dict = {
         "block_device_mappings": [
             {
-                # The AL2023 AMIs' root device.
-                "device_name": facts.AL2023_ROOT_DEVICE,
+                "device_name": (
+                    facts.AL2023_ROOT_DEVICE
+                    if bottlerocket_user_data is None
+                    else facts.BOTTLEROCKET_DATA_DEVICE
+                ),
                 "ebs": {
                     "volume_size": disk_size_gib,
                     "volume_type": "gp3",
@@ -59,6 +69,9 @@ def launch_template_args(*, disk_size_gib: int, tags: dict[str, str]) -> dict:
         ],
         "tags": tags,
     }
+    if bottlerocket_user_data is not None:
+        args["user_data"] = base64.b64encode(bottlerocket_user_data.encode()).decode()
+    return args
 
 
 class NodeGroup(pulumi.ComponentResource):
@@ -81,7 +94,11 @@ class NodeGroup(pulumi.ComponentResource):
             # Keep the default version the newest, so the console shows what nodes run; the
             # node group names its version explicitly either way.
             update_default_version=True,
-            **launch_template_args(disk_size_gib=group.disk_size_gib, tags=args.tags),
+            **launch_template_args(
+                disk_size_gib=group.disk_size_gib,
+                tags=args.tags,
+                bottlerocket_user_data=args.bottlerocket_user_data,
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.node_group = eks.ManagedNodeGroup(

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from eks_gpu_slicing import facts
+from eks_gpu_slicing import facts, workloads
 from eks_gpu_slicing.settings import SharingProfile
 
 # Pod annotation whose value changes whenever any config entry changes. The plugin's
@@ -63,27 +63,41 @@ def config_checksum(data: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def helm_values(*, config_map_name: Any, default_profile: str, checksum: str) -> dict[str, Any]:
+def helm_values(
+    *, config_map_name: Any, default_profile: str, checksum: str, gfd: bool = False
+) -> dict[str, Any]:
     """Values for the nvidia-device-plugin chart.
 
     `config_map_name` is the ConfigMap resource's name output, so the release cannot be
     created before the ConfigMap exists; `config.map` is never set as well (the chart
-    refuses both).
+    refuses both). The plugin, its MPS control daemon and GFD all take `nodeSelector` and
+    `tolerations`; the MPS daemon adds `nvidia.com/mps.capable=true` to the selector itself.
     """
-    return {
+    gpu_taint = {"key": facts.GPU_TAINT_KEY, "operator": "Exists", "effect": facts.K8S_NO_SCHEDULE}
+    values: dict[str, Any] = {
         "config": {"name": config_map_name, "default": default_profile},
-        # Only our labelled GPU nodes. The chart's default affinity already requires a GPU
-        # node label; the selector narrows it to nodes this program configured.
-        "nodeSelector": {facts.GPU_PRESENT_LABEL: facts.GPU_PRESENT_VALUE},
-        "tolerations": [
-            {"key": facts.GPU_TAINT_KEY, "operator": "Exists", "effect": facts.K8S_NO_SCHEDULE},
-            {"key": "CriticalAddonsOnly", "operator": "Exists"},
-        ],
+        # Only our labelled GPU nodes whose plugin is this release: Bottlerocket nodes run
+        # their own, and two plugins on one GPU would both advertise it.
+        "nodeSelector": {
+            facts.GPU_PRESENT_LABEL: facts.GPU_PRESENT_VALUE,
+            facts.DEVICE_PLUGIN_SOURCE_LABEL: facts.DEVICE_PLUGIN_FROM_HELM,
+        },
+        "tolerations": [gpu_taint, {"key": "CriticalAddonsOnly", "operator": "Exists"}],
         "podAnnotations": {CONFIG_CHECKSUM_ANNOTATION: checksum},
-        # GPU feature discovery would pull in the NFD sub-chart, whose worker does not
-        # tolerate our taint; the node labels it would add are not needed for sharing.
-        "gfd": {"enabled": False},
+        "mps": {"root": facts.MPS_ROOT},
+        "gfd": {"enabled": gfd},
     }
+    if gfd:
+        # GFD pulls in the Node Feature Discovery sub-chart. Its worker tolerates only
+        # nvidia.com/gpu=present:NoSchedule, so on our nodes (nvidia.com/gpu=true) it would
+        # never run, and GFD would have no PCI labels to work from.
+        system = workloads.system_node_labels()
+        values["nfd"] = {
+            "worker": {"tolerations": [gpu_taint]},
+            "master": {"nodeSelector": system},
+            "gc": {"nodeSelector": system},
+        }
+    return values
 
 
 def value_paths(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:

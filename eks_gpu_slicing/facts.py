@@ -87,6 +87,10 @@ DEVICE_PLUGIN_VALUE_PATHS = frozenset(
         "devicePlugin.enabled",
         "gfd.enabled",
         "mps.root",
+        # The Node Feature Discovery sub-chart (with gfd.enabled), aliased `nfd`.
+        "nfd.worker.tolerations",
+        "nfd.master.nodeSelector",
+        "nfd.gc.nodeSelector",
         "allowDefaultNamespace",
         "updateStrategy",
         "resources",
@@ -328,6 +332,7 @@ class GpuInstance:
 
 
 PRICES_AS_OF = "2026-07-20"
+PRICE_REGION = "us-east-1"
 
 
 def _family(gpu_model: str, gpu_memory_mib: int, rows: list[tuple]) -> dict[str, GpuInstance]:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from eks_gpu_slicing.settings import ConfigError
-from eks_gpu_slicing.stack_files import ROOT, settings_of_stack
+from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, settings_of_stack
 from eks_gpu_slicing.workloads import virtual_gpu_capacity
 
 
@@ -37,24 +37,43 @@ def main(argv: list[str] | None = None) -> int:
         f"Pulumi.{args.stack}.yaml is valid: cluster {settings.cluster_name}, "
         f"Kubernetes {settings.kubernetes_version}"
     )
-    header = ("group", "instance", "profile", "resource", "per node", "at maxSize")
+    region = engine_config_of_stack(args.stack, args.dir).get("aws:region")
+    header = (
+        "group",
+        "instance",
+        "GPUs",
+        "profile",
+        "resource",
+        "per node",
+        "at maxSize",
+        "GiB/vGPU",
+        "$/vGPU-h",
+    )
     rows = [header]
+    reports = {}
     for name, group in settings.gpu_node_groups.items():
-        c = virtual_gpu_capacity(group, settings.profile_of(group))
+        c = reports[name] = virtual_gpu_capacity(group, settings.profile_of(group), region)
         rows.append(
             (
                 name,
                 c["instanceType"],
+                f"{c['gpusPerNode']}x {c['gpuModel']} {c['gpuMemoryGiB']:g} GiB",
                 f"{c['profile']} ({c['strategy']})",
                 c["resourceName"],
                 str(c["virtualGpusPerNode"]),
                 str(c["virtualGpusAtMaxSize"]),
+                f"{c['gpuMemoryPerVirtualGpuGiB']:g}",
+                f"{c['usdPerVirtualGpuHour']:.4f}",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
+    if reports:
+        print(f"prices: {next(iter(reports.values()))['priceSource']}")
+    for name, c in reports.items():
+        print(f"isolation, {name}: {c['isolation']}")
     return 0
 
 

@@ -17,11 +17,37 @@ DEMO_APP_LABEL = "gpu-deployment"
 
 
 def gpu_node_labels(profile_name: str) -> dict[str, str]:
-    """Labels for a GPU node group: how the device plugin finds the node and its config."""
+    """What every GPU node with this profile carries, whatever its AMI: how the device plugin
+    finds the node and its config, and what workloads select."""
     return {
         facts.GPU_PRESENT_LABEL: facts.GPU_PRESENT_VALUE,
         facts.DEVICE_PLUGIN_CONFIG_LABEL: profile_name,
     }
+
+
+def gpu_node_group_labels(
+    profile_name: str, profile: SharingProfile, *, bottlerocket: bool = False
+) -> dict[str, str]:
+    """All labels of a GPU node group or Karpenter pool.
+
+    Beyond gpu_node_labels(): which device plugin serves the node (the Helm release selects
+    its own, so Bottlerocket's built-in plugin never has a rival on the same GPU), and, for
+    MPS profiles, the label the chart's MPS control daemon selects on.
+    """
+    labels = {
+        **gpu_node_labels(profile_name),
+        facts.DEVICE_PLUGIN_SOURCE_LABEL: (
+            facts.DEVICE_PLUGIN_BUILT_IN if bottlerocket else facts.DEVICE_PLUGIN_FROM_HELM
+        ),
+    }
+    if profile.strategy == "mps":
+        labels[facts.MPS_CAPABLE_LABEL] = "true"
+    return labels
+
+
+def system_node_labels() -> dict[str, str]:
+    """Labels of the system node group, where cluster-wide controllers are placed."""
+    return {facts.NODE_ROLE_LABEL: facts.SYSTEM_NODE_ROLE}
 
 
 def gpu_node_taints() -> list[dict[str, str]]:
@@ -45,17 +71,42 @@ def gpu_toleration() -> dict[str, str]:
     }
 
 
-def virtual_gpu_capacity(group: GpuNodeGroupSettings, profile: SharingProfile) -> dict[str, Any]:
-    """What a GPU node group advertises to the scheduler."""
-    per_node = group.instance.gpus * profile.virtual_gpus_per_gpu
+ISOLATION = {
+    "time-slicing": "none: all replicas share the GPU's memory and one fault domain",
+    "mps": "memory capped per client (total / replicas) and a share of the SMs; "
+    "one MPS server, so a fatal GPU fault still reaches every client",
+    "none": "whole GPU per pod",
+}
+
+
+def virtual_gpu_capacity(
+    group: GpuNodeGroupSettings, profile: SharingProfile, region: str | None = None
+) -> dict[str, Any]:
+    """What a GPU node group advertises to the scheduler, and what each virtual GPU is.
+
+    The price is the on-demand price in the instance table (us-east-1, facts.PRICES_AS_OF):
+    other regions differ, and the report says which region the figure is for.
+    """
+    instance = group.instance
+    per_node = instance.gpus * profile.virtual_gpus_per_gpu
+    memory_per_virtual = profile.gpu_memory_per_virtual_gpu_mib(instance.gpu_memory_mib)
     return {
         "instanceType": group.instance_type,
+        "amiType": group.ami_type,
         "profile": group.sharing,
         "strategy": profile.strategy,
+        "replicas": profile.virtual_gpus_per_gpu,
         "resourceName": profile.resource_name,
-        "gpusPerNode": group.instance.gpus,
+        "gpuModel": instance.gpu_model,
+        "gpuMemoryGiB": round(instance.gpu_memory_mib / 1024, 1),
+        "gpusPerNode": instance.gpus,
         "virtualGpusPerNode": per_node,
         "virtualGpusAtMaxSize": per_node * group.max_size,
+        "gpuMemoryPerVirtualGpuGiB": round(memory_per_virtual / 1024, 2),
+        "usdPerVirtualGpuHour": round(instance.usd_per_hour / per_node, 4),
+        "priceSource": f"on-demand, {facts.PRICE_REGION}, {facts.PRICES_AS_OF}"
+        + ("" if region in (None, facts.PRICE_REGION) else f" (not {region})"),
+        "isolation": ISOLATION[profile.strategy],
     }
 
 

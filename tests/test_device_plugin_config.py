@@ -153,23 +153,29 @@ def test_helm_values_point_at_the_configmap_and_never_embed_a_map():
     assert values["config"] == {"name": "cm-abc", "default": "default"}
     assert "map" not in values["config"]  # the chart refuses name and map together
     assert values["podAnnotations"] == {CONFIG_CHECKSUM_ANNOTATION: "x" * 64}
-    assert values["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert values["nodeSelector"] == {
+        "nvidia.com/gpu.present": "true",
+        "eks-gpu-slicing/device-plugin": "helm",
+    }
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values[
         "tolerations"
     ]
 
 
-def test_every_helm_value_path_is_one_the_chart_reads():
-    values = helm_values(config_map_name="cm", default_profile="default", checksum="0")
+@pytest.mark.parametrize("gfd", [False, True])
+def test_every_helm_value_path_is_one_the_chart_reads(gfd):
+    values = helm_values(config_map_name="cm", default_profile="default", checksum="0", gfd=gfd)
     paths = set(value_paths(values))
+    nfd = {"nfd.worker.tolerations", "nfd.master.nodeSelector", "nfd.gc.nodeSelector"}
     assert paths == {
         "config.name",
         "config.default",
         "nodeSelector",
         "tolerations",
         "podAnnotations",
+        "mps.root",
         "gfd.enabled",
-    }
+    } | (nfd if gfd else set())
     assert paths <= facts.DEVICE_PLUGIN_VALUE_PATHS
 
 

@@ -153,6 +153,7 @@ def test_gpu_node_groups_labels_taints_ami_and_sizes(dev):
     assert t4["labels"] == {
         "nvidia.com/gpu.present": "true",
         "nvidia.com/device-plugin.config": "default",
+        "eks-gpu-slicing/device-plugin": "helm",
     }
     assert t4["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
     # Disk and IMDS live in the group's own launch template (pulumi-eks forbids both beside
@@ -164,7 +165,13 @@ def test_gpu_node_groups_labels_taints_ami_and_sizes(dev):
     g5 = dev.one(NODE_GROUP, "gpu-a10g").inputs
     assert g5["instanceTypes"] == ["g5.xlarge"]
     assert g5["capacityType"] == "SPOT"
-    assert g5["labels"]["nvidia.com/device-plugin.config"] == "small-slices"
+    assert g5["labels"] == {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/device-plugin.config": "mps-slices",
+        "eks-gpu-slicing/device-plugin": "helm",
+        # The chart's MPS control daemon runs only where this is set.
+        "nvidia.com/mps.capable": "true",
+    }
 
 
 def test_system_group_is_cpu_and_untainted(dev):
@@ -221,12 +228,19 @@ def test_configmap_holds_a_valid_config_per_profile(dev):
     config_map = dev.one(CONFIG_MAP).inputs
     assert config_map["metadata"]["namespace"] == "kube-system"
     data = config_map["data"]
-    assert sorted(data) == ["default", "small-slices"]
+    assert sorted(data) == ["default", "mps-slices"]
     for text in data.values():
         assert check_device_plugin_config(yaml.safe_load(text)) == []
-    small = yaml.safe_load(data["small-slices"])["sharing"]["timeSlicing"]
-    assert small["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
-    assert small["failRequestsGreaterThanOne"] is True
+    mps = yaml.safe_load(data["mps-slices"])["sharing"]
+    assert list(mps) == ["mps"]
+    assert mps["mps"] == {
+        "renameByDefault": True,
+        # Unset in the profile: the plugin's own MPS default, written out.
+        "failRequestsGreaterThanOne": True,
+        "resources": [{"name": "nvidia.com/gpu", "replicas": 4}],
+    }
+    shared = yaml.safe_load(data["default"])["sharing"]["timeSlicing"]
+    assert shared["failRequestsGreaterThanOne"] is False
 
 
 def test_every_gpu_node_names_a_config_that_exists(dev):
@@ -353,12 +367,21 @@ def test_outputs(dev):
     assert json.loads(dev.outputs["kubeconfig"])["kind"] == "Config"
     assert dev.outputs["gpuNodeGroups"]["t4"] == {
         "instanceType": "g4dn.xlarge",
+        "amiType": "AL2023_x86_64_NVIDIA",
         "profile": "default",
         "strategy": "time-slicing",
+        "replicas": 10,
         "resourceName": "nvidia.com/gpu",
+        "gpuModel": "T4",
+        "gpuMemoryGiB": 16,
         "gpusPerNode": 1,
         "virtualGpusPerNode": 10,
         "virtualGpusAtMaxSize": 20,
+        "gpuMemoryPerVirtualGpuGiB": 1.6,
+        "usdPerVirtualGpuHour": 0.0526,
+        # Dev deploys to us-west-2; the table has us-east-1 prices.
+        "priceSource": "on-demand, us-east-1, 2026-07-20 (not us-west-2)",
+        "isolation": "none: all replicas share the GPU's memory and one fault domain",
     }
     assert dev.outputs["gpuNodeGroups"]["a10g"]["virtualGpusAtMaxSize"] == 4
     assert (
@@ -459,11 +482,12 @@ def test_benchmark_runs_the_committed_script_on_each_chosen_group():
     assert pod["volumes"][0]["configMap"]["name"] == script.outputs["metadata"]["name"]
     assert script.urn in job.dependencies
     assert pod["nodeSelector"]["node.kubernetes.io/instance-type"] == "g5.xlarge"
-    assert pod["nodeSelector"]["nvidia.com/device-plugin.config"] == "small-slices"
+    assert pod["nodeSelector"]["nvidia.com/device-plugin.config"] == "mps-slices"
     command = pod["containers"][0]["command"][2]
-    assert "--clients 1,2,4 " in command  # the small-slices profile has 4 replicas
+    assert "--clients 1,2,4 " in command  # the mps-slices profile has 4 replicas
     assert "--duration 2 " in command
-    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    # The renamed resource the MPS group advertises.
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
     assert deployment.one(RELEASE, PLUGIN_RELEASE).urn in job.dependencies
     assert deployment.one(NODE_GROUP, "gpu-a10g").urn in job.dependencies
     assert deployment.outputs["benchmarkJobs"] == {"a10g": job.outputs["metadata"]["name"]}

@@ -10,6 +10,10 @@ def test_valid_stack_prints_capacity(capsys):
     out = capsys.readouterr().out
     assert "Pulumi.dev.yaml is valid" in out
     assert "g4dn.xlarge" in out and "nvidia.com/gpu" in out
+    # The sharing report: GPU, memory per virtual GPU, price and its source, isolation.
+    assert "1x T4 16 GiB" in out and "1.6" in out and "0.0526" in out
+    assert "on-demand, us-east-1, 2026-07-20 (not us-west-2)" in out
+    assert "isolation, a10g: memory capped per client" in out
 
 
 def test_invalid_stack_lists_problems_and_fails(tmp_path, capsys):

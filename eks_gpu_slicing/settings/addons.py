@@ -25,6 +25,9 @@ class DevicePluginSettings(_Settings):
     namespace: str = facts.DEVICE_PLUGIN_DEFAULT_NAMESPACE
     # The config entry for GPU nodes without the config label (ours always carry it).
     default_profile: str = "default"
+    # GPU Feature Discovery (and its Node Feature Discovery sub-chart): GPU model, memory,
+    # replicas and sharing strategy as node labels.
+    gfd: bool = False
 
     @field_validator("chart_version")
     @classmethod
