@@ -334,3 +334,19 @@ def test_make_up_without_the_pulumi_cli_says_how_to_install_it(tmp_path):
     assert result.returncode != 0
     assert "Pulumi CLI is not installed" in result.stdout
     assert "pulumi.com/docs/install" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"clusterEndpoint": {"publicAccessCidrs": ["203.0.113.0/24"]}}, "clusterEndpoint."),
+        ({"systemNodeGroup": {"minSize": 0, "desiredSize": 0}}, "systemNodeGroup.minSize"),
+        ({"clusterLogRetentionDays": 0}, "clusterLogRetentionDays"),
+        ({"sharing": {"on": {"replicas": 4}}}, "sharing: profile names"),
+    ],
+)
+def test_new_bad_config_stops_the_program_before_any_resource(change, key):
+    monitor = RecordingMonitor(ProgramMocks())
+    with pytest.raises(pulumi.RunError, match=key.replace(".", r"\.")):
+        run_program(engine_config(minimal(**change)), stack="dev", monitor=monitor)
+    assert monitor.registrations == {}
