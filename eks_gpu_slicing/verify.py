@@ -264,6 +264,11 @@ def stack_output(stack: str, name: str) -> Any:
     return json.loads(text)
 
 
+def kubeconfig_dict(value: Any) -> dict:
+    """The stack's kubeconfig output is pulumi-eks's kubeconfig JSON, as a string."""
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
 def collect(api_client: Any, *, config_map: str, namespace: str, expected: Mapping) -> dict:
     """Read what verify() needs from a cluster (kubernetes.client.ApiClient)."""
     from kubernetes import client  # the one place that needs the client library
@@ -335,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.kubeconfig:
             api = kube_config.new_client_from_config(config_file=args.kubeconfig)
         else:
-            api = kube_config.new_client_from_config_dict(stack_output(args.stack, "kubeconfig"))
+            api = kube_config.new_client_from_config_dict(
+                kubeconfig_dict(stack_output(args.stack, "kubeconfig"))
+            )
         expected = {f"gpu-{name}": g.sharing for name, g in settings.gpu_node_groups.items()}
         state = collect(
             api,

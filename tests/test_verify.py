@@ -103,3 +103,8 @@ def test_renamed_and_mps_profiles_advertise_their_resource():
     }
     assert verify.profile_capacity(both) == ("nvidia.com/gpu", 2, "mps")
     assert verify.profile_capacity({"version": "v1"}) == ("nvidia.com/gpu", 1, "none")
+
+
+def test_the_kubeconfig_output_is_read_as_json_text_or_a_mapping():
+    assert verify.kubeconfig_dict('{"kind": "Config"}') == {"kind": "Config"}
+    assert verify.kubeconfig_dict({"kind": "Config"}) == {"kind": "Config"}
