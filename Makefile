@@ -65,5 +65,5 @@ render: setup ## Render STACK offline (mocks) into build/render/STACK: objects, 
 check: setup ## Render STACK, then check schemas, CRDs, plugin config, Helm value paths, policies
 	$(PY) -m eks_gpu_slicing.check $(STACK)
 
-verify: setup ## After `make up`: check GPU sharing works on STACK's cluster (KUBECONFIG= to skip pulumi)
+verify: setup ## After `make up`: check GPU sharing works on STACK's cluster (KUBECONFIG_FILE=path skips the Pulumi CLI)
 	$(PY) -m eks_gpu_slicing.verify $(STACK) $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
