@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 # State lives in this folder unless you point PULUMI_BACKEND_URL elsewhere (s3://..., Pulumi Cloud).
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
-.PHONY: help setup test lint format validate plan-capacity clis stack preview up destroy time-tests
+.PHONY: help setup test lint format validate plan-capacity clis stack preview up destroy \
+	time-tests render check verify
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,3 +64,14 @@ up: stack ## Deploy STACK (default dev)
 
 destroy: stack ## Tear STACK down (protected stacks: see README)
 	pulumi destroy --stack $(STACK)
+
+# --- Review without a cloud; verify after deploy ---------------------------------------------
+
+render: setup ## Render STACK offline (mocks) into build/render/STACK: objects, Helm values, graph
+	$(PY) -m eks_gpu_slicing.render $(STACK)
+
+check: setup ## Render STACK, then check schemas, CRDs, plugin config, Helm value paths, policies
+	$(PY) -m eks_gpu_slicing.check $(STACK)
+
+verify: setup ## After `make up`: check GPU sharing works on STACK's cluster (KUBECONFIG_FILE=path skips the Pulumi CLI)
+	$(PY) -m eks_gpu_slicing.verify $(STACK) $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))

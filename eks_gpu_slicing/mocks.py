@@ -4,7 +4,7 @@ The one mocks module: the tests use it, and so can any offline tool (a preview r
 render benchmark). Nothing here reaches AWS or a cluster.
 
     deployment = run_program(engine_config_of_stack("dev"), stack="dev")
-    deployment.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    deployment.one("kubernetes:helm.sh/v3:Release", "nvidia-device-plugin").inputs["values"]
 """
 
 from __future__ import annotations

@@ -9,29 +9,10 @@ import copy
 import kubernetes_validate
 import pytest
 
-from eks_gpu_slicing.mocks import Registration, run_program
+from eks_gpu_slicing.manifests import manifest_of, validate_builtin
+from eks_gpu_slicing.mocks import run_program
 from tests.conftest import engine_config
 from tests.test_program import dev_settings
-
-
-def manifest_of(registration: Registration) -> dict:
-    """The object as the provider would send it: apiVersion and kind from the type token,
-    the name Kubernetes ended up with from the outputs."""
-    _, group_version, kind = registration.type.split(":")
-    group, version = group_version.split("/")
-    body = copy.deepcopy(registration.inputs)
-    body.pop("apiVersion", None)
-    body.pop("kind", None)
-    body["metadata"] = {
-        **body.get("metadata", {}),
-        "name": registration.outputs["metadata"]["name"],
-    }
-    api_version = version if group == "core" else f"{group}/{version}"
-    return {"apiVersion": api_version, "kind": kind, **body}
-
-
-def validate(manifest: dict, kubernetes_version: str) -> None:
-    kubernetes_validate.validate(manifest, f"{kubernetes_version}.0", strict=True)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +33,7 @@ def test_every_kubernetes_object_is_valid_for_the_cluster_version(everything_on)
     kinds = {r.type.rsplit(":", 1)[1] for r in objects}
     assert kinds == {"Namespace", "ConfigMap", "Deployment", "Job"}
     for registration in objects:
-        validate(manifest_of(registration), raw["kubernetesVersion"])
+        validate_builtin(manifest_of(registration), raw["kubernetesVersion"])
 
 
 def test_the_schema_check_catches_what_the_api_server_would_reject(everything_on):
@@ -62,8 +43,8 @@ def test_the_schema_check_catches_what_the_api_server_would_reject(everything_on
     unquoted = copy.deepcopy(demo)
     unquoted["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.present"] = True
     with pytest.raises(kubernetes_validate.ValidationError):
-        validate(unquoted, "1.35")
+        validate_builtin(unquoted, "1.35")
     misspelt = copy.deepcopy(demo)
     misspelt["spec"]["template"]["spec"]["nodeselector"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
-        validate(misspelt, "1.35")
+        validate_builtin(misspelt, "1.35")

@@ -1,0 +1,172 @@
+"""Check a stack offline: render it, then validate what it would send to the cluster.
+
+    python -m eks_gpu_slicing.check dev      (or: make check STACK=dev)
+
+- built-in Kubernetes objects against the OpenAPI schema of the stack's Kubernetes version;
+- custom resources (Karpenter) against the v1 CRD schemas in ../shared/reference;
+- each device-plugin config entry against the plugin's own rules;
+- Helm values against the value paths each pinned chart's templates read;
+- the policy pack's rules over the rendered graph.
+
+Exit 1 with every violation, each naming the resource and the rule; advisory rules and
+things that could not be checked are printed as notices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.device_plugin import check_device_plugin_config
+from eks_gpu_slicing.manifests import (
+    KARPENTER_CRD_DIR,
+    builtin_problems,
+    crd_schemas,
+    custom_resource_problems,
+    is_builtin_kind,
+    is_helm_release,
+)
+from eks_gpu_slicing.policy_rules import Resource, evaluate
+from eks_gpu_slicing.render import BUILD_DIR, Rendered, helm_release, render, summary, write
+from eks_gpu_slicing.settings import ConfigError
+
+# Per chart: the `.Values` paths its templates read (a misspelt value is ignored by Helm
+# without a word). Charts whose paths are not encoded in facts are reported, not checked.
+CHART_VALUE_PATHS: dict[str, frozenset[str]] = {
+    facts.DEVICE_PLUGIN_CHART: facts.DEVICE_PLUGIN_VALUE_PATHS,
+}
+
+
+@dataclass
+class Report:
+    violations: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def fail(self, resource: str, rule: str, message: str) -> None:
+        self.violations.append(f"{resource}: [{rule}] {message}")
+
+
+def value_paths(
+    values: Mapping[str, Any], known: frozenset[str], prefix: str = ""
+) -> Iterator[str]:
+    """Dotted paths of a values tree, stopping at the paths a chart reads as a whole."""
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and path not in known:
+            yield from value_paths(value, known, f"{path}.")
+        else:
+            yield path
+
+
+def check_rendered(rendered: Rendered, crd_dir: Path = KARPENTER_CRD_DIR) -> Report:
+    report = Report()
+    deployment = rendered.deployment
+    version = rendered.settings.kubernetes_version
+    have_crds = bool(crd_schemas(crd_dir))
+    if not have_crds:
+        report.notices.append(f"no CRD schemas in {crd_dir}: custom resources not validated")
+
+    for urn, manifest in rendered.manifests.items():
+        registration = deployment.resources[urn]
+        where = f"{manifest['kind']} {registration.name}"
+        if is_builtin_kind(registration.type):
+            for problem in builtin_problems(manifest, version):
+                report.fail(where, f"openapi-{version}", problem)
+        elif have_crds:
+            problems = custom_resource_problems(manifest, crd_dir)
+            if problems is None:
+                report.notices.append(f"{where}: no CRD schema for {manifest['apiVersion']}")
+            for problem in problems or []:
+                report.fail(where, "crd-schema", problem)
+
+    config_maps = {
+        (m["metadata"].get("namespace"), m["metadata"].get("name")): m
+        for m in rendered.manifests.values()
+        if m["kind"] == "ConfigMap"
+    }
+    for registration in deployment.resources.values():
+        if not is_helm_release(registration.type):
+            continue
+        release = helm_release(registration)
+        where = f"HelmRelease {registration.name}"
+        known = CHART_VALUE_PATHS.get(release["chart"])
+        if known is None:
+            report.notices.append(f"{where}: no value paths known for chart {release['chart']}")
+        else:
+            for path in value_paths(release["values"], known):
+                if path not in known:
+                    report.fail(where, "helm-value-paths", f"{path}: not read by the chart")
+        if release["chart"] == facts.DEVICE_PLUGIN_CHART:
+            _check_device_plugin(release, config_maps, where, report)
+
+    resources = [
+        Resource(r.type, r.name, {**r.outputs, **r.inputs}, r.urn, r.protect)
+        for r in deployment.resources.values()
+    ]
+    for violation in evaluate(resources):
+        name = violation.resource.rsplit("::", 1)[-1]
+        target = f"{violation.resource.split('::')[-2].rsplit('$', 1)[-1]} {name}"
+        if violation.enforcement == "mandatory":
+            report.fail(target, f"policy:{violation.rule}", violation.message)
+        else:
+            report.notices.append(f"{target}: [advisory:{violation.rule}] {violation.message}")
+    return report
+
+
+def _check_device_plugin(
+    release: Mapping[str, Any], config_maps: Mapping, where: str, report: Report
+) -> None:
+    """The ConfigMap the release names exists in its namespace, holds the default entry,
+    and every entry is a config file the plugin accepts."""
+    config = release["values"].get("config") or {}
+    name = config.get("name")
+    if not name:
+        return
+    config_map = config_maps.get((release["namespace"], name))
+    if config_map is None:
+        report.fail(
+            where, "device-plugin-config", f"ConfigMap {release['namespace']}/{name} missing"
+        )
+        return
+    data = config_map.get("data") or {}
+    if config.get("default") and config["default"] not in data:
+        report.fail(where, "device-plugin-config", f"default entry {config['default']!r} missing")
+    for entry, text in sorted(data.items()):
+        for problem in check_device_plugin_config(yaml.safe_load(text)):
+            report.fail(f"ConfigMap {name}", "device-plugin-config", f"{entry}: {problem}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    args = parser.parse_args(argv)
+    try:
+        rendered = render(args.stack)
+    except (ConfigError, pulumi.RunError) as exc:
+        print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
+        return 1
+    write(rendered, BUILD_DIR / args.stack)
+    print("\n".join(summary(rendered, dt.date.today())))
+    report = check_rendered(rendered)
+    for notice in report.notices:
+        print(f"notice: {notice}")
+    if report.violations:
+        print(f"{len(report.violations)} violation(s) in stack {args.stack}:", file=sys.stderr)
+        for violation in report.violations:
+            print(f"  {violation}", file=sys.stderr)
+        return 1
+    print(f"stack {args.stack}: {len(rendered.deployment.resources)} resources, no violations")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Kubernetes objects as the provider would send them, read back from a mocked run, and
+their validation: built-in kinds against the cluster version's OpenAPI schema
+(kubernetes-validate), custom resources against their CRDs' schemas.
+
+Shared by the tests, `make render` and `make check`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from eks_gpu_slicing.mocks import Registration
+from eks_gpu_slicing.stack_files import ROOT
+
+# Where CI and every worktree keep the upstream CRDs (outside the repository, never copied).
+KARPENTER_CRD_DIR = ROOT.parent / "shared" / "reference" / "karpenter-1.14.1"
+
+
+def is_kubernetes_object(type_: str) -> bool:
+    """`kubernetes:<group>/<version>:<Kind>`: an object in the API, not a Helm release, a
+    provider or a YAML/kustomize component."""
+    if not type_.startswith("kubernetes:"):
+        return False
+    group_version = type_.split(":")[1]
+    return "/" in group_version and not group_version.startswith("helm.sh/")
+
+
+def is_helm_release(type_: str) -> bool:
+    return type_.startswith("kubernetes:helm.sh/")
+
+
+def api_group(type_: str) -> str:
+    group = type_.split(":")[1].split("/")[0]
+    return "" if group == "core" else group
+
+
+def is_builtin_kind(type_: str) -> bool:
+    """Built-in API groups have no dot (apps, batch, policy) or end in .k8s.io."""
+    group = api_group(type_)
+    return "." not in group or group.endswith(".k8s.io")
+
+
+def manifest_of(registration: Registration) -> dict[str, Any]:
+    """The object as the provider would send it: apiVersion and kind from the type token,
+    the name Kubernetes ended up with from the outputs."""
+    _, group_version, kind = registration.type.split(":")
+    group, version = group_version.split("/")
+    body = copy.deepcopy(registration.inputs)
+    body.pop("apiVersion", None)
+    body.pop("kind", None)
+    name = (registration.outputs.get("metadata") or {}).get("name")
+    body["metadata"] = {**body.get("metadata", {}), **({"name": name} if name else {})}
+    api_version = version if group == "core" else f"{group}/{version}"
+    return {"apiVersion": api_version, "kind": kind, **body}
+
+
+def validate_builtin(manifest: Mapping[str, Any], kubernetes_version: str) -> None:
+    """Strict: an unknown or misspelt field is an error (raises ValidationError)."""
+    kubernetes_validate.validate(dict(manifest), f"{kubernetes_version}.0", strict=True)
+
+
+def builtin_problems(manifest: Mapping[str, Any], kubernetes_version: str) -> list[str]:
+    try:
+        validate_builtin(manifest, kubernetes_version)
+    except kubernetes_validate.ValidationError as exc:
+        return [f"{'.'.join(str(p) for p in exc.path) or '<root>'}: {exc.message}"]
+    except kubernetes_validate.SchemaNotFoundError as exc:
+        return [f"no OpenAPI schema: {exc}"]
+    return []
+
+
+# --- Custom resources --------------------------------------------------------------------------
+
+
+@cache
+def crd_schemas(crd_dir: Path = KARPENTER_CRD_DIR) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(apiVersion, kind): openAPIV3Schema} of every CRD file in a folder ({} if absent)."""
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    if not crd_dir.is_dir():
+        return schemas
+    for path in sorted(crd_dir.glob("*_*.yaml")):  # CRD files: <group>_<plural>.yaml
+        for document in yaml.safe_load_all(path.read_text()):
+            if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = document["spec"]
+            for version in spec["versions"]:
+                schema = version["schema"]["openAPIV3Schema"]
+                strict = _strict(schema)
+                # `metadata` is the API server's to check (the CRD leaves it open).
+                strict["properties"]["metadata"] = {"type": "object"}
+                schemas[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = strict
+    return schemas
+
+
+def _strict(schema: Any) -> Any:
+    """A structural CRD schema made strict the way the API server's strict field validation
+    is: an object with listed properties accepts no others (unless it preserves unknown
+    fields)."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+    if (
+        schema.get("type") == "object"
+        and "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def custom_resource_problems(
+    manifest: Mapping[str, Any], crd_dir: Path = KARPENTER_CRD_DIR
+) -> list[str] | None:
+    """Problems against the CRD's schema; None when no CRD for it is known. CEL rules
+    (x-kubernetes-validations) are not evaluated."""
+    schema = crd_schemas(crd_dir).get((manifest.get("apiVersion"), manifest.get("kind")))
+    if schema is None:
+        return None
+    validator = jsonschema.Draft7Validator(schema)
+    return [
+        f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+        for error in sorted(validator.iter_errors(dict(manifest)), key=lambda e: list(e.path))
+    ]

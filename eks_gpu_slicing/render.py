@@ -1,0 +1,208 @@
+"""Render a stack offline: what `pulumi up` would create, as files a reviewer can diff.
+
+    python -m eks_gpu_slicing.render dev      (or: make render STACK=dev)
+
+Runs the real `__main__.py` with the stack file's config under the project's mocks (no AWS,
+no Pulumi CLI, no network) and writes build/render/<stack>/:
+
+    kubernetes/<kind>-<namespace>-<name>.yaml   every Kubernetes object, custom resources too
+    helm/<namespace>-<release>.yaml             each Helm release: chart, repo, version, values
+    resources.json                              every resource: type, name, parent,
+                                                dependencies, inputs (secret inputs masked)
+    outputs.json                                the stack outputs (secret ones masked)
+
+Names come from the resources, keys are sorted and nothing records a time, so two renders of
+the same code diff cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from eks_gpu_slicing.manifests import is_helm_release, is_kubernetes_object, manifest_of
+from eks_gpu_slicing.mocks import Deployment, Registration, run_program
+from eks_gpu_slicing.settings import ConfigError, Settings
+from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, settings_of_stack
+
+BUILD_DIR = ROOT / "build" / "render"
+MASK = "[secret]"
+
+
+@dataclass
+class Rendered:
+    stack: str
+    settings: Settings
+    deployment: Deployment
+    # Relative path under build/render/<stack>/ -> file content.
+    files: dict[str, str]
+    # Manifest of every Kubernetes object, by URN (what `make check` validates).
+    manifests: dict[str, dict[str, Any]]
+
+
+def render(stack: str, root: Path = ROOT) -> Rendered:
+    """Run the program for a stack under mocks. Raises ConfigError for a bad stack file."""
+    settings = settings_of_stack(stack, root)
+    deployment = run_program(engine_config_of_stack(stack, root), stack=stack)
+    files: dict[str, str] = {}
+    manifests: dict[str, dict[str, Any]] = {}
+    for urn, registration in sorted(deployment.resources.items()):
+        if is_kubernetes_object(registration.type):
+            manifest = manifest_of(registration)
+            manifests[urn] = manifest
+            files[_unique(files, f"kubernetes/{_object_file(manifest)}", registration)] = to_yaml(
+                manifest
+            )
+        elif is_helm_release(registration.type):
+            release = helm_release(registration)
+            name = f"helm/{release['namespace']}-{release['release']}.yaml"
+            files[_unique(files, name, registration)] = to_yaml(release)
+    files["resources.json"] = to_json(
+        [resource_summary(r) for _, r in sorted_resources(deployment)]
+    )
+    files["outputs.json"] = to_json(
+        {
+            name: MASK if name in deployment.secret_outputs else value
+            for name, value in deployment.outputs.items()
+        }
+    )
+    return Rendered(stack, settings, deployment, files, manifests)
+
+
+def sorted_resources(deployment: Deployment) -> list[tuple[str, Registration]]:
+    return sorted(deployment.resources.items())
+
+
+def helm_release(registration: Registration) -> dict[str, Any]:
+    """What a reviewer needs of a Helm release (v3 Release or v4 Chart alike)."""
+    inputs = registration.inputs
+    return {
+        "resource": registration.name,
+        "release": inputs.get("name") or registration.name,
+        "chart": inputs.get("chart"),
+        "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+        "version": inputs.get("version"),
+        # Helm installs into the provider's namespace when none is given: "default" here.
+        "namespace": inputs.get("namespace") or "default",
+        "values": inputs.get("values") or {},
+    }
+
+
+def resource_summary(registration: Registration) -> dict[str, Any]:
+    inputs = {
+        key: MASK if key in registration.secret_inputs else value
+        for key, value in registration.inputs.items()
+    }
+    return {
+        "urn": registration.urn,
+        "type": registration.type,
+        "name": registration.name,
+        "parent": registration.parent,
+        "provider": registration.provider_urn,
+        "dependencies": sorted(set(registration.dependencies)),
+        "protect": registration.protect,
+        "inputs": inputs,
+    }
+
+
+def _object_file(manifest: dict[str, Any]) -> str:
+    metadata = manifest.get("metadata") or {}
+    parts = [manifest["kind"], metadata.get("namespace"), metadata.get("name")]
+    return "-".join(str(p) for p in parts if p).lower() + ".yaml"
+
+
+def _unique(files: dict[str, str], name: str, registration: Registration) -> str:
+    """Two objects with one file name (same kind, namespace and name: a bug the API server
+    would reject too) both stay visible."""
+    if name not in files:
+        return name
+    return name.removesuffix(".yaml") + f"--{registration.name}.yaml"
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    # Multi-line strings (ConfigMap data, scripts) as literal blocks, so diffs are per line.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def to_yaml(value: Any) -> str:
+    return yaml.dump(value, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=100)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
+def write(rendered: Rendered, out_dir: Path) -> None:
+    """Replace out_dir with the rendered files (a removed resource leaves no stale file)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    for name, text in rendered.files.items():
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def summary(rendered: Rendered, today: dt.date) -> list[str]:
+    """Counts by type, the sharing report and the settings' warnings, as lines."""
+    lines = [f"stack {rendered.stack}: {len(rendered.deployment.resources)} resources"]
+    counts = Counter(r.type for r in rendered.deployment.resources.values())
+    width = max(len(t) for t in counts)
+    lines += [f"  {t.ljust(width)}  {n}" for t, n in sorted(counts.items())]
+    lines.append("GPU sharing (stack output gpuNodeGroups):")
+    for group, c in sorted(rendered.deployment.outputs.get("gpuNodeGroups", {}).items()):
+        lines.append(
+            f"  {group}: {c['instanceType']} x{c['gpusPerNode']} GPU, profile {c['profile']}"
+            f" ({c['strategy']}), {c['virtualGpusPerNode']} {c['resourceName']} per node,"
+            f" {c['virtualGpusAtMaxSize']} at maxSize"
+        )
+    lines += [f"warning: {w}" for w in rendered.settings.warnings(today)]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, help="output folder (default build/render/<stack>)")
+    args = parser.parse_args(argv)
+    try:
+        rendered = render(args.stack)
+    except (ConfigError, pulumi.RunError) as exc:
+        print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    out_dir = args.out or BUILD_DIR / args.stack
+    write(rendered, out_dir)
+    print("\n".join(summary(rendered, dt.date.today())))
+    print(f"wrote {len(rendered.files)} files to {_relative(out_dir)}")
+    return 0
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
