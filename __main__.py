@@ -4,6 +4,7 @@ Settings (validated stack config) -> components -> stack outputs. Nothing else l
 """
 
 import pulumi
+import pulumi_aws as aws
 
 from components import (
     ClusterAddons,
@@ -14,6 +15,8 @@ from components import (
     DevicePluginArgs,
     GpuCluster,
     GpuClusterArgs,
+    Karpenter,
+    KarpenterArgs,
     Namespaces,
     NamespacesArgs,
     Network,
@@ -24,13 +27,29 @@ from components import (
     SharingBenchmarkArgs,
 )
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.karpenter import discovery_tags, node_pool_capacity
 from eks_gpu_slicing.stack_config import read_settings
-from eks_gpu_slicing.workloads import gpu_node_labels, gpu_node_taints, virtual_gpu_capacity
+from eks_gpu_slicing.workloads import (
+    gpu_node_labels,
+    gpu_node_taints,
+    system_node_labels,
+    virtual_gpu_capacity,
+)
 
 settings = read_settings()
 tags = {"project": facts.PROJECT, "stack": pulumi.get_stack(), **settings.tags}
 
-network = Network("network", NetworkArgs(settings=settings.network, tags=tags))
+network = Network(
+    "network",
+    NetworkArgs(
+        settings=settings.network,
+        tags=tags,
+        # Karpenter finds the subnets for its nodes by this tag.
+        private_subnet_tags=discovery_tags(settings.cluster_name)
+        if settings.karpenter.enabled
+        else {},
+    ),
+)
 
 cluster = GpuCluster(
     "cluster",
@@ -55,10 +74,11 @@ system_nodes = NodeGroup(
         subnet_ids=network.private_subnet_ids,
         group=settings.system_node_group,
         ami_type=facts.CPU_AMI_TYPE,
+        labels=system_node_labels(),
         tags=tags,
     ),
 )
-ClusterAddons(
+addons = ClusterAddons(
     "addons",
     ClusterAddonsArgs(cluster_name=cluster.cluster_name, depends_on=[system_nodes], tags=tags),
 )
@@ -91,6 +111,41 @@ device_plugin = DevicePlugin(
         depends_on=namespaces.depends_on(settings.device_plugin.namespace),
     ),
 )
+
+if settings.karpenter.enabled:
+    karpenter = Karpenter(
+        "karpenter",
+        KarpenterArgs(
+            settings=settings.karpenter,
+            profiles=settings.sharing,
+            cluster_name=settings.cluster_name,
+            partition=aws.get_partition().partition,
+            region=aws.get_region().region,
+            account_id=aws.get_caller_identity().account_id,
+            provider=cluster.provider,
+            cluster=cluster.cluster,
+            # Read after the cluster exists: pulumi-eks's `eks_cluster` output is a resource
+            # reference, which Pulumi's mocks cannot resolve.
+            cluster_security_group_id=aws.eks.get_cluster_output(
+                name=settings.cluster_name,
+                opts=pulumi.InvokeOutputOptions(depends_on=[cluster.cluster]),
+            ).vpc_config.cluster_security_group_id,
+            existing_private_subnet_ids=settings.network.private_subnet_ids,
+            controller_depends_on=[
+                system_nodes,
+                addons,
+                *namespaces.depends_on(settings.karpenter.namespace),
+            ],
+            tags=tags,
+        ),
+    )
+    pulumi.export(
+        "karpenterNodePools",
+        {
+            name: node_pool_capacity(name, pool, settings.sharing[pool.sharing])
+            for name, pool in settings.karpenter.node_pools.items()
+        },
+    )
 
 if settings.demo_workload.enabled:
     DemoWorkload(

@@ -5,6 +5,7 @@ from components.benchmark import SharingBenchmark, SharingBenchmarkArgs
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.demo_workload import DemoWorkload, DemoWorkloadArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
+from components.karpenter import Karpenter, KarpenterArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
@@ -18,6 +19,8 @@ __all__ = [
     "DevicePluginArgs",
     "GpuCluster",
     "GpuClusterArgs",
+    "Karpenter",
+    "KarpenterArgs",
     "Namespaces",
     "NamespacesArgs",
     "Network",

@@ -16,6 +16,8 @@ from eks_gpu_slicing.settings import NetworkSettings
 class NetworkArgs:
     settings: NetworkSettings
     tags: dict[str, str] = field(default_factory=dict)
+    # Extra tags of created private subnets (Karpenter's discovery tag).
+    private_subnet_tags: dict[str, str] = field(default_factory=dict)
 
 
 def subnet_masks(cidr_block: str, availability_zones: int) -> tuple[int, int]:
@@ -54,7 +56,7 @@ class Network(pulumi.ComponentResource):
                     awsx.ec2.SubnetSpecArgs(
                         type=awsx.ec2.SubnetType.PRIVATE,
                         cidr_mask=private_mask,
-                        tags=facts.PRIVATE_SUBNET_TAGS,
+                        tags={**facts.PRIVATE_SUBNET_TAGS, **args.private_subnet_tags},
                     ),
                     awsx.ec2.SubnetSpecArgs(
                         type=awsx.ec2.SubnetType.PUBLIC,

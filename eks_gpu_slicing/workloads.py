@@ -45,6 +45,21 @@ def gpu_toleration() -> dict[str, str]:
     }
 
 
+# EKS's node group API spells taint effects in upper case; Kubernetes objects (a Karpenter
+# NodePool, a node) use the Kubernetes form.
+_KUBERNETES_EFFECTS = {facts.EKS_NO_SCHEDULE: facts.K8S_NO_SCHEDULE}
+
+
+def kubernetes_taints(eks_taints: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Taints in EKS spelling (gpu_node_taints()) as Kubernetes spells them."""
+    return [{**taint, "effect": _KUBERNETES_EFFECTS[taint["effect"]]} for taint in eks_taints]
+
+
+def system_node_labels() -> dict[str, str]:
+    """Labels of the system node group: where cluster controllers (Karpenter) run."""
+    return {facts.SYSTEM_NODE_LABEL: facts.SYSTEM_NODE_VALUE}
+
+
 def virtual_gpu_capacity(group: GpuNodeGroupSettings, profile: SharingProfile) -> dict[str, Any]:
     """What a GPU node group advertises to the scheduler."""
     per_node = group.instance.gpus * profile.virtual_gpus_per_gpu

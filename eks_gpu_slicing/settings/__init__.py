@@ -15,6 +15,7 @@ from eks_gpu_slicing.settings.addons import (
     DevicePluginSettings,
 )
 from eks_gpu_slicing.settings.base import ConfigError, Namespace, PinnedImage
+from eks_gpu_slicing.settings.karpenter import KarpenterNodePoolSettings, KarpenterSettings
 from eks_gpu_slicing.settings.loading import decode_config_value, load_settings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import (
@@ -33,6 +34,8 @@ __all__ = [
     "DemoWorkloadSettings",
     "DevicePluginSettings",
     "GpuNodeGroupSettings",
+    "KarpenterNodePoolSettings",
+    "KarpenterSettings",
     "Namespace",
     "NetworkSettings",
     "NodeGroupSettings",

@@ -19,6 +19,7 @@ from eks_gpu_slicing.settings.base import (
     _check_names,
     _Settings,
 )
+from eks_gpu_slicing.settings.karpenter import KarpenterSettings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, SharingProfile
@@ -42,6 +43,7 @@ class Settings(_Settings):
     device_plugin: DevicePluginSettings = DevicePluginSettings()
     demo_workload: DemoWorkloadSettings = DemoWorkloadSettings()
     benchmark: BenchmarkSettings = BenchmarkSettings()
+    karpenter: KarpenterSettings = KarpenterSettings()
 
     @field_validator("cluster_name")
     @classmethod
@@ -104,6 +106,8 @@ class Settings(_Settings):
             used.add(self.demo_workload.namespace)
         if self.benchmark.enabled:
             used.add(self.benchmark.namespace)
+        if self.karpenter.enabled:
+            used.add(self.karpenter.namespace)
         return used
 
     @property
@@ -116,6 +120,33 @@ class Settings(_Settings):
             name: (self.gpu_node_groups[name], self.profile_of(self.gpu_node_groups[name]))
             for name in names
         }
+
+    @property
+    def karpenter_pools(self):
+        """Karpenter node pools that will be created (none while Karpenter is off)."""
+        return self.karpenter.node_pools if self.karpenter.enabled else {}
+
+    def _karpenter_warnings(self) -> list[str]:
+        out = []
+        if self.karpenter.enabled and self.karpenter.version != facts.KARPENTER_VERSION:
+            out.append(
+                f"karpenter.version {self.karpenter.version}: the CRDs, values and IAM policy "
+                f"this program emits are checked against {facts.KARPENTER_VERSION}"
+            )
+        for name, pool in self.karpenter_pools.items():
+            profile = self.sharing.get(pool.sharing)
+            if profile is None:
+                continue
+            for instance in pool.instances:
+                per_node = instance.gpus * profile.virtual_gpus_per_gpu
+                pods = min(instance.max_pods, pool.max_pods or instance.max_pods)
+                room = pods - facts.GPU_NODE_DAEMONSET_PODS
+                if per_node > room:
+                    out.append(
+                        f"karpenter.nodePools.{name}: a {instance.name} advertises {per_node} "
+                        f"virtual GPUs but runs at most {pods} pods ({room} after DaemonSets)"
+                    )
+        return out
 
     def warnings(self, today: dt.date) -> list[str]:
         """Things that deploy but that a reviewer should hear about."""
@@ -141,6 +172,7 @@ class Settings(_Settings):
         unused = sorted(
             set(self.sharing)
             - {g.sharing for g in self.gpu_node_groups.values()}
+            - {p.sharing for p in self.karpenter_pools.values()}
             - {self.device_plugin.default_profile}
         )
         if unused:
@@ -154,6 +186,7 @@ class Settings(_Settings):
                     f"{group.instance_type} runs at most {group.instance.max_pods} pods "
                     f"({room} after DaemonSets): the rest can never be used"
                 )
+        out.extend(self._karpenter_warnings())
         if self.demo_workload.enabled:
             capacity = sum(
                 g.max_size * g.instance.gpus * self.profile_of(g).virtual_gpus_per_gpu
