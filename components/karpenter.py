@@ -151,14 +151,7 @@ class Karpenter(pulumi.ComponentResource):
         )
         self.controller_policies = {}
         self.controller_policy_attachments = []
-        for policy in (
-            "NodeLifecycle",
-            "IAMIntegration",
-            "EKSIntegration",
-            "Interruption",
-            "ZonalShift",
-            "ResourceDiscovery",
-        ):
+        for policy in build.CONTROLLER_POLICIES:
             self.controller_policies[policy] = aws.iam.Policy(
                 f"{name}-{policy}",
                 description=f"Karpenter controller {policy} for {args.cluster_name}",

@@ -24,6 +24,15 @@ from eks_gpu_slicing.workloads import (
 # --- IAM ---------------------------------------------------------------------------------------
 
 _VERSION = "2012-10-17"
+# The controller's managed policies, named as in the getting-started CloudFormation.
+CONTROLLER_POLICIES = (
+    "NodeLifecycle",
+    "IAMIntegration",
+    "EKSIntegration",
+    "Interruption",
+    "ZonalShift",
+    "ResourceDiscovery",
+)
 
 
 def controller_assume_role_policy() -> dict[str, Any]:
