@@ -4,6 +4,7 @@ Settings (validated stack config) -> components -> stack outputs. Nothing else l
 """
 
 import pulumi
+import pulumi_aws as aws
 
 from components import (
     ClusterAddons,
@@ -16,6 +17,8 @@ from components import (
     GpuClusterArgs,
     GpuMetrics,
     GpuMetricsArgs,
+    Karpenter,
+    KarpenterArgs,
     Namespaces,
     NamespacesArgs,
     Network,
@@ -28,6 +31,7 @@ from components import (
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import look_up_aws_context
 from eks_gpu_slicing.bottlerocket import user_data as bottlerocket_user_data
+from eks_gpu_slicing.karpenter import discovery_tags, node_pool_capacity
 from eks_gpu_slicing.stack_config import read_settings
 from eks_gpu_slicing.workloads import (
     gpu_node_group_labels,
@@ -43,7 +47,13 @@ tags = {"project": facts.PROJECT, "stack": pulumi.get_stack(), **settings.tags}
 network = Network(
     "network",
     NetworkArgs(
-        settings=settings.network, availability_zones=aws_context.availability_zones, tags=tags
+        settings=settings.network,
+        availability_zones=aws_context.availability_zones,
+        tags=tags,
+        # Karpenter finds the subnets for its nodes by this tag.
+        private_subnet_tags=discovery_tags(settings.cluster_name)
+        if settings.karpenter.enabled
+        else {},
     ),
 )
 
@@ -76,7 +86,7 @@ system_nodes = NodeGroup(
         tags=tags,
     ),
 )
-ClusterAddons(
+addons = ClusterAddons(
     "addons",
     ClusterAddonsArgs(cluster_name=cluster.cluster_name, depends_on=[system_nodes], tags=tags),
 )
@@ -129,6 +139,41 @@ if settings.gpu_metrics.enabled:
                 *namespaces.depends_on(settings.gpu_metrics.namespace),
             ],
         ),
+    )
+
+if settings.karpenter.enabled:
+    karpenter = Karpenter(
+        "karpenter",
+        KarpenterArgs(
+            settings=settings.karpenter,
+            profiles=settings.sharing,
+            cluster_name=settings.cluster_name,
+            partition=aws_context.partition,
+            region=aws_context.region,
+            account_id=aws_context.account_id,
+            provider=cluster.provider,
+            cluster=cluster.cluster,
+            # Read after the cluster exists: pulumi-eks's `eks_cluster` output is a resource
+            # reference, which Pulumi's mocks cannot resolve.
+            cluster_security_group_id=aws.eks.get_cluster_output(
+                name=settings.cluster_name,
+                opts=pulumi.InvokeOutputOptions(depends_on=[cluster.cluster]),
+            ).vpc_config.cluster_security_group_id,
+            existing_private_subnet_ids=settings.network.private_subnet_ids,
+            controller_depends_on=[
+                system_nodes,
+                addons,
+                *namespaces.depends_on(settings.karpenter.namespace),
+            ],
+            tags=tags,
+        ),
+    )
+    pulumi.export(
+        "karpenterNodePools",
+        {
+            name: node_pool_capacity(name, pool, settings.sharing[pool.sharing])
+            for name, pool in settings.karpenter.node_pools.items()
+        },
     )
 
 if settings.demo_workload.enabled:

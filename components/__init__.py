@@ -6,6 +6,7 @@ from components.cluster import GpuCluster, GpuClusterArgs
 from components.demo_workload import DemoWorkload, DemoWorkloadArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
+from components.karpenter import Karpenter, KarpenterArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.network import Network, NetworkArgs
 from components.node_group import NodeGroup, NodeGroupArgs
@@ -21,6 +22,8 @@ __all__ = [
     "GpuClusterArgs",
     "GpuMetrics",
     "GpuMetricsArgs",
+    "Karpenter",
+    "KarpenterArgs",
     "Namespaces",
     "NamespacesArgs",
     "Network",

@@ -18,6 +18,8 @@ class NetworkArgs:
     # Zone names EKS accepts, looked up in the account (aws_context.choose_zones).
     availability_zones: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    # Extra tags of created private subnets (Karpenter's discovery tag).
+    private_subnet_tags: dict[str, str] = field(default_factory=dict)
 
 
 def subnet_masks(cidr_block: str, availability_zones: int) -> tuple[int, int]:
@@ -58,7 +60,7 @@ class Network(pulumi.ComponentResource):
                     awsx.ec2.SubnetSpecArgs(
                         type=awsx.ec2.SubnetType.PRIVATE,
                         cidr_mask=private_mask,
-                        tags=facts.PRIVATE_SUBNET_TAGS,
+                        tags={**facts.PRIVATE_SUBNET_TAGS, **args.private_subnet_tags},
                     ),
                     awsx.ec2.SubnetSpecArgs(
                         type=awsx.ec2.SubnetType.PUBLIC,

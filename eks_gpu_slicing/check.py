@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import yaml
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.device_plugin import check_device_plugin_config
+from eks_gpu_slicing.helm import CHART_VALUE_PATHS, unknown_value_paths
 from eks_gpu_slicing.manifests import (
     KARPENTER_CRD_DIR,
     builtin_problems,
@@ -41,9 +42,6 @@ from eks_gpu_slicing.settings import ConfigError
 
 # Per chart: the `.Values` paths its templates read (a misspelt value is ignored by Helm
 # without a word). Charts whose paths are not encoded in facts are reported, not checked.
-CHART_VALUE_PATHS: dict[str, frozenset[str]] = {
-    facts.DEVICE_PLUGIN_CHART: facts.DEVICE_PLUGIN_VALUE_PATHS,
-}
 
 
 @dataclass
@@ -53,18 +51,6 @@ class Report:
 
     def fail(self, resource: str, rule: str, message: str) -> None:
         self.violations.append(f"{resource}: [{rule}] {message}")
-
-
-def value_paths(
-    values: Mapping[str, Any], known: frozenset[str], prefix: str = ""
-) -> Iterator[str]:
-    """Dotted paths of a values tree, stopping at the paths a chart reads as a whole."""
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and path not in known:
-            yield from value_paths(value, known, f"{path}.")
-        else:
-            yield path
 
 
 def check_rendered(rendered: Rendered, crd_dir: Path = KARPENTER_CRD_DIR) -> Report:
@@ -98,13 +84,11 @@ def check_rendered(rendered: Rendered, crd_dir: Path = KARPENTER_CRD_DIR) -> Rep
             continue
         release = helm_release(registration)
         where = f"HelmRelease {registration.name}"
-        known = CHART_VALUE_PATHS.get(release["chart"])
-        if known is None:
+        if release["chart"] not in CHART_VALUE_PATHS:
             report.notices.append(f"{where}: no value paths known for chart {release['chart']}")
         else:
-            for path in value_paths(release["values"], known):
-                if path not in known:
-                    report.fail(where, "helm-value-paths", f"{path}: not read by the chart")
+            for path in unknown_value_paths(release["chart"], release["values"]):
+                report.fail(where, "helm-value-paths", f"{path}: not read by the chart")
         if release["chart"] == facts.DEVICE_PLUGIN_CHART:
             _check_device_plugin(release, config_maps, where, report)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -98,16 +98,6 @@ def helm_values(
             "gc": {"nodeSelector": system},
         }
     return values
-
-
-def value_paths(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
-    """The dotted paths of a values tree, stopping at the keys a chart reads as a whole."""
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and path not in facts.DEVICE_PLUGIN_VALUE_PATHS and value:
-            yield from value_paths(value, f"{path}.")
-        else:
-            yield path
 
 
 def check_device_plugin_config(config: Any) -> list[str]:

@@ -427,3 +427,60 @@ DEMO_IMAGE = "nvcr.io/nvidia/cuda:12.9.1-base-ubuntu24.04"
 # PyTorch with CUDA 12.8: runs on the T4 (sm_75), A10G, L4, L40S, A100 and H100 alike, with the
 # AL2023 NVIDIA AMI's driver. The sharing benchmark script is mounted into it.
 BENCHMARK_IMAGE = "pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime"
+
+# --- Karpenter (github.com/aws/karpenter-provider-aws) ---------------------------------------
+
+# Chart and controller version whose CRDs, values and IAM policy this program is checked
+# against (shared/reference/karpenter-1.14.1). NodeOverlay exists since 1.7.
+KARPENTER_VERSION = "1.14.1"
+KARPENTER_MIN_VERSION = (1, 7, 0)
+KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
+# Helm installs a chart's crds/ once and never upgrades them; Karpenter publishes its CRDs as
+# a chart of their own, released with the same version.
+KARPENTER_CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
+KARPENTER_RELEASE_NAME = "karpenter"
+KARPENTER_CRD_RELEASE_NAME = "karpenter-crd"
+KARPENTER_SERVICE_ACCOUNT = "karpenter"
+KARPENTER_REPLICAS = 2
+KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
+NODE_POOL_API_VERSION = "karpenter.sh/v1"
+NODE_OVERLAY_API_VERSION = "karpenter.sh/v1alpha1"
+NODE_CLASS_GROUP = "karpenter.k8s.aws"
+NODE_CLASS_API_VERSION = f"{NODE_CLASS_GROUP}/v1"
+NODE_CLASS_KIND = "EC2NodeClass"
+# Well-known labels Karpenter sets on every node it launches (and requirements may use).
+NODE_POOL_LABEL = "karpenter.sh/nodepool"
+CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+KARPENTER_CAPACITY_TYPES = ("on-demand", "spot", "reserved")
+# AL2023 EKS-optimized AMI release the node classes pin (`al2023@<version>`; the NVIDIA
+# variant is picked for GPU instances). Source: the Amazon EKS User Guide (P6e-GB200 page)
+# recommends "EKS-optimized AMI release v20251103 or later, which includes NVIDIA driver
+# version 580". Pinned, never @latest: a new AMI then rolls nodes only when this changes.
+KARPENTER_AL2023_AMI_VERSION = "v20251103"
+# AL2023's root device.
+AL2023_ROOT_DEVICE = "/dev/xvda"
+# The Karpenter node role's managed policies (getting-started CloudFormation, v1.14).
+KARPENTER_NODE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryPullOnly",
+    "AmazonSSMManagedInstanceCore",
+)
+# EKS Pod Identity: the agent add-on and the service principal roles trust.
+POD_IDENTITY_AGENT_ADDON = "eks-pod-identity-agent"
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+# Interruption queue retention (seconds): older events are stale by the time they are read.
+KARPENTER_QUEUE_RETENTION_S = 300
+# Chart values this program sets; the 1.14.1 templates read each of these paths
+# (shared/reference/karpenter-1.14.1/values-paths.txt). Maps the chart reads whole end here.
+KARPENTER_VALUE_PATHS = frozenset(
+    {
+        "settings.clusterName",
+        "settings.interruptionQueue",
+        "settings.featureGates.nodeOverlay",
+        "serviceAccount.name",
+        "replicas",
+        "nodeSelector",
+    }
+)

@@ -6,7 +6,7 @@ directly. Placement comes from the same facts and functions as the GPU nodes the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from eks_gpu_slicing import facts
@@ -70,13 +70,3 @@ def service_monitor_values(settings: GpuMetricsSettings) -> dict[str, Any]:
         # pod name. Dropping the target's labels keeps the exporter's as they are.
         "relabelings": [{"action": "labeldrop", "regex": "pod|namespace|container"}],
     }
-
-
-def value_paths(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
-    """The dotted paths of a values tree, stopping at the keys the chart reads whole."""
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and path not in facts.DCGM_EXPORTER_VALUE_PATHS:
-            yield from value_paths(value, f"{path}.")
-        else:
-            yield path

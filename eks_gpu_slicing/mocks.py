@@ -182,6 +182,15 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs["latestVersion"] = 1
         elif token == "aws:iam/role:Role":
             outputs.update(name=args.name, arn=self._arn("iam", f"role/{args.name}", region=""))
+        # Karpenter: the interruption queue, the controller's policies and the event rules.
+        elif token == "aws:sqs/queue:Queue":
+            name = args.inputs.get("name", f"{args.name}-{_digest(args.name)[:7]}")
+            rid = f"https://sqs.{self.region}.amazonaws.com/{MOCK_ACCOUNT}/{name}"
+            outputs.update(name=name, url=rid, arn=self._arn("sqs", name))
+        elif token == "aws:iam/policy:Policy":
+            outputs.update(name=args.name, arn=self._arn("iam", f"policy/{args.name}", region=""))
+        elif token == "aws:cloudwatch/eventRule:EventRule":
+            outputs.update(name=args.name, arn=self._arn("events", f"rule/{args.name}"))
         elif token.startswith("kubernetes:") and not token.startswith("kubernetes:helm"):
             metadata = dict(args.inputs.get("metadata") or {})
             # Auto-naming: Pulumi appends a suffix; ours is derived from the name.
@@ -222,6 +231,14 @@ class ProgramMocks(pulumi.runtime.Mocks):
                     "names": [name for name, _ in kept],
                     "zoneIds": [zone_id for _, zone_id in kept],
                     "state": a.get("state"),
+                }
+            case "aws:eks/getCluster:getCluster":
+                # The EKS-created security group every node of the cluster is in.
+                sg = f"sg-0c{_digest(a['name'])[:15]}"
+                return {
+                    "id": a["name"],
+                    "name": a["name"],
+                    "vpcConfig": {"clusterSecurityGroupId": sg},
                 }
             case "eks:index:Cluster/getKubeconfig":
                 # `__self__` arrives as the component's URN: its last part is the name.

@@ -90,7 +90,12 @@ NVIDIA_AMI_TYPES = frozenset(
 NVIDIA_CAPABLE_ALIAS_FAMILIES = frozenset({"al2023", "bottlerocket"})
 # Charts of cluster system components: never in the `default` namespace.
 SYSTEM_CHARTS = frozenset(
-    {facts.DEVICE_PLUGIN_CHART, "karpenter", "karpenter-crd", "dcgm-exporter"}
+    {
+        facts.DEVICE_PLUGIN_CHART,
+        facts.KARPENTER_CHART,
+        facts.KARPENTER_CRD_CHART,
+        facts.DCGM_EXPORTER_CHART,
+    }
 )
 OPEN_TO_WORLD = "0.0.0.0/0"
 PRODUCTION_STACK = re.compile(r"(^|[-_.])(prod|production|prd|live)($|[-_.])", re.IGNORECASE)

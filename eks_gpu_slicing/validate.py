@@ -3,7 +3,7 @@
     python -m eks_gpu_slicing.validate prod      (or: make validate STACK=prod)
 
 Prints every configuration problem with its key path (exit 1), or the warnings and what
-each GPU node group will advertise to the scheduler.
+each GPU node group and Karpenter node pool will advertise to the scheduler.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from eks_gpu_slicing.karpenter import node_pool_capacity
 from eks_gpu_slicing.settings import ConfigError
 from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, settings_of_stack
 from eks_gpu_slicing.workloads import virtual_gpu_capacity
@@ -66,15 +67,28 @@ def main(argv: list[str] | None = None) -> int:
                 f"{c['usdPerVirtualGpuHour']:.4f}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+    _print_table(rows)
     if reports:
         print(f"prices: {next(iter(reports.values()))['priceSource']}")
     for name, c in reports.items():
         print(f"isolation, {name}: {c['isolation']}")
+    pools = settings.karpenter_pools
+    if pools:
+        print("Karpenter node pools:")
+        rows = [("pool", "profile", "resource", "virtual GPUs per instance type")]
+        for name, pool in pools.items():
+            c = node_pool_capacity(name, pool, settings.sharing[pool.sharing])
+            per_type = ", ".join(f"{t}: {n}" for t, n in c["virtualGpusPerInstanceType"].items())
+            rows.append((name, f"{c['profile']} ({c['strategy']})", c["resourceName"], per_type))
+        _print_table(rows)
     return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 if __name__ == "__main__":

@@ -71,6 +71,16 @@ def gpu_toleration() -> dict[str, str]:
     }
 
 
+# EKS's node group API spells taint effects in upper case; Kubernetes objects (a Karpenter
+# NodePool, a node) use the Kubernetes form.
+_KUBERNETES_EFFECTS = {facts.EKS_NO_SCHEDULE: facts.K8S_NO_SCHEDULE}
+
+
+def kubernetes_taints(eks_taints: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Taints in EKS spelling (gpu_node_taints()) as Kubernetes spells them."""
+    return [{**taint, "effect": _KUBERNETES_EFFECTS[taint["effect"]]} for taint in eks_taints]
+
+
 ISOLATION = {
     "time-slicing": "none: all replicas share the GPU's memory and one fault domain",
     "mps": "memory capped per client (total / replicas) and a share of the SMs; "

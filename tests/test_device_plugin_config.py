@@ -13,8 +13,8 @@ from eks_gpu_slicing.device_plugin import (
     config_map_data,
     device_plugin_config,
     helm_values,
-    value_paths,
 )
+from eks_gpu_slicing.helm import value_paths
 from eks_gpu_slicing.settings import SharingProfile
 
 TIME_SLICED = SharingProfile(strategy="time-slicing", replicas=10)
@@ -165,7 +165,7 @@ def test_helm_values_point_at_the_configmap_and_never_embed_a_map():
 @pytest.mark.parametrize("gfd", [False, True])
 def test_every_helm_value_path_is_one_the_chart_reads(gfd):
     values = helm_values(config_map_name="cm", default_profile="default", checksum="0", gfd=gfd)
-    paths = set(value_paths(values))
+    paths = set(value_paths(values, facts.DEVICE_PLUGIN_VALUE_PATHS))
     nfd = {"nfd.worker.tolerations", "nfd.master.nodeSelector", "nfd.gc.nodeSelector"}
     assert paths == {
         "config.name",
@@ -180,6 +180,10 @@ def test_every_helm_value_path_is_one_the_chart_reads(gfd):
 
 
 def test_value_paths_reveal_a_misspelt_value():
-    paths = set(value_paths({"config": {"nmae": "x"}, "nodeselector": {"a": "b"}}))
+    paths = set(
+        value_paths(
+            {"config": {"nmae": "x"}, "nodeselector": {"a": "b"}}, facts.DEVICE_PLUGIN_VALUE_PATHS
+        )
+    )
     assert not paths <= facts.DEVICE_PLUGIN_VALUE_PATHS
     assert {"config.nmae", "nodeselector.a"} <= paths

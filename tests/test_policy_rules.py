@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from eks_gpu_slicing import facts
 from eks_gpu_slicing import policy_rules as pr
 from eks_gpu_slicing.device_plugin import device_plugin_config
 from eks_gpu_slicing.policy_pack import policies
@@ -222,7 +223,7 @@ CASES = [
     (
         pr.system_namespace,
         res(HELM, {"chart": "dcgm-exporter", "version": "4.8.2", "namespace": "gpu-monitoring"}),
-        res(HELM, {"chart": "karpenter", "version": "1.14.1"}),
+        res(HELM, {"chart": facts.KARPENTER_CHART, "version": "1.14.1"}),
         "namespace default",
     ),
     (

@@ -41,6 +41,11 @@ def dev_settings() -> dict:
     return raw_settings(engine_config_of_stack("dev"))
 
 
+def plugin_release(deployment: Deployment):
+    """The device plugin's release (the dev stack has Karpenter's releases too)."""
+    return deployment.one(RELEASE, "nvidia-device-plugin")
+
+
 def node_group_nodes(deployment: Deployment) -> dict[str, dict]:
     """Per managed node group: the labels and taints its nodes will carry."""
     return {
@@ -85,7 +90,10 @@ def test_cluster_uses_the_created_vpc_and_private_subnets_for_nodes(dev):
     assert vpc["availabilityZoneNames"] == ["us-west-2a", "us-west-2b", "us-west-2c"]
     assert "numberOfAvailabilityZones" not in vpc
     specs = {spec["type"]: spec for spec in vpc["subnetSpecs"]}
-    assert specs["Private"]["tags"] == {"kubernetes.io/role/internal-elb": "1"}
+    assert specs["Private"]["tags"] == {
+        "kubernetes.io/role/internal-elb": "1",
+        "karpenter.sh/discovery": "eks-gpu-slicing-dev",  # the dev stack runs Karpenter
+    }
     assert specs["Public"]["tags"] == {"kubernetes.io/role/elb": "1"}
     for group in dev.of_type(NODE_GROUP):
         assert group.inputs["subnetIds"] == cluster["privateSubnetIds"]
@@ -184,10 +192,14 @@ def test_system_group_is_cpu_and_untainted(dev):
 
 
 def test_node_role_has_only_the_node_policies_and_groups_wait_for_them(dev):
-    role = dev.one("aws:iam/role:Role")
+    role = dev.one("aws:iam/role:Role", "cluster-node-role")
     assume = json.loads(role.inputs["assumeRolePolicy"])
     assert assume["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    attachments = dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    attachments = [
+        a
+        for a in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.inputs["role"] == role.outputs["name"]
+    ]
     assert {a.inputs["policyArn"] for a in attachments} == {
         "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
         "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -204,7 +216,7 @@ def test_node_role_has_only_the_node_policies_and_groups_wait_for_them(dev):
 
 def test_release_uses_the_configmaps_name_and_depends_on_it(dev):
     config_map = dev.one(CONFIG_MAP)
-    release = dev.one(RELEASE, PLUGIN_RELEASE)
+    release = plugin_release(dev)
     # The ConfigMap is auto-named; the release reads the name Kubernetes ended up with.
     assert "name" not in config_map.inputs["metadata"]
     # Replaced create-before-delete: the plugin never points at a missing ConfigMap.
@@ -216,7 +228,7 @@ def test_release_uses_the_configmaps_name_and_depends_on_it(dev):
 
 
 def test_release_pins_the_chart(dev):
-    release = dev.one(RELEASE, PLUGIN_RELEASE).inputs
+    release = plugin_release(dev).inputs
     assert release["chart"] == "nvidia-device-plugin"
     assert release["version"] == "0.20.0"
     assert release["repositoryOpts"] == {"repo": "https://nvidia.github.io/k8s-device-plugin"}
@@ -252,7 +264,7 @@ def test_every_gpu_node_names_a_config_that_exists(dev):
 
 
 def test_plugin_schedules_on_every_gpu_group_and_nowhere_else(dev):
-    values = dev.one(RELEASE, PLUGIN_RELEASE).inputs["values"]
+    values = plugin_release(dev).inputs["values"]
     for name, node in node_group_nodes(dev).items():
         fits = selector_matches(values["nodeSelector"], node["labels"]) and tolerates(
             values["tolerations"], node["taints"]
@@ -261,16 +273,12 @@ def test_plugin_schedules_on_every_gpu_group_and_nowhere_else(dev):
 
 
 def test_release_rolls_when_config_changes(dev):
-    annotation = dev.one(RELEASE, PLUGIN_RELEASE).inputs["values"]["podAnnotations"][
-        CONFIG_CHECKSUM_ANNOTATION
-    ]
+    annotation = plugin_release(dev).inputs["values"]["podAnnotations"][CONFIG_CHECKSUM_ANNOTATION]
     raw = dev_settings()
     raw["sharing"]["default"]["replicas"] = 8
     changed = run_program(engine_config(raw), stack="dev")
     assert (
-        changed.one(RELEASE, PLUGIN_RELEASE).inputs["values"]["podAnnotations"][
-            CONFIG_CHECKSUM_ANNOTATION
-        ]
+        plugin_release(changed).inputs["values"]["podAnnotations"][CONFIG_CHECKSUM_ANNOTATION]
         != annotation
     )
 
@@ -345,7 +353,7 @@ def test_demo_deployment(dev):
         assert fits == (name == "gpu-t4"), name
     # Waits for the plugin and the GPU nodes it needs (Pulumi waits for a Deployment's
     # pods to become ready). Depending on a component means depending on its children.
-    assert dev.one(RELEASE, PLUGIN_RELEASE).urn in demo.dependencies
+    assert plugin_release(dev).urn in demo.dependencies
     for group in dev.of_type(NODE_GROUP):
         assert (group.urn in demo.dependencies) == group.name.startswith("gpu-"), group.name
 
@@ -384,10 +392,8 @@ def test_outputs(dev):
         "isolation": "none: all replicas share the GPU's memory and one fault domain",
     }
     assert dev.outputs["gpuNodeGroups"]["a10g"]["virtualGpusAtMaxSize"] == 4
-    assert (
-        dev.outputs["devicePluginConfigMap"]
-        == dev.one(RELEASE, PLUGIN_RELEASE).inputs["values"]["config"]["name"]
-    )
+    config_map = plugin_release(dev).inputs["values"]["config"]["name"]
+    assert dev.outputs["devicePluginConfigMap"] == config_map
 
 
 # --- Day 2 ----------------------------------------------------------------------------------
@@ -409,7 +415,12 @@ def test_replicas_change_touches_only_the_configmap_and_the_release(dev):
         for before_urn in before
         if before[before_urn] != after[before_urn]
     }
-    assert differing == {"nvidia-device-plugin-config", "nvidia-device-plugin"}
+    # The dev stack's Karpenter pool uses the profile: its overlay's capacity follows.
+    assert differing == {
+        "nvidia-device-plugin-config",
+        "nvidia-device-plugin",
+        "karpenter-g5-overlay-1gpu",
+    }
 
 
 def test_adding_a_profile_and_group_never_touches_existing_groups(dev):
@@ -488,7 +499,7 @@ def test_benchmark_runs_the_committed_script_on_each_chosen_group():
     assert "--duration 2 " in command
     # The renamed resource the MPS group advertises.
     assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
-    assert deployment.one(RELEASE, PLUGIN_RELEASE).urn in job.dependencies
+    assert plugin_release(deployment).urn in job.dependencies
     assert deployment.one(NODE_GROUP, "gpu-a10g").urn in job.dependencies
     assert deployment.outputs["benchmarkJobs"] == {"a10g": job.outputs["metadata"]["name"]}
     assert job.provider_urn == deployment.one(K8S_PROVIDER).urn
@@ -497,7 +508,7 @@ def test_benchmark_runs_the_committed_script_on_each_chosen_group():
 def test_coredns_is_created_after_the_system_nodes_not_with_the_cluster(dev):
     cluster = dev.one(CLUSTER).inputs
     assert cluster["corednsAddonOptions"]["enabled"] is False
-    coredns = dev.one("aws:eks/addon:Addon")
+    coredns = dev.one("aws:eks/addon:Addon", "addons-coredns")
     assert coredns.inputs["addonName"] == "coredns"
     assert coredns.inputs["clusterName"] == cluster["name"]
     assert dev.one(NODE_GROUP, "system").urn in coredns.dependencies

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import check, render
+from eks_gpu_slicing.helm import value_paths
 from eks_gpu_slicing.manifests import crd_schemas, custom_resource_problems
 from eks_gpu_slicing.stack_files import ROOT
 
@@ -114,7 +115,7 @@ def test_the_device_plugin_release_must_find_its_config_map(dev):
 def test_value_paths_stop_at_the_paths_a_chart_reads_whole():
     known = frozenset({"nodeSelector", "config.name"})
     values = {"nodeSelector": {"a": "b"}, "config": {"name": "x", "nmae": "y"}}
-    assert sorted(check.value_paths(values, known)) == [
+    assert sorted(value_paths(values, known)) == [
         "config.name",
         "config.nmae",
         "nodeSelector",

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.device_plugin import helm_values, value_paths
+from eks_gpu_slicing.device_plugin import helm_values
+from eks_gpu_slicing.helm import value_paths
 from eks_gpu_slicing.workloads import gpu_node_labels
 from tests.k8s_semantics import affinity_matches, tolerates
 
@@ -42,7 +43,7 @@ def test_every_value_path_we_know_is_read_by_the_chart_templates():
 
 def test_every_value_we_set_is_read_by_the_chart_templates():
     values = helm_values(config_map_name="cm", default_profile="default", checksum="0")
-    assert set(value_paths(values)) <= chart_value_paths()
+    assert set(value_paths(values, facts.DEVICE_PLUGIN_VALUE_PATHS)) <= chart_value_paths()
 
 
 def test_chart_default_affinity_admits_our_gpu_nodes_and_not_cpu_nodes():

@@ -16,6 +16,7 @@ from eks_gpu_slicing.settings.addons import (
 )
 from eks_gpu_slicing.settings.base import ConfigError, Namespace, PinnedImage
 from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
+from eks_gpu_slicing.settings.karpenter import KarpenterNodePoolSettings, KarpenterSettings
 from eks_gpu_slicing.settings.loading import decode_config_value, load_settings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import (
@@ -35,6 +36,8 @@ __all__ = [
     "DevicePluginSettings",
     "GpuMetricsSettings",
     "GpuNodeGroupSettings",
+    "KarpenterNodePoolSettings",
+    "KarpenterSettings",
     "Namespace",
     "NetworkSettings",
     "NodeGroupSettings",

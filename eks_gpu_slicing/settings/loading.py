@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.addons import DevicePluginSettings
 from eks_gpu_slicing.settings.base import ConfigError
+from eks_gpu_slicing.settings.karpenter import karpenter_pool_profiles, karpenter_reference_problems
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING
 from eks_gpu_slicing.settings.stack import Settings
@@ -86,6 +87,8 @@ def _reference_problems(data: Mapping[str, Any]) -> list[str]:
                     f"gpuNodeGroups.{group}.sharing: no sharing profile '{profile}' "
                     f"(profiles: {known})"
                 )
+    problems.extend(karpenter_reference_problems(data, names))
+    used |= karpenter_pool_profiles(data)
     plugin = data.get("devicePlugin", {})
     plugin = plugin if isinstance(plugin, Mapping) else {}
     default_profile = plugin.get(

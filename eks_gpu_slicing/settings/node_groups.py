@@ -9,6 +9,23 @@ from pydantic import Field, field_validator, model_validator
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import _EC2_INSTANCE_TYPE, _Settings
 
+
+def known_gpu_instance(instance_type: str) -> str:
+    """The instance type, if it is one of the NVIDIA GPU instances we know; else why not.
+    Shared by managed node groups and Karpenter node pools."""
+    if instance_type in facts.GPU_INSTANCES:
+        return instance_type
+    family = instance_type.split(".", 1)[0]
+    families = ", ".join(facts.GPU_FAMILIES)
+    if family in facts.GPU_FAMILIES:
+        sizes = ", ".join(sorted(n for n in facts.GPU_INSTANCES if n.startswith(family + ".")))
+        raise ValueError(f"unknown size '{instance_type}'; {family} sizes: {sizes}")
+    raise ValueError(
+        f"'{instance_type}' is not a supported NVIDIA GPU instance type "
+        f"(supported families: {families})"
+    )
+
+
 # --- Node groups ----------------------------------------------------------------------------
 
 
@@ -53,17 +70,7 @@ class GpuNodeGroupSettings(NodeGroupSettings):
     @field_validator("instance_type")
     @classmethod
     def _known_gpu_instance(cls, instance_type: str) -> str:
-        if instance_type in facts.GPU_INSTANCES:
-            return instance_type
-        family = instance_type.split(".", 1)[0]
-        families = ", ".join(facts.GPU_FAMILIES)
-        if family in facts.GPU_FAMILIES:
-            sizes = ", ".join(sorted(n for n in facts.GPU_INSTANCES if n.startswith(family + ".")))
-            raise ValueError(f"unknown size '{instance_type}'; {family} sizes: {sizes}")
-        raise ValueError(
-            f"'{instance_type}' is not a supported NVIDIA GPU instance type "
-            f"(supported families: {families})"
-        )
+        return known_gpu_instance(instance_type)
 
     @property
     def instance(self) -> facts.GpuInstance:

@@ -20,6 +20,7 @@ from eks_gpu_slicing.settings.base import (
     _Settings,
 )
 from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
+from eks_gpu_slicing.settings.karpenter import KarpenterSettings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, SharingProfile, bottlerocket_problems
@@ -46,6 +47,7 @@ class Settings(_Settings):
     demo_workload: DemoWorkloadSettings = DemoWorkloadSettings()
     benchmark: BenchmarkSettings = BenchmarkSettings()
     gpu_metrics: GpuMetricsSettings = GpuMetricsSettings()
+    karpenter: KarpenterSettings = KarpenterSettings()
 
     @field_validator("cluster_name")
     @classmethod
@@ -128,6 +130,8 @@ class Settings(_Settings):
             used.add(self.benchmark.namespace)
         if self.gpu_metrics.enabled:
             used.add(self.gpu_metrics.namespace)
+        if self.karpenter.enabled:
+            used.add(self.karpenter.namespace)
         return used
 
     @property
@@ -161,7 +165,52 @@ class Settings(_Settings):
                 problems.extend(
                     f"{where}: {p}" for p in bottlerocket_problems(group.sharing, profile)
                 )
+        for name, pool in self.karpenter_pools.items():
+            profile = self.sharing[pool.sharing]
+            if profile.strategy != "mps":
+                continue
+            for instance in pool.instances:
+                per_client = profile.gpu_memory_per_virtual_gpu_mib(instance.gpu_memory_mib)
+                if per_client < facts.CUDA_CONTEXT_MIB:
+                    problems.append(
+                        f"karpenter.nodePools.{name}.sharing: profile '{pool.sharing}' gives "
+                        f"each MPS client {per_client} MiB on a {instance.name}, less than a "
+                        f"CUDA context needs (~{facts.CUDA_CONTEXT_MIB} MiB): lower replicas"
+                    )
         return problems
+
+    @property
+    def gpu_node_daemonsets(self) -> int:
+        """DaemonSet pods on every GPU node, counted against its pod limit: the DCGM exporter
+        is one more when GPU metrics are on."""
+        return facts.GPU_NODE_DAEMONSET_PODS + int(self.gpu_metrics.enabled)
+
+    @property
+    def karpenter_pools(self):
+        """Karpenter node pools that will be created (none while Karpenter is off)."""
+        return self.karpenter.node_pools if self.karpenter.enabled else {}
+
+    def _karpenter_warnings(self) -> list[str]:
+        out = []
+        if self.karpenter.enabled and self.karpenter.version != facts.KARPENTER_VERSION:
+            out.append(
+                f"karpenter.version {self.karpenter.version}: the CRDs, values and IAM policy "
+                f"this program emits are checked against {facts.KARPENTER_VERSION}"
+            )
+        for name, pool in self.karpenter_pools.items():
+            profile = self.sharing.get(pool.sharing)
+            if profile is None:
+                continue
+            for instance in pool.instances:
+                per_node = instance.gpus * profile.virtual_gpus_per_gpu
+                pods = min(instance.max_pods, pool.max_pods or instance.max_pods)
+                room = pods - self.gpu_node_daemonsets
+                if per_node > room:
+                    out.append(
+                        f"karpenter.nodePools.{name}: a {instance.name} advertises {per_node} "
+                        f"virtual GPUs but runs at most {pods} pods ({room} after DaemonSets)"
+                    )
+        return out
 
     def warnings(self, today: dt.date) -> list[str]:
         """Things that deploy but that a reviewer should hear about."""
@@ -193,6 +242,7 @@ class Settings(_Settings):
         unused = sorted(
             set(self.sharing)
             - {g.sharing for g in self.gpu_node_groups.values()}
+            - {p.sharing for p in self.karpenter_pools.values()}
             - {self.device_plugin.default_profile}
         )
         if unused:
@@ -207,15 +257,14 @@ class Settings(_Settings):
                     "alone takes about 0.7 GiB"
                 )
             per_node = group.instance.gpus * self.profile_of(group).virtual_gpus_per_gpu
-            # The DCGM exporter is one more DaemonSet pod on every GPU node.
-            daemonsets = facts.GPU_NODE_DAEMONSET_PODS + int(self.gpu_metrics.enabled)
-            room = group.instance.max_pods - daemonsets
+            room = group.instance.max_pods - self.gpu_node_daemonsets
             if per_node > room:
                 out.append(
                     f"gpuNodeGroups.{name}: {per_node} virtual GPUs per node, but a "
                     f"{group.instance_type} runs at most {group.instance.max_pods} pods "
                     f"({room} after DaemonSets): the rest can never be used"
                 )
+        out.extend(self._karpenter_warnings())
         if self.demo_workload.enabled:
             capacity = sum(
                 g.max_size * g.instance.gpus * self.profile_of(g).virtual_gpus_per_gpu

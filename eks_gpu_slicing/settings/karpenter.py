@@ -1,0 +1,191 @@
+"""Karpenter: the controller and its GPU node pools (karpenter.sh/v1)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.settings.base import _SEMVER, Namespace, _check_names, _Settings
+from eks_gpu_slicing.settings.node_groups import known_gpu_instance
+
+# The NodePool CRD's own patterns (karpenter.sh_nodepools.yaml, v1.14.1): what the API server
+# would accept, checked here so a typo is reported with its key path before anything runs.
+_DURATION = re.compile(r"^(([0-9]+(s|m|h))+|Never)$")
+_QUANTITY = re.compile(
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# A resource name (`cpu`, `memory`, `nvidia.com/gpu`): an optional DNS prefix and a name.
+_RESOURCE_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+# Kubelet's upper bound in practice: the most pods any instance's ENIs can address.
+_MAX_PODS_LIMIT = 737
+
+
+def parse_duration(value: str) -> str:
+    """A Karpenter duration (`5m`, `1h30m`, `Never`), as the NodePool CRD accepts it."""
+    if not _DURATION.match(value):
+        raise ValueError(
+            f"'{value}' is not a duration: use digits with s, m or h (e.g. 30s, 5m, 1440h, "
+            "1h30m) or Never"
+        )
+    return value
+
+
+def parse_quantity(value: int | str) -> int | str:
+    """A non-negative Kubernetes quantity (`32`, `128Gi`, `500m`)."""
+    text = str(value)
+    if not _QUANTITY.match(text):
+        raise ValueError(f"'{value}' is not a Kubernetes quantity (e.g. 32, 500m, 128Gi)")
+    if text.startswith("-"):
+        raise ValueError(f"'{value}' is negative")
+    return value
+
+
+class KarpenterNodePoolSettings(_Settings):
+    """One NodePool and its EC2NodeClass: GPU instances of the listed types, shared per one
+    profile. Defaults follow the source design, except where noted."""
+
+    instance_types: list[str]
+    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = ["on-demand"]
+    # Required: a pool without limits can launch GPU instances without bound.
+    limits: dict[str, int | str]
+    expire_after: str = "720h"  # the CRD's default
+    consolidate_after: str = "5m"
+    # WhenEmpty: never evict running GPU pods just to pack nodes tighter.
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmpty"
+    # Unset: Karpenter derives it from the instance type's ENI limits.
+    max_pods: int | None = Field(default=None, ge=1, le=_MAX_PODS_LIMIT)
+    volume_size_gib: int = Field(default=100, ge=20, le=16384, alias="volumeSizeGiB")
+    sharing: str = "default"
+    weight: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _gpu_instances(cls, types: list[str]) -> list[str]:
+        if not types:
+            raise ValueError("at least one GPU instance type is required")
+        problems = []
+        for name in types:
+            try:
+                known_gpu_instance(name)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        duplicates = sorted({t for t in types if types.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"listed more than once: {', '.join(duplicates)}")
+        return types
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _capacity_types(cls, types: list[str]) -> list[str]:
+        if not types or len(set(types)) != len(types):
+            allowed = ", ".join(facts.KARPENTER_CAPACITY_TYPES)
+            raise ValueError(f"must be a non-empty list without repeats of {allowed}")
+        return types
+
+    @field_validator("limits")
+    @classmethod
+    def _limits(cls, limits: dict[str, int | str]) -> dict[str, int | str]:
+        if not limits:
+            raise ValueError(
+                "set at least one limit (e.g. cpu: 32): without limits the pool can launch "
+                "GPU instances without bound"
+            )
+        problems = []
+        for resource, quantity in limits.items():
+            if not _RESOURCE_NAME.match(resource):
+                problems.append(f"'{resource}' is not a resource name")
+                continue
+            try:
+                parse_quantity(quantity)
+            except ValueError as exc:
+                problems.append(f"{resource}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return limits
+
+    @field_validator("expire_after", "consolidate_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return parse_duration(value)
+
+    @property
+    def instances(self) -> list[facts.GpuInstance]:
+        return [facts.GPU_INSTANCES[t] for t in self.instance_types]
+
+
+class KarpenterSettings(_Settings):
+    """The Karpenter controller (chart and CRDs of one pinned version) and its node pools."""
+
+    enabled: bool = False
+    version: str = facts.KARPENTER_VERSION
+    namespace: Namespace = "kube-system"
+    node_pools: dict[str, KarpenterNodePoolSettings] = {}
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, version: str) -> str:
+        if not _SEMVER.match(version):
+            raise ValueError(f"'{version}' is not a version like {facts.KARPENTER_VERSION}")
+        if tuple(int(p) for p in version.split(".")) < facts.KARPENTER_MIN_VERSION:
+            minimum = ".".join(str(p) for p in facts.KARPENTER_MIN_VERSION)
+            raise ValueError(
+                f"Karpenter {version} has no NodeOverlay, which GPU sharing needs; "
+                f"use {minimum} or later"
+            )
+        return version
+
+    @field_validator("node_pools")
+    @classmethod
+    def _pool_names(cls, pools: dict[str, KarpenterNodePoolSettings]) -> dict:
+        _check_names(pools, "node pool")
+        return pools
+
+
+def karpenter_reference_problems(data: Mapping[str, Any], profile_names: set[str]) -> list[str]:
+    """Checks that span sections, on the raw data (like loading._reference_problems): pools
+    naming a missing sharing profile, and pools configured while Karpenter is off."""
+    karpenter = data.get("karpenter", {})
+    if not isinstance(karpenter, Mapping):
+        return []
+    pools = karpenter.get("nodePools", {})
+    if not isinstance(pools, Mapping):
+        return []
+    enabled = karpenter.get("enabled", KarpenterSettings.model_fields["enabled"].default)
+    default_profile = KarpenterNodePoolSettings.model_fields["sharing"].default
+    known = ", ".join(sorted(profile_names)) or "none"
+    problems = []
+    for name, pool in pools.items():
+        if enabled is not True:
+            problems.append(
+                f"karpenter.nodePools.{name}: karpenter.enabled is not true, so this pool would "
+                "never be created; enable Karpenter or remove the pool"
+            )
+        if not isinstance(pool, Mapping):
+            continue
+        profile = pool.get("sharing", default_profile)
+        if isinstance(profile, str) and profile not in profile_names:
+            problems.append(
+                f"karpenter.nodePools.{name}.sharing: no sharing profile '{profile}' "
+                f"(profiles: {known})"
+            )
+    return problems
+
+
+def karpenter_pool_profiles(data: Mapping[str, Any]) -> set[str]:
+    """Profiles the raw data's Karpenter pools use (for checks on who uses a profile)."""
+    karpenter = data.get("karpenter", {})
+    pools = karpenter.get("nodePools", {}) if isinstance(karpenter, Mapping) else {}
+    if not isinstance(pools, Mapping) or karpenter.get("enabled") is not True:
+        return set()
+    default_profile = KarpenterNodePoolSettings.model_fields["sharing"].default
+    return {p.get("sharing", default_profile) for p in pools.values() if isinstance(p, Mapping)}
