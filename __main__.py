@@ -148,9 +148,7 @@ if settings.karpenter.enabled:
             settings=settings.karpenter,
             profiles=settings.sharing,
             cluster_name=settings.cluster_name,
-            partition=aws_context.partition,
-            region=aws_context.region,
-            account_id=aws_context.account_id,
+            aws=aws_context,
             provider=cluster.provider,
             cluster=cluster.cluster,
             # Read after the cluster exists: pulumi-eks's `eks_cluster` output is a resource

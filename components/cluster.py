@@ -15,22 +15,6 @@ from eks_gpu_slicing.aws_context import AwsContext, same_principal
 from eks_gpu_slicing.settings import ClusterEndpointSettings
 
 
-def assume_role_policy(service_principal: str) -> str:
-    """A trust policy letting one AWS service assume the role, as JSON (built as data)."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service_principal},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
-
-
 def admin_access_entries(admin_arns: list[str], caller_arn: str) -> tuple[dict[str, str], list]:
     """(access entry key -> principal ARN, skipped ARNs).
 
@@ -158,7 +142,7 @@ class GpuCluster(pulumi.ComponentResource):
 
         self.node_role = aws.iam.Role(
             f"{name}-node-role",
-            assume_role_policy=assume_role_policy(args.aws.service_principal("ec2")),
+            assume_role_policy=json.dumps(args.aws.service_trust_policy("ec2")),
             description=f"Managed nodes of {args.cluster_name}",
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),

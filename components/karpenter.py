@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing import karpenter as build
+from eks_gpu_slicing.aws_context import AwsContext
 from eks_gpu_slicing.settings import KarpenterSettings, SharingProfile
 
 QUEUE_TARGET_ID = "KarpenterInterruptionQueueTarget"
@@ -23,10 +24,8 @@ class KarpenterArgs:
     settings: KarpenterSettings
     profiles: Mapping[str, SharingProfile]
     cluster_name: str
-    # Where the policies' ARNs point; plain strings, looked up once by the program.
-    partition: str
-    region: str
-    account_id: str
+    # Partition, region and account the policies' ARNs point at, looked up once.
+    aws: AwsContext
     provider: k8s.Provider
     # The EKS cluster: access entries, add-ons and tags wait for it.
     cluster: pulumi.Resource
@@ -58,7 +57,7 @@ class Karpenter(pulumi.ComponentResource):
         # --- Nodes' IAM role and its access to the cluster ------------------------------
         self.node_role = aws.iam.Role(
             f"{name}-node-role",
-            assume_role_policy=json.dumps(build.node_assume_role_policy()),
+            assume_role_policy=json.dumps(args.aws.service_trust_policy("ec2")),
             description=f"Nodes Karpenter launches for {args.cluster_name}",
             tags=args.tags,
             opts=child,
@@ -67,7 +66,7 @@ class Karpenter(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-node-{policy}",
                 role=self.node_role.name,
-                policy_arn=build.managed_policy_arn(args.partition, policy),
+                policy_arn=facts.managed_policy_arn(args.aws.partition, policy),
                 opts=child,
             )
             for policy in facts.KARPENTER_NODE_POLICIES
@@ -142,9 +141,9 @@ class Karpenter(pulumi.ComponentResource):
         documents = pulumi.Output.all(self.node_role.arn, self.queue.arn).apply(
             lambda arns: build.controller_policies(
                 cluster_name=args.cluster_name,
-                partition=args.partition,
-                region=args.region,
-                account_id=args.account_id,
+                partition=args.aws.partition,
+                region=args.aws.region,
+                account_id=args.aws.account_id,
                 node_role_arn=arns[0],
                 queue_arn=arns[1],
             )

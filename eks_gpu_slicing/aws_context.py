@@ -35,6 +35,19 @@ class AwsContext:
     def service_principal(self, service: str) -> str:
         return f"{service}.{self.dns_suffix}"
 
+    def service_trust_policy(self, service: str) -> dict:
+        """A role trust policy letting one AWS service (ec2: nodes) assume the role."""
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": self.service_principal(service)},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+
 
 def look_up_aws_context(settings: Settings) -> AwsContext:
     """Ask AWS (data sources only, nothing created); a RunError when the region cannot host

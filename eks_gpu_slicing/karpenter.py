@@ -50,23 +50,6 @@ def controller_assume_role_policy() -> dict[str, Any]:
     }
 
 
-def node_assume_role_policy() -> dict[str, Any]:
-    return {
-        "Version": _VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "ec2.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-
-
-def managed_policy_arn(partition: str, name: str) -> str:
-    return f"arn:{partition}:iam::aws:policy/{name}"
-
-
 def controller_policies(
     *,
     cluster_name: str,

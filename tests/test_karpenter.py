@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pulumi
 import pytest
 import yaml
@@ -19,6 +18,7 @@ import yaml
 from eks_gpu_slicing import facts
 from eks_gpu_slicing import karpenter as build
 from eks_gpu_slicing.helm import value_paths
+from eks_gpu_slicing.manifests import custom_resource_problems, manifest_of
 from eks_gpu_slicing.mocks import (
     MOCK_ACCOUNT,
     Deployment,
@@ -78,48 +78,13 @@ def problems_of(raw: dict[str, Any]) -> list[str]:
 # --- Strict CRD schema validation --------------------------------------------------------------
 
 
-def _strict(schema: Any) -> Any:
-    """The CRD schema with unknown fields forbidden wherever the API server would prune
-    them (objects with `properties`, no `additionalProperties`, no preserve-unknown)."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _strict(v) for k, v in schema.items()}
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
-def crd_validator(registration_type: str) -> jsonschema.Validator:
-    """JSON Schema validation of type, properties, required, enum, pattern, items, min/max,
-    with unknown fields as errors. x-kubernetes-validations (CEL) rules are not evaluated
-    here; the ones our output could break are checked by hand below."""
-    crd = yaml.safe_load((KARPENTER_REF / CRD_FILES[registration_type]).read_text())
-    version = registration_type.split(":")[1].split("/")[1]
-    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
-    schema = _strict(served["schema"]["openAPIV3Schema"])
-    return jsonschema.Draft7Validator(schema)
-
-
-def manifest_of(registration) -> dict[str, Any]:
-    inputs = copy.deepcopy(registration.inputs)
-    return {
-        "apiVersion": inputs.pop("apiVersion"),
-        "kind": inputs.pop("kind"),
-        **inputs,
-    }
-
-
-def schema_errors(registration_type: str, manifest: dict[str, Any]) -> list[str]:
-    return [
-        f"{'.'.join(str(p) for p in e.absolute_path)}: {e.message}"
-        for e in crd_validator(registration_type).iter_errors(manifest)
-    ]
+def schema_errors(manifest: dict[str, Any]) -> list[str]:
+    """Strict validation against the CRD (the same function `make check` uses): unknown
+    fields are errors. CEL rules (x-kubernetes-validations) are not evaluated there; the
+    ones our output could break are checked by hand below."""
+    problems = custom_resource_problems(manifest, KARPENTER_REF)
+    assert problems is not None, f"no CRD for {manifest['apiVersion']} {manifest['kind']}"
+    return problems
 
 
 @needs_reference
@@ -130,7 +95,7 @@ def test_every_custom_resource_validates_strictly_against_its_crd(dev, token):
     for registration in registrations:
         manifest = manifest_of(registration)
         assert manifest["apiVersion"] == token.split(":")[1]
-        assert schema_errors(token, manifest) == []
+        assert schema_errors(manifest) == []
 
 
 @needs_reference
@@ -138,29 +103,29 @@ def test_v1beta1_fields_are_rejected(dev):
     nodepool = manifest_of(dev.one(NODE_POOL))
     moved = copy.deepcopy(nodepool)
     moved["spec"]["disruption"]["expireAfter"] = "720h"  # v1beta1: now template.spec
-    assert any("expireAfter" in e for e in schema_errors(NODE_POOL, moved))
+    assert any("expireAfter" in e for e in schema_errors(moved))
     kubelet = copy.deepcopy(nodepool)
     kubelet["spec"]["template"]["spec"]["kubelet"] = {"maxPods": 58}  # now in EC2NodeClass
-    assert any("kubelet" in e for e in schema_errors(NODE_POOL, kubelet))
+    assert any("kubelet" in e for e in schema_errors(kubelet))
     old_ref = copy.deepcopy(nodepool)
     old_ref["spec"]["template"]["spec"]["nodeClassRef"] = {"name": "gpu-g5"}  # v1beta1 shape
-    assert any("group" in e for e in schema_errors(NODE_POOL, old_ref))
+    assert any("group" in e for e in schema_errors(old_ref))
     nodeclass = manifest_of(dev.one(NODE_CLASS))
     del nodeclass["spec"]["amiSelectorTerms"]  # optional in v1beta1 (amiFamily was enough)
-    assert any("amiSelectorTerms" in e for e in schema_errors(NODE_CLASS, nodeclass))
+    assert any("amiSelectorTerms" in e for e in schema_errors(nodeclass))
 
 
 @needs_reference
 def test_the_strict_check_catches_misspelt_and_mistyped_fields(dev):
     overlay = manifest_of(dev.one(NODE_OVERLAY))
     overlay["spec"]["capacities"] = overlay["spec"].pop("capacity")
-    assert schema_errors(NODE_OVERLAY, overlay)
+    assert schema_errors(overlay)
     nodeclass = manifest_of(dev.one(NODE_CLASS))
     nodeclass["spec"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] = "100GiB"
-    assert schema_errors(NODE_CLASS, nodeclass)
+    assert schema_errors(nodeclass)
     nodepool = manifest_of(dev.one(NODE_POOL))
     nodepool["spec"]["template"]["spec"]["taints"][0]["effect"] = facts.EKS_NO_SCHEDULE
-    assert schema_errors(NODE_POOL, nodepool)
+    assert schema_errors(nodepool)
 
 
 def test_cel_rules_our_output_could_break(dev):
