@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import (
-    _SEMVER,
+    ChartVersion,
     Namespace,
     PinnedImage,
     _namespace_name,
@@ -21,22 +21,13 @@ from eks_gpu_slicing.settings.base import (
 class DevicePluginSettings(_Settings):
     """The NVIDIA device plugin Helm release."""
 
-    chart_version: str = facts.DEVICE_PLUGIN_CHART_VERSION
+    chart_version: ChartVersion = facts.DEVICE_PLUGIN_CHART_VERSION
     namespace: str = facts.DEVICE_PLUGIN_DEFAULT_NAMESPACE
     # The config entry for GPU nodes without the config label (ours always carry it).
     default_profile: str = "default"
     # GPU Feature Discovery (and its Node Feature Discovery sub-chart): GPU model, memory,
     # replicas and sharing strategy as node labels.
     gfd: bool = False
-
-    @field_validator("chart_version")
-    @classmethod
-    def _semver(cls, version: str) -> str:
-        if not _SEMVER.match(version):
-            raise ValueError(
-                f"'{version}' is not a chart version like {facts.DEVICE_PLUGIN_CHART_VERSION}"
-            )
-        return version
 
     @field_validator("namespace")
     @classmethod

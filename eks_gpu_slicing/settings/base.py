@@ -39,9 +39,18 @@ def _pinned_image(image: str) -> str:
     return image
 
 
+def _exact_version(version: str) -> str:
+    if not _SEMVER.match(version):
+        # A range (~0.20, ^1.14) or `latest` would let a later install pick another chart.
+        raise ValueError(f"'{version}' is not an exact version (MAJOR.MINOR.PATCH)")
+    return version
+
+
 # Strings with a rule of their own, reusable across sections.
 Namespace = Annotated[str, AfterValidator(_namespace_name)]
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+# A Helm chart pinned to one release.
+ChartVersion = Annotated[str, AfterValidator(_exact_version)]
 
 
 class ConfigError(Exception):

@@ -7,7 +7,7 @@ import re
 from pydantic import field_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _SEMVER, _namespace_name, _Settings
+from eks_gpu_slicing.settings.base import ChartVersion, _namespace_name, _Settings
 
 # A Prometheus duration as the Prometheus Operator's ServiceMonitor accepts it (units from
 # the largest down, each at most once): 15s, 1m, 1m30s, 500ms.
@@ -30,21 +30,12 @@ class GpuMetricsSettings(_Settings):
     """The dcgm-exporter Helm release, with per-pod attribution on shared GPUs."""
 
     enabled: bool = False
-    chart_version: str = facts.DCGM_EXPORTER_CHART_VERSION
+    chart_version: ChartVersion = facts.DCGM_EXPORTER_CHART_VERSION
     namespace: str = facts.DCGM_EXPORTER_DEFAULT_NAMESPACE
     # A ServiceMonitor for the Prometheus Operator; its CRDs must already be installed.
     service_monitor: bool = False
     # How often Prometheus scrapes the exporter (only used with the ServiceMonitor).
     interval: str = "15s"
-
-    @field_validator("chart_version")
-    @classmethod
-    def _semver(cls, version: str) -> str:
-        if not _SEMVER.match(version):
-            raise ValueError(
-                f"'{version}' is not a chart version like {facts.DCGM_EXPORTER_CHART_VERSION}"
-            )
-        return version
 
     @field_validator("namespace")
     @classmethod

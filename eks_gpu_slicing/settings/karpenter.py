@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _SEMVER, Namespace, _check_names, _Settings
+from eks_gpu_slicing.settings.base import ChartVersion, Namespace, _check_names, _Settings
 from eks_gpu_slicing.settings.node_groups import known_gpu_instance
 
 # The NodePool CRD's own patterns (karpenter.sh_nodepools.yaml, v1.14.1): what the API server
@@ -127,15 +127,13 @@ class KarpenterSettings(_Settings):
     """The Karpenter controller (chart and CRDs of one pinned version) and its node pools."""
 
     enabled: bool = False
-    version: str = facts.KARPENTER_VERSION
+    version: ChartVersion = facts.KARPENTER_VERSION
     namespace: Namespace = "kube-system"
     node_pools: dict[str, KarpenterNodePoolSettings] = {}
 
     @field_validator("version")
     @classmethod
     def _version(cls, version: str) -> str:
-        if not _SEMVER.match(version):
-            raise ValueError(f"'{version}' is not a version like {facts.KARPENTER_VERSION}")
         if tuple(int(p) for p in version.split(".")) < facts.KARPENTER_MIN_VERSION:
             minimum = ".".join(str(p) for p in facts.KARPENTER_MIN_VERSION)
             raise ValueError(
