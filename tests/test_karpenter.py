@@ -679,3 +679,16 @@ def test_demo_may_use_a_profile_only_a_pool_uses():
     assert settings.demo_profile_name == "pool-only"
     warnings = settings.warnings(dt.date(2026, 1, 1))
     assert not any("not used" in w and "pool-only" in w for w in warnings)
+
+
+def test_a_stack_may_take_all_its_gpu_nodes_from_karpenter():
+    raw = with_karpenter({"g5": pool()})
+    del raw["gpuNodeGroups"]
+    deployment = run_program(engine_config(raw), stack="dev")
+    assert [g.name for g in deployment.of_type("eks:index:ManagedNodeGroup")] == ["system"]
+    assert deployment.one(NODE_POOL)
+    assert deployment.one(RELEASE, facts.DEVICE_PLUGIN_RELEASE_NAME)
+    # Without either, there would be no GPU to share.
+    raw["karpenter"]["enabled"] = False
+    del raw["karpenter"]["nodePools"]
+    assert any(p.startswith("gpuNodeGroups: at least one") for p in problems_of(raw))

@@ -44,4 +44,4 @@ def test_read_settings_turns_problems_into_a_run_error(monkeypatch, no_runtime_c
         read_settings()
     message = str(caught.value)
     assert "gpuNodeGroup: unknown key; did you mean 'gpuNodeGroups'?" in message
-    assert "gpuNodeGroups: required" in message
+    assert "gpuNodeGroups: at least one GPU node group is required" in message

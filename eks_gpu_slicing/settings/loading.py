@@ -37,6 +37,7 @@ def load_settings(raw: Mapping[str, Any], *, stack: str) -> Settings:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems.extend(_describe(err) for err in exc.errors())
+    problems.extend(_gpu_capacity_problems(data))
     problems.extend(_reference_problems(data))
     if settings is not None and not problems:
         # Rules that need the whole, well-formed configuration (a profile on a given GPU).
@@ -62,6 +63,20 @@ def decode_config_value(key: str, value: Any) -> Any:
         return json.loads(value)
     except json.JSONDecodeError:
         return value
+
+
+def _gpu_capacity_problems(data: Mapping[str, Any]) -> list[str]:
+    """A stack needs GPU nodes from somewhere: node groups, Karpenter pools, or both."""
+    groups = data.get("gpuNodeGroups")
+    karpenter = data.get("karpenter")
+    pools = karpenter.get("nodePools") if isinstance(karpenter, Mapping) else None
+    has_pools = isinstance(karpenter, Mapping) and karpenter.get("enabled") is True and bool(pools)
+    if groups or ((groups is None or isinstance(groups, Mapping)) and has_pools):
+        return []
+    return [
+        "gpuNodeGroups: at least one GPU node group is required "
+        "(or Karpenter with karpenter.nodePools)"
+    ]
 
 
 def _reference_problems(data: Mapping[str, Any]) -> list[str]:

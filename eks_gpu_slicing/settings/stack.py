@@ -41,7 +41,8 @@ class Settings(_Settings):
     network: NetworkSettings = NetworkSettings()
     cluster_endpoint: ClusterEndpointSettings = ClusterEndpointSettings()
     system_node_group: SystemNodeGroupSettings = SystemNodeGroupSettings()
-    gpu_node_groups: dict[str, GpuNodeGroupSettings]
+    # With Karpenter pools, none is needed (load_settings checks there is GPU capacity).
+    gpu_node_groups: dict[str, GpuNodeGroupSettings] = {}
     sharing: dict[str, SharingProfile] = DEFAULT_SHARING
     device_plugin: DevicePluginSettings = DevicePluginSettings()
     demo_workload: DemoWorkloadSettings = DemoWorkloadSettings()
@@ -80,8 +81,6 @@ class Settings(_Settings):
     @field_validator("gpu_node_groups")
     @classmethod
     def _group_names(cls, groups: dict[str, GpuNodeGroupSettings]) -> dict:
-        if not groups:
-            raise ValueError("at least one GPU node group is required")
         _check_names(groups, "node group")
         return groups
 
