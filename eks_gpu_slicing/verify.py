@@ -297,7 +297,10 @@ def collect(api_client: Any, *, config_map: str, namespace: str, expected: Mappi
                 return []
             raise
 
-    exporter = [p for p in pods if _labels(p).get("app.kubernetes.io/name") == "dcgm-exporter"]
+    # The chart's selector label is its name (templates/_helpers.tpl); it serves on :9400.
+    exporter = [
+        p for p in pods if _labels(p).get("app.kubernetes.io/name") == facts.DCGM_EXPORTER_CHART
+    ]
     metrics = {}
     for p in exporter:
         if _running(p):
