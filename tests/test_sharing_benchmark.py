@@ -218,14 +218,12 @@ def test_baseline_is_measured_before_and_after_every_sweep():
     ]
 
 
-def test_estimate_counts_the_extra_baselines_and_the_settle_time():
+def test_estimate_counts_the_extra_baselines():
     one = _settings("--modes", "exclusive,mps", "--clients", "2", "--models", "mlp")
     two = _settings("--modes", "exclusive,time-slicing,mps", "--clients", "2", "--models", "mlp")
     per_window = one.warmup_s + one.duration_s
     # time-slicing adds its own case and one more baseline after it
     assert bench.estimate_seconds(two) - bench.estimate_seconds(one) > 2 * 3 * per_window
-    settled = dataclasses.replace(one, settle_s=60.0)
-    assert 60.0 < bench.estimate_seconds(settled) - bench.estimate_seconds(one) < 60.0 + 15.0
 
 
 def test_mps_limit_commands_match_device_plugin_shares():
@@ -387,21 +385,6 @@ def test_unstable_baseline_can_be_accepted_or_tolerated(tmp_path, capsys):
     argv = _run_args(tmp_path, "--max-baseline-spread", "25")
     assert bench.main(argv, runner=fake_runner(baseline=drifting), gpu=GPU) == 0
     assert "UNSTABLE" not in capsys.readouterr().err
-
-
-def test_settle_runs_unrecorded_before_the_first_case():
-    calls = []
-    seen = []
-
-    def runner(mode, n, settings):
-        seen.append(settings)
-        return fake_runner(calls=calls)(mode, n, settings)
-
-    settings = _settings("--models", "mlp,transformer", "--modes", "exclusive", "--settle", "30")
-    results = bench.run_benchmark(settings, runner, GPU, log=lambda _: None)
-    assert calls == [("exclusive", 1)] * 3  # settle, then the two baseline measurements
-    assert (seen[0].repetitions, seen[0].warmup_s, seen[0].duration_s) == (1, 0.0, 15.0)
-    assert all(r.baseline_runs == 2 for r in results)  # the settle case is not one of them
 
 
 def test_rows_carry_window_telemetry_and_host_memory():

@@ -65,7 +65,6 @@ DEFAULT_REPETITIONS = 3
 DEFAULT_MEMORY_GIB = 8.0
 DEFAULT_MPS_REPLICAS = 10
 DEFAULT_CASE_TIMEOUT_S = 900.0
-DEFAULT_SETTLE_S = 0.0
 DEFAULT_TELEMETRY_INTERVAL_S = 0.2
 # A baseline whose measurements differ by more than this (max - min over median, percent)
 # cannot carry ratios: the 2026-11-28 run divided by a baseline 1.7x below a re-run's.
@@ -292,7 +291,6 @@ class Settings:
     memory_gib: float
     mps_replicas: int
     case_timeout_s: float
-    settle_s: float = DEFAULT_SETTLE_S
     telemetry_interval_s: float = DEFAULT_TELEMETRY_INTERVAL_S
 
 
@@ -433,13 +431,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds one (mode, N) case may take before it is declared hung",
     )
     run.add_argument(
-        "--settle",
-        dest="settle_s",
-        type=_number(float, 0.0, inclusive=True),
-        default=DEFAULT_SETTLE_S,
-        help="seconds of unrecorded exclusive work before the first case (default: %(default)s)",
-    )
-    run.add_argument(
         "--telemetry-interval",
         dest="telemetry_interval_s",
         type=_number(float, 0.0, inclusive=False),
@@ -500,7 +491,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         memory_gib=float(args.memory_gib),
         mps_replicas=int(args.mps_replicas),
         case_timeout_s=float(args.case_timeout_s),
-        settle_s=float(args.settle_s),
         telemetry_interval_s=float(args.telemetry_interval_s),
     )
 
@@ -532,29 +522,16 @@ def planned_cases(settings: Settings) -> list[tuple[str, int]]:
     return cases
 
 
-def settle_settings(settings: Settings) -> Settings:
-    """The unrecorded case run before the first one: every model once, settle_s in all."""
-    return dataclasses.replace(
-        settings,
-        repetitions=1,
-        warmup_s=0.0,
-        duration_s=settings.settle_s / len(settings.models),
-    )
-
-
 def estimate_seconds(settings: Settings) -> float:
     """Rough wall time: process start-up plus barriers, warm-ups and timed windows."""
 
-    def case_seconds(n: int, s: Settings) -> float:
+    def case_seconds(n: int) -> float:
         startup = 4.0 + 0.2 * n  # interpreter + torch import + CUDA context (seen on an H200)
-        build = 0.5 * len(s.models)
-        per_rep = s.warmup_s + s.duration_s + 0.3
-        return startup + build + len(s.models) * s.repetitions * per_rep
+        build = 0.5 * len(settings.models)
+        per_rep = settings.warmup_s + settings.duration_s + 0.3
+        return startup + build + len(settings.models) * settings.repetitions * per_rep
 
-    total = sum(case_seconds(n, settings) for _mode, n in planned_cases(settings))
-    if settings.settle_s > 0:
-        total += case_seconds(1, settle_settings(settings))
-    return total
+    return sum(case_seconds(n) for _mode, n in planned_cases(settings))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1137,11 +1114,6 @@ def run_benchmark(
         return apply_ratios(sort_results(out))
 
     try:
-        if settings.settle_s > 0:
-            log(f"== settle: {settings.settle_s:g} s of unrecorded exclusive work")
-            started = time.monotonic()
-            runner("exclusive", 1, settle_settings(settings))
-            log(f"   settle took {time.monotonic() - started:.1f} s")
         measured = 0
         for mode, n in cases:
             label = f"== mode={mode} N={n}"
