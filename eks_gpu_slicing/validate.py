@@ -15,7 +15,7 @@ from pathlib import Path
 
 from eks_gpu_slicing.settings import ConfigError
 from eks_gpu_slicing.stack_files import ROOT, settings_of_stack
-from eks_gpu_slicing.workloads import virtual_gpu_capacity
+from eks_gpu_slicing.workloads import benchmark_sizing, virtual_gpu_capacity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
+    _print_benchmark_sizing(settings)
     return 0
+
+
+def _print_benchmark_sizing(settings) -> None:
+    """What each benchmark Job will run and ask for; says so where memory caps N."""
+    for name, (group, profile) in settings.benchmark_groups.items():
+        sizing = benchmark_sizing(group.instance, profile, settings.benchmark.models)
+        word = "warning: benchmark" if sizing.capped else "benchmark"
+        print(f"{word}, {name}: {sizing.describe(group.instance_type)}")
 
 
 if __name__ == "__main__":

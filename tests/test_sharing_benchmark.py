@@ -688,17 +688,30 @@ def test_unexpected_sample_status_is_an_error():
 # --- committed results ------------------------------------------------------------------------
 
 
-def test_committed_h200_results_load():
-    path = BENCH_PATH.parent / "results-h200.csv"
+COMMITTED = sorted(BENCH_PATH.parent.glob("results-h200*.csv"))
+
+
+def test_every_committed_results_file_is_found():
+    names = {p.name for p in COMMITTED}
+    assert {"results-h200.csv", "results-h200-reduced-a.csv", "results-h200-reduced-b.csv"} <= names
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_committed_h200_results_load(path):
     results = bench.load_results(path)
     keys = bench.results_by_key(results)
     assert len(keys) == len(results)  # one row per (model, mode, N)
-    for model in bench.MODELS:
+    for model in {r.model for r in results}:
         base = keys[(model, "exclusive", 1)]
         assert base.ratio_vs_exclusive == pytest.approx(1.0)
+        assert base.baseline_runs >= 2  # measured before and after every sweep
         for r in results:
             if r.model == model and r.status == "ok":
+                assert r.baseline_it_s == pytest.approx(base.aggregate_it_s)
                 assert r.ratio_vs_exclusive == pytest.approx(
                     r.aggregate_it_s / base.aggregate_it_s, rel=1e-3
                 )
+                assert r.ratio_low <= r.ratio_vs_exclusive
+                assert r.aggregate_min_it_s <= r.aggregate_it_s <= r.aggregate_max_it_s
+                assert r.host_rss_mib > 0 and r.sm_clock_mhz > 0
                 assert math.isclose(r.per_process_it_s * r.clients, r.aggregate_it_s, rel_tol=1e-3)
