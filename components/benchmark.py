@@ -14,9 +14,9 @@ from eks_gpu_slicing.stack_files import ROOT
 from eks_gpu_slicing.workloads import (
     BENCHMARK_APP_LABEL,
     BENCHMARK_SCRIPT_KEY,
-    benchmark_clients,
     benchmark_job,
     benchmark_run_args,
+    benchmark_sizing,
 )
 
 BENCHMARK_SCRIPT = ROOT / "benchmarks" / "sharing" / "bench.py"
@@ -53,6 +53,7 @@ class SharingBenchmark(pulumi.ComponentResource):
         s = args.settings
         self.jobs = {}
         for group_name, (group, profile) in args.groups.items():
+            sizing = benchmark_sizing(group.instance, profile, s.models)
             manifest = benchmark_job(
                 group_name=group_name,
                 group=group,
@@ -60,8 +61,9 @@ class SharingBenchmark(pulumi.ComponentResource):
                 image=s.image,
                 namespace=args.settings.namespace,
                 script_config_map=script_name,
+                sizing=sizing,
                 run_args=benchmark_run_args(
-                    clients=benchmark_clients(profile),
+                    clients=sizing.clients,
                     models=s.models,
                     modes=s.modes,
                     duration_s=s.duration_seconds,

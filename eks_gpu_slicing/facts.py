@@ -419,6 +419,25 @@ GPU_NODE_DAEMONSET_PODS = 3
 # Families whose every size carries NVIDIA GPUs and runs the x86_64 NVIDIA AMI.
 GPU_FAMILIES = tuple(sorted({i.family for i in GPU_INSTANCES.values()}))
 
+# Node memory left to pods (allocatable), for sizing a pod that must fit on one node:
+# - the kernel reports less than the nominal size; Karpenter estimates the difference as
+#   vmMemoryOverheadPercent, default 0.075 (aws/karpenter-provider-aws settings);
+# - the AL2023 AMI's nodeadm reserves 11 MiB per possible pod plus 255 MiB for the kubelet and
+#   container runtime (kube-reserved; awslabs/amazon-eks-ami nodeadm/internal/kubelet/config.go);
+# - the kubelet's hard eviction threshold keeps 100 MiB free (memory.available<100Mi).
+VM_MEMORY_OVERHEAD = 0.075
+KUBE_RESERVED_MIB_PER_POD = 11
+KUBE_RESERVED_BASE_MIB = 255
+EVICTION_HARD_MEMORY_MIB = 100
+
+
+def allocatable_memory_mib(instance: GpuInstance) -> int:
+    """About what the kubelet of an EKS AL2023 node of this type offers pods (MiB)."""
+    capacity = int(instance.memory_mib * (1 - VM_MEMORY_OVERHEAD))
+    reserved = KUBE_RESERVED_MIB_PER_POD * instance.max_pods + KUBE_RESERVED_BASE_MIB
+    return capacity - reserved - EVICTION_HARD_MEMORY_MIB
+
+
 # --- Workloads --------------------------------------------------------------------------------
 
 # A long-running CUDA base image for the demo Deployment: `nvidia-smi -L` then sleep, so the

@@ -13,6 +13,8 @@ The rule, per instance type and strategy:
   2. Throughput: R pods that each keep the GPU busy `busy` of the time when alone demand
      R x busy GPUs of work; the GPU delivers ratio(R) (measured, in units of one exclusive
      process, interpolated between measured N). R is feasible while R x busy <= ratio(R).
+     ratio(R) is the low end of what was measured (`ratio_low`: the slowest repetition over
+     the fastest exclusive one), so a noisy baseline makes the plan smaller, never larger.
   3. Take the largest R that satisfies both (R = 1 means: do not share).
 The workload is matched to the benchmark model whose exclusive per-iteration latency is
 closest to its per-request GPU time (short requests = small kernels that leave the GPU idle;
@@ -88,6 +90,12 @@ class Plan:
         return self.strategy in DEPLOYABLE
 
 
+def planning_ratio(r: bench.Result) -> float:
+    """The throughput ratio a plan may count on: the low end of the measured spread, or the
+    plain ratio for a file from before the baseline was measured more than once."""
+    return r.ratio_low if r.ratio_low is not None else r.ratio_vs_exclusive
+
+
 def load_curves(results: Sequence[bench.Result]) -> dict[tuple[str, str], Curve]:
     """(model, strategy) -> curve, with the exclusive run as N = 1 of every mode."""
     by_key = bench.results_by_key([r for r in results if r.status == bench.STATUS_OK])
@@ -101,7 +109,7 @@ def load_curves(results: Sequence[bench.Result]) -> dict[tuple[str, str], Curve]
             p99 = {1: 1.0}
             for (m, md, n), r in by_key.items():
                 if m == model and md == mode and n > 1:
-                    ratio[n] = r.ratio_vs_exclusive
+                    ratio[n] = planning_ratio(r)
                     p99[n] = r.p99_ms / exclusive.p99_ms
             if len(ratio) > 1:
                 curves[(model, strategy)] = Curve(model, strategy, ratio, p99)
@@ -203,8 +211,10 @@ def format_plans(workload: Workload, plans_by_type: dict[str, list[Plan]], model
             )
     lines += [
         "",
-        f"Prices: on-demand us-east-1 as of {facts.PRICES_AS_OF}. Throughput and latency ratios "
-        "were measured on the GPU named in the results file; re-measure on your instance type.",
+        f"Prices: on-demand us-east-1 as of {facts.PRICES_AS_OF}. 'GPU delivers' is the low end "
+        "of the measured throughput (slowest repetition over fastest exclusive one); throughput "
+        "and latency were measured on the GPU named in the results file; re-measure on your "
+        "instance type.",
     ]
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from eks_gpu_slicing.karpenter import node_pool_capacity
 from eks_gpu_slicing.settings import ConfigError
 from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, settings_of_stack
-from eks_gpu_slicing.workloads import virtual_gpu_capacity
+from eks_gpu_slicing.workloads import benchmark_sizing, virtual_gpu_capacity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             per_type = ", ".join(f"{t}: {n}" for t, n in c["virtualGpusPerInstanceType"].items())
             rows.append((name, f"{c['profile']} ({c['strategy']})", c["resourceName"], per_type))
         _print_table(rows)
+    _print_benchmark_sizing(settings)
     return 0
 
 
@@ -89,6 +90,14 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
+
+
+def _print_benchmark_sizing(settings) -> None:
+    """What each benchmark Job will run and ask for; says so where memory caps N."""
+    for name, (group, profile) in settings.benchmark_groups.items():
+        sizing = benchmark_sizing(group.instance, profile, settings.benchmark.models)
+        word = "warning: benchmark" if sizing.capped else "benchmark"
+        print(f"{word}, {name}: {sizing.describe(group.instance_type)}")
 
 
 if __name__ == "__main__":

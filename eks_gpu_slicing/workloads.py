@@ -6,11 +6,15 @@ the device plugin and a pod can never disagree on what a node offers.
 
 from __future__ import annotations
 
+import functools
 import math
+import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.planner import DEFAULT_RESULTS as COMMITTED_BENCHMARK_RESULTS
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 
 DEMO_APP_LABEL = "gpu-deployment"
@@ -161,6 +165,78 @@ BENCHMARK_MOUNT = "/opt/gpu-sharing-benchmark"
 # Printed before the CSV in the Job's log, so the rows can be cut out of it.
 BENCHMARK_CSV_MARKER = "--- gpu-sharing-benchmark results.csv ---"
 IMAGE_PULL_ALLOWANCE_S = 1200
+# Beside its workers the Job runs the benchmark's parent process (no torch), a shell and the
+# MPS control daemon; this covers them with room to spare.
+BENCHMARK_MEMORY_MARGIN_MIB = 1024
+
+
+@functools.cache
+def benchmark_worker_rss_mib(models: tuple[str, ...]) -> float:
+    """The largest peak resident set of one benchmark worker running `models`, as measured
+    in the committed results (the `host_rss_mib` column): the one source of this figure.
+
+    A worker builds its models in turn, so its peak grows with each; the committed rows of
+    the last model give the figure for the whole list. Counting it once per worker is
+    conservative: the shared PyTorch and CUDA libraries are counted in every worker's RSS but
+    take memory once (ten workers measured about 7 GiB together against 10 x 1 GiB).
+    """
+    rows = [
+        r.host_rss_mib
+        for r in bench.load_results(COMMITTED_BENCHMARK_RESULTS)
+        if r.model in models and r.host_rss_mib is not None
+    ]
+    if not rows:
+        raise ValueError(f"the committed benchmark results have no host RSS for {models}")
+    return max(rows)
+
+
+@dataclass(frozen=True)
+class BenchmarkSizing:
+    """How many processes a benchmark Job runs on a node, and the memory it asks for."""
+
+    clients: list[int]
+    wanted: list[int]  # what the profile asks for (benchmark_clients)
+    worker_rss_mib: float
+    memory_mib: int  # request and limit
+    allocatable_mib: int
+
+    @property
+    def capped(self) -> bool:
+        return max(self.clients) < max(self.wanted)
+
+    def describe(self, instance_type: str) -> str:
+        clients = ", ".join(str(n) for n in self.clients)
+        text = (
+            f"N = {clients}; memory {self.memory_mib} MiB = {max(self.clients)} x "
+            f"{self.worker_rss_mib:.0f} MiB peak RSS per worker + {BENCHMARK_MEMORY_MARGIN_MIB} "
+            f"MiB, of about {self.allocatable_mib} MiB allocatable on a {instance_type}"
+        )
+        if self.capped:
+            text += (
+                f"; N capped at {max(self.clients)} (the profile asks for up to "
+                f"{max(self.wanted)}): more workers would not fit in the node's memory"
+            )
+        return text
+
+
+def benchmark_sizing(
+    instance: facts.GpuInstance, profile: SharingProfile, models: list[str]
+) -> BenchmarkSizing:
+    """The process counts a node of `instance` can hold, clients x RSS + margin <= allocatable."""
+    wanted = benchmark_clients(profile)
+    worker = benchmark_worker_rss_mib(tuple(models))
+    allocatable = facts.allocatable_memory_mib(instance)
+    fit = max(1, math.floor((allocatable - BENCHMARK_MEMORY_MARGIN_MIB) / worker))
+    clients = [n for n in wanted if n <= fit]
+    if max(wanted) > fit and fit not in clients:
+        clients.append(fit)  # what a full node can still run is the most useful point
+    return BenchmarkSizing(
+        clients=clients,
+        wanted=wanted,
+        worker_rss_mib=worker,
+        memory_mib=math.ceil(max(clients) * worker + BENCHMARK_MEMORY_MARGIN_MIB),
+        allocatable_mib=allocatable,
+    )
 
 
 def benchmark_clients(profile: SharingProfile) -> list[int]:
@@ -196,13 +272,16 @@ def benchmark_run_args(
     ]
 
 
-def benchmark_command(run_args: list[str]) -> list[str]:
-    """Run the benchmark, then print its CSV to the log (exit status kept: 3 means OOM)."""
+def benchmark_command(run_args: list[str], note: str = "") -> list[str]:
+    """Run the benchmark, then print its CSV to the log (exit status kept: 3 means OOM, 4 an
+    unstable baseline). A note (why N was capped) is printed first."""
     run = " ".join([f"python {BENCHMARK_MOUNT}/{BENCHMARK_SCRIPT_KEY}", *run_args])
     script = (
         f"{run}; status=$?; echo '{BENCHMARK_CSV_MARKER}'; "
         "cat /tmp/results.csv 2>/dev/null; exit $status"
     )
+    if note:
+        script = f"echo {shlex.quote(note)}; {script}"
     return ["/bin/sh", "-c", script]
 
 
@@ -222,13 +301,18 @@ def benchmark_job(
     namespace: str,
     script_config_map: Any,
     run_args: list[str],
+    sizing: BenchmarkSizing,
 ) -> dict[str, Any]:
     """A Job that measures sharing on one node of `group`, returned as {metadata, spec}.
 
     It asks for one virtual GPU of the group's profile: the node's GPU is then visible to
     the pod, and the benchmark's own processes share it the way pods would. Run it on an
-    otherwise idle node, or other pods' work is measured too.
+    otherwise idle node, or other pods' work is measured too. Its memory request and limit
+    are equal (`sizing`): the workers' memory is known, and a node that cannot give it
+    should not take the Job.
     """
+    memory = f"{sizing.memory_mib}Mi"
+    note = f"note: {sizing.describe(group.instance_type)}" if sizing.capped else ""
     labels = {"app": BENCHMARK_APP_LABEL, "eks-gpu-slicing/node-group": group_name}
     return {
         "metadata": {
@@ -254,11 +338,11 @@ def benchmark_job(
                         {
                             "name": "benchmark",
                             "image": image,
-                            "command": benchmark_command(run_args),
+                            "command": benchmark_command(run_args, note),
                             "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
                             "resources": {
-                                "requests": {"cpu": "1", "memory": "4Gi"},
-                                "limits": {profile.resource_name: 1},
+                                "requests": {"cpu": "1", "memory": memory},
+                                "limits": {profile.resource_name: 1, "memory": memory},
                             },
                             "volumeMounts": [
                                 {"name": "script", "mountPath": BENCHMARK_MOUNT, "readOnly": True}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import pulumi
 import pytest
@@ -13,6 +14,7 @@ from eks_gpu_slicing import facts
 from eks_gpu_slicing.device_plugin import CONFIG_CHECKSUM_ANNOTATION, check_device_plugin_config
 from eks_gpu_slicing.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
 from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, raw_settings
+from eks_gpu_slicing.workloads import benchmark_worker_rss_mib
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import EKS_EFFECTS, selector_matches, tolerates
 
@@ -497,8 +499,13 @@ def test_benchmark_runs_the_committed_script_on_each_chosen_group():
     command = pod["containers"][0]["command"][2]
     assert "--clients 1,2,4 " in command  # the mps-slices profile has 4 replicas
     assert "--duration 2 " in command
+    resources = pod["containers"][0]["resources"]
     # The renamed resource the MPS group advertises.
-    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
+    assert resources["limits"]["nvidia.com/gpu.shared"] == 1
+    # Memory from the committed per-worker RSS: 4 workers (the profile's replicas) + margin.
+    rss = benchmark_worker_rss_mib(("mlp", "transformer"))
+    assert resources["limits"]["memory"] == f"{math.ceil(4 * rss + 1024)}Mi"
+    assert resources["requests"]["memory"] == resources["limits"]["memory"]
     assert plugin_release(deployment).urn in job.dependencies
     assert deployment.one(NODE_GROUP, "gpu-a10g").urn in job.dependencies
     assert deployment.outputs["benchmarkJobs"] == {"a10g": job.outputs["metadata"]["name"]}

@@ -10,6 +10,7 @@ import importlib.util
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,31 +49,54 @@ def oom_sample(rank=0):
     return bench.WorkerSample(rank, 0, 0.0, None, None, None, None, None, bench.STATUS_OOM, "OOM")
 
 
-def fake_runner(speed=None, oom=(), crash_on=None, calls=None):
-    """Runner returning made-up samples: each worker does speed[model] / N iterations/s."""
+def fake_runner(speed=None, oom=(), crash_on=None, calls=None, baseline=None, clock_mhz=1980.0):
+    """Runner returning made-up samples: each worker does speed[model] / N iterations/s.
+
+    `baseline` gives, per model, the speed of the 1st, 2nd, ... exclusive measurement (to plant
+    a drifting baseline). Every repetition gets a window on a made-up clock and telemetry
+    samples inside it at `clock_mhz`, with one sample outside every window at 300 MHz that
+    must never count.
+    """
     speed = speed or {"mlp": 1000.0, "transformer": 200.0, "memory": 50.0}
+    exclusive_calls = []
+    clock = [100.0]
 
     def run(mode, n, settings):
         if calls is not None:
             calls.append((mode, n))
         if (mode, n) == crash_on:
             raise bench.WorkerCrash(f"worker 1 of {n} failed:\nRuntimeError: planted crash")
+        if mode == "exclusive":
+            exclusive_calls.append(n)
         samples = {}
+        telemetry = [bench.TelemetrySample(t=clock[0] - 0.5, sm_clock_mhz=300.0, temp_c=30.0)]
         for model in settings.models:
             reps = []
             for _ in range(settings.repetitions):
+                start, end = clock[0], clock[0] + settings.duration_s
+                clock[0] = end + 1.0
+                window = {"window_start": start, "window_end": end, "host_rss_mib": 700.0 + n}
+                telemetry += [
+                    bench.TelemetrySample(t=start + f * (end - start), sm_clock_mhz=clock_mhz)
+                    for f in (0.1, 0.5, 0.9)
+                ]
                 if (model, mode, n) in oom:
                     reps.append([sample(r) for r in range(n - 1)] + [oom_sample(n - 1)])
-                else:
-                    its = speed[model] * settings.duration_s / n
-                    reps.append(
-                        [
-                            sample(r, iterations=int(its), elapsed=settings.duration_s)
-                            for r in range(n)
-                        ]
-                    )
+                    continue
+                model_speed = speed[model]
+                if mode == "exclusive" and baseline is not None:
+                    model_speed = baseline[model][len(exclusive_calls) - 1]
+                its = model_speed * settings.duration_s / n
+                reps.append(
+                    [
+                        sample(r, iterations=int(its), elapsed=settings.duration_s, **window)
+                        for r in range(n)
+                    ]
+                )
             samples[model] = reps
-        return bench.CaseRun(samples=samples, torch_version="9.9", gpu="Test GPU")
+        return bench.CaseRun(
+            samples=samples, torch_version="9.9", gpu="Test GPU", telemetry=tuple(telemetry)
+        )
 
     return run
 
@@ -158,12 +182,48 @@ def test_clients_per_mode():
     settings = bench.settings_from_args(
         bench.parse_args(["run", "--modes", "exclusive,time-slicing", "--clients", "1,2,4"])
     )
+    # The baseline is measured before and after the sweep, so drift shows as spread.
     assert bench.planned_cases(settings) == [
         ("exclusive", 1),
         ("time-slicing", 2),
         ("time-slicing", 4),
+        ("exclusive", 1),
     ]
-    assert bench.estimate_seconds(settings) > 3 * 3 * 3 * (1.0 + 3.0)  # timed windows at least
+    windows = 4 * 3 * 3 * (1.0 + 3.0)  # 4 cases x 3 models x 3 repetitions x (warm-up + timed)
+    assert bench.estimate_seconds(settings) > windows
+
+
+def _settings(*argv):
+    return bench.settings_from_args(bench.parse_args(["run", *argv]))
+
+
+def test_baseline_is_measured_before_and_after_every_sweep():
+    cases = bench.planned_cases(
+        _settings("--modes", "exclusive,time-slicing,mps", "--clients", "1,2")
+    )
+    assert cases == [
+        ("exclusive", 1),
+        ("time-slicing", 2),
+        ("exclusive", 1),
+        ("mps", 1),
+        ("mps", 2),
+        ("exclusive", 1),
+    ]
+    # Alone it is still measured twice: one measurement has no spread to report.
+    assert bench.planned_cases(_settings("--modes", "exclusive")) == [("exclusive", 1)] * 2
+    # Without it there is nothing to divide by, and nothing is added.
+    assert bench.planned_cases(_settings("--modes", "mps", "--clients", "1,2")) == [
+        ("mps", 1),
+        ("mps", 2),
+    ]
+
+
+def test_estimate_counts_the_extra_baselines():
+    one = _settings("--modes", "exclusive,mps", "--clients", "2", "--models", "mlp")
+    two = _settings("--modes", "exclusive,time-slicing,mps", "--clients", "2", "--models", "mlp")
+    per_window = one.warmup_s + one.duration_s
+    # time-slicing adds its own case and one more baseline after it
+    assert bench.estimate_seconds(two) - bench.estimate_seconds(one) > 2 * 3 * per_window
 
 
 def test_mps_limit_commands_match_device_plugin_shares():
@@ -249,6 +309,198 @@ def test_apply_ratios_against_exclusive_of_same_model():
     assert ratios[4] is None
 
 
+def test_summarize_case_combines_baseline_measurements_by_their_medians():
+    def rep(it_s):
+        return [sample(0, iterations=it_s, elapsed=1.0)]
+
+    # Three measurements of two repetitions: medians 100, 150 and 120 it/s.
+    reps = [rep(90), rep(110), rep(150), rep(150), rep(120), rep(120)]
+    r = bench.summarize_case(
+        "mlp", "exclusive", 1, reps, META, 1.0, measurement_of_rep=[0, 0, 1, 1, 2, 2]
+    )
+    assert r.aggregate_it_s == pytest.approx(120.0)  # median of the medians, not of all reps
+    assert r.baseline_runs == 3
+    assert r.repetitions == 2  # per measurement
+    assert r.baseline_spread_pct == pytest.approx(100 * (150 - 100) / 120)
+    assert (r.aggregate_min_it_s, r.aggregate_max_it_s) == (90.0, 150.0)
+    # An ordinary case has no baseline spread of its own.
+    plain = bench.summarize_case("mlp", "mps", 1, reps, META, 1.0)
+    assert plain.baseline_spread_pct is None and plain.baseline_runs is None
+
+
+def test_ratios_divide_by_the_median_baseline_and_report_its_spread():
+    # The first exclusive measurement is planted low, as in the 2026-11-28 run.
+    baseline = {"mlp": [600.0, 1000.0, 1050.0], "transformer": [200.0, 200.0, 200.0]}
+    settings = _settings(
+        *("--models", "mlp,transformer", "--modes", "exclusive,time-slicing,mps"),
+        *("--clients", "1,2", "--repetitions", "2", "--duration", "1"),
+    )
+    runner = fake_runner(speed={"mlp": 1000.0, "transformer": 300.0}, baseline=baseline)
+    results = bench.run_benchmark(settings, runner, GPU, log=lambda _: None)
+    rows = bench.results_by_key(results)
+    assert len(results) == 2 * 4  # one exclusive row per model, however often it was measured
+    base = rows[("mlp", "exclusive", 1)]
+    assert base.aggregate_it_s == pytest.approx(1000.0)  # not the 600 measured first
+    assert base.baseline_runs == 3
+    assert base.baseline_spread_pct == pytest.approx(45.0)  # (1050 - 600) / 1000
+    ts = rows[("mlp", "time-slicing", 2)]
+    assert ts.ratio_vs_exclusive == pytest.approx(1.0)
+    assert ts.baseline_it_s == pytest.approx(1000.0)
+    assert ts.baseline_spread_pct == pytest.approx(45.0)  # every row carries its baseline's
+    assert ts.ratio_low == pytest.approx(1000.0 / 1050.0)  # against the fastest baseline rep
+    steady = rows[("transformer", "mps", 2)]
+    assert steady.ratio_vs_exclusive == pytest.approx(1.5)
+    assert rows[("transformer", "exclusive", 1)].baseline_spread_pct == pytest.approx(0.0)
+    assert bench.baseline_problems(results, 10.0) == [
+        "model=mlp: the 3 exclusive measurements differ by 45.0% (limit 10%); "
+        "ratios divide by their median 1000.0 it/s"
+    ]
+    assert bench.baseline_problems(results, 50.0) == []
+
+
+def _run_args(tmp_path, *extra):
+    return [
+        *("run", "--models", "mlp", "--clients", "1,2", "--duration", "1"),
+        *("--repetitions", "1", "--out", str(tmp_path / "r.csv"), *extra),
+    ]
+
+
+def test_unstable_baseline_fails_the_run_loudly(tmp_path, capsys):
+    drifting = {"mlp": [800.0, 1000.0, 1000.0]}  # 20 % apart
+    code = bench.main(_run_args(tmp_path), runner=fake_runner(baseline=drifting), gpu=GPU)
+    assert code == 4
+    err = capsys.readouterr().err
+    assert "ERROR: UNSTABLE BASELINE" in err
+    assert "model=mlp: the 3 exclusive measurements differ by 20.0%" in err
+    # The rows are written all the same, with the spread that failed them.
+    (base,) = [r for r in bench.load_results(tmp_path / "r.csv") if r.mode == "exclusive"]
+    assert base.baseline_spread_pct == pytest.approx(20.0)
+
+
+def test_unstable_baseline_can_be_accepted_or_tolerated(tmp_path, capsys):
+    drifting = {"mlp": [800.0, 1000.0, 1000.0]}
+    argv = _run_args(tmp_path, "--accept-unstable-baseline")
+    assert bench.main(argv, runner=fake_runner(baseline=drifting), gpu=GPU) == 0
+    assert "WARNING: UNSTABLE BASELINE" in capsys.readouterr().err
+    argv = _run_args(tmp_path, "--max-baseline-spread", "25")
+    assert bench.main(argv, runner=fake_runner(baseline=drifting), gpu=GPU) == 0
+    assert "UNSTABLE" not in capsys.readouterr().err
+
+
+def test_rows_carry_window_telemetry_and_host_memory():
+    settings = _settings("--models", "mlp", "--clients", "1,4", "--repetitions", "2")
+    raw = []
+    results = bench.run_benchmark(
+        settings, fake_runner(clock_mhz=1755.0), GPU, log=lambda _: None, raw=raw
+    )
+    rows = bench.results_by_key(results)
+    # The 300 MHz samples lie outside every window and must not pull the median down.
+    assert rows[("mlp", "mps", 4)].sm_clock_mhz == 1755.0
+    assert rows[("mlp", "mps", 4)].host_rss_mib == 704.0  # the fake reports 700 + N
+    assert rows[("mlp", "exclusive", 1)].host_rss_mib == 701.0
+    sample_entries = [e for e in raw if "samples" in e]
+    assert all(len(e["windows"]) == 2 for e in sample_entries)
+    assert [e["baseline_measurement"] for e in sample_entries if e["mode"] == "exclusive"] == [
+        1,
+        2,
+        3,
+    ]
+    traces = [e for e in raw if "telemetry" in e]
+    assert len(traces) == len(bench.planned_cases(settings))
+    assert traces[0]["telemetry_fields"][:2] == ["t", "sm_clock_mhz"]
+
+
+def test_summarize_window_uses_only_samples_inside_it():
+    def at(t, clock, temp, busy, steal, total, reasons=0):
+        return bench.TelemetrySample(
+            t=t,
+            sm_clock_mhz=clock,
+            temp_c=temp,
+            clock_reasons=reasons,
+            cpu_busy_jiffies=busy,
+            cpu_steal_jiffies=steal,
+            cpu_total_jiffies=total,
+        )
+
+    samples = [
+        at(0.5, 345, 30, 0, 0, 0, reasons=0x1),  # idle, before the window
+        at(1.0, 1980, 40, 100, 10, 1000),
+        at(2.0, 1900, 45, 300, 20, 2000, reasons=0x4),
+        at(3.0, 1700, 44, 500, 30, 3000),
+        at(9.0, 345, 31, 500, 30, 9000),  # after it
+    ]
+    w = bench.summarize_window(samples, 1.0, 3.0)
+    assert w.samples == 3
+    assert (w.sm_clock_mhz, w.sm_clock_min_mhz, w.temp_c) == (1900, 1700, 45)
+    assert w.clock_reasons == ("sw_power_cap",)  # gpu_idle was outside
+    assert w.cpu_busy_pct == pytest.approx(100 * 400 / 2000)
+    assert w.cpu_steal_pct == pytest.approx(100 * 20 / 2000)
+    empty = bench.summarize_window(samples, 4.0, 5.0)
+    assert empty.samples == 0 and empty.sm_clock_mhz is None and empty.cpu_busy_pct is None
+
+
+def test_case_windows_span_from_first_start_to_last_end():
+    rep = [
+        sample(0, window_start=10.0, window_end=12.0),
+        sample(1, window_start=10.2, window_end=12.5),
+    ]
+    telemetry = tuple(
+        bench.TelemetrySample(t=t, sm_clock_mhz=c) for t, c in ((9.9, 1), (10.1, 2), (12.4, 3))
+    )
+    case = bench.CaseRun(samples={"mlp": [rep]}, telemetry=telemetry)
+    (window,) = bench.case_windows(case, "mlp")
+    assert window.samples == 2 and window.sm_clock_min_mhz == 2
+    assert bench.case_windows(bench.CaseRun(samples={"mlp": [rep]}), "mlp") is None
+
+
+def test_proc_parsers():
+    stat = "cpu  100 5 50 1000 20 3 2 40 7 0\ncpu0 1 2 3 4 5 6 7 8 9 0\n"
+    assert bench.parse_cpu_jiffies(stat) == (160, 40, 1220)
+    assert bench.parse_cpu_jiffies("intr 1 2 3") is None
+    status = "Name:\tpython3\nVmHWM:\t  1048576 kB\nVmRSS:\t   524288 kB\n"
+    assert bench.parse_kib_field(status, "VmHWM") == 1024.0
+    assert bench.parse_kib_field(status, "VmRSS") == 512.0
+    assert bench.parse_kib_field(status, "Pss") is None
+    fields = " ".join(str(i) for i in range(3, 53))  # fields 3..52; field 39 holds 39
+    assert bench.parse_last_cpu(f"1234 (python3 -c x) {fields}") == 39  # a name with spaces
+    assert bench.parse_last_cpu("1234 (short) S 1") is None
+    assert bench.parse_smi_telemetry("1980, 3201, 41, [N/A], 97\n") == {
+        "sm_clock_mhz": 1980.0,
+        "mem_clock_mhz": 3201.0,
+        "temp_c": 41.0,
+        "gpu_util_pct": 97.0,
+    }
+
+
+def test_telemetry_monitor_samples_until_stopped():
+    reads = []
+
+    def read_gpu():
+        reads.append(1)
+        if len(reads) == 2:
+            raise RuntimeError("NVML hiccup")  # one failed read must not stop the sampling
+        return {"sm_clock_mhz": 1980.0, "temp_c": 40.0}
+
+    with bench.TelemetryMonitor(read_gpu, interval_s=0.01) as monitor:
+        time.sleep(0.1)
+    samples = monitor.samples
+    assert len(samples) >= 3
+    assert [x.t for x in samples] == sorted(x.t for x in samples)
+    assert samples[0].sm_clock_mhz == 1980.0
+    assert samples[1].sm_clock_mhz is None
+    count = len(samples)
+    time.sleep(0.05)
+    assert len(monitor.samples) == count  # the thread is gone
+
+
+def test_host_memory_drop_counts_shared_pages_once():
+    trace = [
+        bench.TelemetrySample(t=i, mem_available_mib=m) for i, m in enumerate((9000, 7000, 7500))
+    ]
+    assert bench.host_memory_drop_mib(trace) == 2000
+    assert bench.host_memory_drop_mib(trace[:1]) is None
+
+
 # --- CSV --------------------------------------------------------------------------------------
 
 
@@ -267,16 +519,30 @@ def test_csv_header_and_round_trip(tmp_path):
     header = path.read_text().splitlines()[0]
     assert header == (
         "date,gpu,driver,torch,model,mode,clients,repetitions,duration_s,aggregate_it_s,"
-        "per_process_it_s,ratio_vs_exclusive,p50_ms,p99_ms,mem_per_process_mib,status"
+        "aggregate_min_it_s,aggregate_max_it_s,per_process_it_s,ratio_vs_exclusive,ratio_low,"
+        "baseline_it_s,baseline_runs,baseline_spread_pct,p50_ms,p99_ms,mem_per_process_mib,"
+        "host_rss_mib,sm_clock_mhz,gpu_temp_c,status"
     )
     loaded = bench.load_results(path)
     assert len(loaded) == len(results) == 3 * 4  # 3 models x (exclusive 1, ts 2, mps 1, mps 2)
     for a, b in zip(results, loaded, strict=True):
         assert a.key == b.key
         assert a.status == b.status
-        for field in ("aggregate_it_s", "per_process_it_s", "ratio_vs_exclusive", "p50_ms"):
+        for field in (
+            "aggregate_it_s",
+            "aggregate_min_it_s",
+            "per_process_it_s",
+            "ratio_vs_exclusive",
+            "ratio_low",
+            "baseline_it_s",
+            "baseline_spread_pct",
+            "p50_ms",
+            "host_rss_mib",
+            "sm_clock_mhz",
+        ):
             va, vb = getattr(a, field), getattr(b, field)
             assert (va is None and vb is None) or vb == pytest.approx(va, rel=1e-3)
+        assert a.baseline_runs == b.baseline_runs
         assert isinstance(b.clients, int)
         assert (b.repetitions, b.duration_s) == (2, 2.5)
         assert (b.date, b.gpu, b.driver, b.torch) == ("2026-01-02", "Test GPU", "1.2.3", "9.9")
@@ -284,7 +550,21 @@ def test_csv_header_and_round_trip(tmp_path):
     assert oom_row.key == ("memory", "mps", 2)
     assert oom_row.aggregate_it_s is None and oom_row.p99_ms is None
     oom_line = next(line for line in path.read_text().splitlines() if line.endswith(",oom"))
-    assert ",,,,,,,oom" in oom_line  # all six numeric columns empty, not zero
+    # every measured column empty, not zero; only the baseline it was to be divided by stays
+    fields = dict(zip(bench.CSV_COLUMNS, oom_line.split(","), strict=True))
+    measured = ("aggregate_it_s", "ratio_vs_exclusive", "ratio_low", "p99_ms", "host_rss_mib")
+    assert all(fields[column] == "" for column in measured)
+    assert float(fields["baseline_it_s"]) > 0
+
+
+def test_legacy_single_baseline_files_still_load(tmp_path):
+    legacy = tmp_path / "legacy.csv"
+    header = ",".join(bench.LEGACY_CSV_COLUMNS)
+    row = "2026-01-02,T4,1,2.9,mlp,exclusive,1,3,3,5000,5000,1.0,0.2,0.3,54,ok"
+    legacy.write_text(f"{header}\n{row}\n")
+    (r,) = bench.load_results(legacy)
+    assert (r.aggregate_it_s, r.ratio_vs_exclusive, r.p99_ms) == (5000.0, 1.0, 0.3)
+    assert r.ratio_low is None and r.baseline_runs is None and r.host_rss_mib is None
 
 
 def test_load_results_rejects_foreign_files(tmp_path):
@@ -356,7 +636,14 @@ def test_oom_row_and_nonzero_exit(tmp_path, capsys):
     assert "model=memory mode=time-slicing N=4" in err
     assert "model=mlp mode=mps N=2" in err
     # the run went on after the OOM
-    assert calls == [("exclusive", 1), ("time-slicing", 2), ("time-slicing", 4), *mps_cases]
+    assert calls == [
+        ("exclusive", 1),
+        ("time-slicing", 2),
+        ("time-slicing", 4),
+        ("exclusive", 1),
+        *mps_cases,
+        ("exclusive", 1),
+    ]
     rows = bench.results_by_key(bench.load_results(out))
     assert rows[("memory", "time-slicing", 4)].status == "oom"
     assert rows[("mlp", "mps", 2)].status == "oom"
@@ -401,17 +688,30 @@ def test_unexpected_sample_status_is_an_error():
 # --- committed results ------------------------------------------------------------------------
 
 
-def test_committed_h200_results_load():
-    path = BENCH_PATH.parent / "results-h200.csv"
+COMMITTED = sorted(BENCH_PATH.parent.glob("results-h200*.csv"))
+
+
+def test_every_committed_results_file_is_found():
+    names = {p.name for p in COMMITTED}
+    assert {"results-h200.csv", "results-h200-reduced-a.csv", "results-h200-reduced-b.csv"} <= names
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_committed_h200_results_load(path):
     results = bench.load_results(path)
     keys = bench.results_by_key(results)
     assert len(keys) == len(results)  # one row per (model, mode, N)
-    for model in bench.MODELS:
+    for model in {r.model for r in results}:
         base = keys[(model, "exclusive", 1)]
         assert base.ratio_vs_exclusive == pytest.approx(1.0)
+        assert base.baseline_runs >= 2  # measured before and after every sweep
         for r in results:
             if r.model == model and r.status == "ok":
+                assert r.baseline_it_s == pytest.approx(base.aggregate_it_s)
                 assert r.ratio_vs_exclusive == pytest.approx(
                     r.aggregate_it_s / base.aggregate_it_s, rel=1e-3
                 )
+                assert r.ratio_low <= r.ratio_vs_exclusive
+                assert r.aggregate_min_it_s <= r.aggregate_it_s <= r.aggregate_max_it_s
+                assert r.host_rss_mib > 0 and r.sm_clock_mhz > 0
                 assert math.isclose(r.per_process_it_s * r.clients, r.aggregate_it_s, rel_tol=1e-3)

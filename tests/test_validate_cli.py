@@ -32,3 +32,23 @@ def test_invalid_stack_lists_problems_and_fails(tmp_path, capsys):
 
 def test_missing_stack_file_is_reported(tmp_path):
     assert main(["nope", "--dir", str(tmp_path)]) == 2
+
+
+def test_benchmark_sizing_is_reported_and_a_cap_is_a_warning(tmp_path, capsys):
+    (tmp_path / "Pulumi.bench.yaml").write_text(
+        "config:\n"
+        "  eks-gpu-slicing:gpuNodeGroups:\n"
+        "    t4: {instanceType: g4dn.xlarge, minSize: 1, desiredSize: 1, maxSize: 1, "
+        "sharing: dense}\n"
+        "    a10g: {instanceType: g5.xlarge, minSize: 1, desiredSize: 1, maxSize: 1}\n"
+        "  eks-gpu-slicing:sharing:\n"
+        "    default: {replicas: 4}\n"
+        "    dense: {replicas: 40}\n"
+        "  eks-gpu-slicing:benchmark:\n"
+        "    enabled: true\n"
+    )
+    assert main(["bench", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "benchmark, a10g: N = 1, 2, 4; memory" in out
+    assert "warning: benchmark, t4: N = 1, 2, 4, 8, " in out
+    assert "N capped at" in out and "(the profile asks for up to 40)" in out

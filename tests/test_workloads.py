@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 from benchmarks.sharing import bench
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.planner import DEFAULT_RESULTS
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 from eks_gpu_slicing.workloads import (
     BENCHMARK_CSV_MARKER,
+    BENCHMARK_MEMORY_MARGIN_MIB,
     BENCHMARK_MOUNT,
     benchmark_clients,
     benchmark_command,
     benchmark_deadline_s,
     benchmark_job,
     benchmark_run_args,
+    benchmark_sizing,
+    benchmark_worker_rss_mib,
     demo_deployment,
     gpu_node_labels,
     gpu_node_taints,
@@ -139,6 +146,7 @@ def test_benchmark_job_targets_one_group_and_requests_its_resource():
         instance_type="g5.xlarge", min_size=1, desired_size=1, max_size=1, sharing="renamed"
     )
     profile = SharingProfile(strategy="time-slicing", replicas=4, rename_by_default=True)
+    sizing = benchmark_sizing(group.instance, profile, ["mlp"])
     job = benchmark_job(
         group_name="a10g",
         group=group,
@@ -147,8 +155,9 @@ def test_benchmark_job_targets_one_group_and_requests_its_resource():
         namespace="default",
         script_config_map="script-cm",
         run_args=benchmark_run_args(
-            clients=[1, 2], models=["mlp"], modes=["exclusive"], duration_s=1, repetitions=1
+            clients=sizing.clients, models=["mlp"], modes=["exclusive"], duration_s=1, repetitions=1
         ),
+        sizing=sizing,
     )
     pod = job["spec"]["template"]["spec"]
     assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
@@ -161,6 +170,72 @@ def test_benchmark_job_targets_one_group_and_requests_its_resource():
     )
     assert tolerates(pod["tolerations"], gpu_node_taints())
     (container,) = pod["containers"]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
+    memory = f"{sizing.memory_mib}Mi"
+    assert container["resources"]["limits"] == {"nvidia.com/gpu.shared": 1, "memory": memory}
+    assert container["resources"]["requests"]["memory"] == memory
+    assert not container["command"][2].startswith("echo")  # nothing capped, nothing to say
     assert pod["volumes"][0]["configMap"]["name"] == "script-cm"
     assert container["volumeMounts"][0]["mountPath"] == BENCHMARK_MOUNT
+
+
+def test_allocatable_memory_follows_the_ami_reservations():
+    # g4dn.xlarge: 16 GiB nominal, 29 pods: 16384 x 0.925 - (11 x 29 + 255) - 100 eviction
+    assert facts.allocatable_memory_mib(facts.GPU_INSTANCES["g4dn.xlarge"]) == 15155 - 574 - 100
+    # More possible pods reserve more: g5.xlarge has the same memory and 58 pods.
+    assert facts.allocatable_memory_mib(facts.GPU_INSTANCES["g5.xlarge"]) == 15155 - 893 - 100
+
+
+def test_worker_rss_comes_from_the_committed_results():
+    rows = bench.load_results(DEFAULT_RESULTS)
+    assert all(r.host_rss_mib for r in rows if r.status == "ok")  # measured for every row
+    mlp_only = max(r.host_rss_mib for r in rows if r.model == "mlp")
+    assert benchmark_worker_rss_mib(("mlp",)) == mlp_only
+    # A worker that also builds the transformer holds more than one that runs only the MLP.
+    assert benchmark_worker_rss_mib(("mlp", "transformer")) > mlp_only
+
+
+def test_benchmark_memory_covers_every_worker_and_fits_the_node():
+    t4 = facts.GPU_INSTANCES["g4dn.xlarge"]
+    sizing = benchmark_sizing(
+        t4, SharingProfile(strategy="time-slicing", replicas=10), ["mlp", "transformer"]
+    )
+    rss = benchmark_worker_rss_mib(("mlp", "transformer"))
+    assert sizing.clients == [1, 2, 4, 8, 10] and not sizing.capped
+    assert sizing.memory_mib == math.ceil(10 * rss + BENCHMARK_MEMORY_MARGIN_MIB)
+    assert sizing.memory_mib <= facts.allocatable_memory_mib(t4)
+    assert "N = 1, 2, 4, 8, 10; memory" in sizing.describe("g4dn.xlarge")
+
+
+def test_benchmark_caps_n_where_the_workers_would_not_fit_and_says_so():
+    t4 = facts.GPU_INSTANCES["g4dn.xlarge"]
+    profile = SharingProfile(strategy="time-slicing", replicas=40)
+    models = ["mlp", "transformer"]
+    sizing = benchmark_sizing(t4, profile, models)
+    rss = benchmark_worker_rss_mib(tuple(models))
+    fit = math.floor((facts.allocatable_memory_mib(t4) - BENCHMARK_MEMORY_MARGIN_MIB) / rss)
+    assert 1 < fit < 40
+    assert sizing.capped and max(sizing.clients) == fit
+    assert sizing.clients == [*(n for n in benchmark_clients(profile) if n < fit), fit]
+    assert sizing.memory_mib <= facts.allocatable_memory_mib(t4)
+    assert (fit + 1) * rss + BENCHMARK_MEMORY_MARGIN_MIB > facts.allocatable_memory_mib(t4)
+    described = sizing.describe("g4dn.xlarge")
+    assert f"N capped at {fit} (the profile asks for up to 40)" in described
+    group = GpuNodeGroupSettings(
+        instance_type="g4dn.xlarge", min_size=1, desired_size=1, max_size=1, sharing="big"
+    )
+    job = benchmark_job(
+        group_name="t4",
+        group=group,
+        profile=profile,
+        image="x/y:1",
+        namespace="default",
+        script_config_map="cm",
+        run_args=benchmark_run_args(
+            clients=sizing.clients, models=models, modes=["exclusive"], duration_s=1, repetitions=1
+        ),
+        sizing=sizing,
+    )
+    script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    note, _, run = script.partition(f"; python {BENCHMARK_MOUNT}/bench.py ")
+    assert note.startswith("echo 'note: N = ") and f"N capped at {fit}" in note
+    assert run.startswith("run --clients ")  # the note comes first, then the benchmark

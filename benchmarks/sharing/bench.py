@@ -12,6 +12,13 @@ Modes
                 plugin's MPS strategy sets for `replicas: R` (--mps-replicas): active thread
                 percentage 100/R and a pinned device memory limit of total/R.
 
+Baseline
+  The exclusive case is measured before the first sweep and again after every mode's sweep;
+  ratios divide by the median of those measurements, and a run whose measurements spread by
+  more than --max-baseline-spread percent fails (exit 4) unless --accept-unstable-baseline.
+  The GPU's SM clock, temperature and power, and the host's CPU load and steal time, are
+  sampled during every timed window, and each worker reports its peak host memory (RSS).
+
 Subcommands
   run    run the benchmark and write a CSV (one row per model, mode and N)
   merge  merge CSVs from several runs (recomputes ratio_vs_exclusive)
@@ -35,11 +42,13 @@ import math
 import multiprocessing
 import os
 import queue
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -56,11 +65,44 @@ DEFAULT_REPETITIONS = 3
 DEFAULT_MEMORY_GIB = 8.0
 DEFAULT_MPS_REPLICAS = 10
 DEFAULT_CASE_TIMEOUT_S = 900.0
+DEFAULT_TELEMETRY_INTERVAL_S = 0.2
+# A baseline whose measurements differ by more than this (max - min over median, percent)
+# cannot carry ratios: the 2026-11-28 run divided by a baseline 1.7x below a re-run's.
+DEFAULT_MAX_BASELINE_SPREAD_PCT = 10.0
 
 STATUS_OK = "ok"
 STATUS_OOM = "oom"
 
 CSV_COLUMNS = (
+    "date",
+    "gpu",
+    "driver",
+    "torch",
+    "model",
+    "mode",
+    "clients",
+    "repetitions",
+    "duration_s",
+    "aggregate_it_s",
+    "aggregate_min_it_s",
+    "aggregate_max_it_s",
+    "per_process_it_s",
+    "ratio_vs_exclusive",
+    "ratio_low",
+    "baseline_it_s",
+    "baseline_runs",
+    "baseline_spread_pct",
+    "p50_ms",
+    "p99_ms",
+    "mem_per_process_mib",
+    "host_rss_mib",
+    "sm_clock_mhz",
+    "gpu_temp_c",
+    "status",
+)
+# Files written before the baseline was measured more than once; still readable (the new
+# columns are then empty), so a CSV from an older in-cluster Job can still be planned with.
+LEGACY_CSV_COLUMNS = (
     "date",
     "gpu",
     "driver",
@@ -136,10 +178,52 @@ class WorkerSample:
     device_used_mib: float | None = None  # total - free on the device, all processes
     status: str = STATUS_OK
     error: str = ""
+    # time.monotonic() at the start and end of the timed window: the clock is system-wide on
+    # Linux, so the parent can match its GPU telemetry samples to the window.
+    window_start: float | None = None
+    window_end: float | None = None
+    host_rss_mib: float | None = None  # peak resident set of the process so far (VmHWM)
+    host_pss_mib: float | None = None  # proportional set: shared pages split between sharers
+    cpu: int | None = None  # the CPU the worker last ran on, after the window
+    involuntary_switches: int | None = None  # preemptions during the window
+    cpu_probe_ms: float | None = None  # a fixed pure-Python loop just before the window
 
     @property
     def it_s(self) -> float:
         return self.iterations / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class TelemetrySample:
+    """One reading of the GPU and the host, taken by the parent process during a case."""
+
+    t: float  # time.monotonic()
+    sm_clock_mhz: float | None = None
+    mem_clock_mhz: float | None = None
+    temp_c: float | None = None
+    power_w: float | None = None
+    gpu_util_pct: float | None = None
+    clock_reasons: int | None = None  # NVML clocks event reasons, a bit mask
+    cpu_busy_jiffies: int | None = None  # /proc/stat, all CPUs, cumulative
+    cpu_steal_jiffies: int | None = None
+    cpu_total_jiffies: int | None = None
+    mem_available_mib: float | None = None
+
+
+@dataclass(frozen=True)
+class WindowTelemetry:
+    """The telemetry samples that fell inside one timed window, reduced."""
+
+    samples: int
+    sm_clock_mhz: float | None = None  # median
+    sm_clock_min_mhz: float | None = None
+    mem_clock_mhz: float | None = None  # median
+    temp_c: float | None = None  # highest
+    power_w: float | None = None  # median
+    gpu_util_pct: float | None = None  # median
+    clock_reasons: tuple[str, ...] = ()  # every reason any sample gave
+    cpu_busy_pct: float | None = None  # of all CPUs, over the window
+    cpu_steal_pct: float | None = None  # time the hypervisor gave the CPUs to someone else
 
 
 @dataclass(frozen=True)
@@ -149,6 +233,7 @@ class CaseRun:
     samples: dict[str, list[list[WorkerSample]]]
     torch_version: str = ""
     gpu: str = ""
+    telemetry: tuple[TelemetrySample, ...] = ()  # the whole case, in time order
 
 
 @dataclass(frozen=True)
@@ -161,7 +246,8 @@ class RunMeta:
 
 @dataclass(frozen=True)
 class Result:
-    """One CSV row. Numbers are None where the case failed (status 'oom')."""
+    """One CSV row. Numbers are None where the case failed (status 'oom') or, for the columns
+    added with the repeated baseline, where a legacy file did not have them."""
 
     date: str
     gpu: str
@@ -179,6 +265,15 @@ class Result:
     p99_ms: float | None
     mem_per_process_mib: float | None
     status: str
+    aggregate_min_it_s: float | None = None  # slowest repetition
+    aggregate_max_it_s: float | None = None  # fastest repetition
+    ratio_low: float | None = None  # slowest repetition / fastest baseline repetition
+    baseline_it_s: float | None = None  # what ratio_vs_exclusive divides by
+    baseline_runs: int | None = None  # how many times the exclusive case was measured
+    baseline_spread_pct: float | None = None  # (max - min) / median of those measurements
+    host_rss_mib: float | None = None  # largest peak RSS of any worker
+    sm_clock_mhz: float | None = None  # median over windows of each window's median
+    gpu_temp_c: float | None = None  # highest in any window
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -196,6 +291,7 @@ class Settings:
     memory_gib: float
     mps_replicas: int
     case_timeout_s: float
+    telemetry_interval_s: float = DEFAULT_TELEMETRY_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -334,6 +430,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CASE_TIMEOUT_S,
         help="seconds one (mode, N) case may take before it is declared hung",
     )
+    run.add_argument(
+        "--telemetry-interval",
+        dest="telemetry_interval_s",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_TELEMETRY_INTERVAL_S,
+        help="seconds between GPU clock/temperature samples (default: %(default)s)",
+    )
+    run.add_argument(
+        "--max-baseline-spread",
+        dest="max_baseline_spread_pct",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_MAX_BASELINE_SPREAD_PCT,
+        help="percent by which the exclusive measurements of one model may differ "
+        "(max - min over median) before the run fails (default: %(default)s)",
+    )
+    run.add_argument(
+        "--accept-unstable-baseline",
+        action="store_true",
+        help="report a baseline spread above --max-baseline-spread but exit 0",
+    )
     run.add_argument("--out", type=Path, default=Path("results.csv"), help="CSV to write")
     run.add_argument("--raw-out", type=Path, help="also write every worker's samples as JSON")
     run.add_argument("--plot", type=Path, help="also write the PNG plot here")
@@ -375,6 +491,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         memory_gib=float(args.memory_gib),
         mps_replicas=int(args.mps_replicas),
         case_timeout_s=float(args.case_timeout_s),
+        telemetry_interval_s=float(args.telemetry_interval_s),
     )
 
 
@@ -388,18 +505,33 @@ def clients_for_mode(mode: str, clients: Sequence[int]) -> list[int]:
 
 
 def planned_cases(settings: Settings) -> list[tuple[str, int]]:
-    return [(mode, n) for mode in settings.modes for n in clients_for_mode(mode, settings.clients)]
+    """Every (mode, N) case in run order. The exclusive baseline is measured before the first
+    sweep and after each one (twice when it is the only mode), so a baseline that drifts
+    through the run shows up as spread instead of silently scaling every ratio."""
+    sweeps = [
+        [(mode, n) for n in clients_for_mode(mode, settings.clients)]
+        for mode in settings.modes
+        if mode != "exclusive"
+    ]
+    if "exclusive" not in settings.modes:
+        return [case for sweep in sweeps for case in sweep]
+    baseline = ("exclusive", 1)
+    cases = [baseline]
+    for sweep in sweeps or [[]]:
+        cases += [*sweep, baseline]
+    return cases
 
 
 def estimate_seconds(settings: Settings) -> float:
     """Rough wall time: process start-up plus barriers, warm-ups and timed windows."""
-    total = 0.0
-    for _mode, n in planned_cases(settings):
+
+    def case_seconds(n: int) -> float:
         startup = 4.0 + 0.2 * n  # interpreter + torch import + CUDA context (seen on an H200)
         build = 0.5 * len(settings.models)
         per_rep = settings.warmup_s + settings.duration_s + 0.3
-        total += startup + build + len(settings.models) * settings.repetitions * per_rep
-    return total
+        return startup + build + len(settings.models) * settings.repetitions * per_rep
+
+    return sum(case_seconds(n) for _mode, n in planned_cases(settings))
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,14 +563,23 @@ def summarize_case(
     reps: Sequence[Sequence[WorkerSample]],
     meta: RunMeta,
     duration_s: float,
+    windows: Sequence[WindowTelemetry] | None = None,
+    measurement_of_rep: Sequence[int] | None = None,
 ) -> Result:
-    """Reduce repetitions x workers to one row (ratio_vs_exclusive is filled by apply_ratios).
+    """Reduce repetitions x workers to one row (ratios are filled by apply_ratios).
 
-    aggregate_it_s   median over repetitions of (sum over workers of iterations / elapsed)
+    aggregate_it_s   median over repetitions of (sum over workers of iterations / elapsed);
+                     for the exclusive baseline, whose repetitions come from several
+                     measurements (`measurement_of_rep` names each one's), the median over
+                     measurements of each measurement's median
+    aggregate_min/max_it_s  the slowest and fastest repetition
     per_process_it_s aggregate_it_s / N
     p50_ms, p99_ms   median over repetitions of (median over workers of that worker's
                      p50 / p99 per-iteration latency in the repetition)
     mem_per_process  largest peak torch.cuda.max_memory_reserved of any worker (MiB)
+    host_rss_mib     largest peak resident set (VmHWM) of any worker (MiB)
+    sm_clock_mhz     median over repetitions of the window's median SM clock
+    gpu_temp_c       highest GPU temperature in any window
     """
     common = {
         "date": meta.date,
@@ -459,6 +600,19 @@ def summarize_case(
                 f"{model}/{mode}/N={clients}: repetition {i} has {len(rep)} worker samples, "
                 f"expected {clients}"
             )
+    if windows is not None and len(windows) != len(reps):
+        raise BenchmarkError(
+            f"{model}/{mode}/N={clients}: {len(windows)} telemetry windows for {len(reps)} "
+            "repetitions"
+        )
+    groups: dict[int, list[int]] = {}
+    for i, k in enumerate(measurement_of_rep or [0] * len(reps)):
+        groups.setdefault(k, []).append(i)
+    if measurement_of_rep is not None:
+        if len(measurement_of_rep) != len(reps):
+            raise BenchmarkError(f"{model}/{mode}: a measurement index for every repetition")
+        common["repetitions"] = max(len(members) for members in groups.values())
+        common["baseline_runs"] = len(groups)
     if any(s.status == STATUS_OOM for rep in reps for s in rep):
         return Result(
             **common,
@@ -473,36 +627,155 @@ def summarize_case(
     bad = [s for rep in reps for s in rep if s.status != STATUS_OK]
     if bad:
         raise BenchmarkError(f"{model}/{mode}/N={clients}: unexpected sample status {bad[0]}")
-    aggregate = statistics.median(sum(s.it_s for s in rep) for rep in reps)
+    totals = [sum(s.it_s for s in rep) for rep in reps]
+    medians = [statistics.median(totals[i] for i in members) for members in groups.values()]
+    aggregate = statistics.median(medians)
+    spread = None
+    if measurement_of_rep is not None and len(medians) > 1:
+        spread = 100.0 * (max(medians) - min(medians)) / aggregate
     p50 = statistics.median(statistics.median(s.p50_ms for s in rep) for rep in reps)
     p99 = statistics.median(statistics.median(s.p99_ms for s in rep) for rep in reps)
     mems = [s.mem_reserved_mib for rep in reps for s in rep if s.mem_reserved_mib is not None]
+    rss = [s.host_rss_mib for rep in reps for s in rep if s.host_rss_mib is not None]
+    clocks = [w.sm_clock_mhz for w in windows or () if w.sm_clock_mhz is not None]
+    temps = [w.temp_c for w in windows or () if w.temp_c is not None]
     return Result(
         **common,
         aggregate_it_s=aggregate,
+        aggregate_min_it_s=min(totals),
+        aggregate_max_it_s=max(totals),
         per_process_it_s=aggregate / clients,
         ratio_vs_exclusive=None,
+        baseline_spread_pct=spread,
         p50_ms=p50,
         p99_ms=p99,
         mem_per_process_mib=max(mems) if mems else None,
+        host_rss_mib=max(rss) if rss else None,
+        sm_clock_mhz=statistics.median(clocks) if clocks else None,
+        gpu_temp_c=max(temps) if temps else None,
         status=STATUS_OK,
     )
 
 
 def apply_ratios(results: Sequence[Result]) -> list[Result]:
-    """Set ratio_vs_exclusive = aggregate / aggregate of the exclusive N=1 row of the model."""
+    """Divide every row of a model by that model's exclusive N=1 row (the median baseline).
+
+    ratio_low is the low end of what was measured: the row's slowest repetition over the
+    baseline's fastest one, so a spread in either shows up as a lower figure. The baseline_*
+    columns of the exclusive row are copied onto every row of its model, so each row says
+    what it was divided by and how stable that was.
+    """
     baseline = {
-        r.model: r.aggregate_it_s
+        r.model: r
         for r in results
         if r.mode == "exclusive" and r.clients == 1 and r.status == STATUS_OK and r.aggregate_it_s
     }
     out = []
     for r in results:
         base = baseline.get(r.model)
-        ratio = None
-        if base and r.status == STATUS_OK and r.aggregate_it_s is not None:
-            ratio = r.aggregate_it_s / base
-        out.append(dataclasses.replace(r, ratio_vs_exclusive=ratio))
+        ratio = ratio_low = None
+        if base is not None and r.status == STATUS_OK and r.aggregate_it_s is not None:
+            ratio = r.aggregate_it_s / base.aggregate_it_s
+            if r.aggregate_min_it_s is not None and base.aggregate_max_it_s:
+                ratio_low = r.aggregate_min_it_s / base.aggregate_max_it_s
+        out.append(
+            dataclasses.replace(
+                r,
+                ratio_vs_exclusive=ratio,
+                ratio_low=ratio_low,
+                baseline_it_s=base.aggregate_it_s if base else None,
+                baseline_runs=base.baseline_runs if base else None,
+                baseline_spread_pct=base.baseline_spread_pct if base else None,
+            )
+        )
+    return out
+
+
+def baseline_problems(results: Sequence[Result], max_spread_pct: float) -> list[str]:
+    """One line per model whose exclusive measurements spread more than max_spread_pct."""
+    problems = []
+    for r in sort_results(results):
+        if r.mode != "exclusive" or r.baseline_spread_pct is None:
+            continue
+        if r.baseline_spread_pct > max_spread_pct:
+            problems.append(
+                f"model={r.model}: the {r.baseline_runs} exclusive measurements differ by "
+                f"{r.baseline_spread_pct:.1f}% (limit {max_spread_pct:g}%); "
+                f"ratios divide by their median {r.aggregate_it_s:.1f} it/s"
+            )
+    return problems
+
+
+# NVML's clocks event ("throttle") reason bits (nvml.h, nvmlClocksEventReason*).
+CLOCK_REASONS = (
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal"),
+    (0x40, "hw_thermal"),
+    (0x80, "hw_power_brake"),
+    (0x100, "display_clocks"),
+)
+
+
+def clock_reason_names(mask: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in CLOCK_REASONS if mask & bit)
+
+
+def summarize_window(
+    samples: Sequence[TelemetrySample], start: float, end: float
+) -> WindowTelemetry:
+    """Reduce the telemetry samples taken between start and end (time.monotonic())."""
+    inside = [x for x in samples if start <= x.t <= end]
+
+    def values(attr: str) -> list[float]:
+        return [v for x in inside if (v := getattr(x, attr)) is not None]
+
+    def median(attr: str) -> float | None:
+        found = values(attr)
+        return statistics.median(found) if found else None
+
+    mask = 0
+    for x in inside:
+        mask |= x.clock_reasons or 0
+    busy = steal = None
+    jiffies = [x for x in inside if x.cpu_total_jiffies is not None]
+    if len(jiffies) >= 2 and jiffies[-1].cpu_total_jiffies > jiffies[0].cpu_total_jiffies:
+        first, last = jiffies[0], jiffies[-1]
+        total = last.cpu_total_jiffies - first.cpu_total_jiffies
+        busy = 100.0 * (last.cpu_busy_jiffies - first.cpu_busy_jiffies) / total
+        steal = 100.0 * (last.cpu_steal_jiffies - first.cpu_steal_jiffies) / total
+    clocks = values("sm_clock_mhz")
+    temps = values("temp_c")
+    return WindowTelemetry(
+        samples=len(inside),
+        sm_clock_mhz=median("sm_clock_mhz"),
+        sm_clock_min_mhz=min(clocks) if clocks else None,
+        mem_clock_mhz=median("mem_clock_mhz"),
+        temp_c=max(temps) if temps else None,
+        power_w=median("power_w"),
+        gpu_util_pct=median("gpu_util_pct"),
+        clock_reasons=clock_reason_names(mask),
+        cpu_busy_pct=busy,
+        cpu_steal_pct=steal,
+    )
+
+
+def case_windows(case: CaseRun, model: str) -> list[WindowTelemetry] | None:
+    """Telemetry per repetition of `model`: the window spans from the first worker's start to
+    the last worker's end. None when the runner sent no telemetry or no window times."""
+    if not case.telemetry:
+        return None
+    out = []
+    for rep in case.samples[model]:
+        starts = [s.window_start for s in rep if s.window_start is not None]
+        ends = [s.window_end for s in rep if s.window_end is not None]
+        if not starts or not ends:
+            out.append(WindowTelemetry(samples=0))
+            continue
+        out.append(summarize_window(case.telemetry, min(starts), max(ends)))
     return out
 
 
@@ -566,11 +839,20 @@ def result_to_row(r: Result) -> dict[str, str]:
         "repetitions": str(r.repetitions),
         "duration_s": f"{r.duration_s:g}",
         "aggregate_it_s": _fmt(r.aggregate_it_s, 2),
+        "aggregate_min_it_s": _fmt(r.aggregate_min_it_s, 2),
+        "aggregate_max_it_s": _fmt(r.aggregate_max_it_s, 2),
         "per_process_it_s": _fmt(r.per_process_it_s, 2),
         "ratio_vs_exclusive": _fmt(r.ratio_vs_exclusive, 4),
+        "ratio_low": _fmt(r.ratio_low, 4),
+        "baseline_it_s": _fmt(r.baseline_it_s, 2),
+        "baseline_runs": "" if r.baseline_runs is None else str(r.baseline_runs),
+        "baseline_spread_pct": _fmt(r.baseline_spread_pct, 2),
         "p50_ms": _fmt(r.p50_ms, 4),
         "p99_ms": _fmt(r.p99_ms, 4),
         "mem_per_process_mib": _fmt(r.mem_per_process_mib, 1),
+        "host_rss_mib": _fmt(r.host_rss_mib, 1),
+        "sm_clock_mhz": _fmt(r.sm_clock_mhz, 0),
+        "gpu_temp_c": _fmt(r.gpu_temp_c, 0),
         "status": r.status,
     }
 
@@ -589,15 +871,22 @@ def _opt_float(text: str) -> float | None:
     return None if text == "" else float(text)
 
 
+def _opt_int(text: str) -> int | None:
+    return None if text == "" else int(text)
+
+
 def load_results(path: Path | str) -> list[Result]:
-    """Read a results CSV written by this script into typed Result rows."""
+    """Read a results CSV written by this script (or by its single-baseline predecessor,
+    whose missing columns come back as None) into typed Result rows."""
     path = Path(path)
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+        columns = tuple(reader.fieldnames or ())
+        if columns not in (CSV_COLUMNS, LEGACY_CSV_COLUMNS):
             raise ValueError(f"{path}: unexpected columns {reader.fieldnames}; want {CSV_COLUMNS}")
         out = []
         for line, row in enumerate(reader, start=2):
+            row = {column: row.get(column, "") for column in CSV_COLUMNS}
             try:
                 status = row["status"]
                 if status not in (STATUS_OK, STATUS_OOM):
@@ -613,11 +902,20 @@ def load_results(path: Path | str) -> list[Result]:
                     repetitions=int(row["repetitions"]),
                     duration_s=float(row["duration_s"]),
                     aggregate_it_s=_opt_float(row["aggregate_it_s"]),
+                    aggregate_min_it_s=_opt_float(row["aggregate_min_it_s"]),
+                    aggregate_max_it_s=_opt_float(row["aggregate_max_it_s"]),
                     per_process_it_s=_opt_float(row["per_process_it_s"]),
                     ratio_vs_exclusive=_opt_float(row["ratio_vs_exclusive"]),
+                    ratio_low=_opt_float(row["ratio_low"]),
+                    baseline_it_s=_opt_float(row["baseline_it_s"]),
+                    baseline_runs=_opt_int(row["baseline_runs"]),
+                    baseline_spread_pct=_opt_float(row["baseline_spread_pct"]),
                     p50_ms=_opt_float(row["p50_ms"]),
                     p99_ms=_opt_float(row["p99_ms"]),
                     mem_per_process_mib=_opt_float(row["mem_per_process_mib"]),
+                    host_rss_mib=_opt_float(row["host_rss_mib"]),
+                    sm_clock_mhz=_opt_float(row["sm_clock_mhz"]),
+                    gpu_temp_c=_opt_float(row["gpu_temp_c"]),
                     status=status,
                 )
             except (TypeError, ValueError) as exc:
@@ -629,26 +927,35 @@ def load_results(path: Path | str) -> list[Result]:
 
 
 def format_table(results: Sequence[Result]) -> str:
-    """Markdown table, one block per model."""
+    """Markdown table, one block per model, each headed by its baseline."""
     lines = []
     for model in dict.fromkeys(r.model for r in sort_results(results)):
+        rows = [r for r in sort_results(results) if r.model == model]
+        base = next((r for r in rows if r.mode == "exclusive" and r.status == STATUS_OK), None)
+        lines += [f"**{model}**", ""]
+        if base is not None and base.baseline_runs:
+            spread = _fmt(base.baseline_spread_pct, 1) or "–"
+            lines += [
+                f"Baseline (exclusive): {base.aggregate_it_s:.0f} it/s, the median of "
+                f"{base.baseline_runs} measurements spread through the run; spread "
+                f"{spread}% (max - min over median).",
+                "",
+            ]
         lines += [
-            f"**{model}**",
-            "",
             (
-                "| mode | N | aggregate it/s | per-process it/s | × exclusive | p50 ms | p99 ms "
-                "| MiB/process | status |"
+                "| mode | N | aggregate it/s | per-process it/s | × exclusive | low × "
+                "| p50 ms | p99 ms | MiB/process | host RSS MiB | SM MHz | status |"
             ),
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
-        for r in sort_results(results):
-            if r.model != model:
-                continue
+        for r in rows:
             lines.append(
                 f"| {r.mode} | {r.clients} | {_fmt(r.aggregate_it_s, 0) or '–'} "
                 f"| {_fmt(r.per_process_it_s, 1) or '–'} | {_fmt(r.ratio_vs_exclusive, 2) or '–'} "
+                f"| {_fmt(r.ratio_low, 2) or '–'} "
                 f"| {_fmt(r.p50_ms, 2) or '–'} | {_fmt(r.p99_ms, 2) or '–'} "
-                f"| {_fmt(r.mem_per_process_mib, 0) or '–'} | {r.status} |"
+                f"| {_fmt(r.mem_per_process_mib, 0) or '–'} | {_fmt(r.host_rss_mib, 0) or '–'} "
+                f"| {_fmt(r.sm_clock_mhz, 0) or '–'} | {r.status} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -696,6 +1003,10 @@ def plot_results(results: Sequence[Result], out_png: Path | str) -> Path:
             if pts and all(r.ratio_vs_exclusive is not None for r in pts):
                 ratios = [r.ratio_vs_exclusive for r in pts]
                 ax_tp.plot(xs, ratios, marker=marker, color=color, label=MODE_LABEL.get(mode, mode))
+                if all(r.ratio_low is not None for r in pts):
+                    # The shaded band reaches down to the low end the planner uses.
+                    lows = [r.ratio_low for r in pts]
+                    ax_tp.fill_between(xs, lows, ratios, color=color, alpha=0.15, linewidth=0)
             if pts:
                 ax_lat.plot(
                     xs,
@@ -722,7 +1033,11 @@ def plot_results(results: Sequence[Result], out_png: Path | str) -> Path:
                         fontsize=8,
                     )
         ax_tp.axhline(1.0, color="gray", linestyle="--", linewidth=0.8)
-        ax_tp.set_title(f"{model}: aggregate throughput / exclusive")
+        title = f"{model}: aggregate throughput / exclusive"
+        if base is not None and base.baseline_spread_pct is not None:
+            runs, spread = base.baseline_runs, base.baseline_spread_pct
+            title += f"\n(baseline: median of {runs} runs, spread {spread:.1f}%)"
+        ax_tp.set_title(title)
         ax_tp.set_ylabel("× exclusive (N=1)")
         ax_tp.set_ylim(bottom=0)
         ax_lat.set_title(f"{model}: p99 latency per process")
@@ -762,17 +1077,50 @@ def run_benchmark(
     raw: list[dict] | None = None,
     on_case: Callable[[list[Result]], None] | None = None,
 ) -> list[Result]:
-    """Run every (mode, N) case through `runner` and return one Result per (model, mode, N).
+    """Run every planned case through `runner` and return one Result per (model, mode, N).
 
-    OOM'd cases come back with status 'oom' (use raise_on_oom to fail on them); a worker crash
-    raises WorkerCrash with the rows finished so far in `partial_results`. `on_case` gets the
-    rows so far after every (mode, N) case, e.g. to checkpoint the CSV.
+    The exclusive case is planned several times (see planned_cases); its measurements become
+    one exclusive row per model whose aggregate is their median and whose
+    baseline_spread_pct says how far they differ. OOM'd cases come back with status 'oom'
+    (use raise_on_oom to fail on them); a worker crash raises WorkerCrash with the rows
+    finished so far in `partial_results`. `on_case` gets the rows so far after every case,
+    e.g. to checkpoint the CSV.
     """
     date = date or dt.datetime.now(dt.UTC).date().isoformat()
-    results: list[Result] = []
+    cases = planned_cases(settings)
+    baseline_total = cases.count(("exclusive", 1))
+    rows: list[Result] = []
+    # model -> one (repetitions, telemetry windows, meta) per exclusive measurement
+    baseline: dict[str, list[tuple[list[list[WorkerSample]], list | None, RunMeta]]] = {
+        model: [] for model in settings.models
+    }
+
+    def assemble() -> list[Result]:
+        out = list(rows)
+        for model, measurements in baseline.items():
+            if not measurements:
+                continue
+            reps = [rep for m_reps, _, _ in measurements for rep in m_reps]
+            index = [k for k, (m_reps, _, _) in enumerate(measurements) for _ in m_reps]
+            windows = None
+            if all(w is not None for _, w, _ in measurements):
+                windows = [window for _, m_windows, _ in measurements for window in m_windows]
+            meta = measurements[0][2]
+            out.append(
+                summarize_case(
+                    model, "exclusive", 1, reps, meta, settings.duration_s, windows, index
+                )
+            )
+        return apply_ratios(sort_results(out))
+
     try:
-        for mode, n in planned_cases(settings):
-            log(f"== mode={mode} N={n}")
+        measured = 0
+        for mode, n in cases:
+            label = f"== mode={mode} N={n}"
+            if mode == "exclusive":
+                measured += 1
+                label += f" (baseline {measured} of {baseline_total})"
+            log(label)
             started = time.monotonic()
             case = runner(mode, n, settings)
             meta = RunMeta(
@@ -784,37 +1132,95 @@ def run_benchmark(
             for model in settings.models:
                 if model not in case.samples:
                     raise BenchmarkError(f"runner returned no samples for {model}/{mode}/N={n}")
-                r = summarize_case(model, mode, n, case.samples[model], meta, settings.duration_s)
-                results.append(r)
+                reps = case.samples[model]
+                windows = case_windows(case, model)
+                r = summarize_case(model, mode, n, reps, meta, settings.duration_s, windows)
+                if mode == "exclusive":
+                    baseline[model].append((reps, windows, meta))
+                else:
+                    rows.append(r)
                 if raw is not None:
                     raw.append(
                         {
                             "model": model,
                             "mode": mode,
                             "clients": n,
-                            "samples": [
-                                [dataclasses.asdict(s) for s in rep] for rep in case.samples[model]
-                            ],
+                            "baseline_measurement": measured if mode == "exclusive" else None,
+                            "samples": [[dataclasses.asdict(s) for s in rep] for rep in reps],
+                            "windows": [dataclasses.asdict(w) for w in windows or ()],
                         }
                     )
                 log(f"   {_describe(r)}")
-            log(f"   case took {time.monotonic() - started:.1f} s")
+                log(f"   {'':<12} {_describe_reps(reps, windows)}")
+            if raw is not None and case.telemetry:
+                raw.append(
+                    {
+                        "mode": mode,
+                        "clients": n,
+                        "baseline_measurement": measured if mode == "exclusive" else None,
+                        "telemetry": [dataclasses.astuple(x) for x in case.telemetry],
+                        "telemetry_fields": [f.name for f in dataclasses.fields(TelemetrySample)],
+                    }
+                )
+            drop = host_memory_drop_mib(case.telemetry)
+            used = f"; host MemAvailable fell by {drop:.0f} MiB" if drop is not None else ""
+            log(f"   case took {time.monotonic() - started:.1f} s{used}")
             if on_case is not None:
-                on_case(apply_ratios(results))
+                on_case(assemble())
     except BenchmarkError as exc:
-        exc.partial_results = apply_ratios(results)
+        exc.partial_results = assemble()
         raise
-    return apply_ratios(results)
+    return assemble()
+
+
+def host_memory_drop_mib(telemetry: Sequence[TelemetrySample]) -> float | None:
+    """How far the host's MemAvailable fell below its value when the case began: what the
+    case's processes took together, shared pages counted once."""
+    available = [x.mem_available_mib for x in telemetry if x.mem_available_mib is not None]
+    if len(available) < 2:
+        return None
+    return available[0] - min(available)
 
 
 def _describe(r: Result) -> str:
     if r.status != STATUS_OK:
         return f"{r.model:<12} {r.status.upper()}"
+    extra = ""
+    if r.sm_clock_mhz is not None:
+        extra += f"  SM {r.sm_clock_mhz:5.0f} MHz"
+    if r.gpu_temp_c is not None:
+        extra += f"  {r.gpu_temp_c:3.0f} C"
+    if r.host_rss_mib is not None:
+        extra += f"  host RSS {r.host_rss_mib:6.0f} MiB"
     return (
         f"{r.model:<12} aggregate {r.aggregate_it_s:10.1f} it/s  per-process "
         f"{r.per_process_it_s:9.1f}  p50 {r.p50_ms:8.3f} ms  p99 {r.p99_ms:8.3f} ms  "
-        f"mem {r.mem_per_process_mib:8.0f} MiB"
+        f"mem {r.mem_per_process_mib:8.0f} MiB{extra}"
     )
+
+
+def _describe_reps(
+    reps: Sequence[Sequence[WorkerSample]], windows: Sequence[WindowTelemetry] | None
+) -> str:
+    """Per repetition: aggregate it/s, and what the GPU and host did meanwhile."""
+    parts = []
+    for i, rep in enumerate(reps):
+        if any(s.status != STATUS_OK for s in rep):
+            parts.append(rep[0].status if rep else "?")
+            continue
+        text = f"{sum(s.it_s for s in rep):.0f}"
+        w = windows[i] if windows else None
+        if w is not None and w.sm_clock_mhz is not None:
+            text += f" @{w.sm_clock_mhz:.0f}MHz"
+            if w.gpu_util_pct is not None:
+                text += f"/{w.gpu_util_pct:.0f}%"
+        if w is not None and w.cpu_steal_pct is not None:
+            text += f" steal {w.cpu_steal_pct:.1f}%"
+        probes = [s.cpu_probe_ms for s in rep if s.cpu_probe_ms is not None]
+        if probes:
+            text += f" cpu-probe {statistics.median(probes):.2f}ms"
+        parts.append(text)
+    return "reps: " + " | ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -841,6 +1247,188 @@ def query_gpu() -> GpuInfo:
         return GpuInfo(name=name, driver=driver, memory_total_mib=int(float(total)))
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return GpuInfo(name="unknown", driver="unknown", memory_total_mib=None)
+
+
+# --- Telemetry: what the GPU and the host did while the workers ran --------------------------
+
+
+def parse_cpu_jiffies(proc_stat: str) -> tuple[int, int, int] | None:
+    """(busy, steal, total) jiffies of all CPUs from /proc/stat's aggregate `cpu` line.
+
+    Fields: user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is
+    already inside user, so it is not added again. Steal is time the hypervisor ran someone
+    else on our virtual CPUs: a launch-bound worker slows down by that much.
+    """
+    for line in proc_stat.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "cpu" and len(parts) >= 9:
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, parts[1:9])
+            busy = user + nice + system + irq + softirq
+            return busy, steal, busy + idle + iowait + steal
+    return None
+
+
+def parse_kib_field(text: str, key: str) -> float | None:
+    """A `Key:   1234 kB` line of /proc/meminfo, /proc/self/status or smaps_rollup, in MiB."""
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == key:
+            parts = value.split()
+            if parts and parts[-1] == "kB":
+                return int(parts[0]) / 1024
+    return None
+
+
+def parse_last_cpu(proc_pid_stat: str) -> int | None:
+    """Field 39 of /proc/<pid>/stat: the CPU the task last ran on. The command name (field
+    2) may contain spaces, so count from the closing parenthesis."""
+    rest = proc_pid_stat.rpartition(")")[2].split()
+    try:
+        return int(rest[36])  # rest[0] is field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def parse_smi_telemetry(line: str) -> dict[str, float]:
+    """One `nvidia-smi --query-gpu=<SMI_TELEMETRY fields> --format=csv,noheader,nounits`
+    line; fields the GPU does not report ([N/A]) are left out."""
+    out = {}
+    for (key, _), cell in zip(SMI_TELEMETRY, line.strip().split(","), strict=False):
+        try:
+            out[key] = float(cell.strip())
+        except ValueError:
+            continue
+    return out
+
+
+# TelemetrySample field <- nvidia-smi query field, for machines without nvidia-ml-py.
+SMI_TELEMETRY = (
+    ("sm_clock_mhz", "clocks.sm"),
+    ("mem_clock_mhz", "clocks.mem"),
+    ("temp_c", "temperature.gpu"),
+    ("power_w", "power.draw"),
+    ("gpu_util_pct", "utilization.gpu"),
+)
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def read_host_counters() -> dict[str, float | int]:
+    """CPU jiffies and MemAvailable of the whole machine (Linux; empty elsewhere)."""
+    out: dict[str, float | int] = {}
+    jiffies = parse_cpu_jiffies(_read_text("/proc/stat") or "")
+    if jiffies is not None:
+        out["cpu_busy_jiffies"], out["cpu_steal_jiffies"], out["cpu_total_jiffies"] = jiffies
+    available = parse_kib_field(_read_text("/proc/meminfo") or "", "MemAvailable")
+    if available is not None:
+        out["mem_available_mib"] = available
+    return out
+
+
+def nvml_reader(index: int = 0) -> Callable[[], dict[str, float]] | None:
+    """A function reading GPU `index` through NVML (the nvidia-ml-py package), or None."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    except Exception:  # not installed, or no driver: fall back
+        return None
+    # Renamed from "throttle" to "event" reasons in newer NVML; either is the same bit mask.
+    reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+    )
+    queries: dict[str, Callable[[], float]] = {
+        "sm_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+        "mem_clock_mhz": lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+        "temp_c": lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
+        "power_w": lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
+        "gpu_util_pct": lambda: pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
+    }
+    if reasons is not None:
+        queries["clock_reasons"] = lambda: reasons(handle)
+
+    def read() -> dict[str, float]:
+        out = {}
+        for key, query in queries.items():
+            try:
+                out[key] = query()
+            except Exception:  # one unsupported query must not lose the others
+                continue
+        return out
+
+    return read
+
+
+def smi_reader(index: int = 0) -> Callable[[], dict[str, float]] | None:
+    """A function reading GPU `index` through nvidia-smi (slower than NVML), or None."""
+    binary = shutil.which("nvidia-smi")
+    if binary is None:
+        return None
+    query = ",".join(field for _, field in SMI_TELEMETRY)
+    command = [binary, f"--query-gpu={query}", "--format=csv,noheader,nounits", "-i", str(index)]
+
+    def read() -> dict[str, float]:
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return {}
+        return parse_smi_telemetry(out.stdout.splitlines()[0] if out.stdout else "")
+
+    return read
+
+
+def gpu_telemetry_reader() -> tuple[str, Callable[[], dict[str, float]] | None]:
+    """The best available way to read the GPU's clocks: NVML, else nvidia-smi, else none."""
+    for name, make in (("nvml", nvml_reader), ("nvidia-smi", smi_reader)):
+        read = make()
+        if read is not None:
+            return name, read
+    return "none", None
+
+
+class TelemetryMonitor:
+    """Samples the GPU and the host on a thread of the parent process while a case runs.
+
+    The parent only waits on a queue meanwhile, so the sampling takes no CPU time from the
+    workers' launch loops beyond one idle core's worth.
+    """
+
+    def __init__(self, read_gpu: Callable[[], dict[str, float]] | None, interval_s: float):
+        self.read_gpu = read_gpu
+        self.interval_s = interval_s
+        self.samples: list[TelemetrySample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="telemetry", daemon=True)
+
+    def __enter__(self) -> TelemetryMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            self.samples.append(self._read())
+            if self._stop.wait(self.interval_s):
+                self.samples.append(self._read())
+                return
+
+    def _read(self) -> TelemetrySample:
+        t = time.monotonic()
+        gpu = {}
+        if self.read_gpu is not None:
+            with contextlib.suppress(Exception):
+                gpu = self.read_gpu()
+        return TelemetrySample(t=t, **gpu, **read_host_counters())
 
 
 def mps_limit_commands(replicas: int, total_mib: int, device_index: int = 0) -> list[str]:
@@ -938,9 +1526,17 @@ def mps_daemon(
 
 
 def gpu_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> Runner:
-    """The real runner: starts N worker processes on GPU 0 (inside an MPS daemon if asked)."""
+    """The real runner: starts N worker processes on GPU 0 (inside an MPS daemon if asked),
+    sampling the GPU's clocks and the host's CPU and memory meanwhile."""
+    backend, read_gpu = gpu_telemetry_reader()
+    log(f"GPU telemetry through {backend}")
 
     def run(mode: str, clients: int, settings: Settings) -> CaseRun:
+        with TelemetryMonitor(read_gpu, settings.telemetry_interval_s) as monitor:
+            case = run_case(mode, clients, settings)
+        return dataclasses.replace(case, telemetry=tuple(monitor.samples))
+
+    def run_case(mode: str, clients: int, settings: Settings) -> CaseRun:
         if mode in ("exclusive", "time-slicing"):
             return run_workers(clients, settings, env={}, log=log)
         if mode == "mps":
@@ -1146,6 +1742,17 @@ def _loop(torch, step, seconds: float, latencies: list[float] | None) -> tuple[i
             return n, t1 - start
 
 
+def _cpu_probe(loops: int = 50_000) -> float:
+    """Milliseconds for a fixed pure-Python loop: how fast this worker's CPU is right now.
+    The launch-bound models run at the speed of the core they are on, so a slow window with
+    a slow probe points at the host, not the GPU."""
+    start = time.perf_counter()
+    x = 0
+    for i in range(loops):
+        x += i * i
+    return (time.perf_counter() - start) * 1e3
+
+
 def _worker_main(rank: int, config: dict, barrier, messages) -> None:
     try:
         _worker_body(rank, config, barrier, messages)
@@ -1209,7 +1816,10 @@ def _worker_body(rank: int, config: dict, barrier, messages) -> None:
                             raise
                         oom, step = f"{type(exc).__name__}: {str(exc).splitlines()[0]}", None
                         free()
+                probe_ms = _cpu_probe()
                 barrier.wait(timeout)  # timed windows start together
+                switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+                window_start = time.monotonic()
                 if step is not None:
                     try:
                         n, elapsed = _loop(torch, step, config["duration_s"], latencies)
@@ -1218,10 +1828,23 @@ def _worker_body(rank: int, config: dict, barrier, messages) -> None:
                             raise
                         oom, step = f"{type(exc).__name__}: {str(exc).splitlines()[0]}", None
                         free()
+                window_end = time.monotonic()
+                switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches
                 free_b, total_b = torch.cuda.mem_get_info(device)
+                host = {
+                    "window_start": window_start,
+                    "window_end": window_end,
+                    "host_rss_mib": parse_kib_field(_read_text("/proc/self/status") or "", "VmHWM"),
+                    "host_pss_mib": parse_kib_field(
+                        _read_text("/proc/self/smaps_rollup") or "", "Pss"
+                    ),
+                    "cpu": parse_last_cpu(_read_text("/proc/self/stat") or ""),
+                    "involuntary_switches": switches,
+                    "cpu_probe_ms": probe_ms,
+                }
                 if oom:
                     sample = WorkerSample(
-                        rank, 0, 0.0, None, None, None, None, None, STATUS_OOM, oom
+                        rank, 0, 0.0, None, None, None, None, None, STATUS_OOM, oom, **host
                     )
                 else:
                     p50, p99 = latency_percentiles_ms(latencies)
@@ -1234,6 +1857,7 @@ def _worker_body(rank: int, config: dict, barrier, messages) -> None:
                         mem_allocated_mib=torch.cuda.max_memory_allocated(device) / MIB,
                         mem_reserved_mib=torch.cuda.max_memory_reserved(device) / MIB,
                         device_used_mib=(total_b - free_b) / MIB,
+                        **host,
                     )
                 messages.put(("sample", rank, model, rep, dataclasses.asdict(sample)))
             step = None
@@ -1291,12 +1915,33 @@ def main(
     if args.plot:
         plot_results(results, args.plot)
     print(format_table(results))
+    status = 0
+    unstable = baseline_problems(results, args.max_baseline_spread_pct)
+    if unstable:
+        word = "WARNING" if args.accept_unstable_baseline else "ERROR"
+        banner = "!" * 78
+        print(
+            "\n".join(
+                [
+                    banner,
+                    f"{word}: UNSTABLE BASELINE - every ratio of these models is uncertain by "
+                    "about this much:",
+                    *(f"  {line}" for line in unstable),
+                    "  Look at the SM clock, steal and cpu-probe figures of the exclusive "
+                    "repetitions above.",
+                    banner,
+                ]
+            ),
+            file=sys.stderr,
+        )
+        if not args.accept_unstable_baseline:
+            status = 4
     try:
         raise_on_oom(results)
     except OutOfMemoryFailure as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
-        return 3
-    return 0
+        status = 3
+    return status
 
 
 if __name__ == "__main__":
