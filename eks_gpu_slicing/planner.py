@@ -40,8 +40,9 @@ DEFAULT_RESULTS = ROOT / "benchmarks" / "sharing" / "results-h200.csv"
 GPU_MEMORY_RESERVE_GIB = 1.0
 # Strategies the planner compares, and the benchmark mode that measures each.
 STRATEGY_MODES = {"time-slicing": "time-slicing", "mps": "mps"}
-# What this stack can deploy today (a later issue adds MPS).
-DEPLOYABLE = frozenset({"none", "time-slicing"})
+# MPS as the device plugin runs it caps each pod at 1/replicas of the SMs and memory, even
+# alone; the plans' throughput comes from uncapped MPS, so say so next to every MPS plan.
+MPS_CAP_NOTE = "each pod capped at 1/{r} of the GPU"
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,6 @@ class Plan:
     usd_per_virtual_gpu_hour: float
     fits: bool
     note: str = ""
-
-    @property
-    def deployable(self) -> bool:
-        return self.strategy in DEPLOYABLE
 
 
 def planning_ratio(r: bench.Result) -> float:
@@ -167,15 +164,58 @@ def plan_instance(
             bound.append("memory-bound")
         if replicas == curve.max_clients:
             bound.append(f"measured up to N={curve.max_clients}")
-        if strategy not in DEPLOYABLE:
-            bound.append("not deployable by this stack yet")
+        if strategy == "mps":
+            bound.append(MPS_CAP_NOTE.format(r=replicas))
         plans.append(plan(strategy, replicas, curve, "; ".join(bound)))
     return plans
 
 
 def recommend(plans: Sequence[Plan]) -> Plan:
-    """The deployable plan with the most pods per GPU (cheapest per virtual GPU)."""
-    return max((p for p in plans if p.deployable), key=lambda p: (p.replicas, p.strategy == "none"))
+    """The plan with the most pods per GPU (cheapest per virtual GPU); on a tie, the one
+    that caps a pod least (none, then time-slicing, then MPS)."""
+    preference = {"mps": 0, "time-slicing": 1, "none": 2}
+    return max(plans, key=lambda p: (p.replicas, preference[p.strategy]))
+
+
+def profile_name(plan: Plan) -> str:
+    """A sharing profile name for a plan (a valid one: starts with a letter)."""
+    return "unshared" if plan.strategy == "none" else f"{plan.strategy}-{plan.replicas}"
+
+
+def sharing_profiles(plans_by_type: dict[str, list[Plan]]) -> dict[str, dict]:
+    """The `sharing` profiles the recommended plans need, as stack config (one per distinct
+    strategy and replicas), and which instance types use each."""
+    profiles: dict[str, dict] = {}
+    for instance_type, plans in plans_by_type.items():
+        best = recommend(plans)
+        if not best.fits:
+            continue
+        entry = profiles.setdefault(profile_name(best), {"plan": best, "instance_types": []})
+        entry["instance_types"].append(instance_type)
+    return {
+        name: {
+            "profile": (
+                {"strategy": "none"}
+                if e["plan"].strategy == "none"
+                else {"strategy": e["plan"].strategy, "replicas": e["plan"].replicas}
+            ),
+            "instance_types": e["instance_types"],
+        }
+        for name, e in profiles.items()
+    }
+
+
+def format_profiles(plans_by_type: dict[str, list[Plan]]) -> str:
+    """The recommended profiles as they go into Pulumi.<stack>.yaml."""
+    profiles = sharing_profiles(plans_by_type)
+    if not profiles:
+        return ""
+    lines = ["Profiles to write in Pulumi.<stack>.yaml (then set each GPU group's `sharing`):", ""]
+    lines.append(f"  {facts.CONFIG_NAMESPACE}:sharing:")
+    for name, entry in profiles.items():
+        lines.append(f"    {name}:  # {', '.join(entry['instance_types'])}")
+        lines += [f"      {key}: {value}" for key, value in entry["profile"].items()]
+    return "\n".join(lines)
 
 
 def default_instance_types() -> list[str]:
@@ -239,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     curves = load_curves(results)
     plans = {t: plan_instance(workload, facts.GPU_INSTANCES[t], curves, model) for t in types}
     print(format_plans(workload, plans, model))
+    profiles = format_profiles(plans)
+    if profiles:
+        print()
+        print(profiles)
     return 0
 
 

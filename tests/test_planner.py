@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import yaml
 
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
@@ -19,6 +20,7 @@ from eks_gpu_slicing.planner import (
     plan_instance,
     recommend,
 )
+from eks_gpu_slicing.settings import load_settings
 from eks_gpu_slicing.stack_files import ROOT
 
 T4 = facts.GPU_INSTANCES["g4dn.xlarge"]
@@ -80,7 +82,9 @@ def test_saturating_small_kernels_gain_nothing_from_time_slicing_but_scale_with_
     assert plans["time-slicing"].replicas == 1
     assert plans["mps"].replicas == 10  # 10 x 0.7 = 7.0 <= 7.10
     assert plans["mps"].throughput_ratio == low_ratio(results, "mlp", "mps", 10)
-    assert recommend(plans.values()).strategy == "none"  # MPS is not deployable here yet
+    # The stack deploys MPS: the most pods per GPU wins.
+    assert recommend(plans.values()).strategy == "mps"
+    assert "capped at 1/10" in plans["mps"].note
     # Pods that keep the GPU fully busy alone cannot share it even with MPS: the low end at
     # N=2 is 1.77, under the 2.0 they would demand.
     saturating = by_strategy(plan_instance(Workload(1.0, 0.2, busy=1.0), T4, curves, "mlp"))
@@ -125,7 +129,10 @@ def test_chosen_replicas_are_the_largest_the_gpu_can_serve(results, curves):
     assert chosen * workload.busy <= curve.ratio(chosen)
     assert all(r * workload.busy > curve.ratio(r) for r in range(chosen + 1, curve.max_clients + 1))
     assert chosen == 4  # 4 x 0.35 = 1.4 <= 1.54 measured low end; 5 x 0.35 = 1.75 > 1.55
-    assert recommend(plans.values()).strategy == "time-slicing"
+    # MPS serves more of these pods (its low end at N=6 is above 6 x 0.35 = 2.1).
+    best = recommend(plans.values())
+    assert best.strategy == "mps" and best.replicas > chosen
+    assert best.replicas * workload.busy <= curves[("transformer", "mps")].ratio(best.replicas)
 
 
 def test_memory_limits_replicas(curves):
@@ -186,8 +193,10 @@ def test_cli_prints_a_recommendation(capsys):
         == 0
     )
     out = capsys.readouterr().out
-    # 6 x 0.25 = 1.5 <= 1.55, the low end of time-slicing the transformer at N=6
-    assert "time-slicing **(recommended)** | 6 |" in out
+    # 6 x 0.25 = 1.5 <= 1.55, the low end of time-slicing the transformer at N=6; MPS
+    # fits 7 (memory-bound) and serves them: 1.75 <= 2.54.
+    assert "| time-slicing | 6 |" in out
+    assert "mps **(recommended)** | 7 |" in out
     assert "transformer" in out
 
 
@@ -210,3 +219,31 @@ def test_cli_rejects_bad_input():
         main(["--memory-gib", "0", "--gpu-ms", "1"])
     with pytest.raises(SystemExit):
         main(["--memory-gib", "1", "--gpu-ms", "1", "--instance-types", "m5.large"])
+
+
+def test_printed_profiles_are_valid_stack_config(capsys):
+    argv = ["--memory-gib", "2", "--gpu-ms", "1", "--busy", "0.25"]
+    assert main([*argv, "--instance-types", "g4dn.xlarge,g5.xlarge,g6.xlarge"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("Profiles to write", 1)[1].split("\n", 2)[2]
+    config = yaml.safe_load(block)
+    profiles = config["eks-gpu-slicing:sharing"]
+    assert profiles  # one per distinct recommended (strategy, replicas)
+    # Each profile, put on the instance types it was recommended for, passes validation.
+    for name, profile in profiles.items():
+        types = [t.strip() for t in block.split(f"{name}:  # ", 1)[1].split("\n", 1)[0].split(",")]
+        raw = {
+            "sharing": {name: profile},
+            "devicePlugin": {"defaultProfile": name},
+            "gpuNodeGroups": {
+                f"g{i}": {
+                    "instanceType": t,
+                    "minSize": 0,
+                    "desiredSize": 0,
+                    "maxSize": 1,
+                    "sharing": name,
+                }
+                for i, t in enumerate(types)
+            },
+        }
+        assert load_settings(raw, stack="dev").sharing[name].strategy == profile["strategy"]
