@@ -254,7 +254,7 @@ def test_configmap_holds_a_valid_config_per_profile(dev):
         "resources": [{"name": "nvidia.com/gpu", "replicas": 4}],
     }
     shared = yaml.safe_load(data["default"])["sharing"]["timeSlicing"]
-    assert shared["failRequestsGreaterThanOne"] is False
+    assert shared["failRequestsGreaterThanOne"] is True
 
 
 def test_every_gpu_node_names_a_config_that_exists(dev):
