@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import random
+import statistics
 import subprocess
 import sys
 import time
@@ -49,14 +51,50 @@ def oom_sample(rank=0):
     return bench.WorkerSample(rank, 0, 0.0, None, None, None, None, None, bench.STATUS_OOM, "OOM")
 
 
-def fake_runner(speed=None, oom=(), crash_on=None, calls=None, baseline=None, clock_mhz=1980.0):
+def pair(exclusive_it_s, shared_it_s, probes=(2.5, 2.5, 2.5, 2.5), start=0.0, window=0.5):
+    """One paired window: [exclusive sample (rank 0), MPS client sample (rank 1)]; `probes`
+    are the exclusive's before/after and the client's before/after CPU probe times (ms)."""
+    exclusive = sample(
+        0,
+        iterations=round(exclusive_it_s * window),
+        elapsed=window,
+        cpu_probe_ms=probes[0],
+        cpu_probe_after_ms=probes[1],
+        window_start=start,
+        window_end=start + window,
+    )
+    shared = sample(
+        1,
+        iterations=round(shared_it_s * window),
+        elapsed=window,
+        cpu_probe_ms=probes[2],
+        cpu_probe_after_ms=probes[3],
+        window_start=start + window + 0.1,
+        window_end=start + 2 * window + 0.1,
+        host_rss_mib=750.0,
+    )
+    return [exclusive, shared]
+
+
+def fake_runner(
+    speed=None,
+    oom=(),
+    crash_on=None,
+    calls=None,
+    baseline=None,
+    clock_mhz=1980.0,
+    pair_ratio=None,
+):
     """Runner returning made-up samples: each worker does speed[model] / N iterations/s.
 
     `baseline` gives, per model, the speed of the 1st, 2nd, ... exclusive measurement (to plant
     a drifting baseline). Every repetition gets a window on a made-up clock and telemetry
     samples inside it at `clock_mhz`, with one sample outside every window at 300 MHz that
-    must never count.
+    must never count. A paired case (one MPS client, pairing on) returns settings.pairs pairs
+    whose exclusive window runs at speed[model] and whose client runs pair_ratio[model] times
+    that (default 0.8), the probes agreeing.
     """
+    pair_ratio = pair_ratio or {}
     speed = speed or {"mlp": 1000.0, "transformer": 200.0, "memory": 50.0}
     exclusive_calls = []
     clock = [100.0]
@@ -70,6 +108,19 @@ def fake_runner(speed=None, oom=(), crash_on=None, calls=None, baseline=None, cl
             exclusive_calls.append(n)
         samples = {}
         telemetry = [bench.TelemetrySample(t=clock[0] - 0.5, sm_clock_mhz=300.0, temp_c=30.0)]
+        if bench.is_paired_case(mode, n, settings):
+            for model in settings.models:
+                fast = speed[model]
+                samples[model] = []
+                for _ in range(settings.pairs):
+                    window = settings.pair_window_s
+                    shared = fast * pair_ratio.get(model, 0.8)
+                    samples[model].append(pair(fast, shared, start=clock[0], window=window))
+                    telemetry.append(bench.TelemetrySample(t=clock[0], sm_clock_mhz=clock_mhz))
+                    clock[0] += 2 * window + 1.0
+            return bench.CaseRun(
+                samples=samples, torch_version="9.9", gpu="Test GPU", telemetry=tuple(telemetry)
+            )
         for model in settings.models:
             reps = []
             for _ in range(settings.repetitions):
@@ -399,7 +450,10 @@ def test_rows_carry_window_telemetry_and_host_memory():
     assert rows[("mlp", "mps", 4)].host_rss_mib == 704.0  # the fake reports 700 + N
     assert rows[("mlp", "exclusive", 1)].host_rss_mib == 701.0
     sample_entries = [e for e in raw if "samples" in e]
-    assert all(len(e["windows"]) == 2 for e in sample_entries)
+    assert all(len(e["windows"]) == 2 for e in sample_entries if not e["paired"])
+    (paired,) = [e for e in sample_entries if e["paired"]]
+    assert len(paired["windows"]) == len(paired["samples"]) == settings.pairs
+    assert paired["samples"][0][1]["cpu_probe_after_ms"] == 2.5
     assert [e["baseline_measurement"] for e in sample_entries if e["mode"] == "exclusive"] == [
         1,
         2,
@@ -521,7 +575,7 @@ def test_csv_header_and_round_trip(tmp_path):
         "date,gpu,driver,torch,model,mode,clients,repetitions,duration_s,aggregate_it_s,"
         "aggregate_min_it_s,aggregate_max_it_s,per_process_it_s,ratio_vs_exclusive,ratio_low,"
         "baseline_it_s,baseline_runs,baseline_spread_pct,p50_ms,p99_ms,mem_per_process_mib,"
-        "host_rss_mib,sm_clock_mhz,gpu_temp_c,status"
+        "host_rss_mib,sm_clock_mhz,gpu_temp_c,status,ratio_method,pairs_kept,pairs_excluded"
     )
     loaded = bench.load_results(path)
     assert len(loaded) == len(results) == 3 * 4  # 3 models x (exclusive 1, ts 2, mps 1, mps 2)
@@ -543,13 +597,22 @@ def test_csv_header_and_round_trip(tmp_path):
             va, vb = getattr(a, field), getattr(b, field)
             assert (va is None and vb is None) or vb == pytest.approx(va, rel=1e-3)
         assert a.baseline_runs == b.baseline_runs
+        assert (a.ratio_method, a.pairs_kept, a.pairs_excluded) == (
+            b.ratio_method,
+            b.pairs_kept,
+            b.pairs_excluded,
+        )
         assert isinstance(b.clients, int)
+        if b.ratio_method == "paired":  # one MPS client: pairs of 0.5 s windows
+            assert (b.key[1:], b.repetitions, b.duration_s) == (("mps", 1), 16, 0.5)
+            assert (b.pairs_kept, b.pairs_excluded) == (16, 0)
+            continue
         assert (b.repetitions, b.duration_s) == (2, 2.5)
         assert (b.date, b.gpu, b.driver, b.torch) == ("2026-01-02", "Test GPU", "1.2.3", "9.9")
     oom_row = next(r for r in loaded if r.status == "oom")
     assert oom_row.key == ("memory", "mps", 2)
     assert oom_row.aggregate_it_s is None and oom_row.p99_ms is None
-    oom_line = next(line for line in path.read_text().splitlines() if line.endswith(",oom"))
+    oom_line = next(line for line in path.read_text().splitlines() if ",oom," in line)
     # every measured column empty, not zero; only the baseline it was to be divided by stays
     fields = dict(zip(bench.CSV_COLUMNS, oom_line.split(","), strict=True))
     measured = ("aggregate_it_s", "ratio_vs_exclusive", "ratio_low", "p99_ms", "host_rss_mib")
@@ -575,9 +638,15 @@ def test_load_results_rejects_foreign_files(tmp_path):
     good = tmp_path / "good.csv"
     bench.write_csv(good, _results())
     lines = good.read_text().splitlines()
-    lines[1] = lines[1].rsplit(",", 1)[0] + ",weird"
-    good.write_text("\n".join(lines) + "\n")
+    cells = lines[1].split(",")
+    cells[bench.CSV_COLUMNS.index("status")] = "weird"
+    good.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
     with pytest.raises(ValueError, match="unknown status"):
+        bench.load_results(good)
+    cells[bench.CSV_COLUMNS.index("status")] = "ok"
+    cells[bench.CSV_COLUMNS.index("ratio_method")] = "guessed"
+    good.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match="unknown ratio_method"):
         bench.load_results(good)
 
 
@@ -708,10 +777,211 @@ def test_committed_h200_results_load(path):
         for r in results:
             if r.model == model and r.status == "ok":
                 assert r.baseline_it_s == pytest.approx(base.aggregate_it_s)
-                assert r.ratio_vs_exclusive == pytest.approx(
-                    r.aggregate_it_s / base.aggregate_it_s, rel=1e-3
-                )
+                if r.ratio_method == "paired":  # measured against its own exclusive windows
+                    assert (r.mode, r.clients) in (("mps", 1), ("mps-limited", 1))
+                    assert r.pairs_kept >= bench.PAIR_MIN_KEPT
+                    assert r.repetitions == r.pairs_kept
+                else:
+                    assert r.ratio_vs_exclusive == pytest.approx(
+                        r.aggregate_it_s / base.aggregate_it_s, rel=1e-3
+                    )
                 assert r.ratio_low <= r.ratio_vs_exclusive
                 assert r.aggregate_min_it_s <= r.aggregate_it_s <= r.aggregate_max_it_s
                 assert r.host_rss_mib > 0 and r.sm_clock_mhz > 0
                 assert math.isclose(r.per_process_it_s * r.clients, r.aggregate_it_s, rel_tol=1e-3)
+
+
+# --- one MPS client, paired with an exclusive process on the same core -------------------------
+
+
+def test_pairing_is_on_by_default_for_one_mps_client_only():
+    settings = _settings("--modes", "exclusive,time-slicing,mps,mps-limited", "--clients", "1,2")
+    assert settings.pairing and settings.pairs == 16 and settings.pair_window_s == 0.5
+    assert bench.is_paired_case("mps", 1, settings)
+    assert bench.is_paired_case("mps-limited", 1, settings)
+    assert not bench.is_paired_case("mps", 2, settings)
+    assert not bench.is_paired_case("exclusive", 1, settings)
+    assert not bench.is_paired_case("mps", 1, _settings("--no-pairing"))
+    custom = _settings("--pairs", "8", "--pair-window", "0.25", "--pair-probe-tolerance", "0.1")
+    assert (custom.pairs, custom.pair_window_s, custom.pair_probe_tolerance) == (8, 0.25, 0.1)
+
+
+def test_estimate_counts_the_paired_windows():
+    paired = _settings("--modes", "exclusive,mps", "--clients", "1", "--models", "mlp")
+    unpaired = _settings(
+        "--modes", "exclusive,mps", "--clients", "1", "--models", "mlp", "--no-pairing"
+    )
+    windows = paired.pairs * 2 * (paired.pair_window_s + bench.PAIR_WARMUP_S)
+    per_rep = unpaired.repetitions * (unpaired.warmup_s + unpaired.duration_s)
+    difference = bench.estimate_seconds(paired) - bench.estimate_seconds(unpaired)
+    assert difference > windows - per_rep
+
+
+def test_pair_ratios_keep_only_pairs_whose_probes_agree():
+    pairs = [
+        pair(8000, 7200),  # 0.9, one core state throughout
+        pair(5000, 4500, probes=(4.3, 4.4, 4.2, 4.3)),  # 0.9 on the slow core: kept
+        pair(8000, 4400, probes=(2.5, 2.5, 4.3, 4.4)),  # core slowed between the windows
+        pair(8000, 6000, probes=(2.5, 4.2, 4.2, 4.2)),  # slowed inside the exclusive window
+        pair(8000, 7300, probes=(2.5, 2.6, 2.5, None)),  # a probe missing: cannot tell
+        pair(8000, 7400, probes=(2.5, 2.6, 2.7, 2.6)),  # 0.925, kept
+        pair(8000, 4500, probes=(2.5, 2.5, 4.3, 4.3)),  # slowed between the windows
+    ]
+    ratios = bench.pair_ratios(pairs, tolerance=0.2)
+    assert [r.kept for r in ratios] == [True, True, False, False, False, True, False]
+    assert ratios[2].ratio == pytest.approx(0.55)
+    assert ratios[2].probe_spread == pytest.approx(4.4 / 2.5 - 1)
+    assert ratios[4].probe_spread is None
+    # only kept pairs count; without the rule the slowed pairs pull the median down
+    assert bench.paired_ratio(ratios)[0] == pytest.approx(0.9)
+    everything = bench.pair_ratios(pairs, tolerance=10.0)
+    # 0.9, 0.9, 0.55, 0.75, 0.925, 0.5625 (the pair without a probe is still left out)
+    assert bench.paired_ratio(everything)[0] == pytest.approx(0.825)
+    lines = bench.describe_pairs(ratios, 0.2)
+    assert lines[0].startswith("paired: 3 of 7 pairs kept (CPU probes within 20%)")
+    assert "WARNING" not in lines[0]
+    assert lines[1].count(") x") == 4 and "8000/4400=0.55(76%) x" in lines[1]
+
+
+def test_paired_ratio_low_end_and_fallback():
+    ratios = bench.pair_ratios([pair(1000, 1000 * (0.8 + i / 100)) for i in range(11)], 0.2)
+    median, low, used = bench.paired_ratio(ratios)
+    assert median == pytest.approx(0.85)
+    assert low == pytest.approx(0.81)  # 10th percentile of 0.80 .. 0.90
+    assert len(used) == 11
+    # Fewer than PAIR_MIN_KEPT agreeing pairs: all pairs are used, and the log says so.
+    disagreeing = [pair(1000, 900, probes=(2.5, 4.3, 2.5, 2.5))] * 3 + [pair(1000, 500)]
+    ratios = bench.pair_ratios(disagreeing, 0.2)
+    assert bench.paired_ratio(ratios)[0] == pytest.approx(0.9)
+    assert len(bench.paired_ratio(ratios)[2]) == 4
+    assert "WARNING: fewer than 3 pairs kept" in bench.describe_pairs(ratios, 0.2)[0]
+    with pytest.raises(bench.BenchmarkError, match="no paired windows"):
+        bench.paired_ratio([])
+
+
+def test_pair_ratios_reject_malformed_pairs():
+    with pytest.raises(bench.BenchmarkError, match="one exclusive and one MPS sample"):
+        bench.pair_ratios([[sample(0), sample(0)]], 0.2)
+    with pytest.raises(bench.BenchmarkError, match="one exclusive and one MPS sample"):
+        bench.pair_ratios([[sample(1)]], 0.2)
+    with pytest.raises(bench.BenchmarkError, match="ran no iterations"):
+        bench.pair_ratios([pair(0, 100)], 0.2)
+    with pytest.raises(bench.BenchmarkError, match="unexpected sample status"):
+        bench.pair_ratios([[sample(0), oom_sample(1)]], 0.2)
+
+
+def test_summarize_paired_describes_the_client_windows_of_the_pairs_used():
+    pairs = [pair(8000, 7200), pair(8000, 7600), pair(8000, 4000, probes=(2.5, 2.5, 4.3, 4.3))]
+    pairs += [pair(5000, 4000, probes=(4.3, 4.3, 4.3, 4.3))]
+    windows = [
+        bench.WindowTelemetry(samples=1, sm_clock_mhz=c, temp_c=40 + c / 100)
+        for c in (1980, 1900, 345, 1700)
+    ]
+    r = bench.summarize_paired("mlp", "mps", pairs, META, 0.5, 0.2, windows)
+    assert (r.ratio_method, r.pairs_kept, r.pairs_excluded) == ("paired", 3, 1)
+    assert r.ratio_vs_exclusive == pytest.approx(0.9)  # 0.9, 0.95, 0.8
+    assert (r.repetitions, r.duration_s, r.clients) == (3, 0.5, 1)
+    assert r.aggregate_it_s == pytest.approx(7200.0)  # median of 7200, 7600, 4000
+    assert (r.aggregate_min_it_s, r.aggregate_max_it_s) == (4000.0, 7600.0)
+    assert r.sm_clock_mhz == 1900  # the excluded pair's window does not count
+    assert r.host_rss_mib == 750.0  # the client's, not the exclusive process's 0
+    assert r.ratio_low <= r.ratio_vs_exclusive
+
+
+def _simulated_core(seed, ticks, flip=0.02):
+    """A core that runs at speed 1.0 or 0.6, flipping with probability `flip` every 0.1 s."""
+    rng = random.Random(seed)
+    state, out = 1.0, []
+    for _ in range(ticks):
+        if rng.random() < flip:
+            state = 1.6 - state
+        out.append(state)
+    return out
+
+
+def test_paired_windows_cancel_a_bimodal_core_that_separate_windows_do_not():
+    """The failure this method is for: a launch-bound process runs at its core's speed, which
+    flips between two states every few seconds. One MPS client truly runs at 0.9x exclusive.
+    Separate 2 s measurements (the baseline's way) give ratios all over the place; pairs of
+    adjacent 0.5 s windows on the same core, with the probe rule, give 0.9 every time."""
+    true_ratio, fast_it_s = 0.9, 8000.0
+
+    def window(core, t, ticks, speed):
+        return speed * statistics.mean(core[t : t + ticks]), 2.5 / core[t], 2.5 / core[t + ticks]
+
+    separate, paired, excluded = [], [], 0
+    for seed in range(20):
+        core = _simulated_core(seed, 2000)
+        # the old way: 3 exclusive windows of 2 s, then 3 MPS-client windows of 2 s, later
+        base = statistics.median(window(core, 100 * i, 20, fast_it_s)[0] for i in range(3))
+        mps = statistics.median(
+            window(core, 1000 + 100 * i, 20, fast_it_s * true_ratio)[0] for i in range(3)
+        )
+        separate.append(mps / base)
+        pairs, t = [], 0
+        for i in range(16):  # 0.1 s warm-up + 0.5 s window each, the order alternating
+            first = window(core, t + 1, 5, fast_it_s)
+            second = window(core, t + 7, 5, fast_it_s * true_ratio)
+            excl, client = (first, second) if i % 2 == 0 else (second, first)
+            if i % 2:
+                excl = window(core, t + 7, 5, fast_it_s)
+                client = window(core, t + 1, 5, fast_it_s * true_ratio)
+            pairs.append(pair(excl[0], client[0], probes=(*excl[1:], *client[1:])))
+            t += 12
+        ratios = bench.pair_ratios(pairs, bench.DEFAULT_PAIR_PROBE_TOLERANCE)
+        excluded += sum(not r.kept for r in ratios)
+        paired.append(bench.paired_ratio(ratios)[0])
+    assert max(separate) / min(separate) > 1.3  # the noise is there
+    assert excluded > 0  # and some pairs straddled a switch
+    assert all(abs(r / true_ratio - 1) < 0.02 for r in paired)
+
+
+def test_run_reports_the_paired_ratio_for_one_mps_client(tmp_path, capsys):
+    # A drifting baseline moves every baseline ratio but not the paired one.
+    drifting = {"mlp": [600.0, 1000.0]}  # two measurements: before and after the MPS sweep
+    out = tmp_path / "r.csv"
+    argv = [*_run_args(tmp_path), "--modes", "exclusive,mps", "--accept-unstable-baseline"]
+    runner = fake_runner(baseline=drifting, pair_ratio={"mlp": 0.7})
+    assert bench.main(argv, runner=runner, gpu=GPU) == 0
+    printed = capsys.readouterr().out
+    assert "== mode=mps N=1 (paired: 16 x 0.5 s windows" in printed
+    assert "paired: 16 of 16 pairs kept" in printed
+    assert "¹ mps N=1: ratios from windows paired with an exclusive process" in printed
+    rows = bench.results_by_key(bench.load_results(out))
+    single = rows[("mlp", "mps", 1)]
+    assert single.ratio_method == "paired"
+    assert single.ratio_vs_exclusive == pytest.approx(0.7)
+    assert single.baseline_it_s == pytest.approx(800.0)  # still says what the others divide by
+    two = rows[("mlp", "mps", 2)]
+    assert two.ratio_method == "median-baseline"
+    assert two.ratio_vs_exclusive == pytest.approx(1000.0 / 800.0)
+    # merging recomputes the baseline ratios and keeps the paired one
+    merged = bench.results_by_key(bench.merge_results([bench.load_results(out)]))
+    assert merged[("mlp", "mps", 1)].ratio_vs_exclusive == pytest.approx(0.7)
+    # --no-pairing measures it like the others: the fake's 1000 it/s over the baseline's
+    argv = [*argv, "--no-pairing"]
+    runner = fake_runner(baseline=drifting, pair_ratio={"mlp": 0.7})
+    assert bench.main(argv, runner=runner, gpu=GPU) == 0
+    single = bench.results_by_key(bench.load_results(out))[("mlp", "mps", 1)]
+    assert single.ratio_method == "median-baseline"
+    assert single.ratio_vs_exclusive == pytest.approx(1000.0 / 800.0)
+
+
+def test_pre_pairing_files_still_load(tmp_path):
+    results = _results()
+    path = tmp_path / "old.csv"
+    bench.write_csv(path, results)
+    n = len(bench.PRE_PAIRING_CSV_COLUMNS)
+    lines = [",".join(line.split(",")[:n]) for line in path.read_text().splitlines()]
+    path.write_text("\n".join(lines) + "\n")
+    loaded = bench.load_results(path)
+    assert all(r.ratio_method == "median-baseline" and r.pairs_kept is None for r in loaded)
+
+
+def test_check_pair_clients_wants_the_mps_worker_listed_and_the_exclusive_not():
+    ready = {0: {"pid": 111}, 1: {"pid": 222}}
+    assert "is the MPS worker (pid 222)" in bench.check_pair_clients(ready, ["222"])
+    assert "not comparable" in bench.check_pair_clients(ready, ["9222"])  # other pid namespace
+    for listed in (["111", "222"], ["111"], [], ["222", "333"]):
+        with pytest.raises(bench.BenchmarkError, match="want only the MPS worker 222"):
+            bench.check_pair_clients(ready, listed)

@@ -19,6 +19,12 @@ Baseline
   The GPU's SM clock, temperature and power, and the host's CPU load and steal time, are
   sampled during every timed window, and each worker reports its peak host memory (RSS).
 
+One MPS client (N=1)
+  Measured in paired windows instead (unless --no-pairing): an exclusive process and one MPS
+  client, pinned to the same CPU core, take turns in short timed windows; the row's ratio is
+  the median of the per-pair ratios over the pairs whose CPU probes agree (paired_ratio), so
+  the host core's speed, which a launch-bound single process follows, cancels out.
+
 Subcommands
   run    run the benchmark and write a CSV (one row per model, mode and N)
   merge  merge CSVs from several runs (recomputes ratio_vs_exclusive)
@@ -69,6 +75,19 @@ DEFAULT_TELEMETRY_INTERVAL_S = 0.2
 # A baseline whose measurements differ by more than this (max - min over median, percent)
 # cannot carry ratios: the 2026-11-28 run divided by a baseline 1.7x below a re-run's.
 DEFAULT_MAX_BASELINE_SPREAD_PCT = 10.0
+# Paired windows for one MPS client against one exclusive process (see paired_ratio).
+DEFAULT_PAIRS = 16
+DEFAULT_PAIR_WINDOW_S = 0.5
+PAIR_WARMUP_S = 0.1  # the active process's own warm-up at the start of each window
+# A pair counts only if the CPU probes around both of its windows are within this fraction of
+# each other (max / min - 1): the core was in the same state for both. The two states seen on
+# the H200 VM (about 2.5 and 4.3 ms) are 1.7x apart.
+DEFAULT_PAIR_PROBE_TOLERANCE = 0.2
+PAIR_MIN_KEPT = 3  # fewer agreeing pairs than this: the ratio falls back to all pairs
+PAIRED_LOW_PERCENTILE = 10.0  # ratio_low of a paired row: this percentile of the pair ratios
+PAIRED_MODES = ("mps", "mps-limited")
+RATIO_BASELINE = "median-baseline"
+RATIO_PAIRED = "paired"
 
 STATUS_OK = "ok"
 STATUS_OOM = "oom"
@@ -99,7 +118,13 @@ CSV_COLUMNS = (
     "sm_clock_mhz",
     "gpu_temp_c",
     "status",
+    "ratio_method",
+    "pairs_kept",
+    "pairs_excluded",
 )
+# Files written before single clients were paired with an exclusive process (no ratio_method:
+# every ratio divides by the median baseline).
+PRE_PAIRING_CSV_COLUMNS = CSV_COLUMNS[: CSV_COLUMNS.index("ratio_method")]
 # Files written before the baseline was measured more than once; still readable (the new
 # columns are then empty), so a CSV from an older in-cluster Job can still be planned with.
 LEGACY_CSV_COLUMNS = (
@@ -187,6 +212,7 @@ class WorkerSample:
     cpu: int | None = None  # the CPU the worker last ran on, after the window
     involuntary_switches: int | None = None  # preemptions during the window
     cpu_probe_ms: float | None = None  # a fixed pure-Python loop just before the window
+    cpu_probe_after_ms: float | None = None  # the same loop just after it (paired windows)
 
     @property
     def it_s(self) -> float:
@@ -274,6 +300,11 @@ class Result:
     host_rss_mib: float | None = None  # largest peak RSS of any worker
     sm_clock_mhz: float | None = None  # median over windows of each window's median
     gpu_temp_c: float | None = None  # highest in any window
+    # RATIO_BASELINE: ratios divide by the exclusive row; RATIO_PAIRED: they come from windows
+    # paired with an exclusive process on the same core (paired_ratio), and stay as they are.
+    ratio_method: str = RATIO_BASELINE
+    pairs_kept: int | None = None  # paired rows: pairs whose CPU probes agreed
+    pairs_excluded: int | None = None  # paired rows: pairs left out because they did not
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -292,6 +323,12 @@ class Settings:
     mps_replicas: int
     case_timeout_s: float
     telemetry_interval_s: float = DEFAULT_TELEMETRY_INTERVAL_S
+    # One MPS client (N = 1) is measured in windows alternating with an exclusive process on
+    # the same CPU core instead of against the run's median baseline (see paired_ratio).
+    pairing: bool = False
+    pairs: int = DEFAULT_PAIRS
+    pair_window_s: float = DEFAULT_PAIR_WINDOW_S
+    pair_probe_tolerance: float = DEFAULT_PAIR_PROBE_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -450,6 +487,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report a baseline spread above --max-baseline-spread but exit 0",
     )
+    run.add_argument(
+        "--no-pairing",
+        dest="pairing",
+        action="store_false",
+        help="measure one MPS client like the other cases, against the median baseline, "
+        "instead of in windows paired with an exclusive process on the same CPU core",
+    )
+    run.add_argument(
+        "--pairs",
+        type=_number(int, 1, inclusive=True),
+        default=DEFAULT_PAIRS,
+        help="paired windows (exclusive, MPS client) per model for N=1 (default: %(default)s)",
+    )
+    run.add_argument(
+        "--pair-window",
+        dest="pair_window_s",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_PAIR_WINDOW_S,
+        help="timed seconds of each paired window (default: %(default)s)",
+    )
+    run.add_argument(
+        "--pair-probe-tolerance",
+        dest="pair_probe_tolerance",
+        type=_number(float, 0.0, inclusive=True),
+        default=DEFAULT_PAIR_PROBE_TOLERANCE,
+        help="a pair counts only if its four CPU probes are within this fraction of each "
+        "other (max / min - 1; default: %(default)s)",
+    )
     run.add_argument("--out", type=Path, default=Path("results.csv"), help="CSV to write")
     run.add_argument("--raw-out", type=Path, help="also write every worker's samples as JSON")
     run.add_argument("--plot", type=Path, help="also write the PNG plot here")
@@ -492,7 +557,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         mps_replicas=int(args.mps_replicas),
         case_timeout_s=float(args.case_timeout_s),
         telemetry_interval_s=float(args.telemetry_interval_s),
+        pairing=bool(args.pairing),
+        pairs=int(args.pairs),
+        pair_window_s=float(args.pair_window_s),
+        pair_probe_tolerance=float(args.pair_probe_tolerance),
     )
+
+
+def is_paired_case(mode: str, clients: int, settings: Settings) -> bool:
+    """Whether (mode, N) is measured in paired windows: one MPS client, pairing on."""
+    return settings.pairing and clients == 1 and mode in PAIRED_MODES
 
 
 def clients_for_mode(mode: str, clients: Sequence[int]) -> list[int]:
@@ -525,13 +599,18 @@ def planned_cases(settings: Settings) -> list[tuple[str, int]]:
 def estimate_seconds(settings: Settings) -> float:
     """Rough wall time: process start-up plus barriers, warm-ups and timed windows."""
 
-    def case_seconds(n: int) -> float:
+    def case_seconds(mode: str, n: int) -> float:
+        models = len(settings.models)
+        if is_paired_case(mode, n, settings):  # two processes, taking turns
+            per_pair = 2 * (PAIR_WARMUP_S + settings.pair_window_s + 0.05)
+            per_model = 2 * settings.warmup_s + settings.pairs * per_pair
+            return 4.4 + 0.5 * models + models * per_model
         startup = 4.0 + 0.2 * n  # interpreter + torch import + CUDA context (seen on an H200)
-        build = 0.5 * len(settings.models)
+        build = 0.5 * models
         per_rep = settings.warmup_s + settings.duration_s + 0.3
-        return startup + build + len(settings.models) * settings.repetitions * per_rep
+        return startup + build + models * settings.repetitions * per_rep
 
-    return sum(case_seconds(n) for _mode, n in planned_cases(settings))
+    return sum(case_seconds(mode, n) for mode, n in planned_cases(settings))
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,13 +736,163 @@ def summarize_case(
     )
 
 
+@dataclass(frozen=True)
+class PairRatio:
+    """One pair of adjacent windows: the exclusive process's and the MPS client's."""
+
+    index: int
+    exclusive_it_s: float
+    shared_it_s: float
+    ratio: float  # shared_it_s / exclusive_it_s
+    probe_spread: float | None  # max / min - 1 of the four CPU probes; None if one is missing
+    kept: bool  # probe_spread within the tolerance: the core was in one state for both
+
+
+PAIR_EXCLUSIVE_RANK = 0  # rank 0 of a paired case is the plain process, rank 1 the MPS client
+PAIR_SHARED_RANK = 1
+
+
+def probe_spread(probes: Sequence[float | None]) -> float | None:
+    """max / min - 1 of CPU probe times, or None when any is missing or not positive."""
+    if not probes or any(p is None or p <= 0 for p in probes):
+        return None
+    return max(probes) / min(probes) - 1.0
+
+
+def pair_ratios(pairs: Sequence[Sequence[WorkerSample]], tolerance: float) -> list[PairRatio]:
+    """Per pair of windows, the MPS client's it/s over the exclusive process's.
+
+    Both processes ran on the same CPU core, one after the other, so a pair sees the core in
+    one state unless it switched in between: the pair is kept only when the probes taken
+    before and after both windows are within `tolerance` of each other (probe_spread).
+    """
+    out = []
+    for i, pair in enumerate(pairs):
+        by_rank = {s.rank: s for s in pair}
+        if len(pair) != 2 or set(by_rank) != {PAIR_EXCLUSIVE_RANK, PAIR_SHARED_RANK}:
+            raise BenchmarkError(f"pair {i}: want one exclusive and one MPS sample, got {pair}")
+        bad = [s for s in pair if s.status != STATUS_OK]
+        if bad:
+            raise BenchmarkError(f"pair {i}: unexpected sample status {bad[0]}")
+        exclusive, shared = by_rank[PAIR_EXCLUSIVE_RANK], by_rank[PAIR_SHARED_RANK]
+        if exclusive.it_s <= 0:
+            raise BenchmarkError(f"pair {i}: the exclusive window ran no iterations")
+        spread = probe_spread(
+            [
+                exclusive.cpu_probe_ms,
+                exclusive.cpu_probe_after_ms,
+                shared.cpu_probe_ms,
+                shared.cpu_probe_after_ms,
+            ]
+        )
+        out.append(
+            PairRatio(
+                index=i,
+                exclusive_it_s=exclusive.it_s,
+                shared_it_s=shared.it_s,
+                ratio=shared.it_s / exclusive.it_s,
+                probe_spread=spread,
+                kept=spread is not None and spread <= tolerance,
+            )
+        )
+    return out
+
+
+def paired_ratio(ratios: Sequence[PairRatio]) -> tuple[float, float, list[PairRatio]]:
+    """(median, low end, pairs used) of the per-pair ratios of the kept pairs.
+
+    The low end is the PAIRED_LOW_PERCENTILE-th percentile. With fewer than PAIR_MIN_KEPT
+    kept pairs, every pair is used (the caller says so).
+    """
+    if not ratios:
+        raise BenchmarkError("no paired windows to compute a ratio from")
+    used = [r for r in ratios if r.kept]
+    if len(used) < PAIR_MIN_KEPT:
+        used = list(ratios)
+    values = [r.ratio for r in used]
+    return statistics.median(values), percentile(values, PAIRED_LOW_PERCENTILE), used
+
+
+def summarize_paired(
+    model: str,
+    mode: str,
+    pairs: Sequence[Sequence[WorkerSample]],
+    meta: RunMeta,
+    window_s: float,
+    tolerance: float,
+    windows: Sequence[WindowTelemetry] | None = None,
+) -> Result:
+    """One N=1 row from paired windows. ratio_vs_exclusive is the median per-pair ratio and
+    ratio_low its PAIRED_LOW_PERCENTILE-th percentile over the pairs used (paired_ratio); the
+    throughput and latency columns describe the MPS client's windows of those pairs."""
+    ratios = pair_ratios(pairs, tolerance)
+    ratio, low, used = paired_ratio(ratios)
+    shared = [next(s for s in pairs[r.index] if s.rank == PAIR_SHARED_RANK) for r in used]
+    its = [s.it_s for s in shared]
+    aggregate = statistics.median(its)
+    kept = sum(r.kept for r in ratios)
+    used_windows = [windows[r.index] for r in used] if windows is not None else []
+    clocks = [w.sm_clock_mhz for w in used_windows if w.sm_clock_mhz is not None]
+    temps = [w.temp_c for w in used_windows if w.temp_c is not None]
+    mems = [s.mem_reserved_mib for s in shared if s.mem_reserved_mib is not None]
+    rss = [s.host_rss_mib for s in shared if s.host_rss_mib is not None]
+    return Result(
+        date=meta.date,
+        gpu=meta.gpu,
+        driver=meta.driver,
+        torch=meta.torch,
+        model=model,
+        mode=mode,
+        clients=1,
+        repetitions=len(used),
+        duration_s=window_s,
+        aggregate_it_s=aggregate,
+        aggregate_min_it_s=min(its),
+        aggregate_max_it_s=max(its),
+        per_process_it_s=aggregate,
+        ratio_vs_exclusive=ratio,
+        ratio_low=low,
+        p50_ms=statistics.median(s.p50_ms for s in shared),
+        p99_ms=statistics.median(s.p99_ms for s in shared),
+        mem_per_process_mib=max(mems) if mems else None,
+        host_rss_mib=max(rss) if rss else None,
+        sm_clock_mhz=statistics.median(clocks) if clocks else None,
+        gpu_temp_c=max(temps) if temps else None,
+        status=STATUS_OK,
+        ratio_method=RATIO_PAIRED,
+        pairs_kept=kept,
+        pairs_excluded=len(ratios) - kept,
+    )
+
+
+def describe_pairs(ratios: Sequence[PairRatio], tolerance: float) -> list[str]:
+    """Log lines: the ratio from the kept pairs, from all pairs, and every pair."""
+    ratio, low, used = paired_ratio(ratios)
+    kept = [r for r in ratios if r.kept]
+    everything = statistics.median(r.ratio for r in ratios)
+    head = (
+        f"paired: {len(kept)} of {len(ratios)} pairs kept (CPU probes within "
+        f"{100 * tolerance:g}%); ratio {ratio:.3f} (low {low:.3f}) from "
+        f"{len(used)} pairs; all pairs {everything:.3f}"
+    )
+    if len(used) != len(kept):
+        head += f"; WARNING: fewer than {PAIR_MIN_KEPT} pairs kept, all pairs used"
+    parts = []
+    for r in ratios:
+        spread = "?" if r.probe_spread is None else f"{100 * r.probe_spread:.0f}%"
+        mark = "" if r.kept else " x"
+        parts.append(f"{r.exclusive_it_s:.0f}/{r.shared_it_s:.0f}={r.ratio:.2f}({spread}){mark}")
+    return [head, "pairs (exclusive/mps it/s, probe spread, x = excluded): " + " ".join(parts)]
+
+
 def apply_ratios(results: Sequence[Result]) -> list[Result]:
     """Divide every row of a model by that model's exclusive N=1 row (the median baseline).
 
     ratio_low is the low end of what was measured: the row's slowest repetition over the
     baseline's fastest one, so a spread in either shows up as a lower figure. The baseline_*
     columns of the exclusive row are copied onto every row of its model, so each row says
-    what it was divided by and how stable that was.
+    what it was divided by and how stable that was. Paired rows (RATIO_PAIRED) keep the
+    ratios they were measured with.
     """
     baseline = {
         r.model: r
@@ -674,7 +903,9 @@ def apply_ratios(results: Sequence[Result]) -> list[Result]:
     for r in results:
         base = baseline.get(r.model)
         ratio = ratio_low = None
-        if base is not None and r.status == STATUS_OK and r.aggregate_it_s is not None:
+        if r.ratio_method == RATIO_PAIRED:
+            ratio, ratio_low = r.ratio_vs_exclusive, r.ratio_low
+        elif base is not None and r.status == STATUS_OK and r.aggregate_it_s is not None:
             ratio = r.aggregate_it_s / base.aggregate_it_s
             if r.aggregate_min_it_s is not None and base.aggregate_max_it_s:
                 ratio_low = r.aggregate_min_it_s / base.aggregate_max_it_s
@@ -854,6 +1085,9 @@ def result_to_row(r: Result) -> dict[str, str]:
         "sm_clock_mhz": _fmt(r.sm_clock_mhz, 0),
         "gpu_temp_c": _fmt(r.gpu_temp_c, 0),
         "status": r.status,
+        "ratio_method": r.ratio_method,
+        "pairs_kept": "" if r.pairs_kept is None else str(r.pairs_kept),
+        "pairs_excluded": "" if r.pairs_excluded is None else str(r.pairs_excluded),
     }
 
 
@@ -882,7 +1116,7 @@ def load_results(path: Path | str) -> list[Result]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         columns = tuple(reader.fieldnames or ())
-        if columns not in (CSV_COLUMNS, LEGACY_CSV_COLUMNS):
+        if columns not in (CSV_COLUMNS, PRE_PAIRING_CSV_COLUMNS, LEGACY_CSV_COLUMNS):
             raise ValueError(f"{path}: unexpected columns {reader.fieldnames}; want {CSV_COLUMNS}")
         out = []
         for line, row in enumerate(reader, start=2):
@@ -891,6 +1125,9 @@ def load_results(path: Path | str) -> list[Result]:
                 status = row["status"]
                 if status not in (STATUS_OK, STATUS_OOM):
                     raise ValueError(f"unknown status {status!r}")
+                method = row["ratio_method"] or RATIO_BASELINE
+                if method not in (RATIO_BASELINE, RATIO_PAIRED):
+                    raise ValueError(f"unknown ratio_method {method!r}")
                 r = Result(
                     date=row["date"],
                     gpu=row["gpu"],
@@ -917,6 +1154,9 @@ def load_results(path: Path | str) -> list[Result]:
                     sm_clock_mhz=_opt_float(row["sm_clock_mhz"]),
                     gpu_temp_c=_opt_float(row["gpu_temp_c"]),
                     status=status,
+                    ratio_method=method,
+                    pairs_kept=_opt_int(row["pairs_kept"]),
+                    pairs_excluded=_opt_int(row["pairs_excluded"]),
                 )
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{line}: {exc}") from None
@@ -948,15 +1188,27 @@ def format_table(results: Sequence[Result]) -> str:
             ),
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
+        notes = []
         for r in rows:
+            mode = r.mode
+            if r.ratio_method == RATIO_PAIRED:
+                mode += " ¹"
+                notes.append(
+                    f"¹ {r.mode} N={r.clients}: ratios from windows paired with an exclusive "
+                    f"process on the same CPU core, median (low: p{PAIRED_LOW_PERCENTILE:g}) of "
+                    f"{r.repetitions} pairs; {r.pairs_kept} kept, {r.pairs_excluded} excluded "
+                    "for differing CPU probes; it/s and latencies are the MPS client's windows."
+                )
             lines.append(
-                f"| {r.mode} | {r.clients} | {_fmt(r.aggregate_it_s, 0) or '–'} "
+                f"| {mode} | {r.clients} | {_fmt(r.aggregate_it_s, 0) or '–'} "
                 f"| {_fmt(r.per_process_it_s, 1) or '–'} | {_fmt(r.ratio_vs_exclusive, 2) or '–'} "
                 f"| {_fmt(r.ratio_low, 2) or '–'} "
                 f"| {_fmt(r.p50_ms, 2) or '–'} | {_fmt(r.p99_ms, 2) or '–'} "
                 f"| {_fmt(r.mem_per_process_mib, 0) or '–'} | {_fmt(r.host_rss_mib, 0) or '–'} "
                 f"| {_fmt(r.sm_clock_mhz, 0) or '–'} | {r.status} |"
             )
+        if notes:
+            lines += ["", *notes]
         lines.append("")
     return "\n".join(lines)
 
@@ -1117,9 +1369,15 @@ def run_benchmark(
         measured = 0
         for mode, n in cases:
             label = f"== mode={mode} N={n}"
+            paired = is_paired_case(mode, n, settings)
             if mode == "exclusive":
                 measured += 1
                 label += f" (baseline {measured} of {baseline_total})"
+            if paired:
+                label += (
+                    f" (paired: {settings.pairs} x {settings.pair_window_s:g} s windows "
+                    "alternating with an exclusive process on the same CPU core)"
+                )
             log(label)
             started = time.monotonic()
             case = runner(mode, n, settings)
@@ -1134,7 +1392,18 @@ def run_benchmark(
                     raise BenchmarkError(f"runner returned no samples for {model}/{mode}/N={n}")
                 reps = case.samples[model]
                 windows = case_windows(case, model)
-                r = summarize_case(model, mode, n, reps, meta, settings.duration_s, windows)
+                if paired:
+                    r = summarize_paired(
+                        model,
+                        mode,
+                        reps,
+                        meta,
+                        settings.pair_window_s,
+                        settings.pair_probe_tolerance,
+                        windows,
+                    )
+                else:
+                    r = summarize_case(model, mode, n, reps, meta, settings.duration_s, windows)
                 if mode == "exclusive":
                     baseline[model].append((reps, windows, meta))
                 else:
@@ -1146,12 +1415,18 @@ def run_benchmark(
                             "mode": mode,
                             "clients": n,
                             "baseline_measurement": measured if mode == "exclusive" else None,
+                            "paired": paired,
                             "samples": [[dataclasses.asdict(s) for s in rep] for rep in reps],
                             "windows": [dataclasses.asdict(w) for w in windows or ()],
                         }
                     )
                 log(f"   {_describe(r)}")
-                log(f"   {'':<12} {_describe_reps(reps, windows)}")
+                if paired:
+                    ratios = pair_ratios(reps, settings.pair_probe_tolerance)
+                    for line in describe_pairs(ratios, settings.pair_probe_tolerance):
+                        log(f"   {'':<12} {line}")
+                else:
+                    log(f"   {'':<12} {_describe_reps(reps, windows)}")
             if raw is not None and case.telemetry:
                 raw.append(
                     {
@@ -1525,6 +1800,37 @@ def mps_daemon(
         shutil.rmtree(root, ignore_errors=True)
 
 
+def check_pair_clients(ready: dict[int, dict], listed: Sequence[str]) -> str:
+    """A paired case is only what it claims if the MPS server has exactly one client, the MPS
+    worker, and not the exclusive worker. Raises otherwise; returns what was verified (the
+    pids can only be compared where the daemon sees the workers' pid namespace)."""
+    shared = str(ready.get(PAIR_SHARED_RANK, {}).get("pid"))
+    exclusive = str(ready.get(PAIR_EXCLUSIVE_RANK, {}).get("pid"))
+    if len(listed) != 1 or exclusive in listed:
+        raise BenchmarkError(
+            f"paired case: the MPS server lists clients {list(listed)}; want only the MPS "
+            f"worker {shared}, not the exclusive worker {exclusive}"
+        )
+    if shared in listed:
+        return f"its one client is the MPS worker (pid {shared}), not the exclusive {exclusive}"
+    return f"it has one client (pid {listed[0]}, not comparable with the workers' {shared})"
+
+
+def query_compute_mode(index: int = 0) -> str | None:
+    """The GPU's compute mode as nvidia-smi names it (Default, Exclusive_Process, ...)."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=compute_mode", "--format=csv,noheader", "-i", str(index)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.splitlines()[0].strip() if out else None
+
+
 def gpu_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> Runner:
     """The real runner: starts N worker processes on GPU 0 (inside an MPS daemon if asked),
     sampling the GPU's clocks and the host's CPU and memory meanwhile."""
@@ -1537,6 +1843,15 @@ def gpu_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> Runner:
         return dataclasses.replace(case, telemetry=tuple(monitor.samples))
 
     def run_case(mode: str, clients: int, settings: Settings) -> CaseRun:
+        paired = is_paired_case(mode, clients, settings)
+        if paired:
+            compute_mode = query_compute_mode()
+            log(f"   GPU compute mode: {compute_mode}")
+            if compute_mode not in ("Default", None):
+                raise BenchmarkError(
+                    f"paired windows need compute mode Default (a plain process beside the MPS "
+                    f"server), the GPU is in {compute_mode}; run with --no-pairing"
+                )
         if mode in ("exclusive", "time-slicing"):
             return run_workers(clients, settings, env={}, log=log)
         if mode == "mps":
@@ -1549,7 +1864,7 @@ def gpu_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> Runner:
             raise BenchmarkError(f"unknown mode {mode}")
         with mps_daemon(commands, log=log) as daemon:
 
-            def check_server() -> None:
+            def check_server(ready: dict[int, dict]) -> None:
                 servers = daemon.command("get_server_list").split()
                 if not servers:
                     raise BenchmarkError(
@@ -1563,8 +1878,20 @@ def gpu_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> Runner:
                             break
                         time.sleep(0.3)
                     log(f"   MPS server pid {pid}: {len(listed)} client(s) listed")
+                    if paired:
+                        log(f"   {check_pair_clients(ready, listed)}")
 
             try:
+                if paired:
+                    return run_workers(
+                        2,
+                        settings,
+                        env={},
+                        rank_env={PAIR_SHARED_RANK: daemon.env},
+                        on_ready=check_server,
+                        log=log,
+                        paired=True,
+                    )
                 return run_workers(
                     clients, settings, env=daemon.env, on_ready=check_server, log=log
                 )
@@ -1574,38 +1901,55 @@ def gpu_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> Runner:
     return run
 
 
+def pair_cpu() -> int:
+    """The CPU core both processes of a paired case are pinned to: the last one allowed."""
+    return max(os.sched_getaffinity(0))
+
+
 def run_workers(
     clients: int,
     settings: Settings,
     env: dict[str, str],
-    on_ready: Callable[[], None] | None = None,
+    on_ready: Callable[[dict[int, dict]], None] | None = None,
     log: Callable[[str], None] = print,
+    rank_env: dict[int, dict[str, str]] | None = None,
+    paired: bool = False,
 ) -> CaseRun:
-    """Spawn `clients` worker processes, collect their samples, fail loudly on any crash."""
+    """Spawn `clients` worker processes, collect their samples, fail loudly on any crash.
+
+    `env` goes to every worker, `rank_env[rank]` to that worker on top. With `paired`, the
+    two workers take turns (_paired_worker_body) and report settings.pairs windows each.
+    """
+    if paired and clients != 2:
+        raise ValueError("a paired case has exactly two workers")
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(clients)
     messages = ctx.Queue()
     config = dataclasses.asdict(settings)
     config["barrier_timeout_s"] = settings.case_timeout_s
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # spawned children inherit the environment at start
+    if paired:
+        config["pair_cpu"] = pair_cpu()
+        log(f"   both processes pinned to CPU {config['pair_cpu']}")
+    target = _paired_worker_main if paired else _worker_main
     procs = []
-    try:
-        for rank in range(clients):
-            p = ctx.Process(
-                target=_worker_main, args=(rank, config, barrier, messages), daemon=True
-            )
+    for rank in range(clients):
+        extra = {**env, **(rank_env or {}).get(rank, {})}
+        saved = {k: os.environ.get(k) for k in extra}
+        os.environ.update(extra)  # spawned children inherit the environment at start
+        try:
+            p = ctx.Process(target=target, args=(rank, config, barrier, messages), daemon=True)
             p.start()
             procs.append(p)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
+    slots = settings.pairs if paired else settings.repetitions
     samples: dict[str, list[list[WorkerSample | None]]] = {
-        m: [[None] * clients for _ in range(settings.repetitions)] for m in settings.models
+        m: [[None] * clients for _ in range(slots)] for m in settings.models
     }
     ready: dict[int, dict] = {}
     done: set[int] = set()
@@ -1636,7 +1980,7 @@ def run_workers(
             if kind == "ready":
                 ready[rank] = msg[2]
                 if len(ready) == clients and on_ready is not None:
-                    on_ready()
+                    on_ready(ready)
             elif kind == "sample":
                 _, _, model, rep, data = msg
                 samples[model][rep][rank] = WorkerSample(**data)
@@ -1777,9 +2121,7 @@ def _worker_body(rank: int, config: dict, barrier, messages) -> None:
     torch.cuda.set_device(device)
     torch.zeros(1, device=device)  # create the CUDA context (and connect to MPS) now
     torch.manual_seed(1000 + rank)
-    messages.put(
-        ("ready", rank, {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(device)})
-    )
+    messages.put(("ready", rank, _ready_info(torch, device)))
     timeout = config["barrier_timeout_s"]
 
     def free() -> None:
@@ -1862,6 +2204,107 @@ def _worker_body(rank: int, config: dict, barrier, messages) -> None:
                 messages.put(("sample", rank, model, rep, dataclasses.asdict(sample)))
             step = None
     free()
+    messages.put(("done", rank))
+
+
+def _ready_info(torch, device) -> dict:
+    return {
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(device),
+        "pid": os.getpid(),
+    }
+
+
+def _host_info() -> dict:
+    return {
+        "host_rss_mib": parse_kib_field(_read_text("/proc/self/status") or "", "VmHWM"),
+        "host_pss_mib": parse_kib_field(_read_text("/proc/self/smaps_rollup") or "", "Pss"),
+        "cpu": parse_last_cpu(_read_text("/proc/self/stat") or ""),
+    }
+
+
+def _paired_worker_main(rank: int, config: dict, barrier, messages) -> None:
+    try:
+        _paired_worker_body(rank, config, barrier, messages)
+    except Exception:
+        messages.put(("error", rank, traceback.format_exc()))
+        with contextlib.suppress(Exception):
+            barrier.abort()
+        messages.close()
+        messages.join_thread()
+        sys.exit(1)
+    messages.close()
+    messages.join_thread()
+
+
+def _paired_worker_body(rank: int, config: dict, barrier, messages) -> None:
+    """One of the two processes of a paired case (rank 0 plain, rank 1 the MPS client; the
+    parent set their environments). Both are pinned to one CPU core and take turns: per pair
+    each runs one short warm-up and one timed window while the other waits on the barrier,
+    the order alternating from pair to pair; a CPU probe is taken right before and right
+    after every window."""
+    import gc
+
+    import torch
+
+    if config.get("pair_cpu") is not None:
+        os.sched_setaffinity(0, {config["pair_cpu"]})
+    torch.set_num_threads(1)
+    device = torch.device("cuda", 0)
+    torch.cuda.set_device(device)
+    torch.zeros(1, device=device)
+    torch.manual_seed(1000)  # the same weights in both processes
+    messages.put(("ready", rank, _ready_info(torch, device)))
+    timeout = config["barrier_timeout_s"]
+    with torch.inference_mode():
+        for model in config["models"]:
+            gc.collect()
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            step = _build_step(torch, model, config, device)
+            step()
+            torch.cuda.synchronize()
+            for turn in range(2):  # a full warm-up each, in turn
+                barrier.wait(timeout)
+                if turn == rank:
+                    _loop(torch, step, config["warmup_s"], None)
+            for pair in range(config["pairs"]):
+                order = (0, 1) if pair % 2 == 0 else (1, 0)
+                for active in order:
+                    barrier.wait(timeout)  # the other one's window is over
+                    if active != rank:
+                        continue
+                    _loop(torch, step, PAIR_WARMUP_S, None)
+                    latencies: list[float] = []
+                    probe_ms = _cpu_probe()
+                    switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+                    window_start = time.monotonic()
+                    n, elapsed = _loop(torch, step, config["pair_window_s"], latencies)
+                    window_end = time.monotonic()
+                    switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches
+                    probe_after_ms = _cpu_probe()
+                    p50, p99 = latency_percentiles_ms(latencies)
+                    free_b, total_b = torch.cuda.mem_get_info(device)
+                    sample = WorkerSample(
+                        rank=rank,
+                        iterations=n,
+                        elapsed_s=elapsed,
+                        p50_ms=p50,
+                        p99_ms=p99,
+                        mem_allocated_mib=torch.cuda.max_memory_allocated(device) / MIB,
+                        mem_reserved_mib=torch.cuda.max_memory_reserved(device) / MIB,
+                        device_used_mib=(total_b - free_b) / MIB,
+                        window_start=window_start,
+                        window_end=window_end,
+                        involuntary_switches=switches,
+                        cpu_probe_ms=probe_ms,
+                        cpu_probe_after_ms=probe_after_ms,
+                        **_host_info(),
+                    )
+                    messages.put(("sample", rank, model, pair, dataclasses.asdict(sample)))
+            barrier.wait(timeout)  # the last window is over before either frees the model
+            step = None
     messages.put(("done", rank))
 
 
