@@ -13,8 +13,10 @@ The rule, per instance type and strategy:
   2. Throughput: R pods that each keep the GPU busy `busy` of the time when alone demand
      R x busy GPUs of work; the GPU delivers ratio(R) (measured, in units of one exclusive
      process, interpolated between measured N). R is feasible while R x busy <= ratio(R).
-     ratio(R) is the low end of what was measured (`ratio_low`: the slowest repetition over
-     the fastest exclusive one), so a noisy baseline makes the plan smaller, never larger.
+     ratio(R) is the low end of what was measured (`ratio_low`: in an interleaved run the
+     10th percentile over its rounds of the case against that round's exclusive windows, in
+     a sweep the slowest repetition over the fastest exclusive one), so a noisy baseline
+     makes the plan smaller, never larger.
   3. Take the largest R that satisfies both (R = 1 means: do not share).
 The workload is matched to the benchmark model whose exclusive per-iteration latency is
 closest to its per-request GPU time (short requests = small kernels that leave the GPU idle;
@@ -252,7 +254,7 @@ def format_plans(workload: Workload, plans_by_type: dict[str, list[Plan]], model
     lines += [
         "",
         f"Prices: on-demand us-east-1 as of {facts.PRICES_AS_OF}. 'GPU delivers' is the low end "
-        "of the measured throughput (slowest repetition over fastest exclusive one); throughput "
+        "of the measured throughput (`ratio_low`, see benchmarks/sharing/README.md); throughput "
         "and latency were measured on the GPU named in the results file; re-measure on your "
         "instance type.",
     ]

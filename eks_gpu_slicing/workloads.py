@@ -254,9 +254,16 @@ def benchmark_clients(profile: SharingProfile) -> list[int]:
 def benchmark_run_args(
     *, clients: list[int], models: list[str], modes: list[str], duration_s: float, repetitions: int
 ) -> list[str]:
-    """Arguments of `bench.py run` for one Job."""
+    """Arguments of `bench.py run` for one Job.
+
+    The Job uses the sweep method: the interleaved one keeps a process group per way of
+    sharing up at once and pins ranks to cores, which a pod with a 1-CPU request on a node of
+    4 to 8 vCPUs cannot give it, and its memory would be a multiple of `benchmark_sizing`'s.
+    """
     return [
         "run",
+        "--method",
+        "sweep",
         "--clients",
         ",".join(str(c) for c in clients),
         "--models",

@@ -128,8 +128,10 @@ def test_chosen_replicas_are_the_largest_the_gpu_can_serve(results, curves):
     chosen = plans["time-slicing"].replicas
     assert chosen * workload.busy <= curve.ratio(chosen)
     assert all(r * workload.busy > curve.ratio(r) for r in range(chosen + 1, curve.max_clients + 1))
-    assert chosen == 4  # 4 x 0.35 = 1.4 <= 1.54 measured low end; 5 x 0.35 = 1.75 > 1.55
-    # MPS serves more of these pods (its low end at N=6 is above 6 x 0.35 = 2.1).
+    # 5 x 0.35 = 1.75 <= 1.91, the low end interpolated between N=4 (1.89) and N=8 (1.97);
+    # 6 x 0.35 = 2.1 > 1.93
+    assert chosen == 5
+    # MPS serves more of these pods (its low end at N=6 is 3.08, above 6 x 0.35 = 2.1).
     best = recommend(plans.values())
     assert best.strategy == "mps" and best.replicas > chosen
     assert best.replicas * workload.busy <= curves[("transformer", "mps")].ratio(best.replicas)
@@ -193,10 +195,11 @@ def test_cli_prints_a_recommendation(capsys):
         == 0
     )
     out = capsys.readouterr().out
-    # 6 x 0.25 = 1.5 <= 1.55, the low end of time-slicing the transformer at N=6; MPS
-    # fits 7 (memory-bound) and serves them: 1.75 <= 2.54.
-    assert "| time-slicing | 6 |" in out
-    assert "mps **(recommended)** | 7 |" in out
+    # Memory allows 7 pods of 2 GiB on a T4. Both strategies serve them (7 x 0.25 = 1.75 <=
+    # 1.95, time-slicing's low end at N=7; MPS 3.18), and on a tie the strategy that caps a
+    # pod least is recommended.
+    assert "| time-slicing **(recommended)** | 7 |" in out
+    assert "| mps | 7 |" in out
     assert "transformer" in out
 
 

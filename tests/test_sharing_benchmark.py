@@ -172,13 +172,15 @@ def test_module_imports_without_torch():
 
 def test_run_defaults():
     args = bench.parse_args(["run"])
+    assert args.method == "interleaved"
+    assert (args.rounds, args.window_s) == (12, 0.4)
     assert args.models == ("mlp", "transformer", "memory")
     assert args.modes == ("exclusive", "time-slicing", "mps")
     assert args.clients == (1, 2, 4, 8, 10)
     assert args.duration_s == 3.0
     assert args.warmup_s == 1.0
     assert args.repetitions == 3
-    assert args.memory_gib == 8.0
+    assert args.memory_gib == 4.0
     assert args.mps_replicas == 10
     assert args.out == Path("results.csv")
     settings = bench.settings_from_args(args)
@@ -188,7 +190,17 @@ def test_run_defaults():
 def test_run_custom_values_are_canonicalised():
     args = bench.parse_args(
         [
-            *("run", "--modes", "mps,exclusive", "--models", "memory,mlp", "--clients", "8,2,1"),
+            *(
+                "run",
+                "--method",
+                "sweep",
+                "--modes",
+                "mps,exclusive",
+                "--models",
+                "memory,mlp",
+                "--clients",
+                "8,2,1",
+            ),
             *("--duration", "0.5", "--warmup", "0", "--repetitions", "5", "--memory-gib", "1.5"),
         ]
     )
@@ -220,7 +232,7 @@ def test_run_custom_values_are_canonicalised():
 )
 def test_bad_values_are_rejected(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
-        bench.parse_args(["run", *argv])
+        bench.parse_args(["run", "--method", "sweep", *argv])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -231,7 +243,9 @@ def test_clients_per_mode():
     assert bench.clients_for_mode("time-slicing", clients) == [2, 4]
     assert bench.clients_for_mode("mps", clients) == [1, 2, 4]
     settings = bench.settings_from_args(
-        bench.parse_args(["run", "--modes", "exclusive,time-slicing", "--clients", "1,2,4"])
+        bench.parse_args(
+            ["run", "--method", "sweep", "--modes", "exclusive,time-slicing", "--clients", "1,2,4"]
+        )
     )
     # The baseline is measured before and after the sweep, so drift shows as spread.
     assert bench.planned_cases(settings) == [
@@ -245,7 +259,7 @@ def test_clients_per_mode():
 
 
 def _settings(*argv):
-    return bench.settings_from_args(bench.parse_args(["run", *argv]))
+    return bench.settings_from_args(bench.parse_args(["run", "--method", "sweep", *argv]))
 
 
 def test_baseline_is_measured_before_and_after_every_sweep():
@@ -411,7 +425,7 @@ def test_ratios_divide_by_the_median_baseline_and_report_its_spread():
 
 def _run_args(tmp_path, *extra):
     return [
-        *("run", "--models", "mlp", "--clients", "1,2", "--duration", "1"),
+        *("run", "--method", "sweep", "--models", "mlp", "--clients", "1,2", "--duration", "1"),
         *("--repetitions", "1", "--out", str(tmp_path / "r.csv"), *extra),
     ]
 
@@ -560,7 +574,19 @@ def test_host_memory_drop_counts_shared_pages_once():
 
 def _results(tmp_path=None):
     settings = bench.settings_from_args(
-        bench.parse_args(["run", "--clients", "1,2", "--repetitions", "2", "--duration", "2.5"])
+        bench.parse_args(
+            [
+                "run",
+                "--method",
+                "sweep",
+                "--clients",
+                "1,2",
+                "--repetitions",
+                "2",
+                "--duration",
+                "2.5",
+            ]
+        )
     )
     runner = fake_runner(oom={("memory", "mps", 2)})
     return bench.run_benchmark(settings, runner, GPU, date="2026-01-02", log=lambda _: None)
@@ -575,7 +601,8 @@ def test_csv_header_and_round_trip(tmp_path):
         "date,gpu,driver,torch,model,mode,clients,repetitions,duration_s,aggregate_it_s,"
         "aggregate_min_it_s,aggregate_max_it_s,per_process_it_s,ratio_vs_exclusive,ratio_low,"
         "baseline_it_s,baseline_runs,baseline_spread_pct,p50_ms,p99_ms,mem_per_process_mib,"
-        "host_rss_mib,sm_clock_mhz,gpu_temp_c,status,ratio_method,pairs_kept,pairs_excluded"
+        "host_rss_mib,sm_clock_mhz,gpu_temp_c,status,ratio_method,pairs_kept,pairs_excluded,"
+        "ratio_halves_pct,baseline_launch_ms"
     )
     loaded = bench.load_results(path)
     assert len(loaded) == len(results) == 3 * 4  # 3 models x (exclusive 1, ts 2, mps 1, mps 2)
@@ -677,7 +704,19 @@ def test_format_table_lists_every_row():
 def test_plot_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
     settings = bench.settings_from_args(
-        bench.parse_args(["run", "--models", "mlp", "--clients", "1,2,4", "--repetitions", "1"])
+        bench.parse_args(
+            [
+                "run",
+                "--method",
+                "sweep",
+                "--models",
+                "mlp",
+                "--clients",
+                "1,2,4",
+                "--repetitions",
+                "1",
+            ]
+        )
     )
     runner = fake_runner(oom={("mlp", "mps", 4)})  # one model keeps the test fast
     results = bench.run_benchmark(settings, runner, GPU, log=lambda _: None)
@@ -697,7 +736,19 @@ def test_oom_row_and_nonzero_exit(tmp_path, capsys):
     out = tmp_path / "r.csv"
     calls = []
     runner = fake_runner(oom={("memory", "time-slicing", 4), ("mlp", "mps", 2)}, calls=calls)
-    argv = ["run", "--clients", "1,2,4", "--duration", "1", "--repetitions", "1", "--out", str(out)]
+    argv = [
+        "run",
+        "--method",
+        "sweep",
+        "--clients",
+        "1,2,4",
+        "--duration",
+        "1",
+        "--repetitions",
+        "1",
+        "--out",
+        str(out),
+    ]
     code = bench.main(argv, runner=runner, gpu=GPU)
     mps_cases = [("mps", 1), ("mps", 2), ("mps", 4)]
     assert code != 0
@@ -731,7 +782,19 @@ def test_raise_on_oom_names_cases():
 
 def test_clean_run_exits_zero(tmp_path):
     out = tmp_path / "r.csv"
-    argv = ["run", "--clients", "1,2", "--duration", "1", "--repetitions", "1", "--out", str(out)]
+    argv = [
+        "run",
+        "--method",
+        "sweep",
+        "--clients",
+        "1,2",
+        "--duration",
+        "1",
+        "--repetitions",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert bench.main(argv, runner=fake_runner(), gpu=GPU) == 0
     assert all(r.status == "ok" for r in bench.load_results(out))
 
@@ -739,7 +802,19 @@ def test_clean_run_exits_zero(tmp_path):
 def test_worker_crash_fails_run_and_keeps_finished_rows(tmp_path, capsys):
     out = tmp_path / "r.csv"
     runner = fake_runner(crash_on=("mps", 2))
-    argv = ["run", "--clients", "1,2", "--duration", "1", "--repetitions", "1", "--out", str(out)]
+    argv = [
+        "run",
+        "--method",
+        "sweep",
+        "--clients",
+        "1,2",
+        "--duration",
+        "1",
+        "--repetitions",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert bench.main(argv, runner=runner, gpu=GPU) == 1
     err = capsys.readouterr().err
     assert "planted crash" in err
@@ -985,3 +1060,286 @@ def test_check_pair_clients_wants_the_mps_worker_listed_and_the_exclusive_not():
     for listed in (["111", "222"], ["111"], [], ["222", "333"]):
         with pytest.raises(bench.BenchmarkError, match="want only the MPS worker 222"):
             bench.check_pair_clients(ready, listed)
+
+
+# --- the interleaved method -------------------------------------------------------------------
+
+
+def _interleaved(*argv):
+    return bench.settings_from_args(bench.parse_args(["run", *argv]))
+
+
+def test_interleaved_schedule_pairs_every_case_with_an_exclusive_window_on_its_core():
+    settings = _interleaved("--models", "mlp", "--clients", "1,2,10", "--rounds", "10")
+    schedule = bench.interleaved_schedule(settings)
+    cases = bench.interleaved_cases(settings)
+    assert cases == [("time-slicing", 2), ("time-slicing", 10), ("mps", 1), ("mps", 2), ("mps", 10)]
+    assert bench.worker_groups(settings) == ("plain", "mps")
+    assert bench.group_size(settings) == 10
+    assert len(schedule) == 10 * 2 * len(cases)
+    assert [w.index for w in schedule] == list(range(len(schedule)))
+    for exclusive, shared in zip(schedule[::2], schedule[1::2], strict=True):
+        assert (exclusive.mode, exclusive.clients, exclusive.case) == ("exclusive", 1, shared.case)
+        assert (shared.mode, shared.clients) == shared.case
+        assert exclusive.ranks == shared.ranks[:1]  # the same core, right before
+        assert len(set(shared.ranks)) == shared.clients
+        assert exclusive.round == shared.round
+    for r in range(10):  # every case once per round, the order reversed every other round
+        order = [w.case for w in schedule if w.round == r and w.mode != "exclusive"]
+        assert order == (cases if r % 2 == 0 else cases[::-1])
+    for case in cases:  # over 10 rounds each case starts once on every core
+        firsts = [w.ranks[0] for w in schedule if w.mode != "exclusive" and w.case == case]
+        assert sorted(firsts) == list(range(10))
+    alone = bench.interleaved_schedule(_interleaved("--modes", "exclusive", "--rounds", "3"))
+    assert [(w.mode, w.ranks) for w in alone] == [("exclusive", (0,))] * 3
+
+
+def test_interleaved_runs_one_mps_daemon_at_most():
+    assert bench.worker_groups(_interleaved("--modes", "exclusive,mps-limited")) == (
+        "plain",
+        "mps-limited",
+    )
+    assert bench.worker_groups(_interleaved("--modes", "exclusive,time-slicing")) == ("plain",)
+    with pytest.raises(SystemExit):
+        _interleaved("--modes", "mps,mps-limited")
+    assert _interleaved("--method", "sweep", "--modes", "mps,mps-limited").method == "sweep"
+
+
+def test_interleaved_memory_check_names_a_size_that_fits():
+    h200 = bench.GpuInfo("H200", "580", 143771)
+    assert bench.interleaved_memory_problem(_interleaved(), h200) is None  # 20 x 4.75 GiB
+    problem = bench.interleaved_memory_problem(_interleaved("--memory-gib", "8"), h200)
+    assert "20 processes needs about 175 GiB" in problem and "--memory-gib 5.75" in problem
+    settings = _interleaved("--memory-gib", "5.75")
+    assert bench.interleaved_memory_problem(settings, h200) is None
+    assert (
+        bench.interleaved_memory_problem(
+            _interleaved("--models", "mlp", "--memory-gib", "99"), h200
+        )
+        is None
+    )
+
+
+def test_estimate_counts_every_interleaved_window():
+    settings = _interleaved("--models", "mlp", "--clients", "1,10", "--rounds", "20")
+    windows = len(bench.interleaved_schedule(settings)) * (settings.window_s + bench.PAIR_WARMUP_S)
+    assert windows < bench.estimate_seconds(settings) < 2 * windows
+
+
+def _interleaved_run(settings, speed_of, start=0.0):
+    """An InterleavedRun whose workers run at speed_of(window, rank, t) it/s, telemetry at
+    1980 MHz inside every window and 300 MHz outside."""
+    samples, telemetry, t = {}, [], start
+    for model in settings.models:
+        samples[model] = {}
+        for w in bench.interleaved_schedule(settings):
+            lst = []
+            for rank in w.ranks:
+                its = speed_of(model, w, rank, t)
+                lst.append(
+                    sample(
+                        rank,
+                        iterations=round(its * settings.window_s),
+                        elapsed=settings.window_s,
+                        window_start=t,
+                        window_end=t + settings.window_s,
+                        cpu_probe_ms=2.5,
+                        cpu_probe_after_ms=2.5,
+                        host_rss_mib=760.0,
+                        launch_ms=0.1,
+                    )
+                )
+            telemetry += [
+                bench.TelemetrySample(t=t + settings.window_s / 2, sm_clock_mhz=1980.0),
+                bench.TelemetrySample(t=t + settings.window_s + 0.05, sm_clock_mhz=300.0),
+            ]
+            samples[model][w.index] = lst
+            t += settings.window_s + 0.1
+    return bench.InterleavedRun(
+        windows=tuple(bench.interleaved_schedule(settings)),
+        samples=samples,
+        torch_version="9.9",
+        gpu="Test GPU",
+        telemetry=tuple(telemetry),
+    )
+
+
+def test_interleaved_rows_divide_by_the_mean_of_all_exclusive_windows():
+    settings = _interleaved("--models", "mlp", "--clients", "1,4", "--rounds", "4")
+
+    def speed(model, w, rank, t):
+        if w.mode == "exclusive":
+            return 1000.0 if w.round < 2 else 600.0  # the baseline drifts: mean 800
+        if w.mode == "time-slicing":
+            return 900.0 / w.clients  # GPU-bound: 900 it/s together
+        return 950.0 if w.round < 2 else 570.0  # MPS clients follow their cores, like it
+
+    run = _interleaved_run(settings, speed)
+    rows = bench.results_by_key(bench.summarize_interleaved("mlp", settings, run, META))
+    base = rows[("mlp", "exclusive", 1)]
+    assert base.aggregate_it_s == pytest.approx(800.0)
+    assert (base.baseline_runs, base.repetitions, base.duration_s) == (12, 12, 0.4)
+    assert base.baseline_spread_pct == pytest.approx(100 * (1000 - 600) / 800)
+    assert base.baseline_launch_ms == pytest.approx(0.1)
+    ts = rows[("mlp", "time-slicing", 4)]
+    assert ts.ratio_method == "interleaved"
+    assert ts.ratio_vs_exclusive == pytest.approx(900 / 800)
+    assert ts.ratio_low == pytest.approx(bench.percentile([0.9, 0.9, 1.5, 1.5], 10))
+    # halves: 900/1000 against 900/600 - a GPU-bound case follows the baseline's core speed
+    assert ts.ratio_halves_pct == pytest.approx(100 * (1.5 - 0.9) / (900 / 800))
+    mps4 = rows[("mlp", "mps", 4)]
+    assert mps4.ratio_vs_exclusive == pytest.approx(4 * 760 / 800)
+    assert mps4.ratio_halves_pct == pytest.approx(0.0, abs=1e-9)  # co-varies: both halves 3.8
+    assert (mps4.sm_clock_mhz, mps4.host_rss_mib) == (1980.0, 760.0)
+    single = rows[("mlp", "mps", 1)]
+    assert single.ratio_method == "paired" and single.pairs_kept == 4
+    assert single.ratio_vs_exclusive == pytest.approx(0.95)
+    assert single.baseline_it_s == pytest.approx(800.0)
+    for r in rows.values():
+        assert r.baseline_it_s == pytest.approx(800.0) and r.baseline_runs == 12
+
+
+def test_interleaving_cancels_a_drifting_host_for_launch_bound_cases():
+    """Every core flips between full and 0.6 speed (_simulated_core). Launch-bound processes
+    (the exclusive baseline, MPS clients) run at their core's speed; one MPS client truly
+    runs at 0.95x exclusive and ten at 0.9x each. Interleaved, the ratios come out right for
+    every host history (ten clients within 8 %: the baseline is one core's history, the ten
+    clients ten cores'); measured in separate blocks, as the sweep did, they miss by more."""
+    settings = _interleaved("--models", "mlp", "--clients", "1,10", "--modes", "exclusive,mps")
+    settings = dataclasses.replace(settings, rounds=20)
+    ratios, separate = [], []
+    for seed in range(10):
+        cores = [_simulated_core(seed * 100 + c, 4000, flip=0.01) for c in range(10)]
+
+        def speed(model, w, rank, t, cores=cores):
+            factor = {"exclusive": 1.0, "mps": 0.95 if w.clients == 1 else 0.9}[w.mode]
+            return 8000.0 * factor * cores[rank][int(t * 10)]
+
+        rows = bench.results_by_key(
+            bench.summarize_interleaved("mlp", settings, _interleaved_run(settings, speed), META)
+        )
+        ratios.append(
+            (
+                rows[("mlp", "mps", 1)].ratio_vs_exclusive,
+                rows[("mlp", "mps", 10)].ratio_vs_exclusive,
+            )
+        )
+        # the sweep's way: the baseline over its first minute, ten clients over the next
+        base = statistics.mean(8000.0 * cores[0][t] for t in range(0, 600))
+        ten = sum(
+            statistics.mean(7200.0 * cores[c][t] for t in range(600, 1200)) for c in range(10)
+        )
+        separate.append(ten / base)
+    assert all(one == pytest.approx(0.95, rel=0.02) for one, _ in ratios)
+    assert all(ten == pytest.approx(9.0, rel=0.08) for _, ten in ratios)
+    # ... which the sweep's separate blocks miss by more, for some host histories
+    assert max(abs(ten / 9.0 - 1) for ten in separate) > 0.08
+
+
+def test_an_oom_marks_every_row_of_its_model():
+    settings = _interleaved("--models", "mlp,memory", "--clients", "1,2", "--rounds", "2")
+    run = _interleaved_run(settings, lambda *_: 500.0)
+    index = next(w.index for w in run.windows if w.mode == "mps" and w.clients == 2)
+    run.samples["memory"][index][1] = oom_sample(1)
+    rows = bench.summarize_interleaved("memory", settings, run, META)
+    assert {r.status for r in rows} == {"oom"} and len(rows) == 1 + 3
+    assert {r.status for r in bench.summarize_interleaved("mlp", settings, run, META)} == {"ok"}
+    run.samples["mlp"].pop(index)
+    with pytest.raises(bench.BenchmarkError, match="samples missing"):
+        bench.summarize_interleaved("mlp", settings, run, META)
+
+
+def _fake_interleaved_runner(speed_of):
+    return lambda settings: _interleaved_run(settings, speed_of)
+
+
+def test_main_interleaved_fails_when_the_halves_of_the_run_disagree(tmp_path, capsys):
+    out, raw = tmp_path / "r.csv", tmp_path / "raw.json"
+    argv = ["run", "--models", "mlp", "--clients", "1,2", "--rounds", "4", "--out", str(out)]
+    argv += ["--raw-out", str(raw)]
+
+    def steady(model, w, rank, t):
+        return 1000.0 if w.mode == "exclusive" else 700.0
+
+    assert bench.main(argv, gpu=GPU, interleaved_runner=_fake_interleaved_runner(steady)) == 0
+    printed = capsys.readouterr()
+    assert "method interleaved" in printed.out and "UNSTABLE" not in printed.err
+    rows = bench.results_by_key(bench.load_results(out))
+    assert rows[("mlp", "time-slicing", 2)].ratio_vs_exclusive == pytest.approx(1.4)
+    assert rows[("mlp", "time-slicing", 2)].ratio_halves_pct == pytest.approx(0.0)
+
+    def drifting(model, w, rank, t):  # the cores slow down; time-slicing is GPU-bound
+        if w.mode == "time-slicing":
+            return 700.0
+        return 1000.0 if w.round < 2 else 700.0  # the baseline and MPS clients follow them
+
+    runner = _fake_interleaved_runner(drifting)
+    assert bench.main(argv, gpu=GPU, interleaved_runner=runner) == 4
+    err = capsys.readouterr().err
+    assert "NOTE: the baseline moved during the run" in err
+    assert "ERROR: UNSTABLE RATIOS" in err
+    assert "model=mlp mode=time-slicing N=2: the first and second half" in err
+    assert "mode=mps" not in err  # the MPS rows follow the cores as the baseline does
+    accepted = [*argv, "--accept-unstable-baseline"]
+    assert bench.main(accepted, gpu=GPU, interleaved_runner=runner) == 0
+    assert "WARNING: UNSTABLE RATIOS" in capsys.readouterr().err
+    assert bench.main([*argv, "--max-ratio-halves", "80"], gpu=GPU, interleaved_runner=runner) == 0
+
+
+def test_summarize_recomputes_the_csv_from_the_raw_json(tmp_path):
+    import gzip
+
+    out, raw = tmp_path / "r.csv", tmp_path / "raw.json"
+    argv = ["run", "--models", "mlp", "--clients", "1,2", "--rounds", "4", "--out", str(out)]
+    runner = _fake_interleaved_runner(lambda m, w, rank, t: 900.0 + 10 * rank + w.round)
+    assert bench.main([*argv, "--raw-out", str(raw)], gpu=GPU, interleaved_runner=runner) == 0
+    packed = tmp_path / "raw.json.gz"
+    packed.write_bytes(gzip.compress(raw.read_bytes()))
+    for source in (raw, packed):
+        again = tmp_path / f"again-{source.suffix}.csv"
+        assert bench.main(["summarize", str(source), "--out", str(again)]) == 0
+        assert again.read_text() == out.read_text()
+    with pytest.raises(ValueError, match="no settings entry"):
+        bench.interleaved_from_raw([{"model": "mlp", "windows": []}])
+
+
+COMMITTED_RAW = sorted(COMMITTED[0].parent.glob("results-*-raw.json.gz"))
+
+
+@pytest.mark.parametrize("raw", COMMITTED_RAW, ids=lambda p: p.name)
+def test_committed_csvs_are_what_their_raw_windows_give(raw):
+    """Every committed interleaved CSV is recomputed from its committed raw windows by this
+    code: the published ratios are the method's, not edited numbers."""
+    csv_path = raw.with_name(raw.name.replace("-raw.json.gz", ".csv"))
+    settings, meta, run = bench.interleaved_from_raw(bench.read_raw(raw))
+    rows = bench.summarize_interleaved_run(settings, run, meta, log=lambda _: None)
+    committed = bench.results_by_key(bench.load_results(csv_path))
+    assert set(committed) == {r.key for r in rows}
+    for r in rows:
+        c = committed[r.key]
+        assert c.ratio_method == r.ratio_method
+        assert c.ratio_vs_exclusive == pytest.approx(r.ratio_vs_exclusive, rel=1e-3)
+        assert c.ratio_low == pytest.approx(r.ratio_low, rel=1e-3)
+        assert c.aggregate_it_s == pytest.approx(r.aggregate_it_s, rel=1e-4)
+
+
+def test_check_group_clients_wants_exactly_the_mps_group():
+    ready = {("plain", 0): {"pid": 1}, ("plain", 1): {"pid": 2}}
+    ready |= {("mps", 0): {"pid": 11}, ("mps", 1): {"pid": 12}}
+    assert "are the mps group's workers" in bench.check_group_clients(ready, "mps", ["11", "12"])
+    assert "not comparable" in bench.check_group_clients(ready, "mps", ["911", "912"])
+    for listed in (["11"], ["11", "12", "1"], ["1", "12"]):
+        with pytest.raises(bench.BenchmarkError, match="want the 2 workers"):
+            bench.check_group_clients(ready, "mps", listed)
+
+
+def test_files_before_the_halves_column_still_load(tmp_path):
+    path = tmp_path / "r.csv"
+    settings = _interleaved("--models", "mlp", "--clients", "1,2", "--rounds", "2")
+    run = _interleaved_run(settings, lambda *_: 500.0)
+    bench.write_csv(path, bench.summarize_interleaved("mlp", settings, run, META))
+    n = len(bench.PRE_INTERLEAVED_CSV_COLUMNS)
+    path.write_text("\n".join(",".join(x.split(",")[:n]) for x in path.read_text().splitlines()))
+    loaded = bench.load_results(path)
+    assert {r.ratio_method for r in loaded} == {"interleaved", "paired"}
+    assert all(r.ratio_halves_pct is None for r in loaded)

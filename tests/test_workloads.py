@@ -116,6 +116,7 @@ def test_benchmark_command_uses_the_scripts_own_options():
     assert run[1] == f"{BENCHMARK_MOUNT}/bench.py" and run[2:] == run_args
     # Every option the Job passes is one the benchmark's own parser accepts.
     args = bench.parse_args(run_args)
+    assert args.method == "sweep"  # one process group at a time, as benchmark_sizing assumes
     assert (args.clients, args.models, args.duration_s, args.repetitions) == (
         (1, 2),
         ("mlp",),
@@ -238,4 +239,5 @@ def test_benchmark_caps_n_where_the_workers_would_not_fit_and_says_so():
     script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
     note, _, run = script.partition(f"; python {BENCHMARK_MOUNT}/bench.py ")
     assert note.startswith("echo 'note: N = ") and f"N capped at {fit}" in note
-    assert run.startswith("run --clients ")  # the note comes first, then the benchmark
+    # the note comes first, then the benchmark, with the method that fits in one pod
+    assert run.startswith("run --method sweep --clients ")

@@ -68,7 +68,10 @@ DEFAULT_CLIENTS = (1, 2, 4, 8, 10)
 DEFAULT_DURATION_S = 3.0
 DEFAULT_WARMUP_S = 1.0
 DEFAULT_REPETITIONS = 3
-DEFAULT_MEMORY_GIB = 8.0
+# 4 GiB of weights per process: far beyond the GPU's caches (bandwidth-bound, as intended),
+# and small enough that the interleaved method's two groups of 10 processes fit on one H200.
+DEFAULT_MEMORY_GIB = 4.0
+CUDA_CONTEXT_GIB = 0.75  # device memory of one process's CUDA context (~690 MiB measured)
 DEFAULT_MPS_REPLICAS = 10
 DEFAULT_CASE_TIMEOUT_S = 900.0
 DEFAULT_TELEMETRY_INTERVAL_S = 0.2
@@ -88,6 +91,25 @@ PAIRED_LOW_PERCENTILE = 10.0  # ratio_low of a paired row: this percentile of th
 PAIRED_MODES = ("mps", "mps-limited")
 RATIO_BASELINE = "median-baseline"
 RATIO_PAIRED = "paired"
+RATIO_INTERLEAVED = "interleaved"
+# How cases are scheduled. `interleaved` (the default) keeps one process group per way of
+# sharing alive and takes turns in short windows, round after round, so every case and its
+# baseline see the same minutes of the host's CPU (see interleaved_schedule); `sweep` runs
+# each (mode, N) as its own block of repetitions, the baseline before and after each sweep.
+METHOD_INTERLEAVED = "interleaved"
+METHOD_SWEEP = "sweep"
+METHODS = (METHOD_INTERLEAVED, METHOD_SWEEP)
+DEFAULT_ROUNDS = 12
+DEFAULT_WINDOW_S = 0.4
+INTERLEAVED_LOW_PERCENTILE = 10.0  # ratio_low of an interleaved row, over the rounds
+# The process group a mode's windows run in: plain CUDA contexts serve both the exclusive
+# baseline (one of them alone) and time-slicing (several at once).
+GROUP_OF_MODE = {
+    "exclusive": "plain",
+    "time-slicing": "plain",
+    "mps": "mps",
+    "mps-limited": "mps-limited",
+}
 
 STATUS_OK = "ok"
 STATUS_OOM = "oom"
@@ -121,10 +143,13 @@ CSV_COLUMNS = (
     "ratio_method",
     "pairs_kept",
     "pairs_excluded",
+    "ratio_halves_pct",
+    "baseline_launch_ms",
 )
 # Files written before single clients were paired with an exclusive process (no ratio_method:
 # every ratio divides by the median baseline).
 PRE_PAIRING_CSV_COLUMNS = CSV_COLUMNS[: CSV_COLUMNS.index("ratio_method")]
+PRE_INTERLEAVED_CSV_COLUMNS = CSV_COLUMNS[: CSV_COLUMNS.index("ratio_halves_pct")]
 # Files written before the baseline was measured more than once; still readable (the new
 # columns are then empty), so a CSV from an older in-cluster Job can still be planned with.
 LEGACY_CSV_COLUMNS = (
@@ -213,6 +238,9 @@ class WorkerSample:
     involuntary_switches: int | None = None  # preemptions during the window
     cpu_probe_ms: float | None = None  # a fixed pure-Python loop just before the window
     cpu_probe_after_ms: float | None = None  # the same loop just after it (paired windows)
+    # Mean host time per iteration spent launching the step (until step() returned, before
+    # synchronize): how fast the core was *during* the window, where the probes are snapshots.
+    launch_ms: float | None = None
 
     @property
     def it_s(self) -> float:
@@ -305,6 +333,13 @@ class Result:
     ratio_method: str = RATIO_BASELINE
     pairs_kept: int | None = None  # paired rows: pairs whose CPU probes agreed
     pairs_excluded: int | None = None  # paired rows: pairs left out because they did not
+    # Interleaved rows: how far the ratio from the first half of the rounds and the one from
+    # the second half differ, over the ratio (percent): two shorter runs, back to back.
+    ratio_halves_pct: float | None = None
+    # Interleaved runs: the median host time to launch one iteration in the exclusive windows,
+    # i.e. how fast the host's cores were for the baseline. The launch-bound models' exclusive
+    # throughput follows it, so runs can only be compared at similar values.
+    baseline_launch_ms: float | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -329,6 +364,9 @@ class Settings:
     pairs: int = DEFAULT_PAIRS
     pair_window_s: float = DEFAULT_PAIR_WINDOW_S
     pair_probe_tolerance: float = DEFAULT_PAIR_PROBE_TOLERANCE
+    method: str = METHOD_INTERLEAVED
+    rounds: int = DEFAULT_ROUNDS
+    window_s: float = DEFAULT_WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -480,12 +518,21 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(float, 0.0, inclusive=False),
         default=DEFAULT_MAX_BASELINE_SPREAD_PCT,
         help="percent by which the exclusive measurements of one model may differ "
-        "(max - min over median) before the run fails (default: %(default)s)",
+        "(max - min over median) before the run fails (sweep; interleaved: the means of the "
+        "run's thirds, reported only) (default: %(default)s)",
+    )
+    run.add_argument(
+        "--max-ratio-halves",
+        dest="max_ratio_halves_pct",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_MAX_BASELINE_SPREAD_PCT,
+        help="interleaved: percent by which a ratio from the first half of the rounds may "
+        "differ from the one from the second half before the run fails (default: %(default)s)",
     )
     run.add_argument(
         "--accept-unstable-baseline",
         action="store_true",
-        help="report a baseline spread above --max-baseline-spread but exit 0",
+        help="report an unstable baseline (sweep) or ratios (interleaved) but exit 0",
     )
     run.add_argument(
         "--no-pairing",
@@ -515,6 +562,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="a pair counts only if its four CPU probes are within this fraction of each "
         "other (max / min - 1; default: %(default)s)",
     )
+    run.add_argument(
+        "--method",
+        choices=METHODS,
+        default=METHOD_INTERLEAVED,
+        help="interleaved (default): all process groups stay up and every case takes turns "
+        "with the exclusive baseline in short windows, round after round; sweep: each (mode, "
+        "N) in turn, repetitions of --duration, the baseline before and after each sweep",
+    )
+    run.add_argument(
+        "--rounds",
+        type=_number(int, 2, inclusive=True),
+        default=DEFAULT_ROUNDS,
+        help="interleaved: rounds through every case (default: %(default)s)",
+    )
+    run.add_argument(
+        "--window",
+        dest="window_s",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_WINDOW_S,
+        help="interleaved: timed seconds of each window (default: %(default)s)",
+    )
     run.add_argument("--out", type=Path, default=Path("results.csv"), help="CSV to write")
     run.add_argument("--raw-out", type=Path, help="also write every worker's samples as JSON")
     run.add_argument("--plot", type=Path, help="also write the PNG plot here")
@@ -527,6 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("csv", type=Path)
     plot.add_argument("--out", type=Path, required=True)
 
+    summarize = sub.add_parser(
+        "summarize", help="recompute the CSV of an interleaved run from its --raw-out JSON"
+    )
+    summarize.add_argument("raw", type=Path, help="the --raw-out JSON (.json or .json.gz)")
+    summarize.add_argument("--out", type=Path, required=True)
+
     table = sub.add_parser("table", help="print a results CSV as a Markdown table")
     table.add_argument("csv", type=Path)
     return parser
@@ -535,6 +609,15 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (
+        args.command == "run"
+        and args.method == METHOD_INTERLEAVED
+        and {"mps", "mps-limited"} <= set(args.modes)
+    ):
+        parser.error(
+            "--method interleaved runs one MPS daemon, with or without the device plugin's "
+            "limits: measure mps and mps-limited in separate runs (or use --method sweep)"
+        )
     if args.command == "run" and "mps-limited" in args.modes:
         too_many = [n for n in args.clients if n > args.mps_replicas]
         if too_many:
@@ -561,6 +644,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         pairs=int(args.pairs),
         pair_window_s=float(args.pair_window_s),
         pair_probe_tolerance=float(args.pair_probe_tolerance),
+        method=str(args.method),
+        rounds=int(args.rounds),
+        window_s=float(args.window_s),
     )
 
 
@@ -610,6 +696,16 @@ def estimate_seconds(settings: Settings) -> float:
         per_rep = settings.warmup_s + settings.duration_s + 0.3
         return startup + build + models * settings.repetitions * per_rep
 
+    if settings.method == METHOD_INTERLEAVED:
+        processes = len(worker_groups(settings)) * group_size(settings)
+        startup = 4.0 + 0.2 * processes
+        per_window = PAIR_WARMUP_S + settings.window_s + 0.08  # barriers, probes, messages
+        per_model = (
+            1.0
+            + len(worker_groups(settings)) * (settings.warmup_s + 0.1)
+            + len(interleaved_schedule(settings)) * per_window
+        )
+        return startup + len(settings.models) * per_model
     return sum(case_seconds(mode, n) for mode, n in planned_cases(settings))
 
 
@@ -903,7 +999,7 @@ def apply_ratios(results: Sequence[Result]) -> list[Result]:
     for r in results:
         base = baseline.get(r.model)
         ratio = ratio_low = None
-        if r.ratio_method == RATIO_PAIRED:
+        if r.ratio_method in (RATIO_PAIRED, RATIO_INTERLEAVED):
             ratio, ratio_low = r.ratio_vs_exclusive, r.ratio_low
         elif base is not None and r.status == STATUS_OK and r.aggregate_it_s is not None:
             ratio = r.aggregate_it_s / base.aggregate_it_s
@@ -917,6 +1013,7 @@ def apply_ratios(results: Sequence[Result]) -> list[Result]:
                 baseline_it_s=base.aggregate_it_s if base else None,
                 baseline_runs=base.baseline_runs if base else None,
                 baseline_spread_pct=base.baseline_spread_pct if base else None,
+                baseline_launch_ms=base.baseline_launch_ms if base else None,
             )
         )
     return out
@@ -928,13 +1025,505 @@ def baseline_problems(results: Sequence[Result], max_spread_pct: float) -> list[
     for r in sort_results(results):
         if r.mode != "exclusive" or r.baseline_spread_pct is None:
             continue
-        if r.baseline_spread_pct > max_spread_pct:
+        if r.baseline_spread_pct <= max_spread_pct:
+            continue
+        if r.ratio_method == RATIO_INTERLEAVED:
+            problems.append(
+                f"model={r.model}: the mean of the {r.baseline_runs} exclusive windows differs "
+                f"by {r.baseline_spread_pct:.1f}% between the thirds of the run (limit "
+                f"{max_spread_pct:g}%); ratios divide by the mean over all, "
+                f"{r.aggregate_it_s:.1f} it/s"
+            )
+        else:
             problems.append(
                 f"model={r.model}: the {r.baseline_runs} exclusive measurements differ by "
                 f"{r.baseline_spread_pct:.1f}% (limit {max_spread_pct:g}%); "
                 f"ratios divide by their median {r.aggregate_it_s:.1f} it/s"
             )
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The interleaved method (the default)
+#
+# One launch-bound process runs at the speed of its CPU core, and on the test VM each core
+# flips between two speeds within seconds, independently of the others. Measuring a case and
+# its baseline minutes apart therefore compares core states as often as ways of sharing. Here
+# every process group stays up for the whole run (plain CUDA contexts for exclusive and
+# time-slicing, MPS clients for mps), rank i of every group pinned to the same core, and the
+# cases take turns in short windows, round after round, each right after an exclusive window
+# on the core of its first worker. A case and the baseline are then sampled over the same
+# minutes and the same cores, and each ratio is a ratio of totals over the whole run.
+
+
+@dataclass(frozen=True)
+class Window:
+    """One timed window of an interleaved run: which ranks of which group run in it."""
+
+    index: int
+    round: int
+    mode: str  # "exclusive" or the case's mode; GROUP_OF_MODE names the group
+    clients: int
+    ranks: tuple[int, ...]  # the group's ranks that run; the others wait
+    case: tuple[str, int]  # the case this window is (or, for an exclusive window, precedes)
+
+
+@dataclass(frozen=True)
+class InterleavedRun:
+    """What an interleaved runner returns: model -> window index -> the active workers'
+    samples, in the order of Window.ranks."""
+
+    windows: tuple[Window, ...]
+    samples: dict[str, dict[int, list[WorkerSample]]]
+    torch_version: str = ""
+    gpu: str = ""
+    telemetry: tuple[TelemetrySample, ...] = ()
+
+
+InterleavedRunner = Callable[[Settings], InterleavedRun]
+
+
+def interleaved_cases(settings: Settings) -> list[tuple[str, int]]:
+    """The shared (mode, N) cases of an interleaved run, each measured against the baseline."""
+    return [
+        (mode, n)
+        for mode in settings.modes
+        if mode != "exclusive"
+        for n in clients_for_mode(mode, settings.clients)
+    ]
+
+
+def worker_groups(settings: Settings) -> tuple[str, ...]:
+    """The process groups an interleaved run keeps up: always the plain one (the baseline)."""
+    groups = ["plain"] + [GROUP_OF_MODE[m] for m in settings.modes]
+    return tuple(dict.fromkeys(groups))
+
+
+def group_size(settings: Settings) -> int:
+    """Processes per group: the largest N any case runs."""
+    return max([1] + [n for _, n in interleaved_cases(settings)])
+
+
+def interleaved_schedule(settings: Settings) -> list[Window]:
+    """Every window of one model, in order.
+
+    Per round, every case once, each preceded by an exclusive window on the core of the
+    case's first rank; the order of the cases is reversed every other round, so a drift
+    through the run weighs on every case alike. Each case's first rank moves on by one core
+    per round (and cases start on different cores within a round), so over `size` rounds
+    each case and its exclusive windows use every core. A run of the exclusive mode alone has
+    one exclusive window per round.
+    """
+    cases = interleaved_cases(settings)
+    size = group_size(settings)
+    windows: list[Window] = []
+
+    def add(round_: int, mode: str, n: int, first: int, case: tuple[str, int]) -> None:
+        ranks = tuple((first + i) % size for i in range(n))
+        windows.append(Window(len(windows), round_, mode, n, ranks, case))
+
+    for r in range(settings.rounds):
+        if not cases:
+            add(r, "exclusive", 1, r % size, ("exclusive", 1))
+            continue
+        for case in cases if r % 2 == 0 else cases[::-1]:
+            first = (cases.index(case) + r) % size
+            add(r, "exclusive", 1, first, case)
+            add(r, case[0], case[1], first, case)
+    return windows
+
+
+def interleaved_memory_problem(settings: Settings, gpu: GpuInfo) -> str | None:
+    """Why the `memory` model would not fit on the GPU with every group up, or None."""
+    if settings.method != METHOD_INTERLEAVED or "memory" not in settings.models:
+        return None
+    if gpu.memory_total_mib is None:
+        return None
+    processes = len(worker_groups(settings)) * group_size(settings)
+    need_gib = processes * (settings.memory_gib + CUDA_CONTEXT_GIB)
+    have_gib = gpu.memory_total_mib / 1024
+    if need_gib <= 0.95 * have_gib:
+        return None
+    fits = max(0.0, 0.95 * have_gib / processes - CUDA_CONTEXT_GIB)
+    return (
+        f"the memory model in {processes} processes needs about {need_gib:.0f} GiB "
+        f"({settings.memory_gib:g} GiB of weights + {CUDA_CONTEXT_GIB:g} GiB of CUDA context "
+        f"each) and the GPU has {have_gib:.0f} GiB: use --memory-gib {math.floor(fits * 4) / 4:g} "
+        "or less, fewer --clients, or --method sweep"
+    )
+
+
+def _window_telemetry(
+    telemetry: Sequence[TelemetrySample], samples: Sequence[WorkerSample]
+) -> WindowTelemetry | None:
+    starts = [s.window_start for s in samples if s.window_start is not None]
+    ends = [s.window_end for s in samples if s.window_end is not None]
+    if not telemetry or not starts or not ends:
+        return None
+    return summarize_window(telemetry, min(starts), max(ends))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def _thirds(values: Sequence[float]) -> list[list[float]]:
+    """Split values, in time order, into the beginning, middle and end of the run."""
+    k, extra = divmod(len(values), 3)
+    out, start = [], 0
+    for i in range(3):
+        end = start + k + (1 if i < extra else 0)
+        out.append(list(values[start:end]))
+        start = end
+    return [part for part in out if part]
+
+
+def summarize_interleaved(
+    model: str, settings: Settings, run: InterleavedRun, meta: RunMeta
+) -> list[Result]:
+    """One row per case of `model` (and its exclusive row), ratios already in place.
+
+    exclusive   aggregate_it_s is the mean over all exclusive windows; baseline_runs is
+                their number, baseline_spread_pct the spread (max - min over the mean) of
+                their means over the first, middle and last third of the run
+    N > 1       aggregate_it_s is the mean over rounds of the window's total it/s, and
+                ratio_vs_exclusive = aggregate / the baseline: both totals over the same
+                minutes and cores. ratio_low is the INTERLEAVED_LOW_PERCENTILE-th percentile
+                over rounds of (the window's total / that round's mean exclusive window)
+    N = 1 (MPS) paired: each client window with the exclusive window right before it, on the
+                same core (summarize_paired, the probe rule included)
+    A model with any out-of-memory sample gets status 'oom' in every row.
+    """
+    windows = [w for w in run.windows if w.index in run.samples.get(model, {})]
+    if len(windows) != len(run.windows):
+        raise BenchmarkError(f"{model}: samples missing for some of the {len(run.windows)} windows")
+    samples = run.samples[model]
+    for w in windows:
+        if len(samples[w.index]) != w.clients:
+            raise BenchmarkError(
+                f"{model}: window {w.index} ({w.mode} N={w.clients}) has "
+                f"{len(samples[w.index])} worker samples, expected {w.clients}"
+            )
+    common = {"date": meta.date, "gpu": meta.gpu, "driver": meta.driver, "torch": meta.torch}
+    cases = [("exclusive", 1), *interleaved_cases(settings)]
+    if any(s.status == STATUS_OOM for w in windows for s in samples[w.index]):
+        return [
+            Result(
+                **common,
+                model=model,
+                mode=mode,
+                clients=n,
+                repetitions=settings.rounds,
+                duration_s=settings.window_s,
+                aggregate_it_s=None,
+                per_process_it_s=None,
+                ratio_vs_exclusive=None,
+                p50_ms=None,
+                p99_ms=None,
+                mem_per_process_mib=None,
+                status=STATUS_OOM,
+                ratio_method=RATIO_INTERLEAVED,
+            )
+            for mode, n in cases
+        ]
+    bad = [s for w in windows for s in samples[w.index] if s.status != STATUS_OK]
+    if bad:
+        raise BenchmarkError(f"{model}: unexpected sample status {bad[0]}")
+
+    def total(w: Window) -> float:
+        return math.fsum(s.it_s for s in samples[w.index])
+
+    exclusive = [w for w in windows if w.mode == "exclusive"]
+    if not exclusive or any(total(w) <= 0 for w in exclusive):
+        raise BenchmarkError(f"{model}: an exclusive window ran no iterations")
+    baseline = _mean([total(w) for w in exclusive])
+    thirds = [_mean(part) for part in _thirds([total(w) for w in exclusive])]
+    spread = 100.0 * (max(thirds) - min(thirds)) / baseline if len(thirds) > 1 else None
+    round_baseline = {
+        r: _mean([total(w) for w in exclusive if w.round == r])
+        for r in dict.fromkeys(w.round for w in exclusive)
+    }
+
+    half = settings.rounds // 2  # rounds before it are the first half of the run
+
+    def halves_pct(ratio_of: Callable[[Callable[[Window], bool]], float], ratio: float) -> float:
+        first = ratio_of(lambda w: w.round < half)
+        second = ratio_of(lambda w: w.round >= half)
+        return 100.0 * abs(first - second) / ratio
+
+    def row(mode: str, n: int, members: Sequence[Window]) -> Result:
+        totals = [total(w) for w in members]
+        aggregate = _mean(totals)
+
+        def ratio_of(keep: Callable[[Window], bool]) -> float:
+            part = [total(w) for w in members if keep(w)]
+            part_baseline = [total(w) for w in exclusive if keep(w)]
+            return _mean(part) / _mean(part_baseline)
+
+        per_round = [total(w) / round_baseline[w.round] for w in members]
+        tel = [_window_telemetry(run.telemetry, samples[w.index]) for w in members]
+        clocks = [t.sm_clock_mhz for t in tel if t is not None and t.sm_clock_mhz is not None]
+        temps = [t.temp_c for t in tel if t is not None and t.temp_c is not None]
+        worker = [s for w in members for s in samples[w.index]]
+        mems = [s.mem_reserved_mib for s in worker if s.mem_reserved_mib is not None]
+        rss = [s.host_rss_mib for s in worker if s.host_rss_mib is not None]
+        return Result(
+            **common,
+            model=model,
+            mode=mode,
+            clients=n,
+            repetitions=len(members),
+            duration_s=settings.window_s,
+            aggregate_it_s=aggregate,
+            aggregate_min_it_s=min(totals),
+            aggregate_max_it_s=max(totals),
+            per_process_it_s=aggregate / n,
+            ratio_vs_exclusive=aggregate / baseline,
+            ratio_low=percentile(per_round, INTERLEAVED_LOW_PERCENTILE),
+            baseline_it_s=baseline,
+            baseline_runs=len(exclusive),
+            baseline_spread_pct=spread,
+            p50_ms=statistics.median(
+                statistics.median(s.p50_ms for s in samples[w.index]) for w in members
+            ),
+            p99_ms=statistics.median(
+                statistics.median(s.p99_ms for s in samples[w.index]) for w in members
+            ),
+            mem_per_process_mib=max(mems) if mems else None,
+            host_rss_mib=max(rss) if rss else None,
+            sm_clock_mhz=statistics.median(clocks) if clocks else None,
+            gpu_temp_c=max(temps) if temps else None,
+            status=STATUS_OK,
+            ratio_method=RATIO_INTERLEAVED,
+            ratio_halves_pct=None
+            if mode == "exclusive"
+            else halves_pct(ratio_of, aggregate / baseline),
+        )
+
+    by_index = {w.index: w for w in windows}
+    launches = [samples[w.index][0].launch_ms for w in exclusive]
+    out = [
+        dataclasses.replace(
+            row("exclusive", 1, exclusive),
+            baseline_launch_ms=statistics.median(launches) if None not in launches else None,
+        )
+    ]
+    for mode, n in cases[1:]:
+        members = [w for w in windows if w.mode == mode and w.clients == n]
+        if n == 1 and mode in PAIRED_MODES:
+            pairs = [
+                [
+                    dataclasses.replace(samples[w.index - 1][0], rank=PAIR_EXCLUSIVE_RANK),
+                    dataclasses.replace(samples[w.index][0], rank=PAIR_SHARED_RANK),
+                ]
+                for w in members
+            ]
+            if any(by_index[w.index - 1].mode != "exclusive" for w in members):
+                raise BenchmarkError(f"{model}/{mode}: a client window without its exclusive one")
+            tel = [
+                _window_telemetry(run.telemetry, samples[w.index]) or WindowTelemetry(0)
+                for w in members
+            ]
+            paired = summarize_paired(
+                model, mode, pairs, meta, settings.window_s, settings.pair_probe_tolerance, tel
+            )
+
+            def paired_ratio_of(keep: Callable[[Window], bool], pairs=pairs, members=members):
+                part = [p for p, w in zip(pairs, members, strict=True) if keep(w)]
+                return paired_ratio(pair_ratios(part, settings.pair_probe_tolerance))[0]
+
+            out.append(
+                dataclasses.replace(
+                    paired,
+                    baseline_it_s=baseline,
+                    baseline_runs=len(exclusive),
+                    baseline_spread_pct=spread,
+                    ratio_halves_pct=halves_pct(paired_ratio_of, paired.ratio_vs_exclusive),
+                )
+            )
+        else:
+            out.append(row(mode, n, members))
+    return out
+
+
+def interleaved_pairs(model: str, run: InterleavedRun, mode: str) -> list[list[WorkerSample]]:
+    """The (exclusive, client) window pairs of a one-client case, for the log."""
+    samples = run.samples[model]
+    return [
+        [
+            dataclasses.replace(samples[w.index - 1][0], rank=PAIR_EXCLUSIVE_RANK),
+            dataclasses.replace(samples[w.index][0], rank=PAIR_SHARED_RANK),
+        ]
+        for w in run.windows
+        if w.mode == mode and w.clients == 1 and w.index in samples
+    ]
+
+
+def describe_interleaved_baseline(model: str, run: InterleavedRun) -> str:
+    """Log line: the exclusive windows' it/s by third of the run and by CPU core, and how long
+    launching one iteration took (the core's speed during the window)."""
+    samples = run.samples[model]
+    exclusive = [samples[w.index][0] for w in run.windows if w.mode == "exclusive"]
+    if any(s.status != STATUS_OK for s in exclusive):
+        return "baseline: not measured (out of memory)"
+    thirds = ", ".join(f"{_mean([s.it_s for s in part]):.0f}" for part in _thirds(exclusive))
+    launches = sorted(s.launch_ms for s in exclusive if s.launch_ms is not None)
+    text = f"baseline: {len(exclusive)} windows, mean it/s per third of the run {thirds}"
+    if launches:
+        text += (
+            f"; launch ms/iteration min {launches[0]:.3f} median "
+            f"{statistics.median(launches):.3f} max {launches[-1]:.3f}"
+        )
+    return text
+
+
+def run_interleaved_benchmark(
+    settings: Settings,
+    runner: InterleavedRunner,
+    gpu: GpuInfo,
+    date: str | None = None,
+    log: Callable[[str], None] = print,
+    raw: list[dict] | None = None,
+) -> list[Result]:
+    """Run every case of `settings` in one interleaved run and return its rows."""
+    date = date or dt.datetime.now(dt.UTC).date().isoformat()
+    schedule = interleaved_schedule(settings)
+    log(
+        f"== interleaved: groups {', '.join(worker_groups(settings))} x "
+        f"{group_size(settings)} processes; per model {settings.rounds} rounds, "
+        f"{len(schedule)} windows of {PAIR_WARMUP_S:g} s warm-up + {settings.window_s:g} s"
+    )
+    started = time.monotonic()
+    run = runner(settings)
+    log(f"   the run took {time.monotonic() - started:.1f} s")
+    meta = RunMeta(
+        date=date,
+        gpu=gpu.name if gpu.name != "unknown" else (run.gpu or "unknown"),
+        driver=gpu.driver,
+        torch=run.torch_version or "unknown",
+    )
+    if raw is not None:
+        raw.append(
+            {
+                "method": METHOD_INTERLEAVED,
+                "settings": dataclasses.asdict(settings),
+                "meta": dataclasses.asdict(meta),
+            }
+        )
+    return summarize_interleaved_run(settings, run, meta, log, raw)
+
+
+def summarize_interleaved_run(
+    settings: Settings,
+    run: InterleavedRun,
+    meta: RunMeta,
+    log: Callable[[str], None] = print,
+    raw: list[dict] | None = None,
+) -> list[Result]:
+    """Every row of an interleaved run, logging what each was computed from."""
+    rows: list[Result] = []
+    for model in settings.models:
+        model_rows = summarize_interleaved(model, settings, run, meta)
+        rows += model_rows
+        log(f"   {describe_interleaved_baseline(model, run)}")
+        for r in model_rows:
+            ratio = "" if r.ratio_vs_exclusive is None else f"  x{r.ratio_vs_exclusive:.3f}"
+            low = "" if r.ratio_low is None else f" (low {r.ratio_low:.3f})"
+            log(f"   {r.mode:<12} N={r.clients:<3} {_describe(r)}{ratio}{low}")
+            if r.ratio_method == RATIO_PAIRED:
+                ratios = pair_ratios(
+                    interleaved_pairs(model, run, r.mode), settings.pair_probe_tolerance
+                )
+                for line in describe_pairs(ratios, settings.pair_probe_tolerance):
+                    log(f"   {'':<12} {line}")
+        if raw is not None:
+            raw.append(
+                {
+                    "model": model,
+                    "method": METHOD_INTERLEAVED,
+                    "windows": [
+                        {
+                            **dataclasses.asdict(w),
+                            "samples": [
+                                dataclasses.asdict(s) for s in run.samples[model].get(w.index, [])
+                            ],
+                        }
+                        for w in run.windows
+                    ],
+                }
+            )
+    if raw is not None and run.telemetry:
+        raw.append(
+            {
+                "method": METHOD_INTERLEAVED,
+                "telemetry": [dataclasses.astuple(x) for x in run.telemetry],
+                "telemetry_fields": [f.name for f in dataclasses.fields(TelemetrySample)],
+            }
+        )
+    drop = host_memory_drop_mib(run.telemetry)
+    used = f"; host MemAvailable fell by {drop:.0f} MiB" if drop is not None else ""
+    if used:
+        log(f"  {used[1:]}")
+    return apply_ratios(sort_results(rows))
+
+
+def read_raw(path: Path | str) -> list[dict]:
+    """The JSON `run --raw-out` wrote, plain or gzip-compressed (the committed files)."""
+    data = Path(path).read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        import gzip
+
+        data = gzip.decompress(data)
+    return json.loads(data)
+
+
+def interleaved_from_raw(raw: Sequence[dict]) -> tuple[Settings, RunMeta, InterleavedRun]:
+    """Rebuild an interleaved run from the JSON `run --raw-out` wrote, to summarize it again
+    (`bench.py summarize`)."""
+    head = next((e for e in raw if "settings" in e and "meta" in e), None)
+    if head is None:
+        raise ValueError("not the raw output of an interleaved run: no settings entry")
+    settings = settings_from_config(head["settings"])
+    meta = RunMeta(**head["meta"])
+    windows: tuple[Window, ...] = ()
+    samples: dict[str, dict[int, list[WorkerSample]]] = {}
+    telemetry: tuple[TelemetrySample, ...] = ()
+    for entry in raw:
+        if "model" in entry:
+            model_windows = []
+            samples[entry["model"]] = {}
+            for w in entry["windows"]:
+                window = Window(
+                    index=w["index"],
+                    round=w["round"],
+                    mode=w["mode"],
+                    clients=w["clients"],
+                    ranks=tuple(w["ranks"]),
+                    case=(w["case"][0], w["case"][1]),
+                )
+                model_windows.append(window)
+                samples[entry["model"]][window.index] = [WorkerSample(**x) for x in w["samples"]]
+            windows = tuple(model_windows)
+        elif "telemetry" in entry:
+            fields = entry["telemetry_fields"]
+            telemetry = tuple(
+                TelemetrySample(**dict(zip(fields, x, strict=True))) for x in entry["telemetry"]
+            )
+    if tuple(interleaved_schedule(settings)) != windows:
+        raise ValueError("the raw windows do not match the schedule of the recorded settings")
+    return settings, meta, InterleavedRun(windows, samples, meta.torch, meta.gpu, telemetry)
+
+
+def halves_problems(results: Sequence[Result], max_pct: float) -> list[str]:
+    """One line per interleaved row whose two halves of the run disagree by more than
+    max_pct: the ratio would not repeat in a run of its own."""
+    return [
+        f"model={r.model} mode={r.mode} N={r.clients}: the first and second half of the run "
+        f"give ratios {r.ratio_halves_pct:.1f}% apart (limit {max_pct:g}%); x"
+        f"{r.ratio_vs_exclusive:.3f} over the whole run"
+        for r in sort_results(results)
+        if r.ratio_halves_pct is not None and r.ratio_halves_pct > max_pct
+    ]
 
 
 # NVML's clocks event ("throttle") reason bits (nvml.h, nvmlClocksEventReason*).
@@ -1088,6 +1677,8 @@ def result_to_row(r: Result) -> dict[str, str]:
         "ratio_method": r.ratio_method,
         "pairs_kept": "" if r.pairs_kept is None else str(r.pairs_kept),
         "pairs_excluded": "" if r.pairs_excluded is None else str(r.pairs_excluded),
+        "ratio_halves_pct": _fmt(r.ratio_halves_pct, 2),
+        "baseline_launch_ms": _fmt(r.baseline_launch_ms, 4),
     }
 
 
@@ -1116,7 +1707,13 @@ def load_results(path: Path | str) -> list[Result]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         columns = tuple(reader.fieldnames or ())
-        if columns not in (CSV_COLUMNS, PRE_PAIRING_CSV_COLUMNS, LEGACY_CSV_COLUMNS):
+        known = (
+            CSV_COLUMNS,
+            PRE_INTERLEAVED_CSV_COLUMNS,
+            PRE_PAIRING_CSV_COLUMNS,
+            LEGACY_CSV_COLUMNS,
+        )
+        if columns not in known:
             raise ValueError(f"{path}: unexpected columns {reader.fieldnames}; want {CSV_COLUMNS}")
         out = []
         for line, row in enumerate(reader, start=2):
@@ -1126,7 +1723,7 @@ def load_results(path: Path | str) -> list[Result]:
                 if status not in (STATUS_OK, STATUS_OOM):
                     raise ValueError(f"unknown status {status!r}")
                 method = row["ratio_method"] or RATIO_BASELINE
-                if method not in (RATIO_BASELINE, RATIO_PAIRED):
+                if method not in (RATIO_BASELINE, RATIO_PAIRED, RATIO_INTERLEAVED):
                     raise ValueError(f"unknown ratio_method {method!r}")
                 r = Result(
                     date=row["date"],
@@ -1157,6 +1754,8 @@ def load_results(path: Path | str) -> list[Result]:
                     ratio_method=method,
                     pairs_kept=_opt_int(row["pairs_kept"]),
                     pairs_excluded=_opt_int(row["pairs_excluded"]),
+                    ratio_halves_pct=_opt_float(row["ratio_halves_pct"]),
+                    baseline_launch_ms=_opt_float(row["baseline_launch_ms"]),
                 )
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{line}: {exc}") from None
@@ -1173,7 +1772,18 @@ def format_table(results: Sequence[Result]) -> str:
         rows = [r for r in sort_results(results) if r.model == model]
         base = next((r for r in rows if r.mode == "exclusive" and r.status == STATUS_OK), None)
         lines += [f"**{model}**", ""]
-        if base is not None and base.baseline_runs:
+        if base is not None and base.baseline_runs and base.ratio_method == RATIO_INTERLEAVED:
+            spread = _fmt(base.baseline_spread_pct, 1) or "–"
+            lines += [
+                f"Baseline (exclusive): {base.aggregate_it_s:.0f} it/s, the mean of "
+                f"{base.baseline_runs} windows of {base.duration_s:g} s interleaved with the "
+                f"other cases; spread {spread}% (max - min of the means of the run's three "
+                "thirds, over the mean); host launch time per iteration in those windows "
+                f"{_fmt(base.baseline_launch_ms, 3) or '–'} ms (median). Shared rows: mean over "
+                f"their rounds; low × is the p{INTERLEAVED_LOW_PERCENTILE:g} over rounds.",
+                "",
+            ]
+        elif base is not None and base.baseline_runs:
             spread = _fmt(base.baseline_spread_pct, 1) or "–"
             lines += [
                 f"Baseline (exclusive): {base.aggregate_it_s:.0f} it/s, the median of "
@@ -2067,8 +2677,11 @@ def _build_step(torch, model: str, config: dict, device) -> Callable[[], object]
     raise ValueError(f"unknown model {model}")
 
 
-def _loop(torch, step, seconds: float, latencies: list[float] | None) -> tuple[int, float]:
-    """Run step+synchronize until `seconds` have passed (at least once)."""
+def _loop(
+    torch, step, seconds: float, latencies: list[float] | None, launches: list[float] | None = None
+) -> tuple[int, float]:
+    """Run step+synchronize until `seconds` have passed (at least once). `launches` gets the
+    host time of each step() call alone (the kernels are launched asynchronously)."""
     sync = torch.cuda.synchronize
     perf = time.perf_counter
     start = perf()
@@ -2077,6 +2690,8 @@ def _loop(torch, step, seconds: float, latencies: list[float] | None) -> tuple[i
     while True:
         t0 = perf()
         step()
+        if launches is not None:
+            launches.append(perf() - t0)
         sync()
         t1 = perf()
         if latencies is not None:
@@ -2308,12 +2923,351 @@ def _paired_worker_body(rank: int, config: dict, barrier, messages) -> None:
     messages.put(("done", rank))
 
 
+def interleaved_cores(processes_per_group: int) -> list[int] | None:
+    """The CPU core of each rank (rank i of every group on the i-th), leaving the lowest
+    allowed core to the parent and its telemetry; None (no pinning) on too few cores."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) <= processes_per_group:
+        return None
+    return allowed[-processes_per_group:]
+
+
+def check_group_clients(
+    ready: dict[tuple[str, int], dict], group: str, listed: Sequence[str]
+) -> str:
+    """The MPS server of an interleaved run must serve exactly the MPS group's workers and no
+    plain one. Raises otherwise; returns what was verified (pids compare only where the
+    daemon sees the workers' pid namespace)."""
+    members = {str(info.get("pid")) for (g, _), info in ready.items() if g == group}
+    plain = {str(info.get("pid")) for (g, _), info in ready.items() if g != group}
+    if len(listed) != len(members) or plain & set(listed):
+        raise BenchmarkError(
+            f"the MPS server lists clients {sorted(listed)}; want the {len(members)} workers "
+            f"of the {group} group {sorted(members)} and none of the plain ones"
+        )
+    if set(listed) == members:
+        return f"its {len(listed)} clients are the {group} group's workers, no plain process"
+    return f"it has {len(listed)} clients (pids not comparable with the workers')"
+
+
+def gpu_interleaved_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> InterleavedRunner:
+    """The real interleaved runner: every process group up at once on GPU 0, the MPS group as
+    clients of one MPS daemon, while the GPU and the host are sampled."""
+    backend, read_gpu = gpu_telemetry_reader()
+    log(f"GPU telemetry through {backend}")
+
+    def run(settings: Settings) -> InterleavedRun:
+        groups = worker_groups(settings)
+        mps_groups = [g for g in groups if g != "plain"]
+        if mps_groups:
+            compute_mode = query_compute_mode()
+            log(f"   GPU compute mode: {compute_mode}")
+            if compute_mode not in ("Default", None):
+                raise BenchmarkError(
+                    "the interleaved method runs plain processes beside the MPS server, which "
+                    f"needs compute mode Default; the GPU is in {compute_mode}: use "
+                    "--method sweep"
+                )
+        with TelemetryMonitor(read_gpu, settings.telemetry_interval_s) as monitor:
+            if not mps_groups:
+                result = run_interleaved_workers(settings, {"plain": {}}, log=log)
+            else:
+                (group,) = mps_groups
+                commands: list[str] = []
+                if group == "mps-limited":
+                    if gpu.memory_total_mib is None:
+                        raise BenchmarkError("mps-limited needs the GPU's total memory")
+                    commands = mps_limit_commands(settings.mps_replicas, gpu.memory_total_mib)
+                with mps_daemon(commands, log=log) as daemon:
+
+                    def check_server(ready: dict[tuple[str, int], dict]) -> None:
+                        servers = daemon.command("get_server_list").split()
+                        if len(servers) != 1:
+                            raise BenchmarkError(
+                                f"the MPS daemon lists servers {servers}, want one\n"
+                                + daemon.log_tail()
+                            )
+                        want = group_size(settings)
+                        for _ in range(10):  # the listing can lag behind the clients' start
+                            listed = daemon.command(f"get_client_list {servers[0]}").split()
+                            if len(listed) >= want:
+                                break
+                            time.sleep(0.3)
+                        log(f"   MPS server pid {servers[0]}: {len(listed)} client(s) listed")
+                        log(f"   {check_group_clients(ready, group, listed)}")
+
+                    try:
+                        result = run_interleaved_workers(
+                            settings,
+                            {"plain": {}, group: daemon.env},
+                            on_ready=check_server,
+                            log=log,
+                        )
+                    except BenchmarkError as exc:
+                        raise type(exc)(f"{exc}\n{daemon.log_tail()}") from exc
+        return dataclasses.replace(result, telemetry=tuple(monitor.samples))
+
+    return run
+
+
+def run_interleaved_workers(
+    settings: Settings,
+    group_env: dict[str, dict[str, str]],
+    on_ready: Callable[[dict[tuple[str, int], dict]], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> InterleavedRun:
+    """Spawn group_size processes per group (with that group's environment), let them run
+    the schedule, collect every window's samples; fail loudly on any crash or hang."""
+    schedule = interleaved_schedule(settings)
+    size = group_size(settings)
+    members = [(group, rank) for group in group_env for rank in range(size)]
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(members))
+    messages = ctx.Queue()
+    config = dataclasses.asdict(settings)
+    config["barrier_timeout_s"] = settings.case_timeout_s
+    config["groups"] = list(group_env)
+    config["cores"] = interleaved_cores(size)
+    if config["cores"] is None:
+        log(f"   {len(os.sched_getaffinity(0))} CPUs for {size} ranks: not pinned")
+    else:
+        log(f"   rank i of every group pinned to CPU {config['cores']}[i]")
+    procs = []
+    for group, rank in members:
+        extra = group_env[group]
+        saved = {k: os.environ.get(k) for k in extra}
+        os.environ.update(extra)  # spawned children inherit the environment at start
+        try:
+            p = ctx.Process(
+                target=_interleaved_worker_main,
+                args=(group, rank, config, barrier, messages),
+                daemon=True,
+            )
+            p.start()
+            procs.append(p)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    position = {w.index: {rank: i for i, rank in enumerate(w.ranks)} for w in schedule}
+    group_of = {w.index: GROUP_OF_MODE[w.mode] for w in schedule}
+    samples: dict[str, dict[int, list[WorkerSample | None]]] = {
+        m: {w.index: [None] * w.clients for w in schedule} for m in settings.models
+    }
+    ready: dict[tuple[str, int], dict] = {}
+    done: set[tuple[str, int]] = set()
+    exited_at: dict[int, float] = {}
+    limit = max(settings.case_timeout_s, 3 * estimate_seconds(settings))
+    deadline = time.monotonic() + limit
+    try:
+        while len(done) < len(members):
+            try:
+                msg = messages.get(timeout=0.5)
+            except queue.Empty:
+                now = time.monotonic()
+                for i, p in enumerate(procs):
+                    if p.exitcode is not None and members[i] not in done:
+                        exited_at.setdefault(i, now)
+                        if p.exitcode != 0 or now - exited_at[i] > 10.0:
+                            raise WorkerCrash(
+                                f"worker {members[i]} exited with code {p.exitcode} without "
+                                "reporting an error (killed? segfault?)"
+                            ) from None
+                if now > deadline:
+                    raise WorkerCrash(f"interleaved run timed out after {limit:.0f} s") from None
+                continue
+            kind, member = msg[0], tuple(msg[1])
+            if kind == "error":
+                raise WorkerCrash(f"worker {member} failed:\n{msg[2]}")
+            if kind == "ready":
+                ready[member] = msg[2]
+                if len(ready) == len(members) and on_ready is not None:
+                    on_ready(ready)
+            elif kind == "sample":
+                _, _, model, index, data = msg
+                group, rank = member
+                if group_of[index] != group or rank not in position[index]:
+                    raise WorkerCrash(f"worker {member} sent a sample for window {index}")
+                samples[model][index][position[index][rank]] = WorkerSample(**data)
+            elif kind == "done":
+                done.add(member)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            barrier.abort()
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=10)
+    missing = [
+        (m, index)
+        for m, by_index in samples.items()
+        for index, row in by_index.items()
+        if any(s is None for s in row)
+    ]
+    if missing:
+        raise WorkerCrash(f"workers finished but samples are missing: {missing[:5]}")
+    info = next(iter(ready.values()), {})
+    return InterleavedRun(
+        windows=tuple(schedule),
+        samples=samples,  # type: ignore[arg-type]
+        torch_version=info.get("torch", ""),
+        gpu=info.get("gpu", ""),
+    )
+
+
+def settings_from_config(config: dict) -> Settings:
+    """The Settings a worker was given (as dataclasses.asdict, plus extra keys)."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    values = {k: v for k, v in config.items() if k in names}
+    for key in ("models", "modes", "clients"):
+        values[key] = tuple(values[key])
+    return Settings(**values)
+
+
+def _interleaved_worker_main(group: str, rank: int, config: dict, barrier, messages) -> None:
+    try:
+        _interleaved_worker_body(group, rank, config, barrier, messages)
+    except Exception:
+        messages.put(("error", (group, rank), traceback.format_exc()))
+        with contextlib.suppress(Exception):
+            barrier.abort()
+        messages.close()
+        messages.join_thread()
+        sys.exit(1)
+    messages.close()
+    messages.join_thread()
+
+
+def _interleaved_worker_body(group: str, rank: int, config: dict, barrier, messages) -> None:
+    """One process of one group. Every process walks the same schedule: at each window all
+    meet at the barrier, the window's ranks of its group warm up briefly, all meet again, the
+    active ones run the timed window (CPU probes right before and after) and report it."""
+    import gc
+
+    import torch
+
+    me = (group, rank)
+    if config.get("cores"):
+        os.sched_setaffinity(0, {config["cores"][rank]})
+    torch.set_num_threads(1)
+    device = torch.device("cuda", 0)
+    torch.cuda.set_device(device)
+    torch.zeros(1, device=device)  # create the CUDA context (and connect to MPS) now
+    messages.put(("ready", me, _ready_info(torch, device)))
+    settings = settings_from_config(config)
+    schedule = interleaved_schedule(settings)
+    timeout = config["barrier_timeout_s"]
+
+    def free() -> None:
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+    def oom_text(exc: BaseException) -> str:
+        if not _is_oom(torch, exc):
+            raise exc
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+    with torch.inference_mode():
+        for model in settings.models:
+            free()
+            torch.cuda.reset_peak_memory_stats(device)
+            torch.manual_seed(1000 + rank)  # rank i of every group holds the same weights
+            oom, step = "", None
+            try:
+                step = _build_step(torch, model, config, device)
+                step()
+                torch.cuda.synchronize()
+            except Exception as exc:
+                oom, step = oom_text(exc), None
+                free()
+            barrier.wait(timeout)  # everybody has built (or failed to build) the model
+            for warming in config["groups"]:  # a full warm-up per group, the others idle
+                barrier.wait(timeout)
+                if warming == group and step is not None:
+                    try:
+                        _loop(torch, step, settings.warmup_s, None)
+                    except Exception as exc:
+                        oom, step = oom_text(exc), None
+                        free()
+            for w in schedule:
+                active = GROUP_OF_MODE[w.mode] == group and rank in w.ranks
+                barrier.wait(timeout)  # the previous window is over
+                probe_ms = None
+                if active and step is not None:
+                    try:
+                        _loop(torch, step, PAIR_WARMUP_S, None)
+                    except Exception as exc:
+                        oom, step = oom_text(exc), None
+                        free()
+                    probe_ms = _cpu_probe()
+                barrier.wait(timeout)  # the timed windows of the active ranks start together
+                if not active:
+                    continue
+                latencies: list[float] = []
+                launches: list[float] = []
+                n, elapsed = 0, 0.0
+                switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+                window_start = time.monotonic()
+                if step is not None:
+                    try:
+                        n, elapsed = _loop(torch, step, settings.window_s, latencies, launches)
+                    except Exception as exc:
+                        oom, step = oom_text(exc), None
+                        free()
+                window_end = time.monotonic()
+                switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches
+                host = {
+                    "window_start": window_start,
+                    "window_end": window_end,
+                    "involuntary_switches": switches,
+                    "cpu_probe_ms": probe_ms,
+                    "cpu_probe_after_ms": _cpu_probe(),
+                    **_host_info(),
+                }
+                if oom or step is None:
+                    sample = WorkerSample(
+                        rank, 0, 0.0, None, None, None, None, None, STATUS_OOM, oom, **host
+                    )
+                else:
+                    p50, p99 = latency_percentiles_ms(latencies)
+                    free_b, total_b = torch.cuda.mem_get_info(device)
+                    sample = WorkerSample(
+                        rank=rank,
+                        iterations=n,
+                        elapsed_s=elapsed,
+                        p50_ms=p50,
+                        p99_ms=p99,
+                        mem_allocated_mib=torch.cuda.max_memory_allocated(device) / MIB,
+                        mem_reserved_mib=torch.cuda.max_memory_reserved(device) / MIB,
+                        device_used_mib=(total_b - free_b) / MIB,
+                        launch_ms=1e3 * math.fsum(launches) / len(launches),
+                        **host,
+                    )
+                messages.put(("sample", me, model, w.index, dataclasses.asdict(sample)))
+            barrier.wait(timeout)  # the last window is over before anyone frees the model
+            step = None
+    free()
+    messages.put(("done", me))
+
+
 # --------------------------------------------------------------------------------------------
 # CLI
 
 
 def main(
-    argv: Sequence[str] | None = None, runner: Runner | None = None, gpu: GpuInfo | None = None
+    argv: Sequence[str] | None = None,
+    runner: Runner | None = None,
+    gpu: GpuInfo | None = None,
+    interleaved_runner: InterleavedRunner | None = None,
 ) -> int:
     args = parse_args(argv)
     if args.command == "merge":
@@ -2329,21 +3283,42 @@ def main(
     if args.command == "table":
         print(format_table(load_results(args.csv)))
         return 0
+    if args.command == "summarize":
+        settings, meta, run = interleaved_from_raw(read_raw(args.raw))
+        results = summarize_interleaved_run(settings, run, meta)
+        write_csv(args.out, results)
+        print(f"wrote {len(results)} rows to {args.out}")
+        print(format_table(results))
+        return 0
 
     settings = settings_from_args(args)
     gpu = gpu or query_gpu()
-    runner = runner or gpu_runner(gpu)
+    interleaved = settings.method == METHOD_INTERLEAVED
+    problem = interleaved_memory_problem(settings, gpu)
+    if problem:
+        print(f"ERROR: {problem}", file=sys.stderr)
+        return 2
+    cases = [("exclusive", 1), *interleaved_cases(settings)] if interleaved else None
     print(
-        f"GPU {gpu.name}, driver {gpu.driver}, {gpu.memory_total_mib} MiB; "
-        f"{len(planned_cases(settings))} cases {planned_cases(settings)}; "
-        f"estimated {estimate_seconds(settings) / 60:.1f} min",
+        f"GPU {gpu.name}, driver {gpu.driver}, {gpu.memory_total_mib} MiB; method "
+        f"{settings.method}; {len(cases or planned_cases(settings))} cases "
+        f"{cases or planned_cases(settings)}; estimated {estimate_seconds(settings) / 60:.1f} min",
         flush=True,
     )
     raw: list[dict] = []
     try:
-        results = run_benchmark(
-            settings, runner, gpu, raw=raw, on_case=lambda rows: write_csv(args.out, rows)
-        )
+        if interleaved:
+            results = run_interleaved_benchmark(
+                settings, interleaved_runner or gpu_interleaved_runner(gpu), gpu, raw=raw
+            )
+        else:
+            results = run_benchmark(
+                settings,
+                runner or gpu_runner(gpu),
+                gpu,
+                raw=raw,
+                on_case=lambda rows: write_csv(args.out, rows),
+            )
     except BenchmarkError as exc:
         if exc.partial_results:
             write_csv(args.out, exc.partial_results)
@@ -2358,25 +3333,41 @@ def main(
     if args.plot:
         plot_results(results, args.plot)
     print(format_table(results))
-    status = 0
-    unstable = baseline_problems(results, args.max_baseline_spread_pct)
-    if unstable:
-        word = "WARNING" if args.accept_unstable_baseline else "ERROR"
-        banner = "!" * 78
-        print(
-            "\n".join(
-                [
-                    banner,
-                    f"{word}: UNSTABLE BASELINE - every ratio of these models is uncertain by "
-                    "about this much:",
-                    *(f"  {line}" for line in unstable),
-                    "  Look at the SM clock, steal and cpu-probe figures of the exclusive "
-                    "repetitions above.",
-                    banner,
-                ]
-            ),
-            file=sys.stderr,
+    banner = "!" * 78
+    word = "WARNING" if args.accept_unstable_baseline else "ERROR"
+    if interleaved:
+        # Interleaved: a baseline drift is shared by every case sampled alongside it, so what
+        # fails the run is a ratio that the two halves of the run do not reproduce; the drift
+        # itself is reported.
+        drift = baseline_problems(results, args.max_baseline_spread_pct)
+        if drift:
+            print(
+                "\n".join(
+                    [
+                        "NOTE: the baseline moved during the run; the shared cases were "
+                        "measured alongside it (see each row's ratio_halves_pct):",
+                        *(f"  {line}" for line in drift),
+                    ]
+                ),
+                file=sys.stderr,
+            )
+        unstable = halves_problems(results, args.max_ratio_halves_pct)
+        headline = f"{word}: UNSTABLE RATIOS - the two halves of the run disagree:"
+        hint = "  Look at the baseline and pair lines of the log above."
+    else:
+        unstable = baseline_problems(results, args.max_baseline_spread_pct)
+        headline = (
+            f"{word}: UNSTABLE BASELINE - every ratio of these models is uncertain by about "
+            "this much:"
         )
+        hint = (
+            "  Look at the SM clock, steal and cpu-probe figures of the exclusive repetitions "
+            "above."
+        )
+    status = 0
+    if unstable:
+        lines = [banner, headline, *(f"  {line}" for line in unstable), hint, banner]
+        print("\n".join(lines), file=sys.stderr)
         if not args.accept_unstable_baseline:
             status = 4
     try:
