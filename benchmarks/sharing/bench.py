@@ -12,24 +12,30 @@ Modes
                 plugin's MPS strategy sets for `replicas: R` (--mps-replicas): active thread
                 percentage 100/R and a pinned device memory limit of total/R.
 
-Baseline
-  The exclusive case is measured before the first sweep and again after every mode's sweep;
-  ratios divide by the median of those measurements, and a run whose measurements spread by
-  more than --max-baseline-spread percent fails (exit 4) unless --accept-unstable-baseline.
-  The GPU's SM clock, temperature and power, and the host's CPU load and steal time, are
-  sampled during every timed window, and each worker reports its peak host memory (RSS).
-
-One MPS client (N=1)
-  Measured in paired windows instead (unless --no-pairing): an exclusive process and one MPS
-  client, pinned to the same CPU core, take turns in short timed windows; the row's ratio is
-  the median of the per-pair ratios over the pairs whose CPU probes agree (paired_ratio), so
-  the host core's speed, which a launch-bound single process follows, cancels out.
+Method (--method)
+  interleaved (default): every process group stays up for the whole run (plain CUDA contexts
+  for exclusive and time-slicing, the clients of one MPS daemon for mps or mps-limited), rank
+  i of each group pinned to the same CPU core, and all cases take turns in short windows,
+  round after round, each right after an exclusive window on the core of its first worker
+  (interleaved_schedule). Ratios divide a case's mean over its rounds by the mean of all
+  exclusive windows, so both cover the same minutes and cores; one MPS client is paired with
+  the exclusive window before it (summarize_interleaved). The run fails (exit 4) when a
+  ratio from the first half of the rounds and one from the second differ by more than
+  --max-ratio-halves percent. `summarize` recomputes the CSV from --raw-out.
+  sweep: each (mode, N) in turn with its own processes; the exclusive case before the first
+  sweep and after every one, ratios against their median, exit 4 when those measurements
+  spread by more than --max-baseline-spread percent; one MPS client in windows paired with an
+  exclusive process on its core. The in-cluster Job uses it.
+  Either way the GPU's SM clock, temperature and power, and the host's CPU load and steal
+  time, are sampled during every timed window, and each worker reports its peak host memory
+  (RSS), CPU probes and, interleaved, its host launch time per iteration.
 
 Subcommands
-  run    run the benchmark and write a CSV (one row per model, mode and N)
-  merge  merge CSVs from several runs (recomputes ratio_vs_exclusive)
-  plot   CSV -> PNG
-  table  CSV -> Markdown table
+  run        run the benchmark and write a CSV (one row per model, mode and N)
+  summarize  recompute an interleaved run's CSV from its --raw-out JSON (.json or .json.gz)
+  merge      merge CSVs from several runs (recomputes median-baseline ratios)
+  plot       CSV -> PNG
+  table      CSV -> Markdown table
 
 Everything except the worker code is plain Python: torch is imported only inside the worker
 processes, so the parsing, aggregation, CSV, plotting and loading code can be imported and
