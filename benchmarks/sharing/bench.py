@@ -1904,7 +1904,10 @@ def plot_results(results: Sequence[Result], out_png: Path | str) -> Path:
         title = f"{model}: aggregate throughput / exclusive"
         if base is not None and base.baseline_spread_pct is not None:
             runs, spread = base.baseline_runs, base.baseline_spread_pct
-            title += f"\n(baseline: median of {runs} runs, spread {spread:.1f}%)"
+            if base.ratio_method == RATIO_INTERLEAVED:
+                title += f"\n(baseline: mean of {runs} interleaved windows; thirds {spread:.1f}%)"
+            else:
+                title += f"\n(baseline: median of {runs} runs, spread {spread:.1f}%)"
         ax_tp.set_title(title)
         ax_tp.set_ylabel("× exclusive (N=1)")
         ax_tp.set_ylim(bottom=0)
@@ -1919,9 +1922,19 @@ def plot_results(results: Sequence[Result], out_png: Path | str) -> Path:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
     first = results[0]
+    if first.ratio_method == RATIO_INTERLEAVED:
+        shared = [
+            r.repetitions
+            for r in results
+            if r.ratio_method == RATIO_INTERLEAVED and r.mode != "exclusive"
+        ]
+        rounds = max(shared, default=first.repetitions)
+        how = f"interleaved: {rounds} rounds of {first.duration_s:g} s windows"
+    else:
+        how = f"median of {first.repetitions} × {first.duration_s:g} s"
     fig.suptitle(
         f"GPU sharing benchmark: {first.gpu}, driver {first.driver}, torch {first.torch}, "
-        f"{first.date} (median of {first.repetitions} × {first.duration_s:g} s)",
+        f"{first.date} ({how})",
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
