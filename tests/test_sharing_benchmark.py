@@ -1343,3 +1343,19 @@ def test_files_before_the_halves_column_still_load(tmp_path):
     loaded = bench.load_results(path)
     assert {r.ratio_method for r in loaded} == {"interleaved", "paired"}
     assert all(r.ratio_halves_pct is None for r in loaded)
+
+
+def test_compare_puts_two_runs_side_by_side_and_fails_on_a_difference(capsys):
+    directory = COMMITTED[0].parent
+    a, b, c, d = (directory / f"results-h200-reduced-{x}.csv" for x in "abcd")
+    assert bench.main(["compare", str(a), str(b)]) == 0  # the pair that repeated
+    out = capsys.readouterr().out
+    assert out.count("| mlp |") == 3 and out.count("| transformer |") == 3
+    assert "| transformer | mps | 10 | interleaved | 3.713 (3.07) | 3.569 (3.19) | -3.9 % |" in out
+    assert "mlp baseline: 6220 and 6316 it/s at 0.161 and 0.165 ms launch time" in out
+    assert bench.main(["compare", str(c), str(d)]) == 4  # the one that did not
+    captured = capsys.readouterr()
+    assert "**-16.7 %**" in captured.out
+    assert "model=transformer mode=mps N=10: 4.892 against 4.075" in captured.err
+    assert "mode=mps N=1:" not in captured.err
+    assert bench.main(["compare", str(c), str(d), "--max-diff", "20"]) == 0

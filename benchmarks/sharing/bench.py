@@ -34,6 +34,7 @@ Subcommands
   run        run the benchmark and write a CSV (one row per model, mode and N)
   summarize  recompute an interleaved run's CSV from its --raw-out JSON (.json or .json.gz)
   merge      merge CSVs from several runs (recomputes median-baseline ratios)
+  compare    two runs' ratios side by side (exit 4 when any differ by more than --max-diff)
   plot       CSV -> PNG
   table      CSV -> Markdown table
 
@@ -606,6 +607,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summarize.add_argument("raw", type=Path, help="the --raw-out JSON (.json or .json.gz)")
     summarize.add_argument("--out", type=Path, required=True)
+
+    compare = sub.add_parser(
+        "compare", help="two runs' ratios side by side; exit 4 if any differ by more than allowed"
+    )
+    compare.add_argument("first", type=Path)
+    compare.add_argument("second", type=Path)
+    compare.add_argument(
+        "--max-diff",
+        dest="max_diff_pct",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_MAX_BASELINE_SPREAD_PCT,
+        help="percent by which a ratio may differ between the runs (default: %(default)s)",
+    )
 
     table = sub.add_parser("table", help="print a results CSV as a Markdown table")
     table.add_argument("csv", type=Path)
@@ -1769,6 +1783,48 @@ def load_results(path: Path | str) -> list[Result]:
                 raise ValueError(f"{path}:{line}: status ok but no aggregate_it_s")
             out.append(r)
     return out
+
+
+def compare_runs(
+    first: Sequence[Result], second: Sequence[Result], max_diff_pct: float
+) -> tuple[list[str], list[str]]:
+    """(Markdown lines, problems): every ratio of two runs side by side, second vs first in
+    percent, and the ones further apart than max_diff_pct; then each model's baseline with
+    the host launch time it was measured at (compare runs at similar values)."""
+    a, b = results_by_key(first), results_by_key(second)
+    lines = [
+        "| model | mode | N | ratio from | first × (low) | second × (low) | second vs first |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    problems = []
+    for key in [r.key for r in sort_results(first) if r.key in b]:
+        x, y = a[key], b[key]
+        if key[1] == "exclusive" or None in (x.ratio_vs_exclusive, y.ratio_vs_exclusive):
+            continue
+        diff = 100.0 * (y.ratio_vs_exclusive / x.ratio_vs_exclusive - 1.0)
+        mark = f"**{diff:+.1f} %**" if abs(diff) > max_diff_pct else f"{diff:+.1f} %"
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {x.ratio_method} "
+            f"| {x.ratio_vs_exclusive:.3f} ({_fmt(x.ratio_low, 2) or '–'}) "
+            f"| {y.ratio_vs_exclusive:.3f} ({_fmt(y.ratio_low, 2) or '–'}) | {mark} |"
+        )
+        if abs(diff) > max_diff_pct:
+            problems.append(
+                f"model={key[0]} mode={key[1]} N={key[2]}: {x.ratio_vs_exclusive:.3f} against "
+                f"{y.ratio_vs_exclusive:.3f} ({diff:+.1f}%, limit {max_diff_pct:g}%)"
+            )
+    lines.append("")
+    for model in dict.fromkeys(r.model for r in sort_results(first)):
+        x, y = a.get((model, "exclusive", 1)), b.get((model, "exclusive", 1))
+        if x is None or y is None or x.aggregate_it_s is None or y.aggregate_it_s is None:
+            continue
+        launch = ""
+        if x.baseline_launch_ms is not None and y.baseline_launch_ms is not None:
+            launch = f" at {x.baseline_launch_ms:.3f} and {y.baseline_launch_ms:.3f} ms launch time"
+        lines.append(
+            f"{model} baseline: {x.aggregate_it_s:.0f} and {y.aggregate_it_s:.0f} it/s{launch}"
+        )
+    return lines, problems
 
 
 def format_table(results: Sequence[Result]) -> str:
@@ -3301,6 +3357,15 @@ def main(
         return 0
     if args.command == "table":
         print(format_table(load_results(args.csv)))
+        return 0
+    if args.command == "compare":
+        lines, problems = compare_runs(
+            load_results(args.first), load_results(args.second), args.max_diff_pct
+        )
+        print("\n".join(lines))
+        if problems:
+            print("\n".join(["ERROR: THE RUNS DO NOT AGREE:", *problems]), file=sys.stderr)
+            return 4
         return 0
     if args.command == "summarize":
         settings, meta, run = interleaved_from_raw(read_raw(args.raw))
