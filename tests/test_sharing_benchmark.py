@@ -1359,3 +1359,76 @@ def test_compare_puts_two_runs_side_by_side_and_fails_on_a_difference(capsys):
     assert "model=transformer mode=mps N=10: 4.892 against 4.075" in captured.err
     assert "mode=mps N=1:" not in captured.err
     assert bench.main(["compare", str(c), str(d), "--max-diff", "20"]) == 0
+
+
+# --- the real process management, with worker bodies that need no torch -----------------------
+
+
+def _pkg_bench():
+    from benchmarks.sharing import bench as importable  # spawned children import it by name
+
+    return importable
+
+
+def test_interleaved_workers_run_the_schedule_in_spawned_processes():
+    from tests import fake_workers
+
+    b = _pkg_bench()
+    settings = b.settings_from_args(
+        b.parse_args(["run", "--models", "mlp", "--clients", "1,2", "--rounds", "2"])
+    )
+    ready = {}
+    run = b.run_interleaved_workers(
+        settings,
+        {"plain": {"FAKE_GROUP_ENV": "plain"}, "mps": {"FAKE_GROUP_ENV": "mps"}},
+        on_ready=ready.update,
+        log=lambda _: None,
+        body=fake_workers.interleaved,
+    )
+    assert set(ready) == {("plain", 0), ("plain", 1), ("mps", 0), ("mps", 1)}
+    assert all(info["env"] == group for (group, _), info in ready.items())  # per-group env
+    assert run.windows == tuple(b.interleaved_schedule(settings))
+    for w in run.windows:  # each window's samples in the order of its ranks
+        assert [s.rank for s in run.samples["mlp"][w.index]] == list(w.ranks)
+        assert [s.iterations for s in run.samples["mlp"][w.index]] == [
+            100 * (r + 1) for r in w.ranks
+        ]
+    rows = b.results_by_key(b.summarize_interleaved("mlp", settings, run, META))
+    assert rows[("mlp", "exclusive", 1)].aggregate_it_s == pytest.approx(150.0)  # ranks 0, 1
+    assert rows[("mlp", "time-slicing", 2)].aggregate_it_s == pytest.approx(300.0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "message"),
+    [
+        ("FAKE_CRASH", "worker ('mps', 1) failed:\nTraceback"),
+        ("FAKE_EXIT", "worker ('mps', 1) exited with code 3 without reporting an error"),
+    ],
+)
+def test_a_failing_interleaved_worker_fails_the_run(variable, message):
+    from tests import fake_workers
+
+    b = _pkg_bench()
+    settings = b.settings_from_args(
+        b.parse_args(["run", "--models", "mlp", "--clients", "1,2", "--rounds", "2"])
+    )
+    with pytest.raises(b.WorkerCrash) as exc:
+        b.run_interleaved_workers(
+            settings,
+            {"plain": {}, "mps": {variable: "mps:1"}},
+            log=lambda _: None,
+            body=fake_workers.interleaved,
+        )
+    assert message in str(exc.value)
+
+
+def test_sweep_workers_report_every_repetition_in_spawned_processes():
+    from tests import fake_workers
+
+    b = _pkg_bench()
+    settings = b.settings_from_args(
+        b.parse_args(["run", "--method", "sweep", "--models", "mlp", "--repetitions", "2"])
+    )
+    case = b.run_workers(3, settings, env={}, log=lambda _: None, body=fake_workers.sweep)
+    assert [[s.iterations for s in rep] for rep in case.samples["mlp"]] == [[50, 100, 150]] * 2
+    assert (case.torch_version, case.gpu) == ("fake", "Fake GPU")

@@ -2591,86 +2591,66 @@ def pair_cpu() -> int:
     return max(os.sched_getaffinity(0))
 
 
-def run_workers(
-    clients: int,
-    settings: Settings,
-    env: dict[str, str],
-    on_ready: Callable[[dict[int, dict]], None] | None = None,
-    log: Callable[[str], None] = print,
-    rank_env: dict[int, dict[str, str]] | None = None,
-    paired: bool = False,
-) -> CaseRun:
-    """Spawn `clients` worker processes, collect their samples, fail loudly on any crash.
-
-    `env` goes to every worker, `rank_env[rank]` to that worker on top. With `paired`, the
-    two workers take turns (_paired_worker_body) and report settings.pairs windows each.
-    """
-    if paired and clients != 2:
-        raise ValueError("a paired case has exactly two workers")
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(clients)
-    messages = ctx.Queue()
-    config = dataclasses.asdict(settings)
-    config["barrier_timeout_s"] = settings.case_timeout_s
-    if paired:
-        config["pair_cpu"] = pair_cpu()
-        log(f"   both processes pinned to CPU {config['pair_cpu']}")
-    target = _paired_worker_main if paired else _worker_main
-    procs = []
-    for rank in range(clients):
-        extra = {**env, **(rank_env or {}).get(rank, {})}
-        saved = {k: os.environ.get(k) for k in extra}
-        os.environ.update(extra)  # spawned children inherit the environment at start
-        try:
-            p = ctx.Process(target=target, args=(rank, config, barrier, messages), daemon=True)
-            p.start()
-            procs.append(p)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-    slots = settings.pairs if paired else settings.repetitions
-    samples: dict[str, list[list[WorkerSample | None]]] = {
-        m: [[None] * clients for _ in range(slots)] for m in settings.models
-    }
-    ready: dict[int, dict] = {}
-    done: set[int] = set()
-    exited_at: dict[int, float] = {}
-    deadline = time.monotonic() + settings.case_timeout_s
+def _start_worker(ctx, body: Callable, key, config: dict, barrier, messages, env: dict[str, str]):
+    """Start one spawned worker running body(key, config, barrier, messages) with `env` added
+    to its environment (spawned children inherit the environment at start)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        while len(done) < clients:
+        p = ctx.Process(
+            target=_run_worker, args=(body, key, config, barrier, messages), daemon=True
+        )
+        p.start()
+        return p
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _collect(
+    procs: Sequence,
+    keys: Sequence,
+    barrier,
+    messages,
+    timeout_s: float,
+    timeout_message: str,
+    describe: Callable[[object], str],
+    handle: Callable[[str, object, tuple], None],
+) -> None:
+    """Read the workers' messages until every one said 'done', passing 'ready' and 'sample'
+    messages to handle(kind, key, message). A worker's error, a worker that exits without
+    saying why, or the timeout raises WorkerCrash; then the barrier is broken and the others
+    stopped. The processes are always reaped."""
+    done: set = set()
+    exited_at: dict = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(done) < len(procs):
             try:
                 msg = messages.get(timeout=0.5)
             except queue.Empty:
                 now = time.monotonic()
-                for rank, p in enumerate(procs):
-                    if p.exitcode is not None and rank not in done:
-                        exited_at.setdefault(rank, now)
-                        if p.exitcode != 0 or now - exited_at[rank] > 10.0:
+                for key, p in zip(keys, procs, strict=True):
+                    if p.exitcode is not None and key not in done:
+                        exited_at.setdefault(key, now)
+                        if p.exitcode != 0 or now - exited_at[key] > 10.0:
                             raise WorkerCrash(
-                                f"worker {rank} of {clients} exited with code {p.exitcode} "
-                                "without reporting an error (killed? segfault?)"
+                                f"{describe(key)} exited with code {p.exitcode} without "
+                                "reporting an error (killed? segfault?)"
                             ) from None
                 if now > deadline:
-                    raise WorkerCrash(
-                        f"case with N={clients} timed out after {settings.case_timeout_s:g} s"
-                    ) from None
+                    raise WorkerCrash(timeout_message) from None
                 continue
-            kind, rank = msg[0], msg[1]
+            kind, key = msg[0], msg[1]
             if kind == "error":
-                raise WorkerCrash(f"worker {rank} of {clients} failed:\n{msg[2]}")
-            if kind == "ready":
-                ready[rank] = msg[2]
-                if len(ready) == clients and on_ready is not None:
-                    on_ready(ready)
-            elif kind == "sample":
-                _, _, model, rep, data = msg
-                samples[model][rep][rank] = WorkerSample(**data)
-            elif kind == "done":
-                done.add(rank)
+                raise WorkerCrash(f"{describe(key)} failed:\n{msg[2]}")
+            if kind == "done":
+                done.add(key)
+            else:
+                handle(kind, key, msg)
     except BaseException:
         with contextlib.suppress(Exception):
             barrier.abort()
@@ -2684,6 +2664,67 @@ def run_workers(
             if p.is_alive():
                 p.kill()
                 p.join(timeout=10)
+
+
+def run_workers(
+    clients: int,
+    settings: Settings,
+    env: dict[str, str],
+    on_ready: Callable[[dict[int, dict]], None] | None = None,
+    log: Callable[[str], None] = print,
+    rank_env: dict[int, dict[str, str]] | None = None,
+    paired: bool = False,
+    body: Callable | None = None,
+) -> CaseRun:
+    """Spawn `clients` worker processes, collect their samples, fail loudly on any crash.
+
+    `env` goes to every worker, `rank_env[rank]` to that worker on top. With `paired`, the
+    two workers take turns (_paired_worker_body) and report settings.pairs windows each.
+    `body` replaces the worker code (tests).
+    """
+    if paired and clients != 2:
+        raise ValueError("a paired case has exactly two workers")
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(clients)
+    messages = ctx.Queue()
+    config = dataclasses.asdict(settings)
+    config["barrier_timeout_s"] = settings.case_timeout_s
+    if paired:
+        config["pair_cpu"] = pair_cpu()
+        log(f"   both processes pinned to CPU {config['pair_cpu']}")
+    body = body or (_paired_worker_body if paired else _worker_body)
+    keys = list(range(clients))
+    procs = [
+        _start_worker(
+            ctx, body, rank, config, barrier, messages, {**env, **(rank_env or {}).get(rank, {})}
+        )
+        for rank in keys
+    ]
+    slots = settings.pairs if paired else settings.repetitions
+    samples: dict[str, list[list[WorkerSample | None]]] = {
+        m: [[None] * clients for _ in range(slots)] for m in settings.models
+    }
+    ready: dict[int, dict] = {}
+
+    def handle(kind: str, rank, msg: tuple) -> None:
+        if kind == "ready":
+            ready[rank] = msg[2]
+            if len(ready) == clients and on_ready is not None:
+                on_ready(ready)
+        elif kind == "sample":
+            _, _, model, rep, data = msg
+            samples[model][rep][rank] = WorkerSample(**data)
+
+    _collect(
+        procs,
+        keys,
+        barrier,
+        messages,
+        settings.case_timeout_s,
+        f"case with N={clients} timed out after {settings.case_timeout_s:g} s",
+        lambda rank: f"worker {rank} of {clients}",
+        handle,
+    )
     missing = [
         (m, rep, rank)
         for m, reps in samples.items()
@@ -2787,15 +2828,19 @@ def _cpu_probe(loops: int = 50_000) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def _worker_main(rank: int, config: dict, barrier, messages) -> None:
+def _run_worker(body: Callable, key, config: dict, barrier, messages) -> None:
+    """A worker process's entry point: run body(key, config, barrier, messages) and send any
+    failure to the parent (which fails the run), breaking the barrier for the others."""
     try:
-        _worker_body(rank, config, barrier, messages)
-    except Exception:  # every failure goes to the parent, which fails the run
-        messages.put(("error", rank, traceback.format_exc()))
-        with contextlib.suppress(Exception):
-            barrier.abort()
+        body(key, config, barrier, messages)
+    except Exception:
+        messages.put(("error", key, traceback.format_exc()))
+        # Flush the error before releasing the others from the barrier: their own errors
+        # (a broken barrier) must not reach the parent first and hide the cause.
         messages.close()
         messages.join_thread()
+        with contextlib.suppress(Exception):
+            barrier.abort()
         sys.exit(1)
     messages.close()
     messages.join_thread()
@@ -2911,20 +2956,6 @@ def _host_info() -> dict:
         "host_pss_mib": parse_kib_field(_read_text("/proc/self/smaps_rollup") or "", "Pss"),
         "cpu": parse_last_cpu(_read_text("/proc/self/stat") or ""),
     }
-
-
-def _paired_worker_main(rank: int, config: dict, barrier, messages) -> None:
-    try:
-        _paired_worker_body(rank, config, barrier, messages)
-    except Exception:
-        messages.put(("error", rank, traceback.format_exc()))
-        with contextlib.suppress(Exception):
-            barrier.abort()
-        messages.close()
-        messages.join_thread()
-        sys.exit(1)
-    messages.close()
-    messages.join_thread()
 
 
 def _paired_worker_body(rank: int, config: dict, barrier, messages) -> None:
@@ -3090,9 +3121,11 @@ def run_interleaved_workers(
     group_env: dict[str, dict[str, str]],
     on_ready: Callable[[dict[tuple[str, int], dict]], None] | None = None,
     log: Callable[[str], None] = print,
+    body: Callable | None = None,
 ) -> InterleavedRun:
     """Spawn group_size processes per group (with that group's environment), let them run
-    the schedule, collect every window's samples; fail loudly on any crash or hang."""
+    the schedule, collect every window's samples; fail loudly on any crash or hang. `body`
+    replaces the worker code (tests)."""
     schedule = interleaved_schedule(settings)
     size = group_size(settings)
     members = [(group, rank) for group in group_env for rank in range(size)]
@@ -3107,80 +3140,48 @@ def run_interleaved_workers(
         log(f"   {len(os.sched_getaffinity(0))} CPUs for {size} ranks: not pinned")
     else:
         log(f"   rank i of every group pinned to CPU {config['cores']}[i]")
-    procs = []
-    for group, rank in members:
-        extra = group_env[group]
-        saved = {k: os.environ.get(k) for k in extra}
-        os.environ.update(extra)  # spawned children inherit the environment at start
-        try:
-            p = ctx.Process(
-                target=_interleaved_worker_main,
-                args=(group, rank, config, barrier, messages),
-                daemon=True,
-            )
-            p.start()
-            procs.append(p)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    procs = [
+        _start_worker(
+            ctx,
+            body or _interleaved_worker_body,
+            member,
+            config,
+            barrier,
+            messages,
+            group_env[member[0]],
+        )
+        for member in members
+    ]
     position = {w.index: {rank: i for i, rank in enumerate(w.ranks)} for w in schedule}
     group_of = {w.index: GROUP_OF_MODE[w.mode] for w in schedule}
     samples: dict[str, dict[int, list[WorkerSample | None]]] = {
         m: {w.index: [None] * w.clients for w in schedule} for m in settings.models
     }
     ready: dict[tuple[str, int], dict] = {}
-    done: set[tuple[str, int]] = set()
-    exited_at: dict[int, float] = {}
+
+    def handle(kind: str, member, msg: tuple) -> None:
+        if kind == "ready":
+            ready[member] = msg[2]
+            if len(ready) == len(members) and on_ready is not None:
+                on_ready(ready)
+        elif kind == "sample":
+            _, _, model, index, data = msg
+            group, rank = member
+            if group_of[index] != group or rank not in position[index]:
+                raise WorkerCrash(f"worker {member} sent a sample for window {index}")
+            samples[model][index][position[index][rank]] = WorkerSample(**data)
+
     limit = max(settings.case_timeout_s, 3 * estimate_seconds(settings))
-    deadline = time.monotonic() + limit
-    try:
-        while len(done) < len(members):
-            try:
-                msg = messages.get(timeout=0.5)
-            except queue.Empty:
-                now = time.monotonic()
-                for i, p in enumerate(procs):
-                    if p.exitcode is not None and members[i] not in done:
-                        exited_at.setdefault(i, now)
-                        if p.exitcode != 0 or now - exited_at[i] > 10.0:
-                            raise WorkerCrash(
-                                f"worker {members[i]} exited with code {p.exitcode} without "
-                                "reporting an error (killed? segfault?)"
-                            ) from None
-                if now > deadline:
-                    raise WorkerCrash(f"interleaved run timed out after {limit:.0f} s") from None
-                continue
-            kind, member = msg[0], tuple(msg[1])
-            if kind == "error":
-                raise WorkerCrash(f"worker {member} failed:\n{msg[2]}")
-            if kind == "ready":
-                ready[member] = msg[2]
-                if len(ready) == len(members) and on_ready is not None:
-                    on_ready(ready)
-            elif kind == "sample":
-                _, _, model, index, data = msg
-                group, rank = member
-                if group_of[index] != group or rank not in position[index]:
-                    raise WorkerCrash(f"worker {member} sent a sample for window {index}")
-                samples[model][index][position[index][rank]] = WorkerSample(**data)
-            elif kind == "done":
-                done.add(member)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            barrier.abort()
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        raise
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-                p.join(timeout=10)
+    _collect(
+        procs,
+        members,
+        barrier,
+        messages,
+        limit,
+        f"interleaved run timed out after {limit:.0f} s",
+        lambda member: f"worker {member}",
+        handle,
+    )
     missing = [
         (m, index)
         for m, by_index in samples.items()
@@ -3207,21 +3208,7 @@ def settings_from_config(config: dict) -> Settings:
     return Settings(**values)
 
 
-def _interleaved_worker_main(group: str, rank: int, config: dict, barrier, messages) -> None:
-    try:
-        _interleaved_worker_body(group, rank, config, barrier, messages)
-    except Exception:
-        messages.put(("error", (group, rank), traceback.format_exc()))
-        with contextlib.suppress(Exception):
-            barrier.abort()
-        messages.close()
-        messages.join_thread()
-        sys.exit(1)
-    messages.close()
-    messages.join_thread()
-
-
-def _interleaved_worker_body(group: str, rank: int, config: dict, barrier, messages) -> None:
+def _interleaved_worker_body(member: tuple[str, int], config: dict, barrier, messages) -> None:
     """One process of one group. Every process walks the same schedule: at each window all
     meet at the barrier, the window's ranks of its group warm up briefly, all meet again, the
     active ones run the timed window (CPU probes right before and after) and report it."""
@@ -3229,7 +3216,7 @@ def _interleaved_worker_body(group: str, rank: int, config: dict, barrier, messa
 
     import torch
 
-    me = (group, rank)
+    group, rank = me = member
     if config.get("cores"):
         os.sched_setaffinity(0, {config["cores"][rank]})
     torch.set_num_threads(1)
