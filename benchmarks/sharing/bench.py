@@ -1331,15 +1331,9 @@ def summarize_interleaved(
     for mode, n in cases[1:]:
         members = [w for w in windows if w.mode == mode and w.clients == n]
         if n == 1 and mode in PAIRED_MODES:
-            pairs = [
-                [
-                    dataclasses.replace(samples[w.index - 1][0], rank=PAIR_EXCLUSIVE_RANK),
-                    dataclasses.replace(samples[w.index][0], rank=PAIR_SHARED_RANK),
-                ]
-                for w in members
-            ]
             if any(by_index[w.index - 1].mode != "exclusive" for w in members):
                 raise BenchmarkError(f"{model}/{mode}: a client window without its exclusive one")
+            pairs = interleaved_pairs(model, run, mode)
             tel = [
                 _window_telemetry(run.telemetry, samples[w.index]) or WindowTelemetry(0)
                 for w in members
@@ -1367,7 +1361,8 @@ def summarize_interleaved(
 
 
 def interleaved_pairs(model: str, run: InterleavedRun, mode: str) -> list[list[WorkerSample]]:
-    """The (exclusive, client) window pairs of a one-client case, for the log."""
+    """The (exclusive, client) window pairs of a one-client case: each client window with the
+    exclusive window right before it, as pair_ratios wants them (ranks 0 and 1)."""
     samples = run.samples[model]
     return [
         [
@@ -1375,7 +1370,7 @@ def interleaved_pairs(model: str, run: InterleavedRun, mode: str) -> list[list[W
             dataclasses.replace(samples[w.index][0], rank=PAIR_SHARED_RANK),
         ]
         for w in run.windows
-        if w.mode == mode and w.clients == 1 and w.index in samples
+        if w.mode == mode and w.clients == 1
     ]
 
 
