@@ -751,6 +751,20 @@ def latency_percentiles_ms(latencies_s: Sequence[float]) -> tuple[float, float]:
     return percentile(latencies_s, 50.0) * 1e3, percentile(latencies_s, 99.0) * 1e3
 
 
+def oom_result(**identity) -> Result:
+    """The row of a case that ran out of GPU memory: who it is, and no measured number."""
+    return Result(
+        **identity,
+        aggregate_it_s=None,
+        per_process_it_s=None,
+        ratio_vs_exclusive=None,
+        p50_ms=None,
+        p99_ms=None,
+        mem_per_process_mib=None,
+        status=STATUS_OOM,
+    )
+
+
 def summarize_case(
     model: str,
     mode: str,
@@ -809,16 +823,7 @@ def summarize_case(
         common["repetitions"] = max(len(members) for members in groups.values())
         common["baseline_runs"] = len(groups)
     if any(s.status == STATUS_OOM for rep in reps for s in rep):
-        return Result(
-            **common,
-            aggregate_it_s=None,
-            per_process_it_s=None,
-            ratio_vs_exclusive=None,
-            p50_ms=None,
-            p99_ms=None,
-            mem_per_process_mib=None,
-            status=STATUS_OOM,
-        )
+        return oom_result(**common)
     bad = [s for rep in reps for s in rep if s.status != STATUS_OK]
     if bad:
         raise BenchmarkError(f"{model}/{mode}/N={clients}: unexpected sample status {bad[0]}")
@@ -1228,20 +1233,13 @@ def summarize_interleaved(
     cases = [("exclusive", 1), *interleaved_cases(settings)]
     if any(s.status == STATUS_OOM for w in windows for s in samples[w.index]):
         return [
-            Result(
+            oom_result(
                 **common,
                 model=model,
                 mode=mode,
                 clients=n,
                 repetitions=settings.rounds,
                 duration_s=settings.window_s,
-                aggregate_it_s=None,
-                per_process_it_s=None,
-                ratio_vs_exclusive=None,
-                p50_ms=None,
-                p99_ms=None,
-                mem_per_process_mib=None,
-                status=STATUS_OOM,
                 ratio_method=RATIO_INTERLEAVED,
             )
             for mode, n in cases
