@@ -602,7 +602,7 @@ def test_csv_header_and_round_trip(tmp_path):
         "aggregate_min_it_s,aggregate_max_it_s,per_process_it_s,ratio_vs_exclusive,ratio_low,"
         "baseline_it_s,baseline_runs,baseline_spread_pct,p50_ms,p99_ms,mem_per_process_mib,"
         "host_rss_mib,sm_clock_mhz,gpu_temp_c,status,ratio_method,pairs_kept,pairs_excluded,"
-        "ratio_halves_pct,baseline_launch_ms"
+        "ratio_halves_pct,baseline_launch_ms,ratio_host,reference_launch_ms,reference_it_s"
     )
     loaded = bench.load_results(path)
     assert len(loaded) == len(results) == 3 * 4  # 3 models x (exclusive 1, ts 2, mps 1, mps 2)
@@ -852,14 +852,22 @@ def test_committed_h200_results_load(path):
         for r in results:
             if r.model == model and r.status == "ok":
                 assert r.baseline_it_s == pytest.approx(base.aggregate_it_s)
+                # every row's ratio is at its model's reference host speed, or as measured
+                assert r.reference_launch_ms == base.reference_launch_ms
                 if r.ratio_method == "paired":  # measured against its own exclusive windows
                     assert (r.mode, r.clients) in (("mps", 1), ("mps-limited", 1))
                     assert r.pairs_kept >= bench.PAIR_MIN_KEPT
                     assert r.repetitions == r.pairs_kept
                 else:
-                    assert r.ratio_vs_exclusive == pytest.approx(
+                    assert r.ratio_host == pytest.approx(
                         r.aggregate_it_s / base.aggregate_it_s, rel=1e-3
                     )
+                    if base.reference_launch_ms is None:
+                        assert r.ratio_vs_exclusive == r.ratio_host
+                    else:
+                        assert r.ratio_vs_exclusive == pytest.approx(
+                            r.reference_it_s / base.reference_it_s, rel=1e-3
+                        )
                 assert r.ratio_low <= r.ratio_vs_exclusive
                 assert r.aggregate_min_it_s <= r.aggregate_it_s <= r.aggregate_max_it_s
                 assert r.host_rss_mib > 0 and r.sm_clock_mhz > 0
@@ -1312,14 +1320,25 @@ def test_committed_csvs_are_what_their_raw_windows_give(raw):
     code: the published ratios are the method's, not edited numbers."""
     csv_path = raw.with_name(raw.name.replace("-raw.json.gz", ".csv"))
     settings, meta, run = bench.interleaved_from_raw(bench.read_raw(raw))
-    rows = bench.summarize_interleaved_run(settings, run, meta, log=lambda _: None)
     committed = bench.results_by_key(bench.load_results(csv_path))
+    # the committed files are stated at the default reference host speed
+    reference = {
+        model: ms
+        for (model, mode, _), c in committed.items()
+        if mode == "exclusive" and (ms := c.reference_launch_ms) is not None
+    }
+    assert reference == {m: ms for m, ms in bench.REFERENCE_LAUNCH_MS.items() if m in reference}
+    assert set(reference) == {"mlp", "transformer"} & set(settings.models)
+    rows = bench.summarize_interleaved_run(
+        settings, run, meta, log=lambda _: None, reference=bench.REFERENCE_LAUNCH_MS
+    )
     assert set(committed) == {r.key for r in rows}
     for r in rows:
         c = committed[r.key]
         assert c.ratio_method == r.ratio_method
         assert c.ratio_vs_exclusive == pytest.approx(r.ratio_vs_exclusive, rel=1e-3)
         assert c.ratio_low == pytest.approx(r.ratio_low, rel=1e-3)
+        assert c.ratio_host == pytest.approx(r.ratio_host, rel=1e-3)
         assert c.aggregate_it_s == pytest.approx(r.aggregate_it_s, rel=1e-4)
 
 
@@ -1345,20 +1364,213 @@ def test_files_before_the_halves_column_still_load(tmp_path):
     assert all(r.ratio_halves_pct is None for r in loaded)
 
 
-def test_compare_puts_two_runs_side_by_side_and_fails_on_a_difference(capsys):
+def test_compare_puts_two_runs_side_by_side_and_fails_on_a_difference(tmp_path, capsys):
     directory = COMMITTED[0].parent
-    a, b, c, d = (directory / f"results-h200-reduced-{x}.csv" for x in "abcd")
-    assert bench.main(["compare", str(a), str(b)]) == 0  # the pair that repeated
+    pairs = [
+        tuple(directory / f"results-h200-reduced-{x}.csv" for x in pair)
+        for pair in ("ab", "cd", "ef")
+    ]
+    for a, b in pairs:  # the issue's criterion, on the committed back-to-back runs
+        assert bench.main(["compare", str(a), str(b)]) == 0, (a.name, b.name)
     out = capsys.readouterr().out
-    assert out.count("| mlp |") == 3 and out.count("| transformer |") == 3
-    assert "| transformer | mps | 10 | interleaved | 3.713 (3.07) | 3.569 (3.19) | -3.9 % |" in out
-    assert "mlp baseline: 6220 and 6316 it/s at 0.161 and 0.165 ms launch time" in out
-    assert bench.main(["compare", str(c), str(d)]) == 4  # the one that did not
+    assert out.count("| mlp |") == 9 and out.count("| transformer |") == 9
+    x, y = (
+        bench.results_by_key(bench.load_results(p))[("transformer", "mps", 10)] for p in pairs[0]
+    )
+    diff = 100 * (y.ratio_vs_exclusive / x.ratio_vs_exclusive - 1)
+    assert (
+        f"| transformer | mps | 10 | interleaved | {x.ratio_vs_exclusive:.3f} ({x.ratio_low:.2f}) "
+        f"| {y.ratio_vs_exclusive:.3f} ({y.ratio_low:.2f}) | {diff:+.1f} % |"
+    ) in out
+    c, d = pairs[1]
+    assert bench.main(["compare", str(c), str(d), "--max-diff", "0.1"]) == 4
     captured = capsys.readouterr()
-    assert "**-16.7 %**" in captured.out
-    assert "model=transformer mode=mps N=10: 4.892 against 4.075" in captured.err
-    assert "mode=mps N=1:" not in captured.err
-    assert bench.main(["compare", str(c), str(d), "--max-diff", "20"]) == 0
+    assert "**" in captured.out and "ERROR: THE RUNS DO NOT AGREE" in captured.err
+    assert "model=mlp mode=mps N=10:" in captured.err
+    # ratios stated at different host speeds are not compared as if they were alike
+    measured = tmp_path / "c-measured.csv"
+    raw = directory / "results-h200-reduced-c-raw.json.gz"
+    assert (
+        bench.main(["summarize", str(raw), "--out", str(measured), "--reference-launch-ms", "none"])
+        == 0
+    )
+    capsys.readouterr()
+    assert bench.main(["compare", str(c), str(measured), "--max-diff", "1000"]) == 4
+    err = capsys.readouterr().err
+    assert "model=mlp: the ratios are stated at different host speeds" in err
+    assert "(reference launch ms 0.120 against none)" in err
+
+
+# --- ratios at a reference host speed ----------------------------------------------------------
+
+
+def _window_sample(iteration_ms, launch_ms, iterations=400, rank=0):
+    return sample(
+        rank,
+        iterations=iterations,
+        elapsed=iterations * iteration_ms / 1e3,
+        launch_ms=launch_ms,
+        cpu_probe_ms=2.5,
+        cpu_probe_after_ms=2.5,
+    )
+
+
+def test_parse_reference():
+    assert bench.parse_reference("mlp=0.1, transformer=1") == {"mlp": 0.1, "transformer": 1.0}
+    assert bench.parse_reference("none") == {}
+    for bad in ("mlp", "gpt=1", "mlp=0", "mlp=-1", "mlp=x", "mlp=inf", ""):
+        with pytest.raises(Exception, match=r"want MODEL=MS|must be a number|comma-separated"):
+            bench.parse_reference(bad)
+    args = bench.parse_args(["run"])
+    assert args.reference == bench.REFERENCE_LAUNCH_MS
+    assert bench.parse_args(["summarize", "x.json", "--out", "y.csv"]).reference == args.reference
+
+
+def test_bad_reference_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(["run", "--reference-launch-ms", "mlp=fast"])
+    assert exc.value.code == 2
+    assert "'mlp=fast': the launch time must be a number > 0" in capsys.readouterr().err
+
+
+def test_at_reference_moves_launch_bound_windows_and_keeps_gpu_bound_ones():
+    ref = bench.HostReference(launch_ms=0.12, lone_launch_ms=0.16, lone_wait_ms=0.01)
+    lone = bench.at_reference(_window_sample(0.17, 0.16), ref)  # launch-bound
+    assert bench.iteration_ms(lone) == pytest.approx(0.13) and lone.launch_ms == 0.12
+    assert lone.iterations == 400 and lone.p99_ms == 2.0  # latencies stay as measured
+    slow = bench.at_reference(_window_sample(0.30, 0.28), ref)  # a slower core: the same
+    assert bench.iteration_ms(slow) == pytest.approx(0.14)
+    # time-slicing: 1.7 ms per iteration, 1.5 ms of it waiting for the GPU's turns
+    turns = bench.at_reference(_window_sample(1.7, 0.2), ref)
+    assert bench.iteration_ms(turns) == pytest.approx(1.7)
+    # a reference host slower than the GPU's pace makes the worker launch-bound again
+    slower = bench.HostReference(launch_ms=2.0, lone_launch_ms=0.16, lone_wait_ms=0.01)
+    assert bench.iteration_ms(bench.at_reference(_window_sample(1.7, 0.2), slower)) == (
+        pytest.approx(2.01)
+    )
+    assert bench.at_reference(oom_sample(), ref) == oom_sample()
+    no_launch = sample(iterations=100, elapsed=1.0)
+    assert bench.at_reference(no_launch, ref) == no_launch
+
+
+def _host_run(settings, host, capacity=6000.0):
+    """A run on a host whose cores launch `host` times slower than 0.15 ms per mlp iteration:
+    the lone process and MPS clients are launch-bound (wait 0.01 / 0.015 ms), time-slicing
+    shares `capacity` it/s of GPU turns between its processes."""
+    run = _interleaved_run(settings, lambda *_: 1.0)
+    samples = {}
+    for w in run.windows:
+        launch = 0.15 * host * (1.0 + 0.02 * (w.round % 3))
+        if w.mode == "exclusive":
+            iteration = launch + 0.01
+        elif w.mode == "time-slicing":
+            iteration = 1e3 * w.clients / capacity
+        else:
+            iteration = launch + 0.015
+        samples[w.index] = [_window_sample(iteration, launch, rank=r) for r in w.ranks]
+    return dataclasses.replace(run, samples={"mlp": samples})
+
+
+def test_ratios_at_a_reference_host_repeat_where_the_hosts_differ():
+    """Two runs whose cores differ by 1.4x: the time-slicing ratio as measured follows the
+    host (GPU-bound throughput over one launch-bound process), the one at the reference does
+    not; MPS, launch-bound on both sides, is alike either way."""
+    settings = _interleaved("--models", "mlp", "--clients", "1,10", "--rounds", "4")
+    rows = [
+        bench.results_by_key(
+            bench.summarize_interleaved("mlp", settings, _host_run(settings, host), META, 0.12)
+        )
+        for host in (1.0, 1.4)
+    ]
+    fast, slow = (r[("mlp", "time-slicing", 10)] for r in rows)
+    assert slow.ratio_host / fast.ratio_host > 1.3
+    assert fast.ratio_vs_exclusive == pytest.approx(6000 * 0.13 / 1e3, rel=1e-6)
+    assert slow.ratio_vs_exclusive == pytest.approx(fast.ratio_vs_exclusive, rel=1e-6)
+    assert fast.reference_launch_ms == 0.12 and fast.reference_it_s == pytest.approx(6000)
+    assert fast.aggregate_it_s == pytest.approx(6000)  # throughput columns stay as measured
+    for r in rows:
+        assert r[("mlp", "mps", 10)].ratio_vs_exclusive == pytest.approx(10 * 0.13 / 0.135)
+        assert r[("mlp", "mps", 1)].ratio_vs_exclusive == pytest.approx(0.13 / 0.135)
+        base = r[("mlp", "exclusive", 1)]
+        assert base.reference_it_s == pytest.approx(1e3 / 0.13)
+        assert base.aggregate_it_s < base.reference_it_s  # both hosts are slower than it
+    # without a reference, every ratio is as measured
+    plain = bench.summarize_interleaved("mlp", settings, _host_run(settings, 1.4), META, None)
+    for r in plain:
+        assert r.ratio_vs_exclusive == r.ratio_host and r.reference_launch_ms is None
+
+
+def test_a_gpu_bound_lone_process_keeps_its_ratios_as_measured():
+    settings = _interleaved("--models", "memory", "--clients", "1,2", "--rounds", "2")
+    run = _interleaved_run(settings, lambda *_: 780.0)  # 1.28 ms a window, launch 0.1 ms
+    ref, why = bench.host_reference("memory", run, 0.5)
+    assert ref is None and "GPU-bound" in why
+    rows = bench.summarize_interleaved("memory", settings, run, META, 0.5)
+    assert all(r.reference_launch_ms is None and r.ratio_host == r.ratio_vs_exclusive for r in rows)
+    assert bench.host_reference("memory", run, None)[0] is None
+
+
+def test_a_faster_reference_host_gets_no_more_than_the_gpu_delivered():
+    """Two MPS clients are launch-bound on a slow host; at a host twice as fast they would
+    ask for more than the GPU gave the GPU-bound four (gpu_capacity), so they get that."""
+    settings = _interleaved(
+        "--models", "transformer", "--clients", "1,2,4", "--modes", "exclusive,mps"
+    )
+    run = _interleaved_run(settings, lambda *_: 1.0)
+    samples = {}
+    for w in run.windows:
+        if w.mode == "exclusive" or w.clients < 4:
+            its = [_window_sample(1.6 + 0.03, 1.6, rank=r) for r in w.ranks]  # launch-bound
+        else:
+            its = [_window_sample(4 * 1e3 / 2800, 0.8, rank=r) for r in w.ranks]  # 2800 it/s
+        samples[w.index] = its
+    run = dataclasses.replace(run, samples={"transformer": samples})
+    ref, _ = bench.host_reference("transformer", run, 0.5)
+    assert bench.gpu_capacity("transformer", run, ref) == {"mps": pytest.approx(2800)}
+    rows = bench.results_by_key(
+        bench.summarize_interleaved("transformer", settings, run, META, 0.5)
+    )
+    two = rows[("transformer", "mps", 2)]
+    assert two.reference_it_s == pytest.approx(2800)  # not 2 x 1000 / 0.53 = 3774
+    assert two.ratio_vs_exclusive == pytest.approx(2800 * 0.53 / 1e3)
+    assert rows[("transformer", "mps", 4)].reference_it_s == pytest.approx(2800)
+
+
+def test_the_table_says_at_which_host_speed_the_ratios_are():
+    settings = _interleaved("--models", "mlp", "--clients", "1,10", "--rounds", "2")
+    rows = bench.summarize_interleaved("mlp", settings, _host_run(settings, 1.4), META, 0.12)
+    table = bench.format_table(rows)
+    assert "at a reference host that launches one iteration in 0.12 ms" in table
+    assert "| × as measured |" in table
+    ts = bench.results_by_key(rows)[("mlp", "time-slicing", 10)]
+    assert f"| {ts.ratio_vs_exclusive:.2f} | {ts.ratio_low:.2f} | {ts.ratio_host:.2f} |" in table
+
+
+def test_main_states_ratios_at_the_reference_and_logs_why(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    settings_argv = ["--models", "mlp", "--clients", "1,10", "--rounds", "4"]
+    runner = lambda settings: _host_run(settings, 1.4)  # noqa: E731
+    argv = ["run", *settings_argv, "--out", str(out), "--reference-launch-ms", "mlp=0.12"]
+    assert bench.main(argv, gpu=GPU, interleaved_runner=runner) == 0
+    printed = capsys.readouterr().out
+    assert "ratios at a reference host that launches one iteration in 0.12 ms" in printed
+    assert "(the run's lone process: 0.212 ms, then 0.010 ms on the GPU)" in printed
+    rows = bench.results_by_key(bench.load_results(out))
+    assert rows[("mlp", "time-slicing", 10)].reference_launch_ms == 0.12
+    assert rows[("mlp", "time-slicing", 10)].ratio_vs_exclusive == pytest.approx(0.78, rel=1e-3)
+
+
+def test_files_before_the_reference_columns_still_load(tmp_path):
+    path = tmp_path / "r.csv"
+    settings = _interleaved("--models", "mlp", "--clients", "1,2", "--rounds", "2")
+    bench.write_csv(
+        path, bench.summarize_interleaved("mlp", settings, _host_run(settings, 1), META, 0.12)
+    )
+    n = len(bench.PRE_REFERENCE_CSV_COLUMNS)
+    path.write_text("\n".join(",".join(x.split(",")[:n]) for x in path.read_text().splitlines()))
+    loaded = bench.load_results(path)
+    assert all(r.reference_launch_ms is None and r.ratio_host is None for r in loaded)
+    assert all(r.ratio_halves_pct is not None for r in loaded if r.mode != "exclusive")
 
 
 # --- the real process management, with worker bodies that need no torch -----------------------

@@ -64,7 +64,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +109,25 @@ METHODS = (METHOD_INTERLEAVED, METHOD_SWEEP)
 DEFAULT_ROUNDS = 12
 DEFAULT_WINDOW_S = 0.4
 INTERLEAVED_LOW_PERCENTILE = 10.0  # ratio_low of an interleaved row, over the rounds
+# Reference host speed (interleaved runs). A lone `mlp` or `transformer` process is its host's
+# kernel-launch time plus a few tens of microseconds, while N >= 4 processes sharing the GPU
+# are GPU-bound; so a ratio of the two follows the host's CPU speed, which on the H200 test VM
+# moved by up to 1.7x between runs. The published ratios are therefore stated at a fixed host
+# speed: each worker's window is projected to the time this host would take to launch one
+# iteration (at_reference), and the ratio as measured stays in `ratio_host`. These are the
+# lone process's launch times on that VM's cores in their fast state (median over the
+# exclusive windows with a CPU probe under 3.6 ms in the six reduced runs of 2026-11-28:
+# mlp 0.112-0.135 ms, transformer 0.767-0.956 ms), rounded; `--reference-launch-ms` sets
+# others, `none` keeps the ratios as measured.
+REFERENCE_LAUNCH_MS = {"mlp": 0.12, "transformer": 0.80}
+REFERENCE_NONE = "none"
+# A model is projected only where its lone process is launch-bound in the run: it waits on the
+# GPU, after its last launch, for at most this share of its launch time (median over the
+# exclusive windows; mlp 0.08, transformer 0.03, the bandwidth-bound memory model 1.1).
+LAUNCH_BOUND_SHARE = 0.25
+# A worker's window counts as launch-bound, following the host, when its wait on the GPU per
+# iteration is at most this many times the lone process's; above it the GPU set the pace.
+LAUNCH_BOUND_WAIT_FACTOR = 2.0
 # The process group a mode's windows run in: plain CUDA contexts serve both the exclusive
 # baseline (one of them alone) and time-slicing (several at once).
 GROUP_OF_MODE = {
@@ -152,11 +171,16 @@ CSV_COLUMNS = (
     "pairs_excluded",
     "ratio_halves_pct",
     "baseline_launch_ms",
+    "ratio_host",
+    "reference_launch_ms",
+    "reference_it_s",
 )
 # Files written before single clients were paired with an exclusive process (no ratio_method:
 # every ratio divides by the median baseline).
 PRE_PAIRING_CSV_COLUMNS = CSV_COLUMNS[: CSV_COLUMNS.index("ratio_method")]
 PRE_INTERLEAVED_CSV_COLUMNS = CSV_COLUMNS[: CSV_COLUMNS.index("ratio_halves_pct")]
+# Interleaved files written before ratios were stated at a reference host speed.
+PRE_REFERENCE_CSV_COLUMNS = CSV_COLUMNS[: CSV_COLUMNS.index("ratio_host")]
 # Files written before the baseline was measured more than once; still readable (the new
 # columns are then empty), so a CSV from an older in-cluster Job can still be planned with.
 LEGACY_CSV_COLUMNS = (
@@ -347,6 +371,14 @@ class Result:
     # i.e. how fast the host's cores were for the baseline. The launch-bound models' exclusive
     # throughput follows it, so runs can only be compared at similar values.
     baseline_launch_ms: float | None = None
+    # Interleaved rows: the ratio at the host's speed during the run (aggregate over the
+    # baseline as measured). Where a reference applies, ratio_vs_exclusive, ratio_low and
+    # ratio_halves_pct are instead at reference_launch_ms, the host time to launch one
+    # iteration that every window was projected to (at_reference), and reference_it_s is
+    # the row's throughput so projected.
+    ratio_host: float | None = None
+    reference_launch_ms: float | None = None
+    reference_it_s: float | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -442,6 +474,43 @@ def _number(kind: type, minimum: float, inclusive: bool) -> Callable[[str], floa
         return value
 
     return parse
+
+
+def parse_reference(text: str) -> dict[str, float]:
+    """--reference-launch-ms: `model=ms,...` (models without one keep measured ratios), or
+    `none` for every ratio as measured."""
+    if text.strip() == REFERENCE_NONE:
+        return {}
+    out: dict[str, float] = {}
+    for item in _csv_list(text):
+        model, sep, value = item.partition("=")
+        model = model.strip()
+        if not sep or model not in MODELS:
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: want MODEL=MS with MODEL one of {', '.join(MODELS)}, or "
+                f"{REFERENCE_NONE!r}"
+            )
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = float("nan")
+        if not ms > 0 or math.isinf(ms):
+            raise argparse.ArgumentTypeError(f"{item!r}: the launch time must be a number > 0")
+        out[model] = ms
+    return out
+
+
+def _add_reference_argument(parser: argparse.ArgumentParser) -> None:
+    default = ",".join(f"{m}={ms:g}" for m, ms in REFERENCE_LAUNCH_MS.items())
+    parser.add_argument(
+        "--reference-launch-ms",
+        dest="reference",
+        type=parse_reference,
+        default=dict(REFERENCE_LAUNCH_MS),
+        help="interleaved: state the ratios of launch-bound models at a host that launches "
+        f"one iteration in this many ms, MODEL=MS,... (default: {default}); "
+        f"{REFERENCE_NONE!r}: as measured",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -590,6 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_WINDOW_S,
         help="interleaved: timed seconds of each window (default: %(default)s)",
     )
+    _add_reference_argument(run)
     run.add_argument("--out", type=Path, default=Path("results.csv"), help="CSV to write")
     run.add_argument("--raw-out", type=Path, help="also write every worker's samples as JSON")
     run.add_argument("--plot", type=Path, help="also write the PNG plot here")
@@ -607,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summarize.add_argument("raw", type=Path, help="the --raw-out JSON (.json or .json.gz)")
     summarize.add_argument("--out", type=Path, required=True)
+    _add_reference_argument(summarize)
 
     compare = sub.add_parser(
         "compare", help="two runs' ratios side by side; exit 4 if any differ by more than allowed"
@@ -1203,7 +1274,145 @@ def _thirds(values: Sequence[float]) -> list[list[float]]:
     return [part for part in out if part]
 
 
+@dataclass(frozen=True)
+class HostReference:
+    """The host speed a model's ratios are stated at, and what the projection needs."""
+
+    launch_ms: float  # the reference: host time to launch one iteration
+    lone_launch_ms: float  # the run's lone process: median launch time of its windows
+    lone_wait_ms: float  # and its median wait on the GPU after the last launch
+
+
+def iteration_ms(sample: WorkerSample) -> float:
+    return 1e3 * sample.elapsed_s / sample.iterations
+
+
+def host_reference(
+    model: str, run: InterleavedRun, reference_launch_ms: float | None
+) -> tuple[HostReference | None, str]:
+    """(the reference for `model`, or None; a log line saying which and why). None where no
+    reference is given, the run has no launch times, or the lone process is not
+    launch-bound (its ratios then do not depend on the host's speed this way)."""
+    if reference_launch_ms is None:
+        return None, "ratios at the host's speed as measured (no reference)"
+    samples = run.samples[model]
+    lone = [samples[w.index][0] for w in run.windows if w.mode == "exclusive"]
+    if any(s.launch_ms is None or s.iterations <= 0 for s in lone):
+        return None, "ratios as measured: the run recorded no launch times"
+    launch = statistics.median(s.launch_ms for s in lone)
+    wait = statistics.median(iteration_ms(s) - s.launch_ms for s in lone)
+    if wait > LAUNCH_BOUND_SHARE * launch:
+        return None, (
+            f"ratios as measured: the lone process is GPU-bound (it waits {wait:.3f} ms on "
+            f"the GPU per iteration after launching for {launch:.3f} ms)"
+        )
+    ref = HostReference(reference_launch_ms, launch, max(wait, 0.0))
+    return ref, (
+        f"ratios at a reference host that launches one iteration in {ref.launch_ms:g} ms "
+        f"(the run's lone process: {launch:.3f} ms, then {ref.lone_wait_ms:.3f} ms on the "
+        "GPU); ratio_host is as measured"
+    )
+
+
+def gpu_bound(sample: WorkerSample, ref: HostReference) -> bool:
+    """Whether the GPU, not the host, set this worker's pace in its window: it waited on the
+    GPU more than LAUNCH_BOUND_WAIT_FACTOR times as long as the lone process does."""
+    wait = iteration_ms(sample) - (sample.launch_ms or 0.0)
+    return wait > LAUNCH_BOUND_WAIT_FACTOR * ref.lone_wait_ms
+
+
+def at_reference(sample: WorkerSample, ref: HostReference) -> WorkerSample:
+    """The window as it would have run on a host launching an iteration in ref.launch_ms.
+
+    Each iteration is the host's launch time plus its wait on the GPU after the last launch.
+    A worker that waited about as long as the lone process did was launch-bound (not
+    gpu_bound): its iteration becomes the reference launch time plus its own wait. One that
+    waited longer was held by the GPU (time-slicing turns, other clients' kernels): the
+    GPU's pace is kept, unless the reference host would be slower still than that, in which
+    case it becomes launch-bound. Latency percentiles, CPU data and timestamps are kept as
+    measured; run_at_reference caps what the GPU could deliver.
+    """
+    if sample.status != STATUS_OK or sample.launch_ms is None or sample.iterations <= 0:
+        return sample
+    iteration = iteration_ms(sample)
+    wait = max(iteration - sample.launch_ms, 0.0)
+    if not gpu_bound(sample, ref):
+        projected = ref.launch_ms + wait
+    else:
+        projected = max(iteration, ref.launch_ms + ref.lone_wait_ms)
+    return dataclasses.replace(
+        sample, elapsed_s=sample.iterations * projected / 1e3, launch_ms=ref.launch_ms
+    )
+
+
+def gpu_capacity(model: str, run: InterleavedRun, ref: HostReference) -> dict[str, float]:
+    """mode -> the most it/s the GPU delivered to `model` in a shared window (N > 1) where
+    it was the bottleneck (most workers gpu_bound): what the GPU can do for that way of
+    sharing, whatever the host. Modes with no such window are absent (no known limit)."""
+    samples = run.samples[model]
+    capacity: dict[str, float] = {}
+    for w in run.windows:
+        window = samples[w.index]
+        if w.clients < 2 or 2 * sum(gpu_bound(s, ref) for s in window) <= len(window):
+            continue
+        total = math.fsum(s.it_s for s in window)
+        capacity[w.mode] = max(capacity.get(w.mode, 0.0), total)
+    return capacity
+
+
+def run_at_reference(model: str, run: InterleavedRun, ref: HostReference) -> InterleavedRun:
+    """`run` with every window of `model` projected by at_reference. A shared window whose
+    projection would deliver more than the GPU's measured capacity for its mode
+    (gpu_capacity) is scaled down to it: a faster host speeds launch-bound workers up only
+    as far as the GPU has been seen to keep up."""
+    capacity = gpu_capacity(model, run, ref)
+    by_index = {w.index: w for w in run.windows}
+    projected = {}
+    for index, window in run.samples[model].items():
+        moved = [at_reference(s, ref) for s in window]
+        w = by_index[index]
+        limit = capacity.get(w.mode) if w.clients > 1 else None
+        total = math.fsum(s.it_s for s in moved)
+        if limit is not None and total > limit:
+            moved = [dataclasses.replace(s, elapsed_s=s.elapsed_s * total / limit) for s in moved]
+        projected[index] = moved
+    return dataclasses.replace(run, samples={**run.samples, model: projected})
+
+
 def summarize_interleaved(
+    model: str,
+    settings: Settings,
+    run: InterleavedRun,
+    meta: RunMeta,
+    reference_launch_ms: float | None = None,
+) -> list[Result]:
+    """One row per case of `model` (and its exclusive row), ratios already in place: at the
+    reference host speed where host_reference gives one, else as measured. The throughput,
+    latency and baseline columns are always as measured; ratio_host is the measured ratio."""
+    measured = _interleaved_rows(model, settings, run, meta)
+    if any(r.status != STATUS_OK for r in measured):
+        return measured
+    ref, _ = host_reference(model, run, reference_launch_ms)
+    if ref is None:
+        return [dataclasses.replace(r, ratio_host=r.ratio_vs_exclusive) for r in measured]
+    projected = _interleaved_rows(model, settings, run_at_reference(model, run, ref), meta)
+    return [
+        dataclasses.replace(
+            m,
+            ratio_vs_exclusive=p.ratio_vs_exclusive,
+            ratio_low=p.ratio_low,
+            ratio_halves_pct=p.ratio_halves_pct,
+            pairs_kept=p.pairs_kept,
+            pairs_excluded=p.pairs_excluded,
+            ratio_host=m.ratio_vs_exclusive,
+            reference_launch_ms=ref.launch_ms,
+            reference_it_s=p.aggregate_it_s,
+        )
+        for m, p in zip(measured, projected, strict=True)
+    ]
+
+
+def _interleaved_rows(
     model: str, settings: Settings, run: InterleavedRun, meta: RunMeta
 ) -> list[Result]:
     """One row per case of `model` (and its exclusive row), ratios already in place.
@@ -1397,8 +1606,10 @@ def run_interleaved_benchmark(
     date: str | None = None,
     log: Callable[[str], None] = print,
     raw: list[dict] | None = None,
+    reference: Mapping[str, float] | None = None,
 ) -> list[Result]:
-    """Run every case of `settings` in one interleaved run and return its rows."""
+    """Run every case of `settings` in one interleaved run and return its rows (ratios at
+    `reference`: model -> launch ms per iteration; see summarize_interleaved)."""
     date = date or dt.datetime.now(dt.UTC).date().isoformat()
     schedule = interleaved_schedule(settings)
     log(
@@ -1423,7 +1634,7 @@ def run_interleaved_benchmark(
                 "meta": dataclasses.asdict(meta),
             }
         )
-    return summarize_interleaved_run(settings, run, meta, log, raw)
+    return summarize_interleaved_run(settings, run, meta, log, raw, reference)
 
 
 def summarize_interleaved_run(
@@ -1432,16 +1643,23 @@ def summarize_interleaved_run(
     meta: RunMeta,
     log: Callable[[str], None] = print,
     raw: list[dict] | None = None,
+    reference: Mapping[str, float] | None = None,
 ) -> list[Result]:
-    """Every row of an interleaved run, logging what each was computed from."""
+    """Every row of an interleaved run, logging what each was computed from. `reference`:
+    model -> the launch time per iteration its ratios are stated at (none: as measured)."""
     rows: list[Result] = []
     for model in settings.models:
-        model_rows = summarize_interleaved(model, settings, run, meta)
+        reference_ms = (reference or {}).get(model)
+        model_rows = summarize_interleaved(model, settings, run, meta, reference_ms)
         rows += model_rows
         log(f"   {describe_interleaved_baseline(model, run)}")
+        if all(r.status == STATUS_OK for r in model_rows):
+            log(f"   {host_reference(model, run, reference_ms)[1]}")
         for r in model_rows:
             ratio = "" if r.ratio_vs_exclusive is None else f"  x{r.ratio_vs_exclusive:.3f}"
             low = "" if r.ratio_low is None else f" (low {r.ratio_low:.3f})"
+            if r.reference_launch_ms is not None and r.ratio_host is not None:
+                low += f" [as measured x{r.ratio_host:.3f}]"
             log(f"   {r.mode:<12} N={r.clients:<3} {_describe(r)}{ratio}{low}")
             if r.ratio_method == RATIO_PAIRED:
                 ratios = pair_ratios(
@@ -1692,6 +1910,9 @@ def result_to_row(r: Result) -> dict[str, str]:
         "pairs_excluded": "" if r.pairs_excluded is None else str(r.pairs_excluded),
         "ratio_halves_pct": _fmt(r.ratio_halves_pct, 2),
         "baseline_launch_ms": _fmt(r.baseline_launch_ms, 4),
+        "ratio_host": _fmt(r.ratio_host, 4),
+        "reference_launch_ms": _fmt(r.reference_launch_ms, 4),
+        "reference_it_s": _fmt(r.reference_it_s, 2),
     }
 
 
@@ -1722,6 +1943,7 @@ def load_results(path: Path | str) -> list[Result]:
         columns = tuple(reader.fieldnames or ())
         known = (
             CSV_COLUMNS,
+            PRE_REFERENCE_CSV_COLUMNS,
             PRE_INTERLEAVED_CSV_COLUMNS,
             PRE_PAIRING_CSV_COLUMNS,
             LEGACY_CSV_COLUMNS,
@@ -1769,6 +1991,9 @@ def load_results(path: Path | str) -> list[Result]:
                     pairs_excluded=_opt_int(row["pairs_excluded"]),
                     ratio_halves_pct=_opt_float(row["ratio_halves_pct"]),
                     baseline_launch_ms=_opt_float(row["baseline_launch_ms"]),
+                    ratio_host=_opt_float(row["ratio_host"]),
+                    reference_launch_ms=_opt_float(row["reference_launch_ms"]),
+                    reference_it_s=_opt_float(row["reference_it_s"]),
                 )
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{line}: {exc}") from None
@@ -1811,6 +2036,12 @@ def compare_runs(
         x, y = a.get((model, "exclusive", 1)), b.get((model, "exclusive", 1))
         if x is None or y is None or x.aggregate_it_s is None or y.aggregate_it_s is None:
             continue
+        if x.reference_launch_ms != y.reference_launch_ms:
+            problems.append(
+                f"model={model}: the ratios are stated at different host speeds (reference "
+                f"launch ms {_fmt(x.reference_launch_ms, 3) or 'none'} against "
+                f"{_fmt(y.reference_launch_ms, 3) or 'none'}); summarize both alike"
+            )
         launch = ""
         if x.baseline_launch_ms is not None and y.baseline_launch_ms is not None:
             launch = f" at {x.baseline_launch_ms:.3f} and {y.baseline_launch_ms:.3f} ms launch time"
@@ -1835,7 +2066,14 @@ def format_table(results: Sequence[Result]) -> str:
                 f"other cases; spread {spread}% (max - min of the means of the run's three "
                 "thirds, over the mean); host launch time per iteration in those windows "
                 f"{_fmt(base.baseline_launch_ms, 3) or '–'} ms (median). Shared rows: mean over "
-                f"their rounds; low × is the p{INTERLEAVED_LOW_PERCENTILE:g} over rounds.",
+                f"their rounds; low × is the p{INTERLEAVED_LOW_PERCENTILE:g} over rounds. "
+                + (
+                    f"Ratios (× exclusive, low ×) at a reference host that launches one "
+                    f"iteration in {base.reference_launch_ms:g} ms; × as measured: at this "
+                    "run's host speed."
+                    if base.reference_launch_ms is not None
+                    else "Ratios as measured."
+                ),
                 "",
             ]
         elif base is not None and base.baseline_runs:
@@ -1849,9 +2087,10 @@ def format_table(results: Sequence[Result]) -> str:
         lines += [
             (
                 "| mode | N | aggregate it/s | per-process it/s | × exclusive | low × "
-                "| p50 ms | p99 ms | MiB/process | host RSS MiB | SM MHz | status |"
+                "| × as measured | p50 ms | p99 ms | MiB/process | host RSS MiB | SM MHz | status |"
             ),
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| --- |",
         ]
         notes = []
         for r in rows:
@@ -1867,7 +2106,7 @@ def format_table(results: Sequence[Result]) -> str:
             lines.append(
                 f"| {mode} | {r.clients} | {_fmt(r.aggregate_it_s, 0) or '–'} "
                 f"| {_fmt(r.per_process_it_s, 1) or '–'} | {_fmt(r.ratio_vs_exclusive, 2) or '–'} "
-                f"| {_fmt(r.ratio_low, 2) or '–'} "
+                f"| {_fmt(r.ratio_low, 2) or '–'} | {_fmt(r.ratio_host, 2) or '–'} "
                 f"| {_fmt(r.p50_ms, 2) or '–'} | {_fmt(r.p99_ms, 2) or '–'} "
                 f"| {_fmt(r.mem_per_process_mib, 0) or '–'} | {_fmt(r.host_rss_mib, 0) or '–'} "
                 f"| {_fmt(r.sm_clock_mhz, 0) or '–'} | {r.status} |"
@@ -3349,7 +3588,7 @@ def main(
         return 0
     if args.command == "summarize":
         settings, meta, run = interleaved_from_raw(read_raw(args.raw))
-        results = summarize_interleaved_run(settings, run, meta)
+        results = summarize_interleaved_run(settings, run, meta, reference=args.reference)
         write_csv(args.out, results)
         print(f"wrote {len(results)} rows to {args.out}")
         print(format_table(results))
@@ -3373,7 +3612,11 @@ def main(
     try:
         if interleaved:
             results = run_interleaved_benchmark(
-                settings, interleaved_runner or gpu_interleaved_runner(gpu), gpu, raw=raw
+                settings,
+                interleaved_runner or gpu_interleaved_runner(gpu),
+                gpu,
+                raw=raw,
+                reference=args.reference,
             )
         else:
             results = run_benchmark(
