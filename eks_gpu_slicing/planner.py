@@ -16,7 +16,9 @@ The rule, per instance type and strategy:
      ratio(R) is the low end of what was measured (`ratio_low`: in an interleaved run the
      10th percentile over its rounds of the case against that round's exclusive windows, in
      a sweep the slowest repetition over the fastest exclusive one), so a noisy baseline
-     makes the plan smaller, never larger.
+     makes the plan smaller, never larger. For the launch-bound models of the committed
+     interleaved runs it is stated at the benchmark's reference host speed (a fast core;
+     `reference_launch_ms`): a slower host would only raise the GPU-bound ratios.
   3. Take the largest R that satisfies both (R = 1 means: do not share).
 The workload is matched to the benchmark model whose exclusive per-iteration latency is
 closest to its per-request GPU time (short requests = small kernels that leave the GPU idle;

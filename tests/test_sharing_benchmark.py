@@ -837,7 +837,8 @@ COMMITTED = sorted(BENCH_PATH.parent.glob("results-h200*.csv"))
 
 def test_every_committed_results_file_is_found():
     names = {p.name for p in COMMITTED}
-    assert {"results-h200.csv", "results-h200-reduced-a.csv", "results-h200-reduced-b.csv"} <= names
+    assert {"results-h200.csv", "results-h200-repeat.csv", "results-h200-reduced-a.csv"} <= names
+    assert {f"results-h200-reduced-{x}.csv" for x in "abcdefgh"} <= names
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
@@ -1368,12 +1369,14 @@ def test_compare_puts_two_runs_side_by_side_and_fails_on_a_difference(tmp_path, 
     directory = COMMITTED[0].parent
     pairs = [
         tuple(directory / f"results-h200-reduced-{x}.csv" for x in pair)
-        for pair in ("ab", "cd", "ef")
+        for pair in ("ab", "cd", "ef", "gh")
     ]
-    for a, b in pairs:  # the criterion, on the committed back-to-back runs
+    # the criterion (within 10 %) on the committed back-to-back runs, and on the two
+    # full runs
+    for a, b in [*pairs, (directory / "results-h200.csv", directory / "results-h200-repeat.csv")]:
         assert bench.main(["compare", str(a), str(b)]) == 0, (a.name, b.name)
     out = capsys.readouterr().out
-    assert out.count("| mlp |") == 9 and out.count("| transformer |") == 9
+    assert out.count("| mlp |") == 4 * 3 + 9 and out.count("| transformer |") == 4 * 3 + 9
     x, y = (
         bench.results_by_key(bench.load_results(p))[("transformer", "mps", 10)] for p in pairs[0]
     )
@@ -1440,13 +1443,23 @@ def test_at_reference_moves_launch_bound_windows_and_keeps_gpu_bound_ones():
     assert lone.iterations == 400 and lone.p99_ms == 2.0  # latencies stay as measured
     slow = bench.at_reference(_window_sample(0.30, 0.28), ref)  # a slower core: the same
     assert bench.iteration_ms(slow) == pytest.approx(0.14)
-    # time-slicing: 1.7 ms per iteration, 1.5 ms of it waiting for the GPU's turns
+    # time-slicing: 1.7 ms per iteration, 1.5 ms of it waiting for the GPU's turns; the wait
+    # is the GPU's, so a faster host saves only its own launch time (run_at_reference caps
+    # the window at what the GPU can do)
     turns = bench.at_reference(_window_sample(1.7, 0.2), ref)
-    assert bench.iteration_ms(turns) == pytest.approx(1.7)
-    # a reference host slower than the GPU's pace makes the worker launch-bound again
-    slower = bench.HostReference(launch_ms=2.0, lone_launch_ms=0.16, lone_wait_ms=0.01)
+    assert bench.iteration_ms(turns) == pytest.approx(0.12 + 1.5)
+    # a slower host does not slow a worker the GPU holds, until launching takes longer
+    slower = bench.HostReference(launch_ms=1.0, lone_launch_ms=0.16, lone_wait_ms=0.01)
     assert bench.iteration_ms(bench.at_reference(_window_sample(1.7, 0.2), slower)) == (
+        pytest.approx(1.7)
+    )
+    slowest = dataclasses.replace(slower, launch_ms=2.0)
+    assert bench.iteration_ms(bench.at_reference(_window_sample(1.7, 0.2), slowest)) == (
         pytest.approx(2.01)
+    )
+    # ... while a launch-bound one slows down with it
+    assert bench.iteration_ms(bench.at_reference(_window_sample(0.17, 0.16), slower)) == (
+        pytest.approx(1.01)
     )
     assert bench.at_reference(oom_sample(), ref) == oom_sample()
     no_launch = sample(iterations=100, elapsed=1.0)

@@ -19,9 +19,13 @@ Method (--method)
   round after round, each right after an exclusive window on the core of its first worker
   (interleaved_schedule). Ratios divide a case's mean over its rounds by the mean of all
   exclusive windows, so both cover the same minutes and cores; one MPS client is paired with
-  the exclusive window before it (summarize_interleaved). The run fails (exit 4) when a
-  ratio from the first half of the rounds and one from the second differ by more than
-  --max-ratio-halves percent. `summarize` recomputes the CSV from --raw-out.
+  the exclusive window before it (summarize_interleaved). A lone process of a launch-bound
+  model runs at its host's speed while shared GPU-bound ones do not, so for those models
+  every window is projected to a reference host launching one iteration in
+  --reference-launch-ms (at_reference) and the ratios are stated there; `ratio_host` keeps
+  the ratio as measured. The run fails (exit 4) when a ratio from the first half of the
+  rounds and one from the second differ by more than --max-ratio-halves percent.
+  `summarize` recomputes the CSV from --raw-out.
   sweep: each (mode, N) in turn with its own processes; the exclusive case before the first
   sweep and after every one, ratios against their median, exit 4 when those measurements
   spread by more than --max-baseline-spread percent; one MPS client in windows paired with an
@@ -1325,18 +1329,19 @@ def at_reference(sample: WorkerSample, ref: HostReference) -> WorkerSample:
     """The window as it would have run on a host launching an iteration in ref.launch_ms.
 
     Each iteration is the host's launch time plus its wait on the GPU after the last launch.
-    A worker that waited about as long as the lone process did was launch-bound (not
-    gpu_bound): its iteration becomes the reference launch time plus its own wait. One that
-    waited longer was held by the GPU (time-slicing turns, other clients' kernels): the
-    GPU's pace is kept, unless the reference host would be slower still than that, in which
-    case it becomes launch-bound. Latency percentiles, CPU data and timestamps are kept as
-    measured; run_at_reference caps what the GPU could deliver.
+    On a host at least as fast as the window's, the iteration becomes the reference launch
+    time plus that wait: the wait is the GPU's (its remaining kernels, other contexts' turns,
+    other clients' kernels), which a faster host does not shorten; run_at_reference caps
+    what the GPU can then deliver. On a slower host a launch-bound worker (not gpu_bound)
+    likewise becomes the reference launch time plus its wait, while one held by the GPU keeps
+    its pace unless the reference launch time plus the lone process's wait is longer still.
+    Latency percentiles, CPU data and timestamps are kept as measured.
     """
     if sample.status != STATUS_OK or sample.launch_ms is None or sample.iterations <= 0:
         return sample
     iteration = iteration_ms(sample)
     wait = max(iteration - sample.launch_ms, 0.0)
-    if not gpu_bound(sample, ref):
+    if ref.launch_ms <= sample.launch_ms or not gpu_bound(sample, ref):
         projected = ref.launch_ms + wait
     else:
         projected = max(iteration, ref.launch_ms + ref.lone_wait_ms)
@@ -1346,35 +1351,39 @@ def at_reference(sample: WorkerSample, ref: HostReference) -> WorkerSample:
 
 
 def gpu_capacity(model: str, run: InterleavedRun, ref: HostReference) -> dict[str, float]:
-    """mode -> the most it/s the GPU delivered to `model` in a shared window (N > 1) where
-    it was the bottleneck (most workers gpu_bound): what the GPU can do for that way of
-    sharing, whatever the host. Modes with no such window are absent (no known limit)."""
+    """mode -> what the GPU delivers to `model` when it is the bottleneck: the mean total
+    it/s of the windows of the mode's largest N, where most of their workers were gpu_bound.
+    Modes whose largest N was launch-bound are absent: the GPU was never seen at its limit."""
     samples = run.samples[model]
-    capacity: dict[str, float] = {}
+    largest: dict[str, int] = {}
     for w in run.windows:
-        window = samples[w.index]
-        if w.clients < 2 or 2 * sum(gpu_bound(s, ref) for s in window) <= len(window):
-            continue
-        total = math.fsum(s.it_s for s in window)
-        capacity[w.mode] = max(capacity.get(w.mode, 0.0), total)
+        if w.clients > 1:
+            largest[w.mode] = max(largest.get(w.mode, 0), w.clients)
+    capacity = {}
+    for mode, n in largest.items():
+        windows = [samples[w.index] for w in run.windows if (w.mode, w.clients) == (mode, n)]
+        if all(2 * sum(gpu_bound(s, ref) for s in window) > len(window) for window in windows):
+            capacity[mode] = _mean([math.fsum(s.it_s for s in window) for window in windows])
     return capacity
 
 
 def run_at_reference(model: str, run: InterleavedRun, ref: HostReference) -> InterleavedRun:
-    """`run` with every window of `model` projected by at_reference. A shared window whose
-    projection would deliver more than the GPU's measured capacity for its mode
-    (gpu_capacity) is scaled down to it: a faster host speeds launch-bound workers up only
-    as far as the GPU has been seen to keep up."""
+    """`run` with every window of `model` projected by at_reference. A faster host speeds a
+    shared window up only as far as the GPU goes: its total is capped at the GPU's capacity
+    for the mode (gpu_capacity), or at what the window itself delivered where that was more."""
     capacity = gpu_capacity(model, run, ref)
     by_index = {w.index: w for w in run.windows}
     projected = {}
     for index, window in run.samples[model].items():
         moved = [at_reference(s, ref) for s in window]
         w = by_index[index]
-        limit = capacity.get(w.mode) if w.clients > 1 else None
-        total = math.fsum(s.it_s for s in moved)
-        if limit is not None and total > limit:
-            moved = [dataclasses.replace(s, elapsed_s=s.elapsed_s * total / limit) for s in moved]
+        if w.clients > 1 and w.mode in capacity:
+            limit = max(capacity[w.mode], math.fsum(s.it_s for s in window))
+            total = math.fsum(s.it_s for s in moved)
+            if total > limit:
+                moved = [
+                    dataclasses.replace(s, elapsed_s=s.elapsed_s * total / limit) for s in moved
+                ]
         projected[index] = moved
     return dataclasses.replace(run, samples={**run.samples, model: projected})
 
