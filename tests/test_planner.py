@@ -80,13 +80,13 @@ def test_saturating_small_kernels_gain_nothing_from_time_slicing_but_scale_with_
     workload = Workload(1.0, 0.2, busy=0.7)
     plans = by_strategy(plan_instance(workload, T4, curves, "mlp"))
     assert plans["time-slicing"].replicas == 1
-    assert plans["mps"].replicas == 10  # 10 x 0.7 = 7.0 <= 9.70
+    assert plans["mps"].replicas == 10  # 10 x 0.7 = 7.0 <= 9.99
     assert plans["mps"].throughput_ratio == low_ratio(results, "mlp", "mps", 10)
     # The stack deploys MPS: the most pods per GPU wins.
     assert recommend(plans.values()).strategy == "mps"
     assert "capped at 1/10" in plans["mps"].note
     # Pods that keep the GPU fully busy alone cannot share it even with MPS: the low end at
-    # N=2 is 1.93, under the 2.0 they would demand.
+    # N=2 is 1.97, under the 2.0 they would demand.
     saturating = by_strategy(plan_instance(Workload(1.0, 0.2, busy=1.0), T4, curves, "mlp"))
     assert saturating["mps"].replicas == 1
 
@@ -128,9 +128,9 @@ def test_chosen_replicas_are_the_largest_the_gpu_can_serve(results, curves):
     chosen = plans["time-slicing"].replicas
     assert chosen * workload.busy <= curve.ratio(chosen)
     assert all(r * workload.busy > curve.ratio(r) for r in range(chosen + 1, curve.max_clients + 1))
-    # 5 x 0.35 = 1.75 <= 1.81, the low end from N=4 on; 6 x 0.35 = 2.1 > 1.81
+    # 5 x 0.35 = 1.75 <= 1.79, the low end from N=4 on; 6 x 0.35 = 2.1 > 1.79
     assert chosen == 5
-    # MPS serves more of these pods (its low end at N=6 is 2.96, above 6 x 0.35 = 2.1).
+    # MPS serves more of these pods (its low end at N=6 is 3.02, above 6 x 0.35 = 2.1).
     best = recommend(plans.values())
     assert best.strategy == "mps" and best.replicas > chosen
     assert best.replicas * workload.busy <= curves[("transformer", "mps")].ratio(best.replicas)
@@ -195,7 +195,7 @@ def test_cli_prints_a_recommendation(capsys):
     )
     out = capsys.readouterr().out
     # Memory allows 7 pods of 2 GiB on a T4. Both strategies serve them (7 x 0.25 = 1.75 <=
-    # 1.81, time-slicing's low end at N=7; MPS 2.97), and on a tie the strategy that caps a
+    # 1.79, time-slicing's low end at N=7; MPS 3.02), and on a tie the strategy that caps a
     # pod least is recommended.
     assert "| time-slicing **(recommended)** | 7 |" in out
     assert "| mps | 7 |" in out

@@ -1436,34 +1436,40 @@ def test_bad_reference_is_a_usage_error(capsys):
     assert "'mlp=fast': the launch time must be a number > 0" in capsys.readouterr().err
 
 
-def test_at_reference_moves_launch_bound_windows_and_keeps_gpu_bound_ones():
+def test_host_slope_is_how_an_iteration_follows_the_launch_time():
+    follows = [(x, x + 0.01) for x in (0.1, 0.12, 0.15, 0.2)]
+    assert bench.host_slope(follows) == (pytest.approx(1.0), pytest.approx(0.0, abs=1e-9))
+    held = [(x, 1.7) for x in (0.1, 0.12, 0.15, 0.2)]
+    assert bench.host_slope(held)[0] == pytest.approx(0.0, abs=1e-12)
+    noisy = [(0.1, 1.0), (0.2, 1.3), (0.1, 1.2), (0.2, 1.1)]
+    slope, error = bench.host_slope(noisy)
+    assert slope == pytest.approx(1.0) and error == pytest.approx(math.sqrt(2))  # cannot tell
+    assert bench.host_slope([(0.1, 1.0), (0.1, 1.1), (0.1, 1.2)]) is None  # no spread
+    assert bench.host_slope(follows[:2]) is None
+
+
+def test_at_reference_moves_each_window_by_its_case_slope():
     ref = bench.HostReference(launch_ms=0.12, lone_launch_ms=0.16, lone_wait_ms=0.01)
-    lone = bench.at_reference(_window_sample(0.17, 0.16), ref)  # launch-bound
+    lone = bench.at_reference(_window_sample(0.17, 0.16), ref, 1.0)  # follows the host
     assert bench.iteration_ms(lone) == pytest.approx(0.13) and lone.launch_ms == 0.12
     assert lone.iterations == 400 and lone.p99_ms == 2.0  # latencies stay as measured
-    slow = bench.at_reference(_window_sample(0.30, 0.28), ref)  # a slower core: the same
-    assert bench.iteration_ms(slow) == pytest.approx(0.14)
-    # time-slicing: 1.7 ms per iteration, 1.5 ms of it waiting for the GPU's turns; the wait
-    # is the GPU's, so a faster host saves only its own launch time (run_at_reference caps
-    # the window at what the GPU can do)
-    turns = bench.at_reference(_window_sample(1.7, 0.2), ref)
-    assert bench.iteration_ms(turns) == pytest.approx(0.12 + 1.5)
-    # a slower host does not slow a worker the GPU holds, until launching takes longer
-    slower = bench.HostReference(launch_ms=1.0, lone_launch_ms=0.16, lone_wait_ms=0.01)
-    assert bench.iteration_ms(bench.at_reference(_window_sample(1.7, 0.2), slower)) == (
-        pytest.approx(1.7)
-    )
-    slowest = dataclasses.replace(slower, launch_ms=2.0)
-    assert bench.iteration_ms(bench.at_reference(_window_sample(1.7, 0.2), slowest)) == (
-        pytest.approx(2.01)
-    )
-    # ... while a launch-bound one slows down with it
-    assert bench.iteration_ms(bench.at_reference(_window_sample(0.17, 0.16), slower)) == (
+    steeper = bench.at_reference(_window_sample(0.17, 0.16), ref, 1.15)
+    assert bench.iteration_ms(steeper) == pytest.approx(0.17 - 1.15 * 0.04)
+    held = bench.at_reference(_window_sample(1.7, 0.2), ref, 0.0)  # the GPU sets the pace
+    assert bench.iteration_ms(held) == pytest.approx(1.7)
+    partly = bench.at_reference(_window_sample(1.7, 0.2), ref, 0.25)
+    assert bench.iteration_ms(partly) == pytest.approx(1.7 - 0.25 * 0.08)
+    slower = dataclasses.replace(ref, launch_ms=1.0)  # a slower reference host
+    assert bench.iteration_ms(bench.at_reference(_window_sample(0.17, 0.16), slower, 1.0)) == (
         pytest.approx(1.01)
     )
-    assert bench.at_reference(oom_sample(), ref) == oom_sample()
+    # never shorter than launching it takes
+    assert bench.iteration_ms(bench.at_reference(_window_sample(0.5, 0.45), ref, 2.0)) == (
+        pytest.approx(0.12)
+    )
+    assert bench.at_reference(oom_sample(), ref, 1.0) == oom_sample()
     no_launch = sample(iterations=100, elapsed=1.0)
-    assert bench.at_reference(no_launch, ref) == no_launch
+    assert bench.at_reference(no_launch, ref, 1.0) == no_launch
 
 
 def _host_run(settings, host, capacity=6000.0):
@@ -1523,22 +1529,30 @@ def test_a_gpu_bound_lone_process_keeps_its_ratios_as_measured():
     assert bench.host_reference("memory", run, None)[0] is None
 
 
-def test_a_faster_reference_host_gets_no_more_than_the_gpu_delivered():
-    """Two MPS clients are launch-bound on a slow host; at a host twice as fast they would
-    ask for more than the GPU gave the GPU-bound four (gpu_capacity), so they get that."""
+def test_a_faster_reference_host_gets_no_more_than_the_gpu_delivers():
+    """Two MPS clients follow the host; at a host twice as fast they would ask for more than
+    the GPU gives the four, which it holds (gpu_capacity), so they get what the four get."""
     settings = _interleaved(
         "--models", "transformer", "--clients", "1,2,4", "--modes", "exclusive,mps"
     )
     run = _interleaved_run(settings, lambda *_: 1.0)
     samples = {}
     for w in run.windows:
+        launch = 1.6 * (1.0 + 0.1 * (w.round % 2))  # the host flips between two speeds
         if w.mode == "exclusive" or w.clients < 4:
-            its = [_window_sample(1.6 + 0.03, 1.6, rank=r) for r in w.ranks]  # launch-bound
-        else:
-            its = [_window_sample(4 * 1e3 / 2800, 0.8, rank=r) for r in w.ranks]  # 2800 it/s
+            its = [_window_sample(launch + 0.03, launch, rank=r) for r in w.ranks]
+        else:  # the GPU holds four clients to 2800 it/s whatever the host does
+            its = [_window_sample(4 * 1e3 / 2800, launch, rank=r) for r in w.ranks]
         samples[w.index] = its
     run = dataclasses.replace(run, samples={"transformer": samples})
-    ref, _ = bench.host_reference("transformer", run, 0.5)
+    ref, why = bench.host_reference("transformer", run, 0.5)
+    assert ref.slopes == {
+        ("exclusive", 1): pytest.approx(1.0),
+        ("mps", 1): pytest.approx(1.0),
+        ("mps", 2): pytest.approx(1.0),
+        ("mps", 4): pytest.approx(0.0, abs=1e-9),
+    }
+    assert "mps N=2 1.00, mps N=4 0.00" in why
     assert bench.gpu_capacity("transformer", run, ref) == {"mps": pytest.approx(2800)}
     rows = bench.results_by_key(
         bench.summarize_interleaved("transformer", settings, run, META, 0.5)
@@ -1549,8 +1563,22 @@ def test_a_faster_reference_host_gets_no_more_than_the_gpu_delivered():
     assert rows[("transformer", "mps", 4)].reference_it_s == pytest.approx(2800)
 
 
+def test_a_case_whose_host_dependence_cannot_be_measured_keeps_the_ratios_as_measured():
+    settings = _interleaved("--models", "mlp", "--clients", "1,2", "--rounds", "2")
+    run = _interleaved_run(settings, lambda *_: 1.0)
+    steady = {  # every window at the same launch time: no slope can be fitted
+        w.index: [_window_sample(0.16, 0.15, rank=r) for r in w.ranks] for w in run.windows
+    }
+    run = dataclasses.replace(run, samples={"mlp": steady})
+    ref, why = bench.host_reference("mlp", run, 0.12)
+    assert ref is None
+    assert "cannot be measured from this run (no spread in launch time)" in why
+    rows = bench.summarize_interleaved("mlp", settings, run, META, 0.12)
+    assert all(r.reference_launch_ms is None and r.ratio_host == r.ratio_vs_exclusive for r in rows)
+
+
 def test_the_table_says_at_which_host_speed_the_ratios_are():
-    settings = _interleaved("--models", "mlp", "--clients", "1,10", "--rounds", "2")
+    settings = _interleaved("--models", "mlp", "--clients", "1,10", "--rounds", "4")
     rows = bench.summarize_interleaved("mlp", settings, _host_run(settings, 1.4), META, 0.12)
     table = bench.format_table(rows)
     assert "at a reference host that launches one iteration in 0.12 ms" in table

@@ -129,9 +129,14 @@ REFERENCE_NONE = "none"
 # GPU, after its last launch, for at most this share of its launch time (median over the
 # exclusive windows; mlp 0.08, transformer 0.03, the bandwidth-bound memory model 1.1).
 LAUNCH_BOUND_SHARE = 0.25
-# A worker's window counts as launch-bound, following the host, when its wait on the GPU per
-# iteration is at most this many times the lone process's; above it the GPU set the pace.
-LAUNCH_BOUND_WAIT_FACTOR = 2.0
+# How each case follows the host is measured, not assumed: the slope of its workers'
+# iteration time over their launch time across the run's windows (host_slope; the VM's cores
+# flip speed often enough to spread launch times by 13-29 % within every case). A slope whose
+# standard error is above this cannot carry a projection: the model's ratios stay as measured.
+MAX_SLOPE_ERROR = 0.25
+# A case whose iteration follows the host by at most this slope is held by the GPU; at the
+# largest N it gives the GPU's capacity for that way of sharing (gpu_capacity).
+GPU_HELD_SLOPE = 0.5
 # The process group a mode's windows run in: plain CUDA contexts serve both the exclusive
 # baseline (one of them alone) and time-slicing (several at once).
 GROUP_OF_MODE = {
@@ -1285,24 +1290,45 @@ class HostReference:
     launch_ms: float  # the reference: host time to launch one iteration
     lone_launch_ms: float  # the run's lone process: median launch time of its windows
     lone_wait_ms: float  # and its median wait on the GPU after the last launch
+    # (mode, N) -> how many ms an iteration of that case takes longer per ms of launch time
+    slopes: dict[tuple[str, int], float] = dataclasses.field(default_factory=dict)
 
 
 def iteration_ms(sample: WorkerSample) -> float:
     return 1e3 * sample.elapsed_s / sample.iterations
 
 
+def host_slope(points: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares slope of iteration time over launch time through (launch_ms,
+    iteration_ms) points, and its standard error; None with fewer than 3 points or no spread
+    in launch time. 1: the iteration follows the host; 0: the GPU sets its pace."""
+    n = len(points)
+    if n < 3:
+        return None
+    mean_x = math.fsum(x for x, _ in points) / n
+    mean_y = math.fsum(y for _, y in points) / n
+    sxx = math.fsum((x - mean_x) ** 2 for x, _ in points)
+    if sxx <= 1e-12 * n * mean_x * mean_x:  # equal launch times, up to rounding
+        return None
+    slope = math.fsum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
+    residual = math.fsum((y - mean_y - slope * (x - mean_x)) ** 2 for x, y in points)
+    return slope, math.sqrt(residual / (n - 2) / sxx)
+
+
 def host_reference(
     model: str, run: InterleavedRun, reference_launch_ms: float | None
 ) -> tuple[HostReference | None, str]:
     """(the reference for `model`, or None; a log line saying which and why). None where no
-    reference is given, the run has no launch times, or the lone process is not
-    launch-bound (its ratios then do not depend on the host's speed this way)."""
+    reference is given, the run has no launch times, the lone process is not launch-bound
+    (its ratios then do not depend on the host's speed this way), or some case's slope
+    cannot be measured (host_slope, MAX_SLOPE_ERROR)."""
     if reference_launch_ms is None:
         return None, "ratios at the host's speed as measured (no reference)"
     samples = run.samples[model]
-    lone = [samples[w.index][0] for w in run.windows if w.mode == "exclusive"]
-    if any(s.launch_ms is None or s.iterations <= 0 for s in lone):
+    workers = [s for w in run.windows for s in samples[w.index]]
+    if any(s.launch_ms is None or s.iterations <= 0 for s in workers):
         return None, "ratios as measured: the run recorded no launch times"
+    lone = [samples[w.index][0] for w in run.windows if w.mode == "exclusive"]
     launch = statistics.median(s.launch_ms for s in lone)
     wait = statistics.median(iteration_ms(s) - s.launch_ms for s in lone)
     if wait > LAUNCH_BOUND_SHARE * launch:
@@ -1310,50 +1336,49 @@ def host_reference(
             f"ratios as measured: the lone process is GPU-bound (it waits {wait:.3f} ms on "
             f"the GPU per iteration after launching for {launch:.3f} ms)"
         )
-    ref = HostReference(reference_launch_ms, launch, max(wait, 0.0))
+    points: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for w in run.windows:
+        points.setdefault((w.mode, w.clients), []).extend(
+            (s.launch_ms, iteration_ms(s)) for s in samples[w.index]
+        )
+    slopes = {}
+    for case, case_points in points.items():
+        fit = host_slope(case_points)
+        if fit is None or fit[1] > MAX_SLOPE_ERROR:
+            error = "no spread in launch time" if fit is None else f"± {fit[1]:.2f}"
+            return None, (
+                f"ratios as measured: how {case[0]} N={case[1]} follows the host's speed "
+                f"cannot be measured from this run ({error})"
+            )
+        slopes[case] = max(fit[0], 0.0)
+    ref = HostReference(reference_launch_ms, launch, max(wait, 0.0), slopes)
+    described = ", ".join(f"{mode} N={n} {b:.2f}" for (mode, n), b in slopes.items())
     return ref, (
         f"ratios at a reference host that launches one iteration in {ref.launch_ms:g} ms "
         f"(the run's lone process: {launch:.3f} ms, then {ref.lone_wait_ms:.3f} ms on the "
-        "GPU); ratio_host is as measured"
+        f"GPU); ratio_host is as measured. ms of iteration per ms of launch: {described}"
     )
 
 
-def gpu_bound(sample: WorkerSample, ref: HostReference) -> bool:
-    """Whether the GPU, not the host, set this worker's pace in its window: it waited on the
-    GPU more than LAUNCH_BOUND_WAIT_FACTOR times as long as the lone process does."""
-    wait = iteration_ms(sample) - (sample.launch_ms or 0.0)
-    return wait > LAUNCH_BOUND_WAIT_FACTOR * ref.lone_wait_ms
-
-
-def at_reference(sample: WorkerSample, ref: HostReference) -> WorkerSample:
-    """The window as it would have run on a host launching an iteration in ref.launch_ms.
-
-    Each iteration is the host's launch time plus its wait on the GPU after the last launch.
-    On a host at least as fast as the window's, the iteration becomes the reference launch
-    time plus that wait: the wait is the GPU's (its remaining kernels, other contexts' turns,
-    other clients' kernels), which a faster host does not shorten; run_at_reference caps
-    what the GPU can then deliver. On a slower host a launch-bound worker (not gpu_bound)
-    likewise becomes the reference launch time plus its wait, while one held by the GPU keeps
-    its pace unless the reference launch time plus the lone process's wait is longer still.
-    Latency percentiles, CPU data and timestamps are kept as measured.
-    """
+def at_reference(sample: WorkerSample, ref: HostReference, slope: float) -> WorkerSample:
+    """The window as it would have run on a host launching an iteration in ref.launch_ms:
+    its iteration time moved by `slope` (its case's, host_reference) times the difference in
+    launch time, and never below the reference launch time itself. Latency percentiles, CPU
+    data and timestamps are kept as measured."""
     if sample.status != STATUS_OK or sample.launch_ms is None or sample.iterations <= 0:
         return sample
-    iteration = iteration_ms(sample)
-    wait = max(iteration - sample.launch_ms, 0.0)
-    if ref.launch_ms <= sample.launch_ms or not gpu_bound(sample, ref):
-        projected = ref.launch_ms + wait
-    else:
-        projected = max(iteration, ref.launch_ms + ref.lone_wait_ms)
+    projected = iteration_ms(sample) + slope * (ref.launch_ms - sample.launch_ms)
+    projected = max(projected, ref.launch_ms)
     return dataclasses.replace(
         sample, elapsed_s=sample.iterations * projected / 1e3, launch_ms=ref.launch_ms
     )
 
 
 def gpu_capacity(model: str, run: InterleavedRun, ref: HostReference) -> dict[str, float]:
-    """mode -> what the GPU delivers to `model` when it is the bottleneck: the mean total
-    it/s of the windows of the mode's largest N, where most of their workers were gpu_bound.
-    Modes whose largest N was launch-bound are absent: the GPU was never seen at its limit."""
+    """mode -> what the GPU delivers to `model` at the reference host speed when it is the
+    bottleneck: the mean projected total it/s of the windows of the mode's largest N, where
+    that case is held by the GPU (slope at most GPU_HELD_SLOPE). Modes whose largest N
+    follows the host are absent: the GPU was not seen at its limit."""
     samples = run.samples[model]
     largest: dict[str, int] = {}
     for w in run.windows:
@@ -1361,22 +1386,30 @@ def gpu_capacity(model: str, run: InterleavedRun, ref: HostReference) -> dict[st
             largest[w.mode] = max(largest.get(w.mode, 0), w.clients)
     capacity = {}
     for mode, n in largest.items():
-        windows = [samples[w.index] for w in run.windows if (w.mode, w.clients) == (mode, n)]
-        if all(2 * sum(gpu_bound(s, ref) for s in window) > len(window) for window in windows):
-            capacity[mode] = _mean([math.fsum(s.it_s for s in window) for window in windows])
+        slope = ref.slopes[(mode, n)]
+        if slope > GPU_HELD_SLOPE:
+            continue
+        totals = [
+            math.fsum(at_reference(s, ref, slope).it_s for s in samples[w.index])
+            for w in run.windows
+            if (w.mode, w.clients) == (mode, n)
+        ]
+        capacity[mode] = _mean(totals)
     return capacity
 
 
 def run_at_reference(model: str, run: InterleavedRun, ref: HostReference) -> InterleavedRun:
-    """`run` with every window of `model` projected by at_reference. A faster host speeds a
-    shared window up only as far as the GPU goes: its total is capped at the GPU's capacity
-    for the mode (gpu_capacity), or at what the window itself delivered where that was more."""
+    """`run` with every window of `model` projected by at_reference. A shared window that a
+    faster host would speed up beyond what the GPU gives at the mode's largest N
+    (gpu_capacity) is held to that, or to what the window itself delivered where that was
+    more: a time-slicing case with two processes may follow the host, but the GPU's turns
+    do not stretch further than ten processes could fill."""
     capacity = gpu_capacity(model, run, ref)
     by_index = {w.index: w for w in run.windows}
     projected = {}
     for index, window in run.samples[model].items():
-        moved = [at_reference(s, ref) for s in window]
         w = by_index[index]
+        moved = [at_reference(s, ref, ref.slopes[(w.mode, w.clients)]) for s in window]
         if w.clients > 1 and w.mode in capacity:
             limit = max(capacity[w.mode], math.fsum(s.it_s for s in window))
             total = math.fsum(s.it_s for s in moved)
@@ -2201,7 +2234,12 @@ def plot_results(results: Sequence[Result], out_png: Path | str) -> Path:
         title = f"{model}: aggregate throughput / exclusive"
         if base is not None and base.baseline_spread_pct is not None:
             runs, spread = base.baseline_runs, base.baseline_spread_pct
-            if base.ratio_method == RATIO_INTERLEAVED:
+            if base.ratio_method == RATIO_INTERLEAVED and base.reference_launch_ms is not None:
+                title += (
+                    f"\n(at a host launching one iteration in {base.reference_launch_ms:g} ms; "
+                    f"{runs} interleaved baseline windows)"
+                )
+            elif base.ratio_method == RATIO_INTERLEAVED:
                 title += f"\n(baseline: mean of {runs} interleaved windows; thirds {spread:.1f}%)"
             else:
                 title += f"\n(baseline: median of {runs} runs, spread {spread:.1f}%)"
