@@ -131,7 +131,7 @@ REFERENCE_NONE = "none"
 LAUNCH_BOUND_SHARE = 0.25
 # How each case follows the host is measured, not assumed: the slope of its workers'
 # iteration time over their launch time across the run's windows (host_slope; the VM's cores
-# flip speed often enough to spread launch times by 13-29 % within every case). A slope whose
+# flip speed often enough to spread launch times by 12-29 % within every case). A slope whose
 # standard error is above this cannot carry a projection: the model's ratios stay as measured.
 MAX_SLOPE_ERROR = 0.25
 # A case whose iteration follows the host by at most this slope is held by the GPU; at the
