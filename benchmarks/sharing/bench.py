@@ -1402,8 +1402,8 @@ def run_at_reference(model: str, run: InterleavedRun, ref: HostReference) -> Int
     """`run` with every window of `model` projected by at_reference. A shared window that a
     faster host would speed up beyond what the GPU gives at the mode's largest N
     (gpu_capacity) is held to that, or to what the window itself delivered where that was
-    more: a time-slicing case with two processes may follow the host, but the GPU's turns
-    do not stretch further than ten processes could fill."""
+    more: two time-sliced processes may follow the host, but the GPU gives them no more
+    turns than it gives the most processes measured."""
     capacity = gpu_capacity(model, run, ref)
     by_index = {w.index: w for w in run.windows}
     projected = {}
