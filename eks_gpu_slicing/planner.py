@@ -232,7 +232,18 @@ def default_instance_types() -> list[str]:
     return [i.name for i in sorted(smallest.values(), key=lambda i: i.usd_per_hour)]
 
 
-def format_plans(workload: Workload, plans_by_type: dict[str, list[Plan]], model: str) -> str:
+def reference_launch_ms(results: Sequence[bench.Result], model: str) -> float | None:
+    """The host speed the model's ratios are stated at (launch ms per iteration), if any."""
+    row = bench.results_by_key(results).get((model, "exclusive", 1))
+    return row.reference_launch_ms if row is not None else None
+
+
+def format_plans(
+    workload: Workload,
+    plans_by_type: dict[str, list[Plan]],
+    model: str,
+    reference_ms: float | None = None,
+) -> str:
     lines = [
         f"workload: {workload.gpu_memory_gib:g} GiB GPU memory per pod, "
         f"{workload.gpu_ms_per_request:g} ms GPU time per request, busy {workload.busy:g} "
@@ -258,7 +269,14 @@ def format_plans(workload: Workload, plans_by_type: dict[str, list[Plan]], model
         f"Prices: on-demand us-east-1 as of {facts.PRICES_AS_OF}. 'GPU delivers' is the low end "
         "of the measured throughput (`ratio_low`, see benchmarks/sharing/README.md); throughput "
         "and latency were measured on the GPU named in the results file; re-measure on your "
-        "instance type.",
+        "instance type."
+        + (
+            f" The '{model}' ratios are stated for a host that launches one of its iterations "
+            f"in {reference_ms:g} ms; on slower cores a lone pod is slower and sharing gains "
+            "more (benchmarks/sharing/README.md, 'Ratios at a reference host speed')."
+            if reference_ms is not None
+            else ""
+        ),
     ]
     return "\n".join(lines)
 
@@ -282,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = matching_model(results, workload.gpu_ms_per_request)
     curves = load_curves(results)
     plans = {t: plan_instance(workload, facts.GPU_INSTANCES[t], curves, model) for t in types}
-    print(format_plans(workload, plans, model))
+    print(format_plans(workload, plans, model, reference_launch_ms(results, model)))
     profiles = format_profiles(plans)
     if profiles:
         print()
