@@ -838,7 +838,7 @@ COMMITTED = sorted(BENCH_PATH.parent.glob("results-h200*.csv"))
 def test_every_committed_results_file_is_found():
     names = {p.name for p in COMMITTED}
     assert {"results-h200.csv", "results-h200-repeat.csv", "results-h200-reduced-a.csv"} <= names
-    assert {f"results-h200-reduced-{x}.csv" for x in "abcdefgh"} <= names
+    assert {f"results-h200-reduced-{x}.csv" for x in "abcdefghij"} <= names
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
@@ -1369,14 +1369,14 @@ def test_compare_puts_two_runs_side_by_side_and_fails_on_a_difference(tmp_path, 
     directory = COMMITTED[0].parent
     pairs = [
         tuple(directory / f"results-h200-reduced-{x}.csv" for x in pair)
-        for pair in ("ab", "cd", "ef", "gh")
+        for pair in ("ab", "cd", "ef", "gh", "ij")
     ]
     # the criterion (within 10 %) on the committed back-to-back runs, and on the two
     # full runs
     for a, b in [*pairs, (directory / "results-h200.csv", directory / "results-h200-repeat.csv")]:
         assert bench.main(["compare", str(a), str(b)]) == 0, (a.name, b.name)
     out = capsys.readouterr().out
-    assert out.count("| mlp |") == 4 * 3 + 9 and out.count("| transformer |") == 4 * 3 + 9
+    assert out.count("| mlp |") == 5 * 3 + 9 and out.count("| transformer |") == 5 * 3 + 9
     x, y = (
         bench.results_by_key(bench.load_results(p))[("transformer", "mps", 10)] for p in pairs[0]
     )
