@@ -1434,7 +1434,21 @@ def summarize_interleaved(
     measured = _interleaved_rows(model, settings, run, meta)
     if any(r.status != STATUS_OK for r in measured):
         return measured
-    ref, _ = host_reference(model, run, reference_launch_ms)
+    return rows_at_reference(
+        measured, model, settings, run, meta, host_reference(model, run, reference_launch_ms)[0]
+    )
+
+
+def rows_at_reference(
+    measured: Sequence[Result],
+    model: str,
+    settings: Settings,
+    run: InterleavedRun,
+    meta: RunMeta,
+    ref: HostReference | None,
+) -> list[Result]:
+    """`measured` (the model's rows as measured) with their ratios at `ref`, or as they are
+    where there is no reference; ratio_host keeps the measured ratio either way."""
     if ref is None:
         return [dataclasses.replace(r, ratio_host=r.ratio_vs_exclusive) for r in measured]
     projected = _interleaved_rows(model, settings, run_at_reference(model, run, ref), meta)
@@ -1691,12 +1705,13 @@ def summarize_interleaved_run(
     model -> the launch time per iteration its ratios are stated at (none: as measured)."""
     rows: list[Result] = []
     for model in settings.models:
-        reference_ms = (reference or {}).get(model)
-        model_rows = summarize_interleaved(model, settings, run, meta, reference_ms)
-        rows += model_rows
+        model_rows = _interleaved_rows(model, settings, run, meta)
         log(f"   {describe_interleaved_baseline(model, run)}")
         if all(r.status == STATUS_OK for r in model_rows):
-            log(f"   {host_reference(model, run, reference_ms)[1]}")
+            ref, why = host_reference(model, run, (reference or {}).get(model))
+            model_rows = rows_at_reference(model_rows, model, settings, run, meta, ref)
+            log(f"   {why}")
+        rows += model_rows
         for r in model_rows:
             ratio = "" if r.ratio_vs_exclusive is None else f"  x{r.ratio_vs_exclusive:.3f}"
             low = "" if r.ratio_low is None else f" (low {r.ratio_low:.3f})"
