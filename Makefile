@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
 .PHONY: help setup test lint format validate plan-capacity clis stack preview up destroy \
-	time-tests render check verify
+	time-tests render check verify outputs kubeconfig
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,8 +62,15 @@ preview: stack ## Show what `up` would change, with a diff (use in pull requests
 up: stack ## Deploy STACK (default dev)
 	pulumi up --stack $(STACK)
 
-destroy: stack ## Tear STACK down (protected stacks: see README)
+destroy: stack ## Tear STACK down (protected stacks: see docs/operations.md)
 	pulumi destroy --stack $(STACK)
+
+outputs: stack ## Print STACK's outputs (the sharing report, Karpenter pools, Job names; secrets hidden)
+	pulumi stack output --stack $(STACK)
+
+kubeconfig: stack ## Write STACK's kubeconfig output to kubeconfig-STACK.json (then export KUBECONFIG=...)
+	umask 077 && pulumi stack output kubeconfig --show-secrets --stack $(STACK) > kubeconfig-$(STACK).json
+	@echo "export KUBECONFIG=$(CURDIR)/kubeconfig-$(STACK).json"
 
 # --- Review without a cloud; verify after deploy ---------------------------------------------
 

@@ -206,8 +206,8 @@ def test_cli_prints_a_recommendation(capsys):
 
 
 def test_readme_example_output_is_what_the_planner_prints(capsys):
-    """The README shows the planner's answer for one workload: it must be today's answer."""
-    readme = (ROOT / "README.md").read_text()
+    """docs/strategies.md shows the planner's answer for one workload: it must be today's."""
+    readme = (ROOT / "docs" / "strategies.md").read_text()
     command = "make plan-capacity MEMORY_GIB=2 GPU_MS=1 BUSY=0.25 TYPES=g4dn.xlarge,g5.xlarge"
     assert command in readme
     shown = readme.split(command, 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
