@@ -243,6 +243,7 @@ class Karpenter(pulumi.ComponentResource):
                 pool=pool,
                 cluster_name=args.cluster_name,
                 node_role_name=self.node_role.name,
+                ami_release=s.ami_release,
                 tags=args.tags,
             )
             node_class = k8s.apiextensions.CustomResource(

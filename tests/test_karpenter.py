@@ -156,7 +156,7 @@ def test_dev_pool_is_the_source_design_on_the_v1_api(dev):
     nodeclass = dev.one(NODE_CLASS).inputs
     assert nodeclass["metadata"]["name"] == "gpu-g5"
     spec = nodeclass["spec"]
-    assert spec["amiSelectorTerms"] == [{"alias": f"al2023@{facts.KARPENTER_AL2023_AMI_VERSION}"}]
+    assert spec["amiSelectorTerms"] == [{"alias": f"al2023@{facts.KARPENTER_AL2023_AMI_RELEASE}"}]
     assert spec["role"] == dev.one("aws:iam/role:Role", "karpenter-node-role").outputs["name"]
     discovery = [{"tags": {"karpenter.sh/discovery": "eks-gpu-slicing-dev"}}]
     assert spec["subnetSelectorTerms"] == discovery
@@ -588,6 +588,94 @@ def test_validate_prints_the_pools(capsys):
     out = capsys.readouterr().out
     assert "Karpenter node pools:" in out
     assert "g5.xlarge: 10, g5.2xlarge: 10" in out
+
+
+# --- The AMI release the node classes pin ---------------------------------------------------
+
+
+def pinned_release(deployment: Deployment) -> str:
+    (term,) = deployment.one(NODE_CLASS).inputs["spec"]["amiSelectorTerms"]
+    family, _, release = term["alias"].partition("@")
+    assert family == "al2023"
+    return release
+
+
+def test_every_offered_kubernetes_version_has_its_ami_releases():
+    assert set(facts.AL2023_NVIDIA_AMI_RELEASES) == set(facts.KUBERNETES_RELEASES)
+    # The default pin keeps pools launching across every control-plane version offered.
+    for version, span in facts.AL2023_NVIDIA_AMI_RELEASES.items():
+        assert span.carries(facts.KARPENTER_AL2023_AMI_RELEASE), version
+
+
+def test_the_dev_pool_pins_a_release_that_carries_the_clusters_version(dev):
+    version = load_settings(dev_settings(), stack="dev").kubernetes_version
+    assert facts.AL2023_NVIDIA_AMI_RELEASES[version].carries(pinned_release(dev))
+
+
+def test_an_ami_release_span_ends_where_eks_stopped_publishing_a_version():
+    span = facts.AmiReleaseSpan("v20241024", "v20260318")
+    assert [span.carries(r) for r in ("v20241016", "v20241024", "v20260318", "v20260403")] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_the_configured_ami_release_flows_into_every_node_class():
+    raw = dev_settings()
+    raw["karpenter"]["amiRelease"] = "v20260714"
+    assert pinned_release(run_program(engine_config(raw), stack="dev")) == "v20260714"
+
+
+@pytest.mark.parametrize(
+    ("kubernetes_version", "release"),
+    [
+        ("1.35", "v20251103"),  # the old pin: Kubernetes 1.29-1.34 only
+        ("1.35", "v20260107"),
+        ("1.36", "v20260114"),
+    ],
+)
+def test_a_release_without_the_clusters_version_is_refused(kubernetes_version, release):
+    raw = dev_settings()
+    raw["kubernetesVersion"] = kubernetes_version
+    raw["karpenter"]["amiRelease"] = release
+    (problem,) = problems_of(raw)
+    first = facts.AL2023_NVIDIA_AMI_RELEASES[kubernetes_version].first
+    assert problem.startswith("karpenter.amiRelease:")
+    assert f"kubernetesVersion {kubernetes_version}" in problem
+    assert release in problem and f"{first} or later" in problem
+
+
+def test_a_control_plane_upgrade_keeps_the_default_pin_or_is_refused():
+    raw = dev_settings()
+    raw["kubernetesVersion"] = "1.36"
+    assert load_settings(raw, stack="dev").kubernetes_version == "1.36"
+    raw["karpenter"]["amiRelease"] = "v20260505"  # carries 1.30-1.35
+    assert any(p.startswith("karpenter.amiRelease:") for p in problems_of(raw))
+    # Without Karpenter, managed node groups take EKS's AMI for the version: nothing to pin.
+    raw["karpenter"] = {"enabled": False, "amiRelease": "v20260505"}
+    assert load_settings(raw, stack="dev").kubernetes_version == "1.36"
+
+
+def test_a_release_no_longer_carrying_a_version_names_the_last_one(monkeypatch):
+    monkeypatch.setitem(
+        facts.AL2023_NVIDIA_AMI_RELEASES, "1.31", facts.AmiReleaseSpan("v20241024", "v20260318")
+    )
+    raw = with_karpenter({"g5": pool()}, kubernetesVersion="1.31")
+    raw["karpenter"]["amiRelease"] = "v20260610"
+    (problem,) = problems_of(raw)
+    assert "v20241024 to v20260318" in problem
+
+
+@pytest.mark.parametrize("release", ["20260610", "latest", "v2026061", "v20261399", "V20260610"])
+def test_a_malformed_ami_release_names_its_key(release):
+    raw = with_karpenter({"g5": pool()})
+    raw["karpenter"]["amiRelease"] = release
+    problems = problems_of(raw)
+    assert any(p.startswith("karpenter.amiRelease:") and "v<YYYYMMDD>" in p for p in problems), (
+        problems
+    )
 
 
 # --- Bad configuration --------------------------------------------------------------------

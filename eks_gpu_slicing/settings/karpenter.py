@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -129,6 +130,9 @@ class KarpenterSettings(_Settings):
     enabled: bool = False
     version: ChartVersion = facts.KARPENTER_VERSION
     namespace: Namespace = "kube-system"
+    # EKS-optimized AMI release of every pool's nodes (`al2023@<release>`); Settings checks
+    # it carries kubernetesVersion. Changing it replaces pool nodes (Karpenter drift).
+    ami_release: str = facts.KARPENTER_AL2023_AMI_RELEASE
     node_pools: dict[str, KarpenterNodePoolSettings] = {}
 
     @field_validator("version")
@@ -141,6 +145,33 @@ class KarpenterSettings(_Settings):
                 f"use {minimum} or later"
             )
         return version
+
+    @field_validator("ami_release")
+    @classmethod
+    def _ami_release(cls, release: str) -> str:
+        try:
+            dated = bool(dt.datetime.strptime(release, "v%Y%m%d"))
+        except ValueError:
+            dated = False
+        if not (dated and re.match(facts.AMI_RELEASE_PATTERN, release)):
+            raise ValueError(
+                f"'{release}' is not an EKS-optimized AMI release: use v<YYYYMMDD> as in "
+                f"awslabs/amazon-eks-ami's CHANGELOG.md (e.g. {facts.KARPENTER_AL2023_AMI_RELEASE})"
+            )
+        return release
+
+    def ami_release_problem(self, kubernetes_version: str) -> str | None:
+        """Why the pinned AMI release cannot launch nodes of this Kubernetes version, if so."""
+        span = facts.AL2023_NVIDIA_AMI_RELEASES.get(kubernetes_version)
+        if span is None or span.carries(self.ami_release):
+            return None
+        carried = f"{span.first} or later" if span.last is None else f"{span.first} to {span.last}"
+        return (
+            f"karpenter.amiRelease: AMI release {self.ami_release} has no AL2023 NVIDIA image "
+            f"for kubernetesVersion {kubernetes_version} (releases {carried} do), so no pool "
+            "node could ever launch; set karpenter.amiRelease to one of those releases, or "
+            "kubernetesVersion to a version it carries"
+        )
 
     @field_validator("node_pools")
     @classmethod

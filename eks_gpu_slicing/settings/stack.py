@@ -148,6 +148,13 @@ class Settings(_Settings):
         """Errors that only show when sections are combined: a profile on a given GPU and
         AMI. Each is 'key.path: why'."""
         problems = []
+        if self.karpenter.enabled:
+            # A control-plane upgrade the pinned release does not carry would strand every
+            # pool (Karpenter resolves the alias for the cluster's version). Managed node
+            # groups are safe: EKS picks their AMI release for the cluster's version.
+            ami_problem = self.karpenter.ami_release_problem(self.kubernetes_version)
+            if ami_problem:
+                problems.append(ami_problem)
         for name, group in self.gpu_node_groups.items():
             profile = self.profile_of(group)
             where = f"gpuNodeGroups.{name}"
