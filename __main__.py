@@ -131,9 +131,7 @@ if settings.gpu_metrics.enabled:
         GpuMetricsArgs(
             provider=cluster.provider,
             settings=settings.gpu_metrics,
-            resource_names={
-                settings.profile_of(g).resource_name for g in settings.gpu_node_groups.values()
-            },
+            resource_names=settings.gpu_resource_names(),
             depends_on=[
                 *gpu_nodes.values(),
                 *namespaces.depends_on(settings.gpu_metrics.namespace),

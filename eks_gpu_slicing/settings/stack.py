@@ -196,6 +196,14 @@ class Settings(_Settings):
         """Karpenter node pools that will be created (none while Karpenter is off)."""
         return self.karpenter.node_pools if self.karpenter.enabled else {}
 
+    def gpu_resource_names(self) -> set[str]:
+        """The extended resources pods request on this stack's GPU nodes: the profile's
+        resource (`nvidia.com/gpu`, or `nvidia.com/gpu.shared` when renamed) of every node
+        group and of every Karpenter pool that will be created."""
+        profiles = {g.sharing for g in self.gpu_node_groups.values()}
+        profiles |= {p.sharing for p in self.karpenter_pools.values()}
+        return {self.sharing[name].resource_name for name in profiles}
+
     def _karpenter_warnings(self) -> list[str]:
         out = []
         if self.karpenter.enabled and self.karpenter.version != facts.KARPENTER_VERSION:
