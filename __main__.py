@@ -156,11 +156,8 @@ if settings.karpenter.enabled:
                 opts=pulumi.InvokeOutputOptions(depends_on=[cluster.cluster]),
             ).vpc_config.cluster_security_group_id,
             existing_private_subnet_ids=settings.network.private_subnet_ids,
-            controller_depends_on=[
-                system_nodes,
-                addons,
-                *namespaces.depends_on(settings.karpenter.namespace),
-            ],
+            controller_depends_on=[system_nodes, addons],
+            namespace_depends_on=namespaces.depends_on(settings.karpenter.namespace),
             tags=tags,
         ),
     )

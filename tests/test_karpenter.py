@@ -330,6 +330,29 @@ def test_pool_objects_wait_for_the_controller_which_waits_for_nodes_and_identity
     assert dev.one("aws:eks/accessEntry:AccessEntry").urn in nodeclass.dependencies
 
 
+def test_the_crd_release_waits_for_the_cluster_alone(dev):
+    # CRDs need an API server, not nodes: nothing of the system node group or its add-ons.
+    crds = dev.one(RELEASE, "karpenter-crd")
+    assert set(crds.dependencies) == {dev.one("eks:index:Cluster").urn}
+    controller = dev.one(RELEASE, "karpenter")
+    assert dev.one("eks:index:ManagedNodeGroup", "system").urn in controller.dependencies
+    assert dev.one("aws:eks/addon:Addon", "addons-coredns").urn in controller.dependencies
+
+
+def test_both_releases_wait_for_a_namespace_the_stack_creates():
+    raw = dev_settings()
+    raw["karpenter"]["namespace"] = "karpenter"
+    deployment = run_program(engine_config(raw), stack="dev")
+    (namespace,) = [
+        n
+        for n in deployment.of_type("kubernetes:core/v1:Namespace")
+        if n.inputs["metadata"]["name"] == "karpenter"
+    ]
+    crds = deployment.one(RELEASE, "karpenter-crd")
+    assert set(crds.dependencies) == {deployment.one("eks:index:Cluster").urn, namespace.urn}
+    assert namespace.urn in deployment.one(RELEASE, "karpenter").dependencies
+
+
 # --- IAM ----------------------------------------------------------------------------------
 
 
