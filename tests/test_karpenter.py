@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
 import json
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ from eks_gpu_slicing.mocks import (
     run_program,
 )
 from eks_gpu_slicing.settings import ConfigError, KarpenterNodePoolSettings, load_settings
+from eks_gpu_slicing.settings.karpenter import quantity_value
 from eks_gpu_slicing.settings.sharing import SharingProfile
 from eks_gpu_slicing.validate import main as validate_main
 from eks_gpu_slicing.workloads import gpu_node_group_labels, gpu_node_taints, kubernetes_taints
@@ -790,6 +792,107 @@ def test_demo_may_use_a_profile_only_a_pool_uses():
     assert settings.demo_profile_name == "pool-only"
     warnings = settings.warnings(dt.date(2026, 1, 1))
     assert not any("not used" in w and "pool-only" in w for w in warnings)
+
+
+def pool_only_demo(replicas: int, limits: dict[str, Any]) -> dict[str, Any]:
+    """The dev stack with a demo whose profile only one pool (of g5.xlarge) serves."""
+    raw = dev_settings()
+    raw["sharing"]["pool-only"] = {"replicas": 2}
+    raw["karpenter"]["nodePools"]["g5"].update(
+        sharing="pool-only", instanceTypes=["g5.xlarge"], limits=limits
+    )
+    raw["demoWorkload"] = {"enabled": True, "profile": "pool-only", "replicas": replicas}
+    return raw
+
+
+def demo_warnings(raw: dict[str, Any]) -> list[str]:
+    warnings = load_settings(raw, stack="dev").warnings(dt.date(2026, 1, 1))
+    return [w for w in warnings if w.startswith("demoWorkload.replicas")]
+
+
+def test_a_demo_served_only_by_a_pool_is_not_told_it_stays_pending():
+    assert demo_warnings(pool_only_demo(5, {"cpu": 32, "memory": "128Gi"})) == []
+    # A limit on nothing countable per node leaves the pool unbounded as far as we know.
+    assert demo_warnings(pool_only_demo(500, {"ephemeral-storage": "10Ti"})) == []
+
+
+def test_a_demo_beyond_what_its_pool_may_launch_is_warned():
+    gpus_limit = 2
+    g5 = facts.GPU_INSTANCES["g5.xlarge"]
+    most = gpus_limit // g5.gpus * g5.gpus * 2  # nodes the limit allows x virtual GPUs each
+    (warning,) = demo_warnings(pool_only_demo(most + 1, {facts.GPU_RESOURCE: gpus_limit}))
+    assert f"({most + 1})" in warning and f"the {most} virtual GPUs" in warning
+    assert "stay Pending" in warning
+    assert demo_warnings(pool_only_demo(most, {facts.GPU_RESOURCE: gpus_limit})) == []
+
+
+def test_a_demo_short_on_node_groups_is_still_warned_when_pools_serve_other_profiles():
+    raw = dev_settings()
+    raw["sharing"]["other"] = {"replicas": 2}
+    raw["karpenter"]["nodePools"]["g5"]["sharing"] = "other"
+    settings = load_settings(raw, stack="dev")
+    groups = sum(
+        g.max_size * g.instance.gpus * settings.profile_of(g).virtual_gpus_per_gpu
+        for g in settings.gpu_node_groups.values()
+        if g.sharing == settings.demo_profile_name
+    )
+    raw["demoWorkload"]["replicas"] = groups + 1
+    (warning,) = demo_warnings(raw)
+    assert f"the {groups} virtual GPUs" in warning
+
+
+@pytest.mark.parametrize(
+    ("quantity", "value"),
+    [
+        (32, 32),
+        ("500m", 0.5),
+        ("128Gi", 128 * 2**30),
+        ("1.5Ti", 1.5 * 2**40),
+        ("2k", 2000),
+        ("1e3", 1000),
+        ("4M", 4e6),
+    ],
+)
+def test_quantities_are_read_as_kubernetes_reads_them(quantity, value):
+    assert quantity_value(quantity) == value
+
+
+@pytest.mark.parametrize(
+    ("types", "limits"),
+    [
+        (["g5.xlarge"], {"cpu": 30}),
+        (["g5.xlarge", "g5.2xlarge"], {"cpu": 32, "memory": "128Gi"}),
+        (["g4dn.xlarge", "g4dn.12xlarge"], {"cpu": 100, "memory": "300Gi"}),
+        (["g5.2xlarge", "g5.12xlarge"], {"cpu": 60, "nvidia.com/gpu": 5}),
+        (["g4dn.xlarge", "g5.12xlarge"], {"cpu": 64, "nodes": 3}),
+    ],
+)
+def test_a_pools_virtual_gpu_bound_is_never_below_any_mix_it_may_launch(types, limits):
+    settings = KarpenterNodePoolSettings(instanceTypes=types, limits=limits)
+    bound = settings.max_virtual_gpus(10)
+    per_node = {
+        "nodes": lambda i: 1,
+        "cpu": lambda i: i.vcpus,
+        "memory": lambda i: i.memory_mib * (1 - facts.VM_MEMORY_OVERHEAD) * 2**20,
+        "nvidia.com/gpu": lambda i: i.gpus,
+    }
+
+    def fits(counts: tuple[int, ...]) -> bool:
+        return all(
+            sum(n * per_node[r](i) for n, i in zip(counts, settings.instances, strict=True))
+            <= quantity_value(limit)
+            for r, limit in limits.items()
+        )
+
+    ranges = [range(int(quantity_value(limits["cpu"]) // i.vcpus) + 1) for i in settings.instances]
+    best = max(
+        sum(n * i.gpus * 10 for n, i in zip(counts, settings.instances, strict=True))
+        for counts in itertools.product(*ranges)
+        if fits(counts)
+    )
+    assert best <= bound
+    if len(types) == 1:
+        assert best == bound  # exact for one instance type
 
 
 def test_a_stack_may_take_all_its_gpu_nodes_from_karpenter():

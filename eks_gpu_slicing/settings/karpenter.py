@@ -49,6 +49,35 @@ def parse_quantity(value: int | str) -> int | str:
     return value
 
 
+# Multipliers of a quantity's suffix (k8s.io/apimachinery resource.Quantity).
+_QUANTITY_SUFFIXES = {
+    **{s: 1024**p for p, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), start=1)},
+    **{s: 1000**p for p, s in enumerate(("k", "M", "G", "T", "P", "E"), start=1)},
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+}
+
+
+def quantity_value(value: int | str) -> float:
+    """A well-formed quantity as a number (`128Gi` -> 137438953472, `500m` -> 0.5)."""
+    text = str(value)
+    for suffix in sorted(_QUANTITY_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _QUANTITY_SUFFIXES[suffix]
+    return float(text)  # plain or with an exponent (1e3)
+
+
+# What one node counts against a NodePool limit on these resources (`nodes`: a node count,
+# since Karpenter 1.14; docs concepts/nodepools.md "spec.limits").
+_COUNTED_PER_NODE = {
+    "nodes": lambda i: 1,
+    "cpu": lambda i: i.vcpus,
+    "memory": lambda i: i.memory_mib * (1 - facts.VM_MEMORY_OVERHEAD) * 2**20,
+    facts.GPU_RESOURCE: lambda i: i.gpus,
+}
+
+
 class KarpenterNodePoolSettings(_Settings):
     """One NodePool and its EC2NodeClass: GPU instances of the listed types, shared per one
     profile. Defaults follow the source design, except where noted."""
@@ -122,6 +151,30 @@ class KarpenterNodePoolSettings(_Settings):
     @property
     def instances(self) -> list[facts.GpuInstance]:
         return [facts.GPU_INSTANCES[t] for t in self.instance_types]
+
+    def max_virtual_gpus(self, virtual_gpus_per_gpu: int) -> int | None:
+        """At most how many virtual GPUs the pool's limits let its nodes offer, or None when
+        no limit is on a resource we can count per node (nodes, cpu, memory, nvidia.com/gpu).
+
+        An upper bound, so a warning built on it is never false: Karpenter counts at least
+        this much per node (memory less its VM overhead; GPUs before an overlay multiplies
+        them), and with several instance types each limit is spent on the type that gives
+        the most virtual GPUs per unit of it."""
+        per_limit = []
+        for resource, limit in self.limits.items():
+            if resource not in _COUNTED_PER_NODE:
+                continue
+            amount = quantity_value(limit)
+            offers = [
+                (_COUNTED_PER_NODE[resource](i), i.gpus * virtual_gpus_per_gpu)
+                for i in self.instances
+            ]
+            if len(offers) == 1:
+                ((per_node, virtual),) = offers
+                per_limit.append(int(amount // per_node) * virtual)
+            else:
+                per_limit.append(int(amount * max(v / n for n, v in offers)))
+        return min(per_limit) if per_limit else None
 
 
 class KarpenterSettings(_Settings):
