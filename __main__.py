@@ -131,9 +131,7 @@ if settings.gpu_metrics.enabled:
         GpuMetricsArgs(
             provider=cluster.provider,
             settings=settings.gpu_metrics,
-            resource_names={
-                settings.profile_of(g).resource_name for g in settings.gpu_node_groups.values()
-            },
+            resource_names=settings.gpu_resource_names(),
             depends_on=[
                 *gpu_nodes.values(),
                 *namespaces.depends_on(settings.gpu_metrics.namespace),
@@ -158,11 +156,8 @@ if settings.karpenter.enabled:
                 opts=pulumi.InvokeOutputOptions(depends_on=[cluster.cluster]),
             ).vpc_config.cluster_security_group_id,
             existing_private_subnet_ids=settings.network.private_subnet_ids,
-            controller_depends_on=[
-                system_nodes,
-                addons,
-                *namespaces.depends_on(settings.karpenter.namespace),
-            ],
+            controller_depends_on=[system_nodes, addons],
+            namespace_depends_on=namespaces.depends_on(settings.karpenter.namespace),
             tags=tags,
         ),
     )

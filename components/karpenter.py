@@ -34,8 +34,11 @@ class KarpenterArgs:
     # Subnets this stack did not create, tagged here for discovery (created ones are tagged
     # in their subnet spec, so a refresh never sees the tag as drift).
     existing_private_subnet_ids: Sequence[str] = ()
-    # What the controller needs running first: system nodes, CoreDNS, its namespace.
+    # What the controller needs running first: system nodes and CoreDNS.
     controller_depends_on: Sequence[pulumi.Resource] = ()
+    # What objects in its namespace wait for: the Namespace, when the stack creates it. Both
+    # releases keep their Helm record there.
+    namespace_depends_on: Sequence[pulumi.Resource] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -190,6 +193,8 @@ class Karpenter(pulumi.ComponentResource):
 
         # --- CRDs and controller ----------------------------------------------------------
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        # Only CRDs: the API server installs them without a node, so they go in while the
+        # system nodes and CoreDNS are still coming up (minutes off a first deploy).
         self.crds = k8s.helm.v3.Release(
             f"{name}-crd",
             name=facts.KARPENTER_CRD_RELEASE_NAME,
@@ -198,7 +203,8 @@ class Karpenter(pulumi.ComponentResource):
             namespace=s.namespace,
             max_history=10,
             opts=pulumi.ResourceOptions.merge(
-                k8s_opts, pulumi.ResourceOptions(depends_on=list(args.controller_depends_on))
+                k8s_opts,
+                pulumi.ResourceOptions(depends_on=[args.cluster, *args.namespace_depends_on]),
             ),
         )
         # Pods get Pod Identity credentials only if the association and agent exist when
@@ -224,6 +230,7 @@ class Karpenter(pulumi.ComponentResource):
                         self.queue_policy,
                         *self.event_targets,
                         *args.controller_depends_on,
+                        *args.namespace_depends_on,
                     ]
                 ),
             ),
@@ -243,6 +250,7 @@ class Karpenter(pulumi.ComponentResource):
                 pool=pool,
                 cluster_name=args.cluster_name,
                 node_role_name=self.node_role.name,
+                ami_release=s.ami_release,
                 tags=args.tags,
             )
             node_class = k8s.apiextensions.CustomResource(

@@ -225,6 +225,40 @@ KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
 }
 DEFAULT_KUBERNETES_VERSION = "1.35"
 
+
+# Which EKS-optimized AMI releases carry an AL2023 x86_64 NVIDIA image for each Kubernetes
+# version EKS offers here (awslabs/amazon-eks-ami CHANGELOG.md, read up to v20260714). A
+# Karpenter alias `al2023@<release>` resolves through the SSM parameter
+# /aws/service/eks/optimized-ami/<k8s>/amazon-linux-2023/x86_64/nvidia/
+# amazon-eks-node-al2023-x86_64-nvidia-<k8s>-<release>/image_id, with <k8s> the cluster's
+# version (karpenter-provider-aws v1.14.1 pkg/providers/amifamily/al2023.go): a release
+# without that version leaves the EC2NodeClass AMIsReady=False and no node ever launches,
+# while `pulumi up` succeeds. Managed node groups (AL2023 or Bottlerocket) need none of this:
+# EKS picks their AMI release for the cluster's version (`ami_type` only names the family).
+@dataclass(frozen=True)
+class AmiReleaseSpan:
+    """The releases (`vYYYYMMDD`) that carry one Kubernetes version: from `first` to `last`,
+    or to today's newest while EKS still publishes it (`last` None)."""
+
+    first: str
+    last: str | None = None
+
+    def carries(self, release: str) -> bool:
+        return self.first <= release and (self.last is None or release <= self.last)
+
+
+AL2023_NVIDIA_AMI_RELEASES: dict[str, AmiReleaseSpan] = {
+    # v20241024 is the first release whose NVIDIA images are named as the alias resolves
+    # them (before, `...-nvidia-560-1.31-...`). 1.29 was last carried by v20260318 and 1.28
+    # by v20251112; neither is offered here (KUBERNETES_RELEASES).
+    "1.31": AmiReleaseSpan("v20241024"),
+    "1.32": AmiReleaseSpan("v20241225"),
+    "1.33": AmiReleaseSpan("v20250519"),
+    "1.34": AmiReleaseSpan("v20250915"),
+    "1.35": AmiReleaseSpan("v20260114"),  # NVIDIA driver 580.105.08
+    "1.36": AmiReleaseSpan("v20260610"),  # NVIDIA driver 580.159.03
+}
+AMI_RELEASE_PATTERN = r"^v\d{8}$"
 # AL2023 with the NVIDIA driver and container toolkit baked in; the device plugin is ours to
 # install. AL2 GPU AMIs stopped being published on 2025-11-26.
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
@@ -472,11 +506,11 @@ NODE_POOL_LABEL = "karpenter.sh/nodepool"
 CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 KARPENTER_CAPACITY_TYPES = ("on-demand", "spot", "reserved")
-# AL2023 EKS-optimized AMI release the node classes pin (`al2023@<version>`; the NVIDIA
-# variant is picked for GPU instances). Source: the Amazon EKS User Guide (P6e-GB200 page)
-# recommends "EKS-optimized AMI release v20251103 or later, which includes NVIDIA driver
-# version 580". Pinned, never @latest: a new AMI then rolls nodes only when this changes.
-KARPENTER_AL2023_AMI_VERSION = "v20251103"
+# The AMI release node classes pin by default (`karpenter.amiRelease`, as `al2023@<release>`;
+# the NVIDIA variant is picked for GPU instances): the first that carries every Kubernetes
+# version offered here (AL2023_NVIDIA_AMI_RELEASES), so a control-plane upgrade among them
+# keeps pools launching. Pinned, never @latest: nodes roll (drift) only when it changes.
+KARPENTER_AL2023_AMI_RELEASE = "v20260610"
 # AL2023's root device.
 AL2023_ROOT_DEVICE = "/dev/xvda"
 # The Karpenter node role's managed policies (getting-started CloudFormation, v1.14).

@@ -375,8 +375,10 @@ def node_pool_name(pool_name: str) -> str:
     return f"gpu-{pool_name}"
 
 
-def ami_alias(version: str = facts.KARPENTER_AL2023_AMI_VERSION) -> str:
-    return f"al2023@{version}"
+def ami_alias(release: str) -> str:
+    """The node class's AMI: AL2023 of one EKS-optimized AMI release, for the cluster's
+    Kubernetes version (settings check the release carries it)."""
+    return f"al2023@{release}"
 
 
 def node_class(
@@ -385,13 +387,14 @@ def node_class(
     pool: KarpenterNodePoolSettings,
     cluster_name: str,
     node_role_name: Any,
+    ami_release: str,
     tags: Mapping[str, str],
 ) -> dict[str, Any]:
     """The EC2NodeClass (karpenter.k8s.aws/v1) of one pool, as {metadata, spec}."""
     selector = [{"tags": discovery_tags(cluster_name)}]
     spec: dict[str, Any] = {
         # Alone, as the CRD requires of an alias; the NVIDIA variant is chosen per instance.
-        "amiSelectorTerms": [{"alias": ami_alias()}],
+        "amiSelectorTerms": [{"alias": ami_alias(ami_release)}],
         # Karpenter creates the instance profile for this role (IAMIntegration policy).
         "role": node_role_name,
         "subnetSelectorTerms": selector,

@@ -193,6 +193,43 @@ def test_service_monitor_switch_through_stack_config():
     assert values["serviceMonitor"]["interval"] == "30s"
 
 
+def pool_only_renamed_stack() -> dict:
+    """The dev stack with its GPU nodes from the Karpenter pool alone, on a profile that
+    renames the resource."""
+    raw = dev_settings()
+    del raw["gpuNodeGroups"]
+    raw["karpenter"]["nodePools"]["g5"]["sharing"] = "mps-slices"
+    raw["demoWorkload"]["profile"] = "mps-slices"
+    return raw
+
+
+def test_every_node_groups_and_pools_resource_name_is_collected():
+    settings = load_settings(pool_only_renamed_stack(), stack="dev")
+    renamed = settings.sharing["mps-slices"].resource_name
+    assert renamed != facts.GPU_RESOURCE
+    assert settings.gpu_resource_names() == {renamed}
+    both = load_settings(dev_settings(), stack="dev")
+    assert both.gpu_resource_names() == {
+        both.sharing[name].resource_name for name in ("default", "mps-slices")
+    }
+
+
+def test_a_pools_renamed_resource_is_attributed_to_pods():
+    raw = pool_only_renamed_stack()
+    renamed = load_settings(raw, stack="dev").sharing["mps-slices"].resource_name
+    values = run_program(engine_config(raw), stack="dev").one(RELEASE, EXPORTER).inputs["values"]
+    assert env_of(values)[facts.DCGM_RESOURCE_NAMES_ENV] == renamed
+
+
+def test_a_pool_of_a_disabled_karpenter_adds_no_resource_name(minimal):
+    minimal["sharing"] = {
+        "default": {"replicas": 4},
+        "renamed": {"replicas": 4, "renameByDefault": True},
+    }
+    minimal["karpenter"] = {"enabled": False}
+    assert load_settings(minimal, stack="dev").gpu_resource_names() == {facts.GPU_RESOURCE}
+
+
 def test_off_means_no_release_and_no_namespace():
     deployment = run_program(engine_config(copy.deepcopy(MINIMAL)), stack="dev")
     assert not [r for r in deployment.of_type(RELEASE) if r.name == EXPORTER]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
 import json
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ from eks_gpu_slicing.mocks import (
     run_program,
 )
 from eks_gpu_slicing.settings import ConfigError, KarpenterNodePoolSettings, load_settings
+from eks_gpu_slicing.settings.karpenter import quantity_value
 from eks_gpu_slicing.settings.sharing import SharingProfile
 from eks_gpu_slicing.validate import main as validate_main
 from eks_gpu_slicing.workloads import gpu_node_group_labels, gpu_node_taints, kubernetes_taints
@@ -156,7 +158,7 @@ def test_dev_pool_is_the_source_design_on_the_v1_api(dev):
     nodeclass = dev.one(NODE_CLASS).inputs
     assert nodeclass["metadata"]["name"] == "gpu-g5"
     spec = nodeclass["spec"]
-    assert spec["amiSelectorTerms"] == [{"alias": f"al2023@{facts.KARPENTER_AL2023_AMI_VERSION}"}]
+    assert spec["amiSelectorTerms"] == [{"alias": f"al2023@{facts.KARPENTER_AL2023_AMI_RELEASE}"}]
     assert spec["role"] == dev.one("aws:iam/role:Role", "karpenter-node-role").outputs["name"]
     discovery = [{"tags": {"karpenter.sh/discovery": "eks-gpu-slicing-dev"}}]
     assert spec["subnetSelectorTerms"] == discovery
@@ -328,6 +330,29 @@ def test_pool_objects_wait_for_the_controller_which_waits_for_nodes_and_identity
     assert dev.one("aws:eks/addon:Addon", "addons-coredns").urn in deps
     nodeclass = dev.one(NODE_CLASS)
     assert dev.one("aws:eks/accessEntry:AccessEntry").urn in nodeclass.dependencies
+
+
+def test_the_crd_release_waits_for_the_cluster_alone(dev):
+    # CRDs need an API server, not nodes: nothing of the system node group or its add-ons.
+    crds = dev.one(RELEASE, "karpenter-crd")
+    assert set(crds.dependencies) == {dev.one("eks:index:Cluster").urn}
+    controller = dev.one(RELEASE, "karpenter")
+    assert dev.one("eks:index:ManagedNodeGroup", "system").urn in controller.dependencies
+    assert dev.one("aws:eks/addon:Addon", "addons-coredns").urn in controller.dependencies
+
+
+def test_both_releases_wait_for_a_namespace_the_stack_creates():
+    raw = dev_settings()
+    raw["karpenter"]["namespace"] = "karpenter"
+    deployment = run_program(engine_config(raw), stack="dev")
+    (namespace,) = [
+        n
+        for n in deployment.of_type("kubernetes:core/v1:Namespace")
+        if n.inputs["metadata"]["name"] == "karpenter"
+    ]
+    crds = deployment.one(RELEASE, "karpenter-crd")
+    assert set(crds.dependencies) == {deployment.one("eks:index:Cluster").urn, namespace.urn}
+    assert namespace.urn in deployment.one(RELEASE, "karpenter").dependencies
 
 
 # --- IAM ----------------------------------------------------------------------------------
@@ -590,6 +615,94 @@ def test_validate_prints_the_pools(capsys):
     assert "g5.xlarge: 10, g5.2xlarge: 10" in out
 
 
+# --- The AMI release the node classes pin ---------------------------------------------------
+
+
+def pinned_release(deployment: Deployment) -> str:
+    (term,) = deployment.one(NODE_CLASS).inputs["spec"]["amiSelectorTerms"]
+    family, _, release = term["alias"].partition("@")
+    assert family == "al2023"
+    return release
+
+
+def test_every_offered_kubernetes_version_has_its_ami_releases():
+    assert set(facts.AL2023_NVIDIA_AMI_RELEASES) == set(facts.KUBERNETES_RELEASES)
+    # The default pin keeps pools launching across every control-plane version offered.
+    for version, span in facts.AL2023_NVIDIA_AMI_RELEASES.items():
+        assert span.carries(facts.KARPENTER_AL2023_AMI_RELEASE), version
+
+
+def test_the_dev_pool_pins_a_release_that_carries_the_clusters_version(dev):
+    version = load_settings(dev_settings(), stack="dev").kubernetes_version
+    assert facts.AL2023_NVIDIA_AMI_RELEASES[version].carries(pinned_release(dev))
+
+
+def test_an_ami_release_span_ends_where_eks_stopped_publishing_a_version():
+    span = facts.AmiReleaseSpan("v20241024", "v20260318")
+    assert [span.carries(r) for r in ("v20241016", "v20241024", "v20260318", "v20260403")] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+
+
+def test_the_configured_ami_release_flows_into_every_node_class():
+    raw = dev_settings()
+    raw["karpenter"]["amiRelease"] = "v20260714"
+    assert pinned_release(run_program(engine_config(raw), stack="dev")) == "v20260714"
+
+
+@pytest.mark.parametrize(
+    ("kubernetes_version", "release"),
+    [
+        ("1.35", "v20251103"),  # the old pin: Kubernetes 1.29-1.34 only
+        ("1.35", "v20260107"),
+        ("1.36", "v20260114"),
+    ],
+)
+def test_a_release_without_the_clusters_version_is_refused(kubernetes_version, release):
+    raw = dev_settings()
+    raw["kubernetesVersion"] = kubernetes_version
+    raw["karpenter"]["amiRelease"] = release
+    (problem,) = problems_of(raw)
+    first = facts.AL2023_NVIDIA_AMI_RELEASES[kubernetes_version].first
+    assert problem.startswith("karpenter.amiRelease:")
+    assert f"kubernetesVersion {kubernetes_version}" in problem
+    assert release in problem and f"{first} or later" in problem
+
+
+def test_a_control_plane_upgrade_keeps_the_default_pin_or_is_refused():
+    raw = dev_settings()
+    raw["kubernetesVersion"] = "1.36"
+    assert load_settings(raw, stack="dev").kubernetes_version == "1.36"
+    raw["karpenter"]["amiRelease"] = "v20260505"  # carries 1.30-1.35
+    assert any(p.startswith("karpenter.amiRelease:") for p in problems_of(raw))
+    # Without Karpenter, managed node groups take EKS's AMI for the version: nothing to pin.
+    raw["karpenter"] = {"enabled": False, "amiRelease": "v20260505"}
+    assert load_settings(raw, stack="dev").kubernetes_version == "1.36"
+
+
+def test_a_release_no_longer_carrying_a_version_names_the_last_one(monkeypatch):
+    monkeypatch.setitem(
+        facts.AL2023_NVIDIA_AMI_RELEASES, "1.31", facts.AmiReleaseSpan("v20241024", "v20260318")
+    )
+    raw = with_karpenter({"g5": pool()}, kubernetesVersion="1.31")
+    raw["karpenter"]["amiRelease"] = "v20260610"
+    (problem,) = problems_of(raw)
+    assert "v20241024 to v20260318" in problem
+
+
+@pytest.mark.parametrize("release", ["20260610", "latest", "v2026061", "v20261399", "V20260610"])
+def test_a_malformed_ami_release_names_its_key(release):
+    raw = with_karpenter({"g5": pool()})
+    raw["karpenter"]["amiRelease"] = release
+    problems = problems_of(raw)
+    assert any(p.startswith("karpenter.amiRelease:") and "v<YYYYMMDD>" in p for p in problems), (
+        problems
+    )
+
+
 # --- Bad configuration --------------------------------------------------------------------
 
 
@@ -679,6 +792,107 @@ def test_demo_may_use_a_profile_only_a_pool_uses():
     assert settings.demo_profile_name == "pool-only"
     warnings = settings.warnings(dt.date(2026, 1, 1))
     assert not any("not used" in w and "pool-only" in w for w in warnings)
+
+
+def pool_only_demo(replicas: int, limits: dict[str, Any]) -> dict[str, Any]:
+    """The dev stack with a demo whose profile only one pool (of g5.xlarge) serves."""
+    raw = dev_settings()
+    raw["sharing"]["pool-only"] = {"replicas": 2}
+    raw["karpenter"]["nodePools"]["g5"].update(
+        sharing="pool-only", instanceTypes=["g5.xlarge"], limits=limits
+    )
+    raw["demoWorkload"] = {"enabled": True, "profile": "pool-only", "replicas": replicas}
+    return raw
+
+
+def demo_warnings(raw: dict[str, Any]) -> list[str]:
+    warnings = load_settings(raw, stack="dev").warnings(dt.date(2026, 1, 1))
+    return [w for w in warnings if w.startswith("demoWorkload.replicas")]
+
+
+def test_a_demo_served_only_by_a_pool_is_not_told_it_stays_pending():
+    assert demo_warnings(pool_only_demo(5, {"cpu": 32, "memory": "128Gi"})) == []
+    # A limit on nothing countable per node leaves the pool unbounded as far as we know.
+    assert demo_warnings(pool_only_demo(500, {"ephemeral-storage": "10Ti"})) == []
+
+
+def test_a_demo_beyond_what_its_pool_may_launch_is_warned():
+    gpus_limit = 2
+    g5 = facts.GPU_INSTANCES["g5.xlarge"]
+    most = gpus_limit // g5.gpus * g5.gpus * 2  # nodes the limit allows x virtual GPUs each
+    (warning,) = demo_warnings(pool_only_demo(most + 1, {facts.GPU_RESOURCE: gpus_limit}))
+    assert f"({most + 1})" in warning and f"the {most} virtual GPUs" in warning
+    assert "stay Pending" in warning
+    assert demo_warnings(pool_only_demo(most, {facts.GPU_RESOURCE: gpus_limit})) == []
+
+
+def test_a_demo_short_on_node_groups_is_still_warned_when_pools_serve_other_profiles():
+    raw = dev_settings()
+    raw["sharing"]["other"] = {"replicas": 2}
+    raw["karpenter"]["nodePools"]["g5"]["sharing"] = "other"
+    settings = load_settings(raw, stack="dev")
+    groups = sum(
+        g.max_size * g.instance.gpus * settings.profile_of(g).virtual_gpus_per_gpu
+        for g in settings.gpu_node_groups.values()
+        if g.sharing == settings.demo_profile_name
+    )
+    raw["demoWorkload"]["replicas"] = groups + 1
+    (warning,) = demo_warnings(raw)
+    assert f"the {groups} virtual GPUs" in warning
+
+
+@pytest.mark.parametrize(
+    ("quantity", "value"),
+    [
+        (32, 32),
+        ("500m", 0.5),
+        ("128Gi", 128 * 2**30),
+        ("1.5Ti", 1.5 * 2**40),
+        ("2k", 2000),
+        ("1e3", 1000),
+        ("4M", 4e6),
+    ],
+)
+def test_quantities_are_read_as_kubernetes_reads_them(quantity, value):
+    assert quantity_value(quantity) == value
+
+
+@pytest.mark.parametrize(
+    ("types", "limits"),
+    [
+        (["g5.xlarge"], {"cpu": 30}),
+        (["g5.xlarge", "g5.2xlarge"], {"cpu": 32, "memory": "128Gi"}),
+        (["g4dn.xlarge", "g4dn.12xlarge"], {"cpu": 100, "memory": "300Gi"}),
+        (["g5.2xlarge", "g5.12xlarge"], {"cpu": 60, "nvidia.com/gpu": 5}),
+        (["g4dn.xlarge", "g5.12xlarge"], {"cpu": 64, "nodes": 3}),
+    ],
+)
+def test_a_pools_virtual_gpu_bound_is_never_below_any_mix_it_may_launch(types, limits):
+    settings = KarpenterNodePoolSettings(instanceTypes=types, limits=limits)
+    bound = settings.max_virtual_gpus(10)
+    per_node = {
+        "nodes": lambda i: 1,
+        "cpu": lambda i: i.vcpus,
+        "memory": lambda i: i.memory_mib * (1 - facts.VM_MEMORY_OVERHEAD) * 2**20,
+        "nvidia.com/gpu": lambda i: i.gpus,
+    }
+
+    def fits(counts: tuple[int, ...]) -> bool:
+        return all(
+            sum(n * per_node[r](i) for n, i in zip(counts, settings.instances, strict=True))
+            <= quantity_value(limit)
+            for r, limit in limits.items()
+        )
+
+    ranges = [range(int(quantity_value(limits["cpu"]) // i.vcpus) + 1) for i in settings.instances]
+    best = max(
+        sum(n * i.gpus * 10 for n, i in zip(counts, settings.instances, strict=True))
+        for counts in itertools.product(*ranges)
+        if fits(counts)
+    )
+    assert best <= bound
+    if len(types) == 1:
+        assert best == bound  # exact for one instance type
 
 
 def test_a_stack_may_take_all_its_gpu_nodes_from_karpenter():

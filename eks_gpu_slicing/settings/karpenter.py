@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -46,6 +47,35 @@ def parse_quantity(value: int | str) -> int | str:
     if text.startswith("-"):
         raise ValueError(f"'{value}' is negative")
     return value
+
+
+# Multipliers of a quantity's suffix (k8s.io/apimachinery resource.Quantity).
+_QUANTITY_SUFFIXES = {
+    **{s: 1024**p for p, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), start=1)},
+    **{s: 1000**p for p, s in enumerate(("k", "M", "G", "T", "P", "E"), start=1)},
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+}
+
+
+def quantity_value(value: int | str) -> float:
+    """A well-formed quantity as a number (`128Gi` -> 137438953472, `500m` -> 0.5)."""
+    text = str(value)
+    for suffix in sorted(_QUANTITY_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _QUANTITY_SUFFIXES[suffix]
+    return float(text)  # plain or with an exponent (1e3)
+
+
+# What one node counts against a NodePool limit on these resources (`nodes`: a node count,
+# since Karpenter 1.14; docs concepts/nodepools.md "spec.limits").
+_COUNTED_PER_NODE = {
+    "nodes": lambda i: 1,
+    "cpu": lambda i: i.vcpus,
+    "memory": lambda i: i.memory_mib * (1 - facts.VM_MEMORY_OVERHEAD) * 2**20,
+    facts.GPU_RESOURCE: lambda i: i.gpus,
+}
 
 
 class KarpenterNodePoolSettings(_Settings):
@@ -122,6 +152,30 @@ class KarpenterNodePoolSettings(_Settings):
     def instances(self) -> list[facts.GpuInstance]:
         return [facts.GPU_INSTANCES[t] for t in self.instance_types]
 
+    def max_virtual_gpus(self, virtual_gpus_per_gpu: int) -> int | None:
+        """At most how many virtual GPUs the pool's limits let its nodes offer, or None when
+        no limit is on a resource we can count per node (nodes, cpu, memory, nvidia.com/gpu).
+
+        An upper bound, so a warning built on it is never false: Karpenter counts at least
+        this much per node (memory less its VM overhead; GPUs before an overlay multiplies
+        them), and with several instance types each limit is spent on the type that gives
+        the most virtual GPUs per unit of it."""
+        per_limit = []
+        for resource, limit in self.limits.items():
+            if resource not in _COUNTED_PER_NODE:
+                continue
+            amount = quantity_value(limit)
+            offers = [
+                (_COUNTED_PER_NODE[resource](i), i.gpus * virtual_gpus_per_gpu)
+                for i in self.instances
+            ]
+            if len(offers) == 1:
+                ((per_node, virtual),) = offers
+                per_limit.append(int(amount // per_node) * virtual)
+            else:
+                per_limit.append(int(amount * max(v / n for n, v in offers)))
+        return min(per_limit) if per_limit else None
+
 
 class KarpenterSettings(_Settings):
     """The Karpenter controller (chart and CRDs of one pinned version) and its node pools."""
@@ -129,6 +183,9 @@ class KarpenterSettings(_Settings):
     enabled: bool = False
     version: ChartVersion = facts.KARPENTER_VERSION
     namespace: Namespace = "kube-system"
+    # EKS-optimized AMI release of every pool's nodes (`al2023@<release>`); Settings checks
+    # it carries kubernetesVersion. Changing it replaces pool nodes (Karpenter drift).
+    ami_release: str = facts.KARPENTER_AL2023_AMI_RELEASE
     node_pools: dict[str, KarpenterNodePoolSettings] = {}
 
     @field_validator("version")
@@ -141,6 +198,33 @@ class KarpenterSettings(_Settings):
                 f"use {minimum} or later"
             )
         return version
+
+    @field_validator("ami_release")
+    @classmethod
+    def _ami_release(cls, release: str) -> str:
+        try:
+            dated = bool(dt.datetime.strptime(release, "v%Y%m%d"))
+        except ValueError:
+            dated = False
+        if not (dated and re.match(facts.AMI_RELEASE_PATTERN, release)):
+            raise ValueError(
+                f"'{release}' is not an EKS-optimized AMI release: use v<YYYYMMDD> as in "
+                f"awslabs/amazon-eks-ami's CHANGELOG.md (e.g. {facts.KARPENTER_AL2023_AMI_RELEASE})"
+            )
+        return release
+
+    def ami_release_problem(self, kubernetes_version: str) -> str | None:
+        """Why the pinned AMI release cannot launch nodes of this Kubernetes version, if so."""
+        span = facts.AL2023_NVIDIA_AMI_RELEASES.get(kubernetes_version)
+        if span is None or span.carries(self.ami_release):
+            return None
+        carried = f"{span.first} or later" if span.last is None else f"{span.first} to {span.last}"
+        return (
+            f"karpenter.amiRelease: AMI release {self.ami_release} has no AL2023 NVIDIA image "
+            f"for kubernetesVersion {kubernetes_version} (releases {carried} do), so no pool "
+            "node could ever launch; set karpenter.amiRelease to one of those releases, or "
+            "kubernetesVersion to a version it carries"
+        )
 
     @field_validator("node_pools")
     @classmethod

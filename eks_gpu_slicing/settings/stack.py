@@ -148,6 +148,13 @@ class Settings(_Settings):
         """Errors that only show when sections are combined: a profile on a given GPU and
         AMI. Each is 'key.path: why'."""
         problems = []
+        if self.karpenter.enabled:
+            # A control-plane upgrade the pinned release does not carry would strand every
+            # pool (Karpenter resolves the alias for the cluster's version). Managed node
+            # groups are safe: EKS picks their AMI release for the cluster's version.
+            ami_problem = self.karpenter.ami_release_problem(self.kubernetes_version)
+            if ami_problem:
+                problems.append(ami_problem)
         for name, group in self.gpu_node_groups.items():
             profile = self.profile_of(group)
             where = f"gpuNodeGroups.{name}"
@@ -188,6 +195,33 @@ class Settings(_Settings):
     def karpenter_pools(self):
         """Karpenter node pools that will be created (none while Karpenter is off)."""
         return self.karpenter.node_pools if self.karpenter.enabled else {}
+
+    def virtual_gpu_capacity(self, profile_name: str) -> int | None:
+        """The most virtual GPUs of a profile the stack can ever offer: its node groups at
+        maxSize plus its Karpenter pools at their limits (an upper bound, see
+        KarpenterNodePoolSettings.max_virtual_gpus). None when one of its pools has no
+        limit we can count, so no number bounds it."""
+        profile = self.sharing[profile_name]
+        total = sum(
+            g.max_size * g.instance.gpus * profile.virtual_gpus_per_gpu
+            for g in self.gpu_node_groups.values()
+            if g.sharing == profile_name
+        )
+        for pool in self.karpenter_pools.values():
+            if pool.sharing == profile_name:
+                most = pool.max_virtual_gpus(profile.virtual_gpus_per_gpu)
+                if most is None:
+                    return None
+                total += most
+        return total
+
+    def gpu_resource_names(self) -> set[str]:
+        """The extended resources pods request on this stack's GPU nodes: the profile's
+        resource (`nvidia.com/gpu`, or `nvidia.com/gpu.shared` when renamed) of every node
+        group and of every Karpenter pool that will be created."""
+        profiles = {g.sharing for g in self.gpu_node_groups.values()}
+        profiles |= {p.sharing for p in self.karpenter_pools.values()}
+        return {self.sharing[name].resource_name for name in profiles}
 
     def _karpenter_warnings(self) -> list[str]:
         out = []
@@ -265,16 +299,12 @@ class Settings(_Settings):
                 )
         out.extend(self._karpenter_warnings())
         if self.demo_workload.enabled:
-            capacity = sum(
-                g.max_size * g.instance.gpus * self.profile_of(g).virtual_gpus_per_gpu
-                for g in self.gpu_node_groups.values()
-                if g.sharing == self.demo_profile_name
-            )
-            if self.demo_workload.replicas > capacity:
+            capacity = self.virtual_gpu_capacity(self.demo_profile_name)
+            if capacity is not None and self.demo_workload.replicas > capacity:
                 out.append(
                     f"demoWorkload.replicas ({self.demo_workload.replicas}) exceeds the "
-                    f"{capacity} virtual GPUs of profile '{self.demo_profile_name}' at maxSize; "
-                    "the rest stay Pending"
+                    f"{capacity} virtual GPUs of profile '{self.demo_profile_name}' at maxSize "
+                    "and Karpenter pool limits; the rest stay Pending"
                 )
         for name, (group, _) in self.benchmark_groups.items():
             if group.desired_size == 0:
