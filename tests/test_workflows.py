@@ -24,6 +24,7 @@ PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
 STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
 # A stack whose API endpoint is private is reachable only from its VPC or a connected network.
 PRIVATE_STACKS = [s for s in STACKS if not settings_of_stack(s).cluster_endpoint.public_access]
+CHECKOUT = "actions/checkout@"
 # Labels GitHub gives its hosted runners: none of them is inside anyone's VPC.
 HOSTED_LABEL = re.compile(r"^(ubuntu|windows|macos)-")
 # The pulumi/actions v7.0.0 inputs these workflows rely on (action.yml at tag v7.0.0,
@@ -166,8 +167,7 @@ def test_actions_are_pinned_and_aws_uses_oidc(path):
 def test_checkout_leaves_no_token_behind(path):
     # Nothing after checkout pushes or fetches: the render diff's `git worktree add` reads the
     # base branch that `fetch-depth: 0` already fetched.
-    checkouts = [s for _, _, s in steps(load(path)) if s.get("uses", "").startswith("actions/")]
-    checkouts = [s for s in checkouts if s["uses"].startswith("actions/checkout@")]
+    checkouts = [s for _, _, s in steps(load(path)) if s.get("uses", "").startswith(CHECKOUT)]
     assert checkouts
     for step in checkouts:
         assert step.get("with", {}).get("persist-credentials") is False
