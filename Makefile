@@ -2,11 +2,14 @@
 STACK ?= dev
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The policy pack's own interpreter: PulumiPolicy.yaml names it (runtime.options.virtualenv), and
+# the Pulumi CLI runs a local pack with it but never creates it.
+POLICY_VENV := policy/venv
 # State lives in this folder unless you point PULUMI_BACKEND_URL elsewhere (s3://..., Pulumi Cloud).
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
-.PHONY: help setup test lint format validate plan-capacity clis stack preview up destroy \
-	time-tests render check verify outputs kubeconfig
+.PHONY: help setup test lint lint-workflows format validate plan-capacity clis stack preview up destroy \
+	time-tests render check verify outputs kubeconfig policy-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,6 +22,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed ## Create the virtualenv with the program's and the tests' dependencies
 
+$(POLICY_VENV)/.installed: policy/requirements.txt
+	test -x $(POLICY_VENV)/bin/python || python3 -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install -q --upgrade pip
+	$(POLICY_VENV)/bin/python -m pip install -q -r policy/requirements.txt
+	touch $@
+
+policy-venv: $(POLICY_VENV)/.installed ## Create policy/venv, the policy pack's virtualenv (preview and up use it)
+
 test: setup ## Lint, check formatting and run the whole test suite (offline, Pulumi mocks)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -26,6 +37,10 @@ test: setup ## Lint, check formatting and run the whole test suite (offline, Pul
 
 lint: setup ## Lint only
 	$(VENV)/bin/ruff check .
+
+lint-workflows: setup ## Audit .github/workflows (zizmor, fails at medium and above) and check their syntax
+	$(VENV)/bin/zizmor --offline --min-severity medium .github/workflows
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 format: setup ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format .
@@ -56,11 +71,11 @@ stack: clis setup
 	mkdir -p .pulumi-state
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
-preview: stack ## Show what `up` would change, with a diff (use in pull requests)
-	pulumi preview --stack $(STACK) --diff
+preview: stack policy-venv ## Show what `up` would change, with a diff and the policy pack
+	pulumi preview --stack $(STACK) --diff --policy-pack policy
 
-up: stack ## Deploy STACK (default dev)
-	pulumi up --stack $(STACK)
+up: stack policy-venv ## Deploy STACK (default dev), with the policy pack
+	pulumi up --stack $(STACK) --policy-pack policy
 
 destroy: stack ## Tear STACK down (protected stacks: see docs/operations.md)
 	pulumi destroy --stack $(STACK)
