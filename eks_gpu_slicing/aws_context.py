@@ -92,15 +92,28 @@ def is_assumed_role_session(arn: str) -> bool:
 
 def choose_zones(usable: Sequence[str], count: int, region: str) -> tuple[str, ...]:
     """The first `count` usable zones, in the region's order (as awsx would pick them, minus
-    the ones EKS refuses); a ValueError naming the setting when there are too few."""
-    if len(usable) < count:
-        excluded = ", ".join(facts.EKS_UNSUPPORTED_ZONE_IDS)
+    the ones EKS refuses); a ValueError naming the region and a value that works when there
+    are too few, or saying that the region cannot host the stack at all."""
+    if len(usable) >= count:
+        return tuple(sorted(usable)[:count])
+    prefix = f"{facts.zone_id_prefix(region)}-"
+    refused = [z for z in facts.EKS_UNSUPPORTED_ZONE_IDS if z.startswith(prefix)]
+    found = (
+        f"{region} has only {len(usable)} available zone(s) EKS accepts "
+        f"({', '.join(sorted(usable)) or 'none'}"
+        + (f"; EKS refuses zone ID {', '.join(refused)} there" if refused else "")
+        + ")"
+    )
+    minimum = facts.EKS_MIN_AVAILABILITY_ZONES
+    if len(usable) < minimum:
         raise ValueError(
-            f"network.availabilityZoneCount: {count} zones asked for, but {region} has only "
-            f"{len(usable)} available zone(s) EKS accepts ({', '.join(usable) or 'none'}; "
-            f"zone IDs {excluded} are refused by EKS): set it to {len(usable)} or less"
+            f"aws:region: {found}, and an EKS cluster needs subnets in at least {minimum}: "
+            f"{region} cannot host this stack; choose another region"
         )
-    return tuple(sorted(usable)[:count])
+    valid = str(minimum) if len(usable) == minimum else f"a value from {minimum} to {len(usable)}"
+    raise ValueError(
+        f"network.availabilityZoneCount: {count} zones asked for, but {found}: set it to {valid}"
+    )
 
 
 def same_principal(a: str, b: str) -> bool:

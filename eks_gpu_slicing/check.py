@@ -39,6 +39,7 @@ from eks_gpu_slicing.manifests import (
 from eks_gpu_slicing.policy_rules import Resource, evaluate
 from eks_gpu_slicing.render import BUILD_DIR, Rendered, helm_release, render, summary, write
 from eks_gpu_slicing.settings import ConfigError
+from eks_gpu_slicing.stack_files import StackFileError
 
 # Per chart: the `.Values` paths its templates read (a misspelt value is ignored by Helm
 # without a word). Charts whose paths are not encoded in facts are reported, not checked.
@@ -138,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, pulumi.RunError) as exc:
         print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
         return 1
+    except StackFileError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     write(rendered, BUILD_DIR / args.stack)
     print("\n".join(summary(rendered, dt.date.today())))
     report = check_rendered(rendered)

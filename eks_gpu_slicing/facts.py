@@ -537,3 +537,73 @@ KARPENTER_VALUE_PATHS = frozenset(
         "nodeSelector",
     }
 )
+
+
+# --- AWS Regions --------------------------------------------------------------------------------
+
+# The commercial partition's (`aws`) Regions: the AWS Regions and Availability Zones guide
+# (docs.aws.amazon.com/global-infrastructure, "AWS Regions"; its document history adds
+# ap-east-2 in June 2025 and ap-southeast-6 in September 2025), the same list as pulumi-aws
+# 7.51's `Region` enum less its aws-cn, aws-us-gov, aws-eusc and ISO partitions.
+AWS_COMMERCIAL_REGIONS = (
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+)
+# "Each Region has at least three Availability Zones" (same guide, "AWS Availability Zones").
+MIN_ZONES_PER_REGION = 3
+# An EKS cluster's subnets must span at least two Availability Zones (Amazon EKS User Guide,
+# "View Amazon EKS networking requirements for VPC and subnets").
+EKS_MIN_AVAILABILITY_ZONES = 2
+# A zone ID is the Region's code shortened: each direction word to its initials (east: e,
+# northeast: ne, central: c, gov: g), dashes dropped, e.g. eu-west-1 -> euw1-az1,
+# ap-southeast-7 -> apse7-az1, us-gov-west-1 -> usgw1-az1.
+_REGION_WORD_INITIALS = {
+    "north": "n",
+    "south": "s",
+    "east": "e",
+    "west": "w",
+    "central": "c",
+    "northeast": "ne",
+    "northwest": "nw",
+    "southeast": "se",
+    "southwest": "sw",
+    "gov": "g",
+}
+
+
+def zone_id_prefix(region: str) -> str:
+    """The part of a Region's zone IDs before `-az<n>` (eu-west-1 -> euw1)."""
+    area, *words = region.split("-")
+    return area + "".join(_REGION_WORD_INITIALS.get(word, word) for word in words)

@@ -68,6 +68,18 @@ MOCK_ZONES: dict[str, list[tuple[str, str]]] = {
 }
 
 
+def plausible_zones(region: str) -> list[tuple[str, str]]:
+    """Zones for a commercial Region the mocks have no account's view of: the fewest a
+    Region has, named <region>a, b, c with IDs <prefix>-az1, 2, 3. A zone ID EKS refuses
+    is still left out by the lookup, as AWS does; a name outside the commercial list (a
+    typo, another partition) gets no zones, so the run fails as it would in AWS."""
+    if region not in facts.AWS_COMMERCIAL_REGIONS:
+        return []
+    prefix = facts.zone_id_prefix(region)
+    letters = "abcdefghijklmnopqrstuvwxyz"[: facts.MIN_ZONES_PER_REGION]
+    return [(f"{region}{letter}", f"{prefix}-az{i}") for i, letter in enumerate(letters, 1)]
+
+
 @dataclass
 class Registration:
     """One resource as the program registered it."""
@@ -223,7 +235,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 excluded = set(a.get("excludeZoneIds") or []) | set(a.get("excludeNames") or [])
                 kept = [
                     (name, zone_id)
-                    for name, zone_id in self.zones.get(self.region, [])
+                    for name, zone_id in self.zones_of_region()
                     if name not in excluded and zone_id not in excluded
                 ]
                 return {
@@ -246,6 +258,12 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 kubeconfig = _mock_kubeconfig(name, profile=a.get("profileName"))
                 return {"result": json.dumps(kubeconfig)}
         raise NotImplementedError(f"no mock for call {args.token}")
+
+    def zones_of_region(self) -> list[tuple[str, str]]:
+        """(name, zone ID) of every zone of the region, as this account sees them."""
+        if self.region in self.zones:
+            return list(self.zones[self.region])
+        return plausible_zones(self.region)
 
     def _arn(self, service: str, resource: str, region: str | None = None) -> str:
         region = self.region if region is None else region

@@ -33,7 +33,12 @@ import yaml
 from eks_gpu_slicing.manifests import is_helm_release, is_kubernetes_object, manifest_of
 from eks_gpu_slicing.mocks import Deployment, Registration, run_program
 from eks_gpu_slicing.settings import ConfigError, Settings
-from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, settings_of_stack
+from eks_gpu_slicing.stack_files import (
+    ROOT,
+    StackFileError,
+    engine_config_of_stack,
+    settings_of_stack,
+)
 
 BUILD_DIR = ROOT / "build" / "render"
 MASK = "[secret]"
@@ -186,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         rendered = render(args.stack)
     except (ConfigError, pulumi.RunError) as exc:
         print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
+        return 1
+    except StackFileError as exc:
+        print(exc, file=sys.stderr)
         return 1
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)

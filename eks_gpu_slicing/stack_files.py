@@ -17,10 +17,89 @@ ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"
 
 
+class StackFileError(Exception):
+    """A stack file Pulumi would refuse to read (YAML syntax, a key given twice, a config key
+    that is not `<namespace>:<name>`): one line naming the file and, where known, the place."""
+
+
+class _StackFileLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice in one mapping at any depth, as
+    Pulumi's YAML parser (gopkg.in/yaml.v3) does; PyYAML alone keeps the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        # Compared as written, like yaml.v3; `<<` merges are overrides, not duplicates.
+        first_line: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key_node.value}' is already defined at line "
+                    f"{first_line[key_node.value]}; Pulumi refuses a key given twice",
+                    key_node.start_mark,
+                )
+            first_line[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """A stack file's document; StackFileError for anything Pulumi could not read.
+    FileNotFoundError when there is no such file."""
+    if not path.is_file():
+        stacks = ", ".join(stack_names(path.parent)) or "none"
+        raise FileNotFoundError(
+            f"{path.name}: no such stack file in {path.parent} (stacks: {stacks})"
+        )
+    text = path.read_text()
+    try:
+        document = yaml.load(text, Loader=_StackFileLoader)  # a SafeLoader: data only
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "not valid YAML"
+        start = exc.context_mark
+        if exc.problem and exc.context and start and mark and start.line != mark.line:
+            # Where the unclosed thing began is often where the mistake is.
+            problem += f" ({exc.context} started at line {start.line + 1})"
+        raise StackFileError(f"{path.name}{where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise StackFileError(f"{path.name}: {exc}") from None
+    document = document if document is not None else {}
+    if not isinstance(document, Mapping):
+        raise StackFileError(f"{path.name}: expected a mapping with a `config:` section")
+    config = document.get("config")
+    if config is not None and not isinstance(config, Mapping):
+        raise StackFileError(f"{path.name}: `config:` must be a mapping of config keys")
+    for key in config or {}:
+        problem = config_key_problem(key)
+        if problem:
+            raise StackFileError(f"{path.name}: config key {key!r}: {problem}")
+    return dict(document)
+
+
+def stack_names(root: Path = ROOT) -> list[str]:
+    """The stacks that have a stack file in `root`."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def config_key_problem(key: Any) -> str | None:
+    """Why Pulumi would refuse a stack file's config key, or None. Keys are `name` (this
+    project's namespace), `<namespace>:<name>`, or the old `<namespace>:config:<name>`."""
+    if not isinstance(key, str):
+        return "config keys are strings"
+    parts = key.split(":")
+    if len(parts) <= 2 or (len(parts) == 3 and parts[1] == "config"):
+        return None
+    return "not of the form `<namespace>:<name>`"
+
+
 def engine_config_of_stack(stack: str, root: Path = ROOT) -> dict[str, str]:
     """A stack file's config as the engine passes it: namespaced keys, every value a
     string, structured values as JSON."""
-    document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
+    document = read_stack_file(root / f"Pulumi.{stack}.yaml")
     return encode_config(document.get("config") or {})
 
 
@@ -28,7 +107,10 @@ def encode_config(config: Mapping[str, Any]) -> dict[str, str]:
     """Encode {key: YAML value} (keys namespaced or not) as the engine does."""
     encoded = {}
     for key, value in config.items():
-        full_key = key if ":" in key else f"{facts.CONFIG_NAMESPACE}:{key}"
+        namespace, _, name = key.rpartition(":")
+        # The old `<namespace>:config:<name>` form reaches the program as `<namespace>:<name>`.
+        namespace = namespace.removesuffix(":config") or facts.CONFIG_NAMESPACE
+        full_key = f"{namespace}:{name}"
         if isinstance(value, str):
             encoded[full_key] = value
         elif isinstance(value, bool):
@@ -52,4 +134,9 @@ def raw_settings(engine_config: Mapping[str, str]) -> dict[str, Any]:
 
 def settings_of_stack(stack: str, root: Path = ROOT) -> Settings:
     """Validated settings of a stack file (raises ConfigError)."""
-    return load_settings(raw_settings(engine_config_of_stack(stack, root)), stack=stack)
+    return settings_of_engine_config(engine_config_of_stack(stack, root), stack=stack)
+
+
+def settings_of_engine_config(engine_config: Mapping[str, str], *, stack: str) -> Settings:
+    """Validated settings of an engine config (raises ConfigError), its namespaces checked."""
+    return load_settings(raw_settings(engine_config), stack=stack, config_keys=engine_config)

@@ -15,7 +15,12 @@ from pathlib import Path
 
 from eks_gpu_slicing.karpenter import node_pool_capacity
 from eks_gpu_slicing.settings import ConfigError
-from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, settings_of_stack
+from eks_gpu_slicing.stack_files import (
+    ROOT,
+    StackFileError,
+    engine_config_of_stack,
+    settings_of_stack,
+)
 from eks_gpu_slicing.workloads import benchmark_sizing, virtual_gpu_capacity
 
 
@@ -28,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_of_stack(args.stack, args.dir)
     except ConfigError as exc:
         print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
+        return 1
+    except StackFileError as exc:
+        print(exc, file=sys.stderr)
         return 1
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)

@@ -252,3 +252,31 @@ def test_printed_profiles_are_valid_stack_config(capsys):
             },
         }
         assert load_settings(raw, stack="dev").sharing[name].strategy == profile["strategy"]
+
+
+def _header() -> str:
+    return ",".join(bench.CSV_COLUMNS) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no benchmark results at"),
+        ("a,b\n1,2\n", "unexpected columns"),
+        (b"\xd0\xcf\x11\xe0 not text", "can't decode"),
+        ("HEADER", "no exclusive baseline"),
+        ("HEADER" + "x," * (len(bench.CSV_COLUMNS) - 1) + "x\n", ":2: "),
+    ],
+    ids=["missing", "columns", "binary", "no-rows", "bad-row"],
+)
+def test_an_unusable_results_file_is_one_line_and_exit_2(tmp_path, capsys, content, expected):
+    path = tmp_path / "results.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content.replace("HEADER", _header()))
+    argv = ["--memory-gib", "1", "--gpu-ms", "1", "--results", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("planner: ") and str(path) in err
+    assert expected in err and "Traceback" not in err

@@ -167,8 +167,32 @@ def test_existing_vpc_needs_no_zone_lookup():
 
 def test_choose_zones_keeps_the_regions_order():
     assert choose_zones(["b", "a", "c"], 2, "r") == ("a", "b")
-    with pytest.raises(ValueError, match="availabilityZoneCount"):
-        choose_zones(["a"], 2, "r")
+
+
+def test_too_few_zones_name_the_region_and_a_count_that_works():
+    minimum = facts.EKS_MIN_AVAILABILITY_ZONES
+    with pytest.raises(ValueError) as caught:
+        choose_zones(["us-west-1b", "us-west-1a"], minimum + 1, "us-west-1")
+    message = str(caught.value)
+    assert message.startswith("network.availabilityZoneCount:")
+    assert "us-west-1 has only 2" in message and message.endswith(f"set it to {minimum}")
+    # The zone EKS refuses there is named; those of other regions are not.
+    assert "usw1-az2" in message and "use1-az3" not in message
+    four = [f"us-west-2{c}" for c in "abcd"]
+    with pytest.raises(ValueError) as caught:
+        choose_zones(four, 5, "us-west-2")
+    message = str(caught.value)
+    assert message.endswith(f"set it to a value from {minimum} to 4")
+    assert "or less" not in message and "refuses" not in message
+
+
+@pytest.mark.parametrize("usable", [[], ["eu-west-1a"]])
+def test_a_region_with_fewer_zones_than_eks_needs_cannot_host_the_stack(usable):
+    with pytest.raises(ValueError) as caught:
+        choose_zones(usable, facts.EKS_MIN_AVAILABILITY_ZONES, "eu-west-1")
+    message = str(caught.value)
+    assert message.startswith("aws:region: eu-west-1 has only")
+    assert "eu-west-1 cannot host this stack" in message and "set it to" not in message
 
 
 # --- 6. Profile names the chart can render -----------------------------------------------------

@@ -7,12 +7,16 @@ import copy
 import json
 import shutil
 
+import pulumi
+import pulumi_aws
 import pytest
 import yaml
 
-from eks_gpu_slicing import check, render
+from eks_gpu_slicing import check, facts, render
 from eks_gpu_slicing.helm import value_paths
 from eks_gpu_slicing.manifests import crd_schemas, custom_resource_problems
+from eks_gpu_slicing.mocks import MOCK_ZONES, ProgramMocks, plausible_zones
+from eks_gpu_slicing.settings import NetworkSettings
 from eks_gpu_slicing.stack_files import ROOT
 
 STACKS = sorted(
@@ -172,3 +176,81 @@ def test_cli_exit_codes(capsys, tmp_path, monkeypatch):
     assert "no violations" in capsys.readouterr().out
     assert render.main(["no-such-stack"]) == 2
     shutil.rmtree(tmp_path)
+
+
+# --- Any commercial region ---------------------------------------------------------------------
+
+
+def _stack_in_region(tmp_path, stack: str, region: str) -> str:
+    """A copy of a committed stack file, deployed to another region."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document["config"]["aws:region"] = region
+    (tmp_path / f"Pulumi.{region}.yaml").write_text(yaml.safe_dump(document))
+    return region
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "eu-central-1", "ap-southeast-7", "sa-east-1"])
+def test_render_and_check_work_in_regions_the_mocks_have_no_account_for(tmp_path, region):
+    assert region not in MOCK_ZONES
+    rendered = render.render(_stack_in_region(tmp_path, "dev", region), tmp_path)
+    count = rendered.settings.network.availability_zone_count
+    vpc = rendered.deployment.one("awsx:ec2:Vpc")
+    assert vpc.inputs["availabilityZoneNames"] == [f"{region}{c}" for c in "abc"[:count]]
+    assert check.check_rendered(rendered).violations == []
+
+
+def test_the_prod_stack_renders_in_another_region(tmp_path):
+    rendered = render.render(_stack_in_region(tmp_path, "prod", "eu-central-1"), tmp_path)
+    assert check.check_rendered(rendered).violations == []
+
+
+def test_every_commercial_region_has_zones_enough_for_the_default_network():
+    needed = NetworkSettings().availability_zone_count
+    for region in facts.AWS_COMMERCIAL_REGIONS:
+        lookup = ProgramMocks(region=region).call(
+            pulumi.runtime.MockCallArgs(
+                token="aws:index/getAvailabilityZones:getAvailabilityZones",
+                args={"excludeZoneIds": list(facts.EKS_UNSUPPORTED_ZONE_IDS)},
+                provider="",
+            )
+        )
+        # The mocked us-west-1 account is an old one with two usable zones: enough for EKS.
+        enough = needed if region not in MOCK_ZONES else facts.EKS_MIN_AVAILABILITY_ZONES
+        assert len(lookup["names"]) >= enough, region
+        assert all(z.startswith(f"{facts.zone_id_prefix(region)}-az") for z in lookup["zoneIds"])
+
+
+def test_a_zone_eks_refuses_is_still_left_out_where_it_applies():
+    # ca-central-1 is known to the mocks; were it not, its plausible zones would include
+    # cac1-az3, and the lookup must still drop it.
+    zones = plausible_zones("ca-central-1")
+    assert ("ca-central-1c", "cac1-az3") in zones
+    mocks = ProgramMocks(region="ca-central-1", zones={})
+    lookup = mocks.call(
+        pulumi.runtime.MockCallArgs(
+            token="aws:index/getAvailabilityZones:getAvailabilityZones",
+            args={"excludeZoneIds": list(facts.EKS_UNSUPPORTED_ZONE_IDS)},
+            provider="",
+        )
+    )
+    assert "cac1-az3" not in lookup["zoneIds"] and len(lookup["names"]) == len(zones) - 1
+
+
+def test_zone_id_prefixes_match_the_zone_ids_accounts_see():
+    for region, zones in MOCK_ZONES.items():
+        assert {z.rsplit("-az", 1)[0] for _, z in zones} == {facts.zone_id_prefix(region)}
+    assert all(z.rsplit("-az", 1)[0] in _known_prefixes() for z in facts.EKS_UNSUPPORTED_ZONE_IDS)
+
+
+def _known_prefixes() -> set[str]:
+    return {facts.zone_id_prefix(r) for r in facts.AWS_COMMERCIAL_REGIONS}
+
+
+def test_commercial_regions_are_pulumi_aws_regions_of_the_aws_partition():
+    other_partitions = ("cn-", "us-gov-", "us-iso", "eu-isoe-", "eusc-")
+    enum = {r.value for r in pulumi_aws.Region if not r.value.startswith(other_partitions)}
+    assert set(facts.AWS_COMMERCIAL_REGIONS) == enum
+
+
+def test_an_unknown_region_gets_no_made_up_zones():
+    assert plausible_zones("eu-wast-1") == []

@@ -7,6 +7,7 @@ import json
 import pulumi
 import pytest
 
+from eks_gpu_slicing.settings.loading import OTHER_CONFIG_NAMESPACES
 from eks_gpu_slicing.stack_config import raw_stack_config, read_settings
 
 
@@ -45,3 +46,48 @@ def test_read_settings_turns_problems_into_a_run_error(monkeypatch, no_runtime_c
     message = str(caught.value)
     assert "gpuNodeGroup: unknown key; did you mean 'gpuNodeGroups'?" in message
     assert "gpuNodeGroups: at least one GPU node group is required" in message
+
+
+def test_a_misspelt_namespace_is_a_validation_error_at_run_time(monkeypatch, no_runtime_config):
+    # The engine passes every key of the stack file; one under a near-miss namespace is
+    # read by nothing, so its whole section would silently fall back to the defaults.
+    monkeypatch.setenv(
+        "PULUMI_CONFIG",
+        json.dumps(
+            {
+                "aws:region": "eu-west-1",
+                "pulumi:tags": '{"team": "ml"}',
+                "acme:owner": "alice",
+                "eks-gpu-slicing:gpuNodeGroups": json.dumps(
+                    {
+                        "t4": {
+                            "instanceType": "g4dn.xlarge",
+                            "minSize": 1,
+                            "desiredSize": 1,
+                            "maxSize": 1,
+                        }
+                    }
+                ),
+                "eks-gpu-slice:demoWorkload": '{"enabled": false}',
+                "eks_gpu_slicing:benchmark": '{"enabled": true}',
+            }
+        ),
+    )
+    with pytest.raises(pulumi.RunError) as caught:
+        read_settings()
+    problems = str(caught.value)
+    for wrong, section in [("eks-gpu-slice", "demoWorkload"), ("eks_gpu_slicing", "benchmark")]:
+        assert (
+            f"{wrong}:{section}: namespace '{wrong}' is not this project's, so the program "
+            f"never reads it; did you mean 'eks-gpu-slicing:{section}'?"
+        ) in problems
+    assert "aws:region" not in problems and "pulumi:" not in problems and "acme" not in problems
+
+
+def test_known_namespaces_and_the_projects_own_are_never_reported(monkeypatch, no_runtime_config):
+    config = {f"{ns}:someKey": "x" for ns in sorted(OTHER_CONFIG_NAMESPACES)}
+    config["eks-gpu-slicing:gpuNodeGroups"] = json.dumps(
+        {"t4": {"instanceType": "g4dn.xlarge", "minSize": 1, "desiredSize": 1, "maxSize": 1}}
+    )
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    assert read_settings().gpu_node_groups

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
+import pytest
+
+from eks_gpu_slicing import check, render
+from eks_gpu_slicing.check import main as check_main
+from eks_gpu_slicing.render import main as render_main
+from eks_gpu_slicing.stack_files import StackFileError, engine_config_of_stack, read_stack_file
 from eks_gpu_slicing.validate import main
 
 
@@ -52,3 +60,131 @@ def test_benchmark_sizing_is_reported_and_a_cap_is_a_warning(tmp_path, capsys):
     assert "benchmark, a10g: N = 1, 2, 4; memory" in out
     assert "warning: benchmark, t4: N = 1, 2, 4, 8, " in out
     assert "N capped at" in out and "(the profile asks for up to 40)" in out
+
+
+# --- Stack files Pulumi could not read ---------------------------------------------------------
+
+TOOLS = {
+    "validate": lambda stack, root: main([stack, "--dir", str(root)]),
+    "render": lambda stack, root: render_main([stack, "--out", str(root / "out")]),
+    "check": lambda stack, root: check_main([stack]),
+}
+
+
+@pytest.fixture
+def stack_dir(tmp_path, monkeypatch):
+    """render and check read stack files from the repository: point them at tmp_path."""
+    monkeypatch.setattr(render, "render", functools.partial(render.render, root=tmp_path))
+    monkeypatch.setattr(check, "render", functools.partial(render.render, root=tmp_path))
+    return tmp_path
+
+
+def _only_line(err: str) -> str:
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_yaml_error_is_one_line_naming_file_line_and_column(stack_dir, capsys, tool):
+    (stack_dir / "Pulumi.bad.yaml").write_text(
+        "config:\n"
+        "  eks-gpu-slicing:gpuNodeGroups:\n"
+        "    t4: {instanceType: g4dn.xlarge, minSize: 1\n"
+        "  eks-gpu-slicing:sharing:\n"
+    )
+    assert TOOLS[tool]("bad", stack_dir) == 1
+    line = _only_line(capsys.readouterr().err)
+    assert line.startswith("Pulumi.bad.yaml, line 4, column 26: ")
+    assert "started at line 3" in line and "<unicode string>" not in line
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_key_given_twice_is_refused_with_both_lines(stack_dir, capsys, tool):
+    (stack_dir / "Pulumi.twice.yaml").write_text(
+        "config:\n"
+        "  eks-gpu-slicing:gpuNodeGroups:\n"
+        "    t4: {instanceType: g4dn.xlarge, minSize: 1, desiredSize: 1, maxSize: 1}\n"
+        "    a10g: {instanceType: g5.xlarge, minSize: 1, desiredSize: 1, maxSize: 1}\n"
+        "    t4: {instanceType: g4dn.2xlarge, minSize: 1, desiredSize: 1, maxSize: 1}\n"
+    )
+    assert TOOLS[tool]("twice", stack_dir) == 1
+    line = _only_line(capsys.readouterr().err)
+    assert line.startswith("Pulumi.twice.yaml, line 5, column 5: key 't4'")
+    assert "already defined at line 3" in line
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "lines"),
+    [
+        ("config:\n  aws:region: us-west-2\n  aws:region: eu-west-1\n", "aws:region", (3, 2)),
+        (
+            "config:\n  eks-gpu-slicing:sharing:\n    default:\n      replicas: 4\n"
+            "      replicas: 8\n",
+            "replicas",
+            (5, 4),
+        ),
+        ("config: {}\nconfig: {}\n", "config", (2, 1)),
+        (
+            "config:\n  eks-gpu-slicing:benchmark: {enabled: true, enabled: false}\n",
+            "enabled",
+            (2, 2),
+        ),
+    ],
+    ids=["top-of-config", "deep", "document", "flow"],
+)
+def test_duplicate_keys_are_refused_at_every_depth(tmp_path, yaml_text, key, lines):
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(StackFileError) as caught:
+        read_stack_file(path)
+    second, first = lines
+    message = str(caught.value)
+    assert message.startswith(f"Pulumi.x.yaml, line {second}, ")
+    assert f"key '{key}' is already defined at line {first}" in message
+
+
+def test_a_merge_key_override_is_not_a_duplicate(tmp_path):
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("base: &b {a: 1}\nconfig:\n  x:y:\n    <<: *b\n    a: 2\n")
+    assert read_stack_file(path)["config"]["x:y"] == {"a": 2}
+
+
+def test_a_config_key_pulumi_cannot_parse_is_refused(tmp_path, capsys):
+    (tmp_path / "Pulumi.keys.yaml").write_text("config:\n  eks-gpu-slicing:network:cidr: x\n")
+    assert main(["keys", "--dir", str(tmp_path)]) == 1
+    line = _only_line(capsys.readouterr().err)
+    assert "'eks-gpu-slicing:network:cidr'" in line and "<namespace>:<name>" in line
+
+
+def test_the_old_namespace_config_name_form_reaches_the_program(tmp_path):
+    (tmp_path / "Pulumi.old.yaml").write_text(
+        "config:\n  aws:config:region: eu-west-1\n  eks-gpu-slicing:config:clusterName: old\n"
+    )
+    config = engine_config_of_stack("old", tmp_path)
+    assert config == {"aws:region": "eu-west-1", "eks-gpu-slicing:clusterName": "old"}
+
+
+def test_a_misspelt_project_namespace_is_a_problem_with_the_right_key(tmp_path, capsys):
+    (tmp_path / "Pulumi.ns.yaml").write_text(
+        "config:\n"
+        "  aws:region: eu-west-1\n"
+        "  kubernetes:enableServerSideApply: true\n"
+        "  myorg:costCenter: gpu\n"
+        "  eks-gpu-slicing:gpuNodeGroups:\n"
+        "    t4: {instanceType: g4dn.xlarge, minSize: 1, desiredSize: 1, maxSize: 1}\n"
+        "  eks-gpu-slice:demoWorkload:\n"
+        "    enabled: false\n"
+    )
+    assert main(["ns", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "eks-gpu-slice:demoWorkload: namespace 'eks-gpu-slice' is not this project's" in err
+    assert "did you mean 'eks-gpu-slicing:demoWorkload'?" in err
+    assert "aws:" not in err and "kubernetes:" not in err and "myorg" not in err
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_missing_stack_is_one_line_and_exit_2(stack_dir, capsys, tool):
+    (stack_dir / "Pulumi.dev.yaml").write_text("config: {}\n")
+    assert TOOLS[tool]("nope", stack_dir) == 2
+    line = _only_line(capsys.readouterr().err)
+    assert line.startswith("Pulumi.nope.yaml: no such stack file") and "(stacks: dev)" in line

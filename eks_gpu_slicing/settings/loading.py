@@ -6,7 +6,7 @@ import difflib
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -19,19 +19,26 @@ from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING
 from eks_gpu_slicing.settings.stack import Settings
 
+# Namespaces of the providers this program uses (aws:region, kubernetes:..., eks:...) and
+# Pulumi's own (pulumi:tags): config there is read by them, never reported here.
+OTHER_CONFIG_NAMESPACES = frozenset({"aws", "awsx", "eks", "kubernetes", "pulumi"})
+
 # --- Loading ----------------------------------------------------------------------------------
 
 
-def load_settings(raw: Mapping[str, Any], *, stack: str) -> Settings:
+def load_settings(
+    raw: Mapping[str, Any], *, stack: str, config_keys: Iterable[str] = ()
+) -> Settings:
     """Validate a stack's raw configuration (config keys without the namespace prefix).
 
     Raises ConfigError listing every problem; structural problems (types, unknown keys,
     ranges) and references between sections (a group naming a missing profile) are
-    reported together.
+    reported together. `config_keys`: every key of the stack's config, namespaced, so a
+    section under a misspelt namespace is reported rather than dropped.
     """
     data = dict(raw)
     data.setdefault("clusterName", f"{facts.PROJECT}-{stack}")
-    problems: list[str] = []
+    problems: list[str] = config_namespace_problems(config_keys)
     settings = None
     try:
         settings = Settings.model_validate(data)
@@ -46,6 +53,23 @@ def load_settings(raw: Mapping[str, Any], *, stack: str) -> Settings:
         raise ConfigError(problems)
     assert settings is not None
     return settings
+
+
+def config_namespace_problems(keys: Iterable[str]) -> list[str]:
+    """Config keys whose namespace is a near miss of this project's (`eks-gpu-slice:...`).
+    Pulumi hands them to the program, but under a namespace nothing reads, so the whole
+    section would silently fall back to its defaults."""
+    problems = []
+    for key in sorted(keys):
+        namespace, colon, name = key.partition(":")
+        if not colon or namespace == facts.CONFIG_NAMESPACE or namespace in OTHER_CONFIG_NAMESPACES:
+            continue
+        if difflib.get_close_matches(namespace, [facts.CONFIG_NAMESPACE], n=1):
+            problems.append(
+                f"{key}: namespace '{namespace}' is not this project's, so the program never "
+                f"reads it; did you mean '{facts.CONFIG_NAMESPACE}:{name}'?"
+            )
+    return problems
 
 
 def decode_config_value(key: str, value: Any) -> Any:

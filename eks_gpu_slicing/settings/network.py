@@ -20,7 +20,7 @@ class NetworkSettings(_Settings):
     private_subnet_ids: list[str] = []
     public_subnet_ids: list[str] = []
     cidr_block: str = "10.0.0.0/16"
-    availability_zone_count: int = Field(default=3, ge=2, le=6)
+    availability_zone_count: int = Field(default=3, ge=facts.EKS_MIN_AVAILABILITY_ZONES, le=6)
     nat_gateways: Literal["single", "onePerAz"] = "single"
 
     @field_validator("vpc_id")
