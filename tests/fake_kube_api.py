@@ -4,9 +4,10 @@ own URL building, label selectors and deserialisation.
 
 It serves only reads: lists (cluster-wide and per namespace, with equality label
 selectors), single objects, pod logs, and the pod proxy (where metrics are scraped). A
-resource is served when an object of its kind is loaded or it is named in `resources`
-(an installed CRD with no objects yet); everything else is a 404 `Status`, as from an API
-server without that CRD. Every request path is recorded in `requests`.
+resource is served when it is built in (`BUILT_IN`), an object of its kind is loaded, or
+it is named in `resources` (an installed CRD with no objects yet); everything else is a 404
+`Status`, as from an API server without that CRD. Every request path is recorded in
+`requests`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ def resource_path(api_version: str, kind: str) -> str:
     """`api/v1/pods`, `apis/karpenter.sh/v1/nodepools`: the path prefix of a resource."""
     base = "api/v1" if api_version == "v1" else f"apis/{api_version}"
     return f"{base}/{plural(kind)}"
+
+
+# Built into every API server, served even when empty.
+BUILT_IN = frozenset(
+    {
+        "api/v1/nodes",
+        "api/v1/pods",
+        "api/v1/configmaps",
+        "api/v1/services",
+        "apis/apps/v1/daemonsets",
+        "apis/apps/v1/deployments",
+    }
+)
 
 
 def _matches(obj: Mapping, selector: str | None) -> bool:
@@ -63,7 +77,7 @@ class FakeKubeApi:
         self.logs = dict(logs or {})
         self.proxy = dict(proxy or {})
         self.served = {resource_path(o["apiVersion"], o["kind"]) for o in self.objects}
-        self.served |= set(resources)
+        self.served |= BUILT_IN | set(resources)
         self.requests: list[str] = []
         self._server: ThreadingHTTPServer | None = None
 
