@@ -9,7 +9,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.device_plugin import config_checksum, config_map_data, helm_values
+from eks_gpu_slicing.device_plugin import (
+    CONFIG_MAP_LABELS,
+    config_checksum,
+    config_map_data,
+    helm_values,
+)
 from eks_gpu_slicing.settings import DevicePluginSettings, SharingProfile
 
 
@@ -45,10 +50,7 @@ class DevicePlugin(pulumi.ComponentResource):
         # and only then is the old one deleted, so the plugin never reads a missing map.
         self.config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata={
-                "namespace": namespace,
-                "labels": {"app.kubernetes.io/part-of": facts.PROJECT},
-            },
+            metadata={"namespace": namespace, "labels": dict(CONFIG_MAP_LABELS)},
             data=data,
             opts=in_namespace,
         )

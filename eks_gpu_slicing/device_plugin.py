@@ -21,6 +21,13 @@ from eks_gpu_slicing.settings import SharingProfile
 # ConfigMap, so without this an edited profile would never reach a running plugin.
 CONFIG_CHECKSUM_ANNOTATION = "checksum/config"
 
+# The sharing ConfigMap is auto-named; `make verify` finds it by these labels, so it needs
+# nothing but the cluster (no stack output).
+CONFIG_MAP_LABELS = {
+    "app.kubernetes.io/part-of": facts.PROJECT,
+    "app.kubernetes.io/component": "device-plugin-config",
+}
+
 
 def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
     """One complete device-plugin config file (api/config/v1) for a sharing profile."""

@@ -2,12 +2,16 @@
 
     python -m eks_gpu_slicing.verify dev [--kubeconfig FILE]     (or: make verify STACK=dev)
 
-Reads the cluster through the Kubernetes API (kubeconfig from `pulumi stack output
-kubeconfig --show-secrets`, or a file) and checks, per GPU node: the device plugin runs (or
-Bottlerocket's built-in one), the node's config label names a profile that exists (and the
-one its node group was given), allocatable virtual GPUs == physical GPUs x replicas, the MPS
-control daemon on MPS nodes; then the demo pods share one GPU, Karpenter's controller and
-overlays are ready when pools exist, and the GPU metrics exporter attributes metrics to pods.
+Reads the cluster through the Kubernetes API and checks, per GPU node: the device plugin
+runs and is Ready (or Bottlerocket's built-in one), the node's config label names a profile
+that exists (and the one its node group or pool was given), allocatable virtual GPUs ==
+physical GPUs x replicas, the MPS control daemon on MPS nodes; then the demo pods share one
+GPU, Karpenter's controller, node classes, pools and overlays are Ready, and the GPU metrics
+exporter attributes metrics to the pods that use a GPU.
+
+What the cluster should hold comes from the stack file (Pulumi.<stack>.yaml) and the sharing
+ConfigMap, found by its labels. The only thing the Pulumi CLI is asked for is the stack's
+`kubeconfig` output, and only without --kubeconfig.
 
 The checks are pure functions over plain API objects (dicts, as `kubectl get -o json`
 shows them); `collect` is the only part that talks to a cluster.
@@ -18,25 +22,47 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from eks_gpu_slicing import facts
+from eks_gpu_slicing import facts, karpenter
+from eks_gpu_slicing.device_plugin import CONFIG_MAP_LABELS
+from eks_gpu_slicing.settings import ConfigError, Settings
+from eks_gpu_slicing.stack_files import settings_of_stack
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
-DEVICE_PLUGIN_POD_LABEL = ("app.kubernetes.io/name", facts.DEVICE_PLUGIN_CHART)
-MPS_DAEMON_NAME = "mps-control-daemon"
 DEMO_POD_LABEL = ("app", "gpu-deployment")
 GPU_UUID = re.compile(r"UUID:\s*(GPU-[0-9a-fA-F-]+)")
-# dcgm-exporter's per-pod series carry a non-empty pod label.
-POD_METRIC = re.compile(r'^DCGM_FI_DEV_\w+\{[^}]*\bpod="[^"]+"', re.MULTILINE)
+DCGM_SERIES = re.compile(r"^DCGM_FI_DEV_\w+(\{[^}]*\})?\s", re.MULTILINE)
+# dcgm-exporter's per-pod series carry the pod's name; a GPU no pod uses keeps its
+# device-level series without one (internal/pkg/transformation/kubernetes.go, 4.5.3-4.8.2).
+POD_LABEL = re.compile(r'\bpod="([^"]+)"')
+DCGM_EXPORTER_PORT = 9400  # the chart's service and container port (values.yaml)
+
+
+def chart_fullname(release: str, chart: str) -> str:
+    """The chart's `fullname` helper (templates/_helpers.tpl): the release name when it
+    contains the chart's name, else release-chart, cut to 63 characters."""
+    name = release if chart in release else f"{release}-{chart}"
+    return name[:63].rstrip("-")
+
+
+# The device-plugin chart (0.20.0) gives its plugin, MPS control daemon and GFD pods the same
+# `app.kubernetes.io/name` label; only the DaemonSet and the container names tell them apart
+# (templates/daemonset-device-plugin.yml, daemonset-mps-control-daemon.yml).
+_PLUGIN_FULLNAME = chart_fullname(facts.DEVICE_PLUGIN_RELEASE_NAME, facts.DEVICE_PLUGIN_CHART)
+DEVICE_PLUGIN_DAEMONSET = _PLUGIN_FULLNAME
+DEVICE_PLUGIN_CONTAINER = "nvidia-device-plugin-ctr"
+MPS_DAEMON_DAEMONSET = f"{_PLUGIN_FULLNAME}-mps-control-daemon"[:63].rstrip("-")
+MPS_DAEMON_CONTAINER = "mps-control-daemon-ctr"
 
 
 @dataclass(frozen=True)
@@ -47,18 +73,79 @@ class Result:
     detail: str
 
 
+# --- Reading API objects -------------------------------------------------------------------
+
+
 def _labels(obj: Mapping) -> Mapping[str, str]:
     return (obj.get("metadata") or {}).get("labels") or {}
 
 
-def _running(pod: Mapping) -> bool:
+def _name(obj: Mapping) -> str:
+    return obj["metadata"]["name"]
+
+
+def _ready(pod: Mapping) -> bool:
+    """Running and Ready, as `kubectl get pods` shows READY: a crash-looping container
+    keeps the pod Running but not Ready."""
     status = pod.get("status") or {}
-    ready = all(c.get("ready") for c in status.get("containerStatuses") or [{}])
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
     return status.get("phase") == "Running" and ready
+
+
+def _not_ready_detail(pod: Mapping) -> str:
+    """Why a pod is not Ready, the way `kubectl describe` would start to say it."""
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        if container.get("ready"):
+            continue
+        state = container.get("state") or {}
+        why = (state.get("waiting") or state.get("terminated") or {}).get("reason")
+        restarts = container.get("restartCount") or 0
+        return f"{container['name']} not ready ({why or 'running'}, {restarts} restarts)"
+    return f"pod {status.get('phase') or 'unknown'}, not Ready"
 
 
 def _node_name(pod: Mapping) -> str | None:
     return (pod.get("spec") or {}).get("nodeName")
+
+
+def _owner_daemonset(pod: Mapping) -> str | None:
+    for owner in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("kind") == "DaemonSet":
+            return owner.get("name")
+    return None
+
+
+def _container_names(pod: Mapping) -> set[str]:
+    return {c.get("name") for c in (pod.get("spec") or {}).get("containers") or []}
+
+
+def is_device_plugin(pod: Mapping) -> bool:
+    return _owner_daemonset(
+        pod
+    ) == DEVICE_PLUGIN_DAEMONSET or DEVICE_PLUGIN_CONTAINER in _container_names(pod)
+
+
+def is_mps_daemon(pod: Mapping) -> bool:
+    return _owner_daemonset(
+        pod
+    ) == MPS_DAEMON_DAEMONSET or MPS_DAEMON_CONTAINER in _container_names(pod)
+
+
+def _requests_gpu(pod: Mapping, resources: Iterable[str]) -> bool:
+    """A pod holding (or about to hold) a GPU resource: extended resources are set in limits
+    (and requests, if given, must equal them)."""
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    names = set(resources)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        wanted = container.get("resources") or {}
+        if names & {*(wanted.get("limits") or {}), *(wanted.get("requests") or {})}:
+            return True
+    return False
 
 
 def _is_bottlerocket(node: Mapping) -> bool:
@@ -83,28 +170,71 @@ def profile_capacity(config: Mapping[str, Any]) -> tuple[str, int, str]:
     return facts.GPU_RESOURCE, 1, "none"
 
 
+# --- What the stack file says the cluster holds ----------------------------------------------
+
+
+def expectations(settings: Settings) -> dict[str, Any]:
+    """Profiles per node group and pool, and the Karpenter objects the program creates,
+    computed by the functions the program itself uses."""
+    profiles = {f"gpu-{name}": g.sharing for name, g in settings.gpu_node_groups.items()}
+    pools = settings.karpenter_pools
+    return {
+        "expectedProfiles": profiles,
+        "expectedPoolProfiles": {
+            karpenter.node_pool_name(name): pool.sharing for name, pool in pools.items()
+        },
+        "expectedNodePools": sorted(karpenter.node_pool_name(name) for name in pools),
+        # The program names each pool's EC2NodeClass as the pool.
+        "expectedNodeClasses": sorted(karpenter.node_pool_name(name) for name in pools),
+        "expectedOverlays": sorted(
+            overlay["metadata"]["name"]
+            for name, pool in pools.items()
+            for overlay in karpenter.node_overlays(
+                pool_name=name, pool=pool, profile=settings.sharing[pool.sharing]
+            ).values()
+        ),
+    }
+
+
+def _expected_profile(node: Mapping, state: Mapping[str, Any]) -> str | None:
+    labels = _labels(node)
+    pool = labels.get(facts.NODE_POOL_LABEL)
+    if pool:
+        return (state.get("expectedPoolProfiles") or {}).get(pool)
+    # Managed node groups are named gpu-<group>-<suffix>; the longest matching name wins.
+    group = labels.get(NODEGROUP_LABEL, "")
+    matches = [
+        (len(prefix), profile)
+        for prefix, profile in (state.get("expectedProfiles") or {}).items()
+        if group == prefix or group.startswith(f"{prefix}-")
+    ]
+    return max(matches)[1] if matches else None
+
+
+# --- Checks -----------------------------------------------------------------------------------
+
+
 def check_gpu_node(
     node: Mapping,
     pods: list[Mapping],
     profiles: Mapping[str, Mapping[str, Any]],
     expected_profile: str | None = None,
 ) -> list[Result]:
-    name = node["metadata"]["name"]
+    name = _name(node)
     labels = _labels(node)
     on_node = [p for p in pods if _node_name(p) == name]
     out = []
 
     bottlerocket = _is_bottlerocket(node)
-    key, value = DEVICE_PLUGIN_POD_LABEL
-    plugin = [p for p in on_node if _labels(p).get(key) == value]
+    plugin = [p for p in on_node if is_device_plugin(p)]
     if bottlerocket:
         out.append(Result("device plugin", name, True, "Bottlerocket built-in plugin"))
     elif not plugin:
         out.append(Result("device plugin", name, False, "no device plugin pod scheduled"))
     else:
-        ok = any(_running(p) for p in plugin)
-        phase = plugin[0].get("status", {}).get("phase")
-        out.append(Result("device plugin", name, ok, "running" if ok else f"pod {phase}"))
+        ready = [p for p in plugin if _ready(p)]
+        detail = f"{_name(ready[0])} Ready" if ready else _not_ready_detail(plugin[0])
+        out.append(Result("device plugin", name, bool(ready), detail))
 
     profile = labels.get(facts.DEVICE_PLUGIN_CONFIG_LABEL)
     if bottlerocket:
@@ -135,16 +265,14 @@ def check_gpu_node(
             detail += " (replicas not applied)"
         out.append(Result("allocatable", name, ok, detail))
         if strategy == "mps" and not bottlerocket:
-            daemon = [p for p in on_node if MPS_DAEMON_NAME in p["metadata"]["name"]]
-            ok = any(_running(p) for p in daemon)
-            out.append(
-                Result(
-                    "mps daemon",
-                    name,
-                    ok,
-                    "running" if ok else ("not running" if daemon else "no MPS control daemon"),
-                )
+            daemon = [p for p in on_node if is_mps_daemon(p)]
+            ready = [p for p in daemon if _ready(p)]
+            detail = (
+                f"{_name(ready[0])} Ready"
+                if ready
+                else (_not_ready_detail(daemon[0]) if daemon else "no MPS control daemon")
             )
+            out.append(Result("mps daemon", name, bool(ready), detail))
     return out
 
 
@@ -153,18 +281,16 @@ def check_demo(pods: list[Mapping], logs: Mapping[str, str]) -> list[Result]:
     demo = [p for p in pods if _labels(p).get(key) == value]
     if not demo:
         return []
-    not_running = [p["metadata"]["name"] for p in demo if not _running(p)]
+    not_ready = [_name(p) for p in demo if not _ready(p)]
     out = [
         Result(
             "demo pods",
             f"{len(demo)} pods",
-            not not_running,
-            f"not running: {', '.join(not_running)}" if not_running else "all running",
+            not not_ready,
+            f"not ready: {', '.join(not_ready)}" if not_ready else "all ready",
         )
     ]
-    uuids = Counter(
-        m.group(1) for p in demo for m in GPU_UUID.finditer(logs.get(p["metadata"]["name"], ""))
-    )
+    uuids = Counter(m.group(1) for p in demo for m in GPU_UUID.finditer(logs.get(_name(p), "")))
     shared = {u: n for u, n in uuids.items() if n > 1}
     out.append(
         Result(
@@ -178,48 +304,95 @@ def check_demo(pods: list[Mapping], logs: Mapping[str, str]) -> list[Result]:
     return out
 
 
-def _ready_condition(obj: Mapping) -> bool:
+def _condition(obj: Mapping, kind: str) -> Result:
+    """Karpenter's objects report a root `Ready` condition over their others (operatorpkg
+    status conditions); when it is not True, the first False one says why."""
+    name = _name(obj)
     conditions = (obj.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    if ready and ready.get("status") == "True":
+        return Result(kind, name, True, "Ready")
+    false = [c for c in conditions if c.get("status") == "False" and c.get("type") != "Ready"]
+    why = false[0] if false else ready
+    if why is None:
+        return Result(kind, name, False, "no Ready condition yet")
+    detail = f"{why.get('type')}: {why.get('reason') or why.get('status')}"
+    if why.get("message"):
+        detail += f" ({why['message']})"
+    return Result(kind, name, False, detail)
 
 
-def check_karpenter(
-    node_pools: list[Mapping], overlays: list[Mapping], controllers: list[Mapping]
-) -> list[Result]:
-    if not node_pools:
+def check_karpenter(state: Mapping[str, Any]) -> list[Result]:
+    """Controller, and every node class, pool and overlay the stack creates, Ready."""
+    expected_pools = state.get("expectedNodePools") or []
+    if not expected_pools and not state.get("nodePools"):
         return []
+    controllers = state.get("karpenter") or []
     ready = sum(int((d.get("status") or {}).get("readyReplicas") or 0) for d in controllers)
     out = [Result("karpenter", "controller", ready > 0, f"{ready} ready replicas")]
-    for overlay in overlays:
-        ok = _ready_condition(overlay)
-        out.append(
-            Result("node overlay", overlay["metadata"]["name"], ok, "Ready" if ok else "not Ready")
-        )
-    if not overlays:
-        out.append(Result("node overlay", "-", False, "node pools but no NodeOverlay"))
+    for kind, objects, expected in (
+        ("node class", state.get("nodeClasses"), state.get("expectedNodeClasses")),
+        ("node pool", state.get("nodePools"), expected_pools),
+        ("node overlay", state.get("nodeOverlays"), state.get("expectedOverlays")),
+    ):
+        by_name = {_name(o): o for o in objects or []}
+        for name in expected or sorted(by_name):
+            if name in by_name:
+                out.append(_condition(by_name[name], kind))
+            else:
+                out.append(Result(kind, name, False, "not found"))
     return out
 
 
-def check_metrics(exporter_pods: list[Mapping], metrics: Mapping[str, str]) -> list[Result]:
+def check_metrics(
+    exporter_pods: list[Mapping],
+    metrics: Mapping[str, str],
+    pods: list[Mapping],
+    gpu_resources: Iterable[str],
+) -> list[Result]:
+    """Every exporter serves GPU series; where pods on its node use a GPU, each of them has
+    its own series. A GPU no pod uses has device-level series only."""
+    resources = set(gpu_resources)
     out = []
-    for pod in exporter_pods:
-        name = pod["metadata"]["name"]
+    for exporter in exporter_pods:
+        name = _name(exporter)
         text = metrics.get(name, "")
-        ok = _running(pod) and bool(POD_METRIC.search(text))
-        detail = "per-pod GPU metrics" if ok else "no DCGM series with a pod label"
-        out.append(Result("gpu metrics", name, ok, detail))
+        users = sorted(
+            _name(p)
+            for p in pods
+            if _node_name(p) == _node_name(exporter) and _requests_gpu(p, resources)
+        )
+        attributed = {
+            m.group(1) for s in DCGM_SERIES.finditer(text) for m in POD_LABEL.finditer(s.group(0))
+        }
+        if not _ready(exporter):
+            out.append(Result("gpu metrics", name, False, _not_ready_detail(exporter)))
+        elif not DCGM_SERIES.search(text):
+            out.append(Result("gpu metrics", name, False, "no DCGM_FI_DEV series"))
+        elif not users:
+            detail = "device-level series (no pod on this node uses a GPU)"
+            out.append(Result("gpu metrics", name, True, detail))
+        elif missing := [u for u in users if u not in attributed]:
+            detail = f"no series with pod label for {', '.join(missing)}"
+            out.append(Result("gpu metrics", name, False, detail))
+        else:
+            out.append(Result("gpu metrics", name, True, f"per-pod series for {len(users)} pods"))
     return out
 
 
 def verify(state: Mapping[str, Any]) -> list[Result]:
     """Every check over a collected cluster state (see `collect` for its keys)."""
-    profiles = {
-        name: yaml.safe_load(text)
-        for name, text in ((state.get("devicePluginConfigMap") or {}).get("data") or {}).items()
-    }
-    expected = state.get("expectedProfiles") or {}  # node group name prefix -> profile
-    pods = state.get("pods") or []
+    config_map = state.get("devicePluginConfigMap")
     results = []
+    if not config_map:
+        where = state.get("devicePluginNamespace") or "its namespace"
+        results.append(
+            Result("sharing config", where, False, f"no ConfigMap labelled {_selector()}")
+        )
+    profiles = {
+        name: yaml.safe_load(text) for name, text in ((config_map or {}).get("data") or {}).items()
+    }
+    pods = state.get("pods") or []
     gpu_nodes = [
         n
         for n in state.get("nodes") or []
@@ -228,14 +401,13 @@ def verify(state: Mapping[str, Any]) -> list[Result]:
     if not gpu_nodes:
         results.append(Result("gpu nodes", "-", False, "no node labelled as a GPU node"))
     for node in gpu_nodes:
-        group = _labels(node).get(NODEGROUP_LABEL, "")
-        want = next((p for prefix, p in expected.items() if group.startswith(prefix)), None)
-        results += check_gpu_node(node, pods, profiles, want)
+        results += check_gpu_node(node, pods, profiles, _expected_profile(node, state))
     results += check_demo(pods, state.get("logs") or {})
-    results += check_karpenter(
-        state.get("nodePools") or [], state.get("nodeOverlays") or [], state.get("karpenter") or []
+    results += check_karpenter(state)
+    gpu_resources = {facts.GPU_RESOURCE} | {profile_capacity(c)[0] for c in profiles.values()}
+    results += check_metrics(
+        state.get("exporterPods") or [], state.get("metrics") or {}, pods, gpu_resources
     )
-    results += check_metrics(state.get("exporterPods") or [], state.get("metrics") or {})
     return results
 
 
@@ -253,15 +425,28 @@ def table(results: list[Result]) -> str:
 # --- The thin client layer ---------------------------------------------------------------------
 
 
+class VerifyError(Exception):
+    """Verify cannot start: one line for the user, no traceback."""
+
+
+def _selector() -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(CONFIG_MAP_LABELS.items()))
+
+
 def stack_output(stack: str, name: str) -> Any:
     """A stack output through the Pulumi CLI (secrets shown: the kubeconfig is one)."""
-    text = subprocess.run(
-        ["pulumi", "stack", "output", name, "--show-secrets", "--json", "--stack", stack],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(text)
+    if shutil.which("pulumi") is None:
+        raise VerifyError(
+            "the Pulumi CLI is not installed: install it "
+            "(https://www.pulumi.com/docs/iac/download-install/) to read the stack's "
+            "kubeconfig, or pass a kubeconfig: make verify STACK=<stack> KUBECONFIG_FILE=<path>"
+        )
+    command = ["pulumi", "stack", "output", name, "--show-secrets", "--json", "--stack", stack]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise VerifyError(f"`pulumi stack output {name} --stack {stack}` failed: {last}")
+    return json.loads(done.stdout)
 
 
 def kubeconfig_dict(value: Any) -> dict:
@@ -269,8 +454,10 @@ def kubeconfig_dict(value: Any) -> dict:
     return json.loads(value) if isinstance(value, str) else dict(value)
 
 
-def collect(api_client: Any, *, config_map: str, namespace: str, expected: Mapping) -> dict:
-    """Read what verify() needs from a cluster (kubernetes.client.ApiClient)."""
+def collect(api_client: Any, *, namespace: str, expected: Mapping[str, Any]) -> dict:
+    """Read what verify() needs from a cluster (kubernetes.client.ApiClient).
+
+    `namespace`: the device plugin's; `expected`: expectations() of the stack's settings."""
     from kubernetes import client  # the one place that needs the client library
 
     core, apps, custom = (
@@ -282,11 +469,9 @@ def collect(api_client: Any, *, config_map: str, namespace: str, expected: Mappi
     pods = plain(core.list_pod_for_all_namespaces().items)
     key, value = DEMO_POD_LABEL
     logs = {
-        p["metadata"]["name"]: core.read_namespaced_pod_log(
-            p["metadata"]["name"], p["metadata"]["namespace"]
-        )
+        _name(p): core.read_namespaced_pod_log(_name(p), p["metadata"]["namespace"])
         for p in pods
-        if _labels(p).get(key) == value and _running(p)
+        if _labels(p).get(key) == value and _ready(p)
     }
 
     def custom_list(group: str, version: str, plural: str) -> list:
@@ -301,18 +486,21 @@ def collect(api_client: Any, *, config_map: str, namespace: str, expected: Mappi
     exporter = [
         p for p in pods if _labels(p).get("app.kubernetes.io/name") == facts.DCGM_EXPORTER_CHART
     ]
-    metrics = {}
-    for p in exporter:
-        if _running(p):
-            metrics[p["metadata"]["name"]] = core.connect_get_namespaced_pod_proxy_with_path(
-                f"{p['metadata']['name']}:9400", p["metadata"]["namespace"], "metrics"
-            )
+    metrics = {
+        _name(p): core.connect_get_namespaced_pod_proxy_with_path(
+            f"{_name(p)}:{DCGM_EXPORTER_PORT}", p["metadata"]["namespace"], "metrics"
+        )
+        for p in exporter
+        if _ready(p)
+    }
     return {
         "nodes": plain(core.list_node().items),
         "pods": pods,
-        "devicePluginConfigMap": plain(core.read_namespaced_config_map(config_map, namespace)),
-        "expectedProfiles": dict(expected),
+        "devicePluginNamespace": namespace,
+        "devicePluginConfigMap": _sharing_config_map(core, apps, plain, namespace),
+        **expected,
         "logs": logs,
+        "nodeClasses": custom_list(facts.NODE_CLASS_GROUP, "v1", "ec2nodeclasses"),
         "nodePools": custom_list("karpenter.sh", "v1", "nodepools"),
         "nodeOverlays": custom_list("karpenter.sh", "v1alpha1", "nodeoverlays"),
         "karpenter": plain(
@@ -325,6 +513,53 @@ def collect(api_client: Any, *, config_map: str, namespace: str, expected: Mappi
     }
 
 
+def _sharing_config_map(core: Any, apps: Any, plain: Any, namespace: str) -> dict | None:
+    """The ConfigMap the stack made, by its labels. It is auto-named and replaced
+    create-before-delete, so for a moment there can be two: then the one the plugin's
+    DaemonSet mounts."""
+    found = plain(core.list_namespaced_config_map(namespace, label_selector=_selector()).items)
+    if len(found) > 1:
+        daemonset = plain(apps.read_namespaced_daemon_set(DEVICE_PLUGIN_DAEMONSET, namespace))
+        mounted = {
+            (v.get("configMap") or {}).get("name")
+            for v in daemonset["spec"]["template"]["spec"].get("volumes") or []
+        }
+        found = [c for c in found if _name(c) in mounted] or found
+    return found[0] if found else None
+
+
+def read_cluster(stack: str, kubeconfig: str | None) -> dict:
+    """The collected state of the stack's cluster; VerifyError when it cannot be read."""
+    from kubernetes import config as kube_config
+    from kubernetes.client import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        settings = settings_of_stack(stack)
+    except FileNotFoundError:
+        raise VerifyError(f"no stack file Pulumi.{stack}.yaml") from None
+    except ConfigError as exc:
+        raise VerifyError(f"Pulumi.{stack}.yaml is not valid: {exc}") from None
+    try:
+        if kubeconfig:
+            api = kube_config.new_client_from_config(config_file=kubeconfig)
+        else:
+            api = kube_config.new_client_from_config_dict(
+                kubeconfig_dict(stack_output(stack, "kubeconfig"))
+            )
+    except kube_config.ConfigException as exc:
+        raise VerifyError(f"cannot use the kubeconfig: {exc}") from None
+    try:
+        return collect(
+            api, namespace=settings.device_plugin.namespace, expected=expectations(settings)
+        )
+    except ApiException as exc:
+        raise VerifyError(f"the cluster refused a read: {exc.status} {exc.reason}") from None
+    except HTTPError as exc:
+        host = api.configuration.host
+        raise VerifyError(f"cannot reach the cluster at {host}: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stack", help="stack name")
@@ -335,24 +570,11 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.state) as f:
             state = json.load(f)
     else:
-        from kubernetes import config as kube_config
-
-        from eks_gpu_slicing.stack_files import settings_of_stack
-
-        settings = settings_of_stack(args.stack)
-        if args.kubeconfig:
-            api = kube_config.new_client_from_config(config_file=args.kubeconfig)
-        else:
-            api = kube_config.new_client_from_config_dict(
-                kubeconfig_dict(stack_output(args.stack, "kubeconfig"))
-            )
-        expected = {f"gpu-{name}": g.sharing for name, g in settings.gpu_node_groups.items()}
-        state = collect(
-            api,
-            config_map=stack_output(args.stack, "devicePluginConfigMap"),
-            namespace=settings.device_plugin.namespace,
-            expected=expected,
-        )
+        try:
+            state = read_cluster(args.stack, args.kubeconfig)
+        except VerifyError as exc:
+            print(f"verify: {exc}", file=sys.stderr)
+            return 2
     results = verify(state)
     print(table(results))
     failed = [r for r in results if not r.ok]

@@ -1,88 +1,416 @@
-"""`make verify` over recorded API responses: a healthy cluster passes; each common failure
-is reported on the right node and check, and makes the command exit non-zero."""
+"""`make verify` end to end: the real Kubernetes client reads a recorded cluster from a fake
+API server (tests/fake_kube_api.py). A healthy cluster passes with no Pulumi CLI on PATH;
+each fault is reported on the right check and object, and makes the command exit non-zero.
+
+The recorded cluster (fixtures/verify/cluster.json) belongs to the stack in
+fixtures/verify/Pulumi.verify.yaml: time-sliced groups t4 and a10g, an MPS group, a shared
+Karpenter pool g6 and an unshared pool `whole`; only the t4 node runs GPU pods (the demo).
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from eks_gpu_slicing import verify
+from eks_gpu_slicing import facts, karpenter, stack_files, verify
+from eks_gpu_slicing.device_plugin import CONFIG_MAP_LABELS
+from eks_gpu_slicing.mocks import run_program
+from tests.fake_kube_api import FakeKubeApi
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
+STACK = "verify"
+RECORDED = json.loads((FIXTURES / "cluster.json").read_text())
+T4, A10G, MPS, POOL, WHOLE = (f"ip-10-0-{i}-{i}0.us-west-2.compute.internal" for i in range(1, 6))
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 
 
-def state(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+@pytest.fixture(autouse=True)
+def stack_file(monkeypatch):
+    """Verify reads the fixture's stack file, as it reads Pulumi.<stack>.yaml at the root."""
+    monkeypatch.setattr(
+        verify, "settings_of_stack", functools.partial(stack_files.settings_of_stack, root=FIXTURES)
+    )
 
 
-def failures(results):
-    return [(r.check, r.subject.split(".", 1)[0]) for r in results if not r.ok]
+@pytest.fixture
+def no_pulumi(monkeypatch, tmp_path):
+    """A PATH on which there is no Pulumi CLI."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert shutil.which("pulumi") is None
 
 
-@pytest.mark.parametrize("name", ["healthy", "karpenter-and-metrics"])
-def test_a_working_cluster_passes_every_check(name):
-    results = verify.verify(state(name))
-    assert failures(results) == []
-    checks = {r.check for r in results}
-    assert {"device plugin", "config label", "allocatable", "mps daemon", "demo sharing"} <= checks
-    if name == "karpenter-and-metrics":
-        assert {"karpenter", "node overlay", "gpu metrics"} <= checks
+@pytest.fixture
+def cluster() -> dict:
+    """The recorded cluster, for one test to break."""
+    return copy.deepcopy(RECORDED)
+
+
+def obj(cluster: dict, kind: str, name: str) -> dict:
+    (found,) = [
+        o for o in cluster["objects"] if o["kind"] == kind and o["metadata"]["name"] == name
+    ]
+    return found
+
+
+def pods_on(cluster: dict, node: str) -> list[dict]:
+    return [o for o in cluster["objects"] if o["kind"] == "Pod" and o["spec"]["nodeName"] == node]
+
+
+def remove(cluster: dict, target: dict) -> None:
+    cluster["objects"] = [o for o in cluster["objects"] if o is not target]
+
+
+def crash_loop(pod: dict, container: str) -> None:
+    """What the API server shows for a container restarting over and over."""
+    for condition in pod["status"]["conditions"]:
+        if condition["type"] in ("Ready", "ContainersReady"):
+            condition.update(status="False", reason="ContainersNotReady")
+    for status in pod["status"]["containerStatuses"]:
+        if status["name"] == container:
+            status.update(
+                ready=False,
+                started=False,
+                restartCount=7,
+                state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
+            )
+
+
+def run(cluster: dict, tmp_path: Path, capsys, *, resources=()) -> tuple[int, str, FakeKubeApi]:
+    """`make verify STACK=verify KUBECONFIG_FILE=...` against the cluster: (exit code,
+    printed table, the fake server with the paths the client asked for)."""
+    with FakeKubeApi(
+        cluster["objects"], logs=cluster["logs"], proxy=cluster["proxy"], resources=resources
+    ) as api:
+        kubeconfig = api.kubeconfig(tmp_path / "kubeconfig")
+        code = verify.main([STACK, "--kubeconfig", str(kubeconfig)])
+    return code, capsys.readouterr().out, api
+
+
+def failures(table: str) -> list[tuple[str, str, str]]:
+    """(check, subject, detail) of each FAIL row of the printed table."""
+    rows = [re.split(r"\s{2,}", line, maxsplit=3) for line in table.splitlines()]
+    return [tuple(row[1:]) for row in rows if row[0] == "FAIL"]
+
+
+def failed(table: str) -> list[tuple[str, str]]:
+    return [(check, subject) for check, subject, _ in failures(table)]
+
+
+# --- A healthy cluster -----------------------------------------------------------------------
+
+
+def test_a_healthy_cluster_passes_with_only_a_kubeconfig(cluster, tmp_path, capsys, no_pulumi):
+    code, table, api = run(cluster, tmp_path, capsys)
+    assert failures(table) == []
+    assert code == 0 and "0 failed" in table
+    for node in (T4, A10G, MPS, POOL, WHOLE):
+        assert re.search(rf"^ok\s+device plugin\s+{re.escape(node)}", table, re.MULTILINE)
+    # Idle GPUs: their exporters serve device-level series only, and pass.
+    assert table.count("device-level series (no pod on this node uses a GPU)") == 4
+    assert re.search(r"^ok\s+mps daemon\s+" + re.escape(MPS), table, re.MULTILINE)
+    # The sharing ConfigMap was found by its labels, not named by a stack output.
+    assert f"/api/v1/namespaces/{facts.DEVICE_PLUGIN_DEFAULT_NAMESPACE}/configmaps" in api.requests
+
+
+def test_overlays_are_expected_only_for_shared_pools(cluster, tmp_path, capsys):
+    settings = verify.settings_of_stack(STACK)
+    expected = verify.expectations(settings)
+    # The same function the program registers overlays with: `whole` is unshared, so none.
+    assert expected["expectedOverlays"] == sorted(
+        o["metadata"]["name"]
+        for name, pool in settings.karpenter_pools.items()
+        for o in karpenter.node_overlays(
+            pool_name=name, pool=pool, profile=settings.sharing[pool.sharing]
+        ).values()
+    )
+    assert "gpu-whole" in expected["expectedNodePools"]
+    assert not any(o.startswith("gpu-whole") for o in expected["expectedOverlays"])
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 0
+    assert re.findall(r"^ok\s+node overlay\s+(\S+)", table, re.MULTILINE) == ["gpu-g6-1gpu"]
+
+
+def test_the_programs_own_configmap_is_found_by_its_labels(cluster, tmp_path, capsys):
+    """The ConfigMap the program registers (under mocks) replaces the recorded one."""
+    deployment = run_program(stack_files.engine_config_of_stack(STACK, FIXTURES), stack=STACK)
+    registered = deployment.one(CONFIG_MAP).inputs
+    assert registered["metadata"]["labels"] == CONFIG_MAP_LABELS
+    recorded = next(
+        o
+        for o in cluster["objects"]
+        if o["kind"] == "ConfigMap" and o["metadata"].get("labels") == CONFIG_MAP_LABELS
+    )
+    recorded["data"] = registered["data"]
+    recorded["metadata"]["labels"] = registered["metadata"]["labels"]
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert (code, failures(table)) == (0, [])
+
+
+# --- Faults ---------------------------------------------------------------------------------
+
+
+def test_a_crash_looping_plugin_beside_a_ready_mps_daemon_fails(cluster, tmp_path, capsys):
+    """The chart gives the plugin, MPS daemon and GFD pods one `app.kubernetes.io/name`."""
+    on_mps = pods_on(cluster, MPS)
+    names = {p["metadata"]["labels"]["app.kubernetes.io/name"] for p in on_mps[:3]}
+    assert names == {facts.DEVICE_PLUGIN_CHART}  # plugin, MPS daemon, GFD: one label
+    plugin = next(p for p in on_mps if verify.is_device_plugin(p))
+    crash_loop(plugin, verify.DEVICE_PLUGIN_CONTAINER)
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    ((check, subject, detail),) = failures(table)
+    assert (check, subject) == ("device plugin", MPS)
+    assert detail == "nvidia-device-plugin-ctr not ready (CrashLoopBackOff, 7 restarts)"
+
+
+def test_plugin_pods_are_told_apart_by_daemonset_or_container():
+    pods = [p for p in RECORDED["objects"] if p["kind"] == "Pod"]
+    plugin = [p["metadata"]["name"] for p in pods if verify.is_device_plugin(p)]
+    daemon = [p["metadata"]["name"] for p in pods if verify.is_mps_daemon(p)]
+    assert len(plugin) == 5 and all("mps" not in n and "discovery" not in n for n in plugin)
+    assert daemon == ["nvidia-device-plugin-mps-control-daemon-m5n6b"]
+    # Without an owner reference (a plugin run outside the chart), the container decides.
+    bare = copy.deepcopy(next(p for p in pods if verify.is_device_plugin(p)))
+    del bare["metadata"]["ownerReferences"]
+    assert verify.is_device_plugin(bare) and not verify.is_mps_daemon(bare)
+    # The chart's naming rule for the DaemonSets (templates/_helpers.tpl `fullname`).
+    release, chart = facts.DEVICE_PLUGIN_RELEASE_NAME, facts.DEVICE_PLUGIN_CHART
+    assert verify.chart_fullname(release, chart) == verify.DEVICE_PLUGIN_DAEMONSET
+    assert verify.chart_fullname("gpu", "nvidia-device-plugin") == "gpu-nvidia-device-plugin"
+
+
+def test_a_node_class_that_cannot_resolve_its_ami_fails_with_it_pool(cluster, tmp_path, capsys):
+    node_class = obj(cluster, "EC2NodeClass", "gpu-g6")
+    for condition in node_class["status"]["conditions"]:
+        if condition["type"] in ("AMIsReady", "Ready"):
+            condition.update(
+                status="False",
+                reason="AMINotFound" if condition["type"] == "AMIsReady" else "UnhealthyDependents",
+                message="AMISelector did not match any AMIs",
+            )
+    pool = obj(cluster, "NodePool", "gpu-g6")
+    for condition in pool["status"]["conditions"]:
+        if condition["type"] in ("NodeClassReady", "Ready"):
+            condition.update(status="False", reason="NodeClassNotReady")
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    assert failures(table) == [
+        ("node class", "gpu-g6", "AMIsReady: AMINotFound (AMISelector did not match any AMIs)"),
+        ("node pool", "gpu-g6", "NodeClassReady: NodeClassNotReady"),
+    ]
+
+
+def test_karpenter_objects_missing_or_not_installed_fail(cluster, tmp_path, capsys):
+    remove(cluster, obj(cluster, "NodeOverlay", "gpu-g6-1gpu"))
+    code, table, _ = run(
+        cluster, tmp_path, capsys, resources=["apis/karpenter.sh/v1alpha1/nodeoverlays"]
+    )
+    assert (code, failures(table)) == (1, [("node overlay", "gpu-g6-1gpu", "not found")])
+
+    karpenter_kinds = {"EC2NodeClass", "NodePool", "NodeOverlay", "Deployment"}
+    cluster["objects"] = [o for o in cluster["objects"] if o["kind"] not in karpenter_kinds]
+    code, table, _ = run(cluster, tmp_path, capsys)  # no CRDs: their paths are 404
+    assert code == 1
+    assert failed(table) == [
+        ("karpenter", "controller"),
+        ("node class", "gpu-g6"),
+        ("node class", "gpu-whole"),
+        ("node pool", "gpu-g6"),
+        ("node pool", "gpu-whole"),
+        ("node overlay", "gpu-g6-1gpu"),
+    ]
+
+
+def test_an_exporter_without_series_for_the_pods_using_its_gpu_fails(cluster, tmp_path, capsys):
+    exporter = next(p for p in pods_on(cluster, T4) if "dcgm" in p["metadata"]["name"])
+    name = exporter["metadata"]["name"]
+    key = f"gpu-monitoring/{name}:9400/metrics"
+    # What the exporter serves when it does not attribute (e.g. the pods' resource is not in
+    # NVIDIA_RESOURCE_NAMES): device-level series only.
+    cluster["proxy"][key] = (
+        "\n".join(line for line in cluster["proxy"][key].splitlines() if "pod=" not in line)
+        + '\nDCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-5c1d8a2e-3b7f-4e59-9a1c-0d2e4f6a8b01"} 37\n'
+    )
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    ((check, subject, detail),) = failures(table)
+    assert (check, subject) == ("gpu metrics", name)
+    demo = sorted(
+        p["metadata"]["name"]
+        for p in pods_on(cluster, T4)
+        if "gpu-deployment" in p["metadata"]["name"]
+    )
+    assert detail == f"no series with pod label for {', '.join(demo)}"
+
+
+def test_an_exporter_that_is_not_ready_fails(cluster, tmp_path, capsys):
+    exporter = next(p for p in pods_on(cluster, A10G) if "dcgm" in p["metadata"]["name"])
+    crash_loop(exporter, "exporter")
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    assert failed(table) == [("gpu metrics", exporter["metadata"]["name"])]
+
+
+def _no_plugin_on_t4(cluster):
+    remove(cluster, next(p for p in pods_on(cluster, T4) if verify.is_device_plugin(p)))
+
+
+def _replicas_not_applied(cluster):
+    obj(cluster, "Node", T4)["status"]["allocatable"]["nvidia.com/gpu"] = "1"
+
+
+def _a10g_on_the_default_profile(cluster):
+    node = obj(cluster, "Node", A10G)
+    node["metadata"]["labels"][facts.DEVICE_PLUGIN_CONFIG_LABEL] = "default"
+    node["status"]["allocatable"]["nvidia.com/gpu"] = "10"
+
+
+def _pool_node_on_another_profile(cluster):
+    node = obj(cluster, "Node", POOL)
+    node["metadata"]["labels"][facts.DEVICE_PLUGIN_CONFIG_LABEL] = "small-slices"
+    node["status"]["allocatable"]["nvidia.com/gpu"] = "4"
+
+
+def _no_mps_daemon(cluster):
+    remove(cluster, next(p for p in pods_on(cluster, MPS) if verify.is_mps_daemon(p)))
 
 
 @pytest.mark.parametrize(
-    ("name", "expected", "words"),
+    ("fault", "expected", "words"),
     [
-        ("plugin-not-scheduled", ("device plugin", "ip-10-0-1-10"), "no device plugin pod"),
-        ("replicas-not-applied", ("allocatable", "ip-10-0-1-10"), "replicas not applied"),
-        ("wrong-profile", ("config label", "ip-10-0-2-20"), "expected 'small-slices'"),
-        ("mps-daemon-missing", ("mps daemon", "ip-10-0-3-30"), "no MPS control daemon"),
+        (_no_plugin_on_t4, ("device plugin", T4), "no device plugin pod"),
+        (_replicas_not_applied, ("allocatable", T4), "replicas not applied"),
+        (_a10g_on_the_default_profile, ("config label", A10G), "expected 'small-slices'"),
+        (_pool_node_on_another_profile, ("config label", POOL), "expected 'default'"),
+        (_no_mps_daemon, ("mps daemon", MPS), "no MPS control daemon"),
     ],
 )
-def test_each_recorded_failure_is_named(name, expected, words, capsys):
-    results = verify.verify(state(name))
-    assert failures(results) == [expected]
-    assert any(words in r.detail for r in results if not r.ok)
-    assert verify.main(["dev", "--state", str(FIXTURES / f"{name}.json")]) == 1
-    assert "FAIL" in capsys.readouterr().out
+def test_each_node_fault_is_named(cluster, tmp_path, capsys, fault, expected, words):
+    fault(cluster)
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    ((check, subject, detail),) = failures(table)
+    assert (check, subject) == expected and words in detail
 
 
-def test_healthy_exit_zero(capsys):
-    assert verify.main(["dev", "--state", str(FIXTURES / "healthy.json")]) == 0
+def test_bottlerocket_nodes_use_the_built_in_plugin(cluster, tmp_path, capsys):
+    _no_plugin_on_t4(cluster)
+    node = obj(cluster, "Node", T4)
+    node["status"]["nodeInfo"]["osImage"] = "Bottlerocket OS 1.50.0 (aws-k8s-1.35-nvidia)"
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert (code, failures(table)) == (0, [])
+    assert re.search(rf"^ok\s+device plugin\s+{re.escape(T4)}\s+Bottlerocket", table, re.M)
+
+
+def test_demo_pods_on_different_gpus_or_not_ready_fail(cluster, tmp_path, capsys):
+    for i, key in enumerate(sorted(cluster["logs"])):
+        cluster["logs"][key] = (
+            f"GPU 0: Tesla T4 (UUID: GPU-0000000{i}-0000-0000-0000-000000000000)\n"
+        )
+    demo = [p for p in pods_on(cluster, T4) if "gpu-deployment" in p["metadata"]["name"]]
+    crash_loop(demo[-1], "cuda")
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    assert failed(table) == [("demo pods", "3 pods"), ("demo sharing", "3 pods")]
+
+
+def test_the_configmap_is_found_by_label_and_the_mounted_one_wins(cluster, tmp_path, capsys):
+    current = next(
+        o
+        for o in cluster["objects"]
+        if o["kind"] == "ConfigMap" and o["metadata"].get("labels") == CONFIG_MAP_LABELS
+    )
+    # An old one, still there for a moment after a profile change (create-before-delete).
+    old = copy.deepcopy(current)
+    old["metadata"]["name"] = "nvidia-device-plugin-config-0ld0ne00"
+    old["data"] = {"default": current["data"]["small-slices"]}
+    cluster["objects"].insert(0, old)
+    code, table, api = run(cluster, tmp_path, capsys)
+    assert (code, failures(table)) == (0, [])
+    assert "/apis/apps/v1/namespaces/kube-system/daemonsets/nvidia-device-plugin" in api.requests
+
+    cluster["objects"] = [
+        o
+        for o in cluster["objects"]
+        if o["kind"] != "ConfigMap" or o["metadata"]["name"] == "coredns"
+    ]
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    assert ("sharing config", "kube-system") in failed(table)
+
+
+# --- Without a cluster or the Pulumi CLI: one line, no traceback ------------------------------
+
+
+def test_without_kubeconfig_or_pulumi_cli_one_line_says_what_to_do(capsys, no_pulumi):
+    assert verify.main([STACK]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and len(out.err.strip().splitlines()) == 1
+    assert "Pulumi CLI is not installed" in out.err and "KUBECONFIG_FILE=" in out.err
+
+
+def test_a_failing_pulumi_cli_is_one_line(capsys, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pulumi = bin_dir / "pulumi"
+    pulumi.write_text(
+        "#!/bin/sh\necho 'error: no stack named '\\''verify'\\'' found' >&2\nexit 255\n"
+    )
+    pulumi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert verify.main([STACK]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no stack named 'verify' found" in err
+
+
+def test_an_unreachable_cluster_or_missing_kubeconfig_is_one_line(capsys, tmp_path):
+    with FakeKubeApi([]) as api:
+        kubeconfig = api.kubeconfig(tmp_path / "kubeconfig")
+    # The server is gone: its port refuses connections.
+    assert verify.main([STACK, "--kubeconfig", str(kubeconfig)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("verify: cannot reach the cluster at http://127.0.0.1:")
+    assert err.count("\n") == 1
+    assert verify.main([STACK, "--kubeconfig", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("verify: cannot use the kubeconfig")
+
+
+# --- The collected state, and small pieces -----------------------------------------------------
+
+
+def test_a_collected_state_replays_with_state(cluster, tmp_path, capsys):
+    from kubernetes import config as kube_config
+
+    with FakeKubeApi(cluster["objects"], logs=cluster["logs"], proxy=cluster["proxy"]) as api:
+        client = kube_config.new_client_from_config(str(api.kubeconfig(tmp_path / "kc")))
+        state = verify.collect(
+            client,
+            namespace=facts.DEVICE_PLUGIN_DEFAULT_NAMESPACE,
+            expected=verify.expectations(verify.settings_of_stack(STACK)),
+        )
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert verify.main([STACK, "--state", str(tmp_path / "state.json")]) == 0
     assert "0 failed" in capsys.readouterr().out
 
 
-def test_bottlerocket_nodes_use_the_built_in_plugin():
-    s = state("plugin-not-scheduled")
-    s["nodes"][0]["status"]["nodeInfo"]["osImage"] = "Bottlerocket OS 1.50.0 (aws-k8s-1.35-nvidia)"
-    results = verify.verify(s)
-    plugin = next(r for r in results if r.check == "device plugin" and "10-0-1-10" in r.subject)
-    assert plugin.ok and "Bottlerocket" in plugin.detail
-
-
-def test_demo_pods_on_different_gpus_or_not_running_fail():
-    s = state("healthy")
-    for i, name in enumerate(sorted(s["logs"])):
-        s["logs"][name] = f"GPU 0: Tesla T4 (UUID: GPU-0000000{i}-0000-0000-0000-000000000000)\n"
-    s["pods"][-1]["status"]["phase"] = "Pending"
-    assert set(failures(verify.verify(s))) == {("demo pods", "3 pods"), ("demo sharing", "3 pods")}
-
-
-def test_karpenter_and_exporter_failures():
-    s = state("karpenter-and-metrics")
-    s["karpenter"][0]["status"]["readyReplicas"] = 0
-    s["nodeOverlays"][0]["status"]["conditions"][0]["status"] = "False"
-    s["metrics"]["dcgm-exporter-h2j4k"] = 'DCGM_FI_DEV_GPU_UTIL{gpu="0",pod=""} 37\n'
-    assert set(failures(verify.verify(s))) == {
-        ("karpenter", "controller"),
-        ("node overlay", "gpu-g6-1gpu"),
-        ("gpu metrics", "dcgm-exporter-h2j4k"),
-    }
-    s = copy.deepcopy(state("karpenter-and-metrics"))
-    s["nodeOverlays"] = []
-    assert failures(verify.verify(s)) == [("node overlay", "-")]
+def test_the_fake_server_answers_only_what_it_holds():
+    with FakeKubeApi(RECORDED["objects"]) as api:
+        assert api.answer("/api/v1/secrets", {})[0] == 404
+        assert api.answer("/apis/karpenter.sh/v1/nodeclaims", {})[0] == 404
+        assert api.answer("/api/v1/namespaces/kube-system/configmaps/nope", {})[0] == 404
+        status, body = api.answer(
+            "/api/v1/namespaces/kube-system/configmaps",
+            {"labelSelector": [verify._selector()]},
+        )
+        assert status == 200 and len(body["items"]) == 1
 
 
 def test_renamed_and_mps_profiles_advertise_their_resource():

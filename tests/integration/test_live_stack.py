@@ -16,7 +16,8 @@ import uuid
 import pytest
 
 from eks_gpu_slicing import verify
-from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack
+from eks_gpu_slicing.settings import load_settings
+from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, raw_settings
 
 ENABLED = os.environ.get("EKS_GPU_SLICING_INTEGRATION") == "1"
 HAS_AWS = any(
@@ -54,11 +55,11 @@ def test_dev_stack_comes_up_shares_gpus_and_goes_away():
         api = kube_config.new_client_from_config_dict(
             verify.kubeconfig_dict(outputs["kubeconfig"].value)
         )
+        settings = load_settings(raw_settings(config), stack=name)
         state = verify.collect(
             api,
-            config_map=outputs["devicePluginConfigMap"].value,
-            namespace="kube-system",
-            expected={"gpu-t4": "default"},
+            namespace=settings.device_plugin.namespace,
+            expected=verify.expectations(settings),
         )
         results = verify.verify(state)
         print(verify.table(results))
