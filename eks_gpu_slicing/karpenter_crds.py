@@ -9,6 +9,7 @@ registry once and cached by version, or a local copy named by KARPENTER_CRD_DIR.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -19,6 +20,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import oras.provider  # imports oras.decorator (importing that first is an import cycle)
+import requests
 import yaml
 
 from eks_gpu_slicing import facts
@@ -29,6 +32,7 @@ CACHE_APP = "eks-gpu-slicing"
 # Helm's media type for a chart archive in an OCI registry (helm pkg/registry/constants.go).
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+REQUEST_TIMEOUT_S = 30
 
 # The karpenter-crd chart's CRD files carry one template block: `{{- with
 # .Values.additionalAnnotations }}` ... `{{- end }}` in metadata.annotations. With the chart's
@@ -65,14 +69,24 @@ def karpenter_crd_dir(
         return cached
     try:
         pull_chart_crds(chart, version, cached, plain_http=plain_http)
-    except Exception as exc:  # any failure of the pull ends in the same advice
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+    except (OSError, ValueError, KeyError, tarfile.TarError, yaml.YAMLError) as exc:
+        # requests' errors are OSErrors; oras raises ValueError for refused requests.
+        reason = _reason(exc, chart)
         raise CrdsUnavailable(
             f"Karpenter CRDs unavailable: pulling {chart}:{version} failed ({reason}); "
             f"set {CRD_DIR_ENV} to a folder with that chart's CRD files "
             f"(`helm pull {chart} --version {version} --untar`, then its templates/)"
         ) from exc
     return cached
+
+
+def _reason(exc: Exception, chart: str) -> str:
+    host = chart.removeprefix("oci://").split("/")[0]
+    if isinstance(exc, requests.Timeout):
+        return f"no answer from {host} in {REQUEST_TIMEOUT_S} s"
+    if isinstance(exc, requests.ConnectionError):
+        return f"cannot reach {host}"
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def cache_dir(version: str, environ: Mapping[str, str] | None = None) -> Path:
@@ -87,8 +101,16 @@ def crd_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*_*.yaml")) if folder.is_dir() else []
 
 
+def read_crd_file(path: Path) -> str:
+    """A CRD file's text; a chart template (a `helm pull --untar` copy) rendered."""
+    return render_crd_template(path.read_text())
+
+
 def has_crds(folder: Path) -> bool:
-    return any(_is_crd_file(p.read_text()) for p in crd_files(folder))
+    try:
+        return any(_is_crd_file(read_crd_file(p)) for p in crd_files(folder))
+    except ValueError:
+        return False
 
 
 def pull_chart_crds(chart: str, version: str, dest: Path, *, plain_http: bool = False) -> Path:
@@ -168,15 +190,18 @@ def _is_crd_file(text: str) -> bool:
     )
 
 
-def _registry(host: str, plain_http: bool):
-    import oras.decorator
-    import oras.provider
+class _ChartRegistry(oras.provider.Registry):
+    # oras retries a failed request five times with waits up to 83 s, and requests waits
+    # for an answer forever: an unreachable registry should end `make check` in seconds.
+    do_request = oras.decorator.retry(attempts=1, timeout=1)(
+        oras.provider.Registry.do_request.__wrapped__
+    )
 
-    class ChartRegistry(oras.provider.Registry):
-        # oras retries a failed request five times with waits up to 83 s; an unreachable
-        # registry should end `make check` in seconds with the advice above.
-        do_request = oras.decorator.retry(attempts=1, timeout=1)(
-            oras.provider.Registry.do_request.__wrapped__
-        )
+    def __init__(self, hostname: str, insecure: bool) -> None:
+        super().__init__(hostname=hostname, insecure=insecure)
+        # The session is shared with the token backend, so this covers the token request.
+        self.session.request = functools.partial(self.session.request, timeout=REQUEST_TIMEOUT_S)
 
-    return ChartRegistry(hostname=host, insecure=plain_http)
+
+def _registry(host: str, plain_http: bool) -> oras.provider.Registry:
+    return _ChartRegistry(hostname=host, insecure=plain_http)

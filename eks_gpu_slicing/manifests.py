@@ -18,7 +18,7 @@ import kubernetes_validate
 import yaml
 
 from eks_gpu_slicing.crd_cel import CelResult, evaluate_object
-from eks_gpu_slicing.karpenter_crds import crd_files, karpenter_crd_dir
+from eks_gpu_slicing.karpenter_crds import crd_files, karpenter_crd_dir, read_crd_file
 from eks_gpu_slicing.mocks import Registration
 
 
@@ -93,7 +93,7 @@ def crd_versions(crd_dir: Path | None = None) -> dict[tuple[str, str], dict[str,
 def _crd_versions(crd_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for path in crd_files(crd_dir):
-        for document in yaml.safe_load_all(path.read_text()):
+        for document in yaml.safe_load_all(read_crd_file(path)):
             if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
                 continue
             spec = document["spec"]
