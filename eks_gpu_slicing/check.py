@@ -3,13 +3,16 @@
     python -m eks_gpu_slicing.check dev      (or: make check STACK=dev)
 
 - built-in Kubernetes objects against the OpenAPI schema of the stack's Kubernetes version;
-- custom resources (Karpenter) against the v1 CRD schemas in ../shared/reference;
+- custom resources (Karpenter) against the pinned karpenter-crd chart's CRDs: their OpenAPI
+  schemas and their CEL rules (x-kubernetes-validations); see karpenter_crds for where the
+  CRDs come from (KARPENTER_CRD_DIR, the cache, or the chart's OCI registry);
 - each device-plugin config entry against the plugin's own rules;
 - Helm values against the value paths each pinned chart's templates read;
 - the policy pack's rules over the rendered graph.
 
 Exit 1 with every violation, each naming the resource and the rule; advisory rules and
-things that could not be checked are printed as notices.
+things that could not be checked are printed as notices. Exit 1 with one line when the CRDs
+cannot be had.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ import yaml
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.device_plugin import check_device_plugin_config
 from eks_gpu_slicing.helm import CHART_VALUE_PATHS, unknown_value_paths
+from eks_gpu_slicing.karpenter_crds import CrdsUnavailable, karpenter_crd_dir
 from eks_gpu_slicing.manifests import (
-    KARPENTER_CRD_DIR,
     builtin_problems,
-    crd_schemas,
+    crd_versions,
+    custom_resource_cel,
     custom_resource_problems,
     is_builtin_kind,
     is_helm_release,
@@ -49,18 +53,18 @@ from eks_gpu_slicing.stack_files import StackFileError
 class Report:
     violations: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)  # what was checked, e.g. CEL rule counts
 
     def fail(self, resource: str, rule: str, message: str) -> None:
         self.violations.append(f"{resource}: [{rule}] {message}")
 
 
-def check_rendered(rendered: Rendered, crd_dir: Path = KARPENTER_CRD_DIR) -> Report:
+def check_rendered(rendered: Rendered, crd_dir: Path | None = None) -> Report:
+    """Raises CrdsUnavailable when the stack has custom resources and the CRDs can be had
+    neither from `crd_dir` nor as karpenter_crd_dir() finds them."""
     report = Report()
     deployment = rendered.deployment
     version = rendered.settings.kubernetes_version
-    have_crds = bool(crd_schemas(crd_dir))
-    if not have_crds:
-        report.notices.append(f"no CRD schemas in {crd_dir}: custom resources not validated")
 
     for urn, manifest in rendered.manifests.items():
         registration = deployment.resources[urn]
@@ -68,12 +72,22 @@ def check_rendered(rendered: Rendered, crd_dir: Path = KARPENTER_CRD_DIR) -> Rep
         if is_builtin_kind(registration.type):
             for problem in builtin_problems(manifest, version):
                 report.fail(where, f"openapi-{version}", problem)
-        elif have_crds:
-            problems = custom_resource_problems(manifest, crd_dir)
-            if problems is None:
+            continue
+        if crd_dir is None:  # only a stack with custom resources needs the CRDs
+            crd_dir = karpenter_crd_dir()
+        problems = custom_resource_problems(manifest, crd_dir)
+        if problems is None:
+            group = manifest["apiVersion"].split("/")[0]
+            if group in {api_version.split("/")[0] for api_version, _ in crd_versions(crd_dir)}:
+                # The CRDs serve this group, but not this version or kind: the API server
+                # would answer "no matches for kind".
+                report.fail(where, "crd-schema", f"no CRD serves {manifest['apiVersion']}")
+            else:
                 report.notices.append(f"{where}: no CRD schema for {manifest['apiVersion']}")
-            for problem in problems or []:
-                report.fail(where, "crd-schema", problem)
+            continue
+        for problem in problems:
+            report.fail(where, "crd-schema", problem)
+        _check_cel_rules(manifest, crd_dir, report)
 
     config_maps = {
         (m["metadata"].get("namespace"), m["metadata"].get("name")): m
@@ -105,6 +119,19 @@ def check_rendered(rendered: Rendered, crd_dir: Path = KARPENTER_CRD_DIR) -> Rep
         else:
             report.notices.append(f"{target}: [advisory:{violation.rule}] {violation.message}")
     return report
+
+
+def _check_cel_rules(manifest: Mapping[str, Any], crd_dir: Path, report: Report) -> None:
+    """The CRD's CEL rules, as the API server runs them on create: `<kind>/<name> <path>:
+    <message>` for each broken (or unevaluable) rule."""
+    result = custom_resource_cel(manifest, crd_dir)
+    obj = f"{manifest['kind']}/{manifest['metadata'].get('name')}"
+    report.violations.extend(f"{obj} {failure}" for failure in result.failures)
+    skipped = f", {result.transition_skipped} transition rule(s) skipped"
+    report.checked.append(
+        f"{obj}: {result.evaluated} CEL rules evaluated, {len(result.failures)} failed"
+        + (skipped if result.transition_skipped else "")
+    )
 
 
 def _check_device_plugin(
@@ -147,7 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write(rendered, BUILD_DIR / args.stack)
     print("\n".join(summary(rendered, dt.date.today())))
-    report = check_rendered(rendered)
+    try:
+        report = check_rendered(rendered)
+    except CrdsUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in report.checked:
+        print(line)
     for notice in report.notices:
         print(f"notice: {notice}")
     if report.violations:

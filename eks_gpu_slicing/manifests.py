@@ -1,6 +1,6 @@
 """Kubernetes objects as the provider would send them, read back from a mocked run, and
 their validation: built-in kinds against the cluster version's OpenAPI schema
-(kubernetes-validate), custom resources against their CRDs' schemas.
+(kubernetes-validate), custom resources against their CRDs' schemas and CEL rules.
 
 Shared by the tests, `make render` and `make check`.
 """
@@ -17,11 +17,9 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from eks_gpu_slicing.crd_cel import CelResult, evaluate_object
+from eks_gpu_slicing.karpenter_crds import crd_files, karpenter_crd_dir, read_crd_file
 from eks_gpu_slicing.mocks import Registration
-from eks_gpu_slicing.stack_files import ROOT
-
-# Where CI and every worktree keep the upstream CRDs (outside the repository, never copied).
-KARPENTER_CRD_DIR = ROOT.parent / "shared" / "reference" / "karpenter-1.14.1"
 
 
 def is_kubernetes_object(type_: str) -> bool:
@@ -80,23 +78,39 @@ def builtin_problems(manifest: Mapping[str, Any], kubernetes_version: str) -> li
 # --- Custom resources --------------------------------------------------------------------------
 
 
+def crd_schemas(crd_dir: Path | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(apiVersion, kind): openAPIV3Schema made strict} of every CRD in a folder ({} if
+    absent); by default the pinned karpenter-crd chart's (karpenter_crds)."""
+    return _strict_schemas(crd_dir or karpenter_crd_dir())
+
+
+def crd_versions(crd_dir: Path | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(apiVersion, kind): openAPIV3Schema as the CRD has it, CEL rules included}."""
+    return _crd_versions(crd_dir or karpenter_crd_dir())
+
+
 @cache
-def crd_schemas(crd_dir: Path = KARPENTER_CRD_DIR) -> dict[tuple[str, str], dict[str, Any]]:
-    """{(apiVersion, kind): openAPIV3Schema} of every CRD file in a folder ({} if absent)."""
+def _crd_versions(crd_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
-    if not crd_dir.is_dir():
-        return schemas
-    for path in sorted(crd_dir.glob("*_*.yaml")):  # CRD files: <group>_<plural>.yaml
-        for document in yaml.safe_load_all(path.read_text()):
+    for path in crd_files(crd_dir):
+        for document in yaml.safe_load_all(read_crd_file(path)):
             if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
                 continue
             spec = document["spec"]
             for version in spec["versions"]:
-                schema = version["schema"]["openAPIV3Schema"]
-                strict = _strict(schema)
-                # `metadata` is the API server's to check (the CRD leaves it open).
-                strict["properties"]["metadata"] = {"type": "object"}
-                schemas[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = strict
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                schemas[key] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+@cache
+def _strict_schemas(crd_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    schemas = {}
+    for key, schema in _crd_versions(crd_dir).items():
+        strict = _strict(schema)
+        # `metadata` is the API server's to check (the CRD leaves it open).
+        strict["properties"]["metadata"] = {"type": "object"}
+        schemas[key] = strict
     return schemas
 
 
@@ -120,10 +134,10 @@ def _strict(schema: Any) -> Any:
 
 
 def custom_resource_problems(
-    manifest: Mapping[str, Any], crd_dir: Path = KARPENTER_CRD_DIR
+    manifest: Mapping[str, Any], crd_dir: Path | None = None
 ) -> list[str] | None:
-    """Problems against the CRD's schema; None when no CRD for it is known. CEL rules
-    (x-kubernetes-validations) are not evaluated."""
+    """Problems against the CRD's OpenAPI schema; None when no CRD for it is known. CEL rules
+    (x-kubernetes-validations): custom_resource_cel."""
     schema = crd_schemas(crd_dir).get((manifest.get("apiVersion"), manifest.get("kind")))
     if schema is None:
         return None
@@ -132,3 +146,11 @@ def custom_resource_problems(
         f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
         for error in sorted(validator.iter_errors(dict(manifest)), key=lambda e: list(e.path))
     ]
+
+
+def custom_resource_cel(
+    manifest: Mapping[str, Any], crd_dir: Path | None = None
+) -> CelResult | None:
+    """The CRD's CEL rules evaluated on the object; None when no CRD for it is known."""
+    schema = crd_versions(crd_dir).get((manifest.get("apiVersion"), manifest.get("kind")))
+    return None if schema is None else evaluate_object(schema, manifest)

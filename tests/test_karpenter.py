@@ -1,6 +1,6 @@
 """Karpenter under mocks: the controller's IAM, queue, Pod Identity and releases; each pool's
-EC2NodeClass, NodePool and NodeOverlays, checked strictly against the v1 CRDs in
-../shared/reference/karpenter-1.14.1 (unknown fields are errors); and the bad-config cases."""
+EC2NodeClass, NodePool and NodeOverlays, checked strictly against the v1 CRDs of the pinned
+karpenter-crd chart (unknown fields are errors); and the bad-config cases."""
 
 from __future__ import annotations
 
@@ -82,14 +82,12 @@ def problems_of(raw: dict[str, Any]) -> list[str]:
 
 def schema_errors(manifest: dict[str, Any]) -> list[str]:
     """Strict validation against the CRD (the same function `make check` uses): unknown
-    fields are errors. CEL rules (x-kubernetes-validations) are not evaluated there; the
-    ones our output could break are checked by hand below."""
-    problems = custom_resource_problems(manifest, KARPENTER_REF)
+    fields are errors. (CEL rules: tests/test_render_check.py.)"""
+    problems = custom_resource_problems(manifest)
     assert problems is not None, f"no CRD for {manifest['apiVersion']} {manifest['kind']}"
     return problems
 
 
-@needs_reference
 @pytest.mark.parametrize("token", [NODE_CLASS, NODE_POOL, NODE_OVERLAY])
 def test_every_custom_resource_validates_strictly_against_its_crd(dev, token):
     registrations = dev.of_type(token)
@@ -100,7 +98,6 @@ def test_every_custom_resource_validates_strictly_against_its_crd(dev, token):
         assert schema_errors(manifest) == []
 
 
-@needs_reference
 def test_v1beta1_fields_are_rejected(dev):
     nodepool = manifest_of(dev.one(NODE_POOL))
     moved = copy.deepcopy(nodepool)
@@ -117,7 +114,6 @@ def test_v1beta1_fields_are_rejected(dev):
     assert any("amiSelectorTerms" in e for e in schema_errors(nodeclass))
 
 
-@needs_reference
 def test_the_strict_check_catches_misspelt_and_mistyped_fields(dev):
     overlay = manifest_of(dev.one(NODE_OVERLAY))
     overlay["spec"]["capacities"] = overlay["spec"].pop("capacity")

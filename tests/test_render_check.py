@@ -12,9 +12,14 @@ import pulumi_aws
 import pytest
 import yaml
 
-from eks_gpu_slicing import check, facts, render
+from eks_gpu_slicing import check, crd_cel, facts, karpenter_crds, render
 from eks_gpu_slicing.helm import value_paths
-from eks_gpu_slicing.manifests import crd_schemas, custom_resource_problems
+from eks_gpu_slicing.manifests import (
+    crd_schemas,
+    crd_versions,
+    custom_resource_cel,
+    custom_resource_problems,
+)
 from eks_gpu_slicing.mocks import MOCK_ZONES, ProgramMocks, plausible_zones
 from eks_gpu_slicing.settings import NetworkSettings
 from eks_gpu_slicing.stack_files import ROOT
@@ -126,11 +131,6 @@ def test_value_paths_stop_at_the_paths_a_chart_reads_whole():
     ]
 
 
-REFERENCE = ROOT.parent / "shared" / "reference" / "karpenter-1.14.1"
-needs_crds = pytest.mark.skipif(not REFERENCE.is_dir(), reason="no upstream reference")
-
-
-@needs_crds
 def test_karpenter_objects_are_checked_against_the_crds():
     assert {kind for _, kind in crd_schemas()} >= {"NodePool", "EC2NodeClass", "NodeOverlay"}
     pool = {
@@ -164,9 +164,215 @@ def test_karpenter_objects_are_checked_against_the_crds():
     assert custom_resource_problems({"apiVersion": "example.com/v1", "kind": "X"}) is None
 
 
-def test_without_the_reference_custom_resources_are_skipped_with_a_notice(dev, tmp_path):
-    report = check.check_rendered(dev, crd_dir=tmp_path / "absent")
-    assert any("custom resources not validated" in n for n in report.notices)
+# --- CEL rules (x-kubernetes-validations) ------------------------------------------------------
+
+
+def _custom(rendered, kind):
+    return next(m for m in rendered.manifests.values() if m["kind"] == kind)
+
+
+def _break_alias_and_id(rendered):
+    _custom(rendered, "EC2NodeClass")["spec"]["amiSelectorTerms"][0]["id"] = "ami-0123456789abcdef0"
+
+
+def _break_label_domain(rendered):
+    requirements = _custom(rendered, "NodePool")["spec"]["template"]["spec"]["requirements"]
+    requirements.append({"key": "karpenter.sh/team", "operator": "Exists"})
+
+
+def _break_empty_in(rendered):
+    requirements = _custom(rendered, "NodePool")["spec"]["template"]["spec"]["requirements"]
+    requirements.append({"key": "topology.kubernetes.io/zone", "operator": "In", "values": []})
+
+
+def _break_overlay_capacity(rendered):
+    _custom(rendered, "NodeOverlay")["spec"]["capacity"]["pods"] = "10"
+
+
+# Each mistake breaks one CEL rule of its CRD and nothing in the OpenAPI schema.
+CEL_MISTAKES = {
+    "alias-with-id": (
+        _break_alias_and_id,
+        "EC2NodeClass/gpu-g5 spec.amiSelectorTerms: 'alias' is mutually exclusive, cannot be "
+        "set with a combination of other fields in amiSelectorTerms",
+    ),
+    "restricted-label-domain": (
+        _break_label_domain,
+        'NodePool/gpu-g5 spec.template.spec.requirements[{last}].key: label domain "karpenter.sh" '
+        "is restricted",
+    ),
+    "in-without-values": (
+        _break_empty_in,
+        "NodePool/gpu-g5 spec.template.spec.requirements: requirements with operator 'In' must "
+        "have a value defined",
+    ),
+    "restricted-overlay-capacity": (
+        _break_overlay_capacity,
+        "NodeOverlay/gpu-g5-1gpu spec.capacity: invalid resource restricted",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(CEL_MISTAKES))
+def test_make_check_fails_on_an_object_that_breaks_one_cel_rule(dev, mistake, monkeypatch, capsys):
+    breaker, expected = CEL_MISTAKES[mistake]
+    rendered = _broken(dev)
+    breaker(rendered)
+    requirements = _custom(rendered, "NodePool")["spec"]["template"]["spec"]["requirements"]
+    expected = expected.format(last=len(requirements) - 1)
+    for manifest in rendered.manifests.values():
+        if manifest["kind"] in ("EC2NodeClass", "NodePool", "NodeOverlay"):
+            assert custom_resource_problems(manifest) == [], "the schema alone passes it"
+    report = check.check_rendered(rendered)
+    assert expected in report.violations
+    # `make check` (check.main) exits 1 and prints it.
+    monkeypatch.setattr(check, "render", lambda stack: rendered)
+    monkeypatch.setattr(check, "write", lambda rendered, path: None)
+    assert check.main(["dev"]) == 1
+    assert f"  {expected}" in capsys.readouterr().err.splitlines()
+
+
+def test_dev_objects_pass_every_cel_rule_and_make_check_shows_the_counts(
+    dev, capsys, monkeypatch, tmp_path
+):
+    """(Every stack passes the CEL rules too: test_every_stack_passes_the_checks.)"""
+    report = check.check_rendered(dev)
+    counted = {line.split(":")[0]: line for line in report.checked}
+    custom = [m for m in dev.manifests.values() if "." in m["apiVersion"].split("/")[0]]
+    assert len(custom) == len(counted) >= 3
+    for manifest in custom:
+        result = custom_resource_cel(manifest)
+        assert result.failures == []
+        assert result.evaluated > 0
+        line = counted[f"{manifest['kind']}/{manifest['metadata']['name']}"]
+        assert f": {result.evaluated} CEL rules evaluated, 0 failed" in line
+    monkeypatch.setattr(check, "BUILD_DIR", tmp_path)
+    assert check.main(["dev"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert all(line in printed for line in report.checked)
+
+
+def test_every_rule_of_the_three_crds_compiles_and_calls_only_supplied_functions(dev):
+    called: set[str] = set()
+    rules = 0
+    for (_, kind), schema in crd_versions().items():
+        if kind not in ("EC2NodeClass", "NodePool", "NodeOverlay"):
+            continue
+        for _path, rule in crd_cel.all_rules(schema):
+            if rule.is_transition:
+                continue
+            rules += 1
+            names = crd_cel.called_functions(rule.rule)
+            assert names <= crd_cel.SUPPORTED_FUNCTIONS, (kind, rule.rule)
+            called |= names
+    assert rules > 0
+    # The Kubernetes functions supplied are exactly those the rules call.
+    assert set(crd_cel.KUBERNETES_FUNCTIONS) <= called
+    # ... and every rule that applies to the dev stack's objects evaluates without error.
+    for manifest in dev.manifests.values():
+        result = custom_resource_cel(manifest)
+        if result is not None:
+            assert not [f for f in result.failures if "could not be evaluated" in f]
+
+
+def test_an_unsupported_function_is_a_failure_never_a_pass():
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-validations": [
+                    {"rule": "self.name.lowerAscii() == self.name", "message": "lower case"}
+                ],
+            }
+        },
+    }
+    result = crd_cel.evaluate_object(schema, {"spec": {"name": "a"}})
+    assert result.evaluated == 1
+    assert result.failures == [
+        "spec: rule could not be evaluated (unsupported function lowerAscii): "
+        "self.name.lowerAscii() == self.name"
+    ]
+
+
+def test_rules_apply_per_element_after_defaults_and_skip_transition_rules():
+    item_rule = {"rule": "self.size() <= 3", "message": "too long"}
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-validations": [
+                    {"rule": "self.mode == 'fast'", "messageExpression": "'mode is ' + self.mode"},
+                    {"rule": "self.mode == oldSelf.mode", "message": "immutable"},
+                    {"rule": "has(self.tags)"},  # no message: the API server's default
+                ],
+                "properties": {
+                    "mode": {"type": "string", "default": "slow"},
+                    "names": {
+                        "type": "array",
+                        "items": {"type": "string", "x-kubernetes-validations": [item_rule]},
+                    },
+                    "labels": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "string",
+                            "x-kubernetes-validations": [item_rule],
+                        },
+                    },
+                },
+            }
+        },
+    }
+    spec = {"names": ["abc", "abcd"], "labels": {"a": "long-value", "b": "ok"}}
+    result = crd_cel.evaluate_object(schema, {"spec": spec})
+    assert result.transition_skipped == 1
+    assert result.evaluated == 2 + 2 + 2
+    assert result.failures == [
+        "spec: mode is slow",
+        "spec: failed rule: has(self.tags)",
+        "spec.names[1]: too long",
+        "spec.labels[a]: too long",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # k8s.io/apiserver pkg/cel/library/regex.go examples
+        ("'abc 123'.find('[0-9]+') == '123'", True),
+        ("'abc 123'.find('xyz') == ''", True),
+        ("'karpenter.sh/nodepool'.find('^([^/]+)') == 'karpenter.sh'", True),
+        ("'nodepool'.find('^([^/]+)').endsWith('karpenter.sh')", False),
+        # cel-go ext/strings.go: Go strings.Split
+        ("'al2023@v20251103'.split('@') == ['al2023', 'v20251103']", True),
+        ("'al2023'.split('@') == ['al2023']", True),
+        ("''.split('@') == ['']", True),
+        ("'ab'.split('') == ['a', 'b']", True),
+        ("'a@b@'.split('@') == ['a', 'b', '']", True),
+    ],
+)
+def test_kubernetes_string_functions(expression, expected):
+    rule = crd_cel.Rule(rule=expression, message="false")
+    assert crd_cel.check_rule(rule, {}) == (None if expected else "false")
+
+
+def test_missing_crds_end_make_check_with_one_line(dev, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(karpenter_crds.CRD_DIR_ENV, str(tmp_path / "absent"))
+    with pytest.raises(karpenter_crds.CrdsUnavailable, match=karpenter_crds.CRD_DIR_ENV):
+        check.check_rendered(dev)
+    monkeypatch.setattr(check, "BUILD_DIR", tmp_path / "build")
+    assert check.main(["dev"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: KARPENTER_CRD_DIR=") and "CustomResourceDefinition" in line
+
+
+def test_a_karpenter_kind_the_crds_do_not_serve_is_a_violation(dev):
+    rendered = _broken(dev)
+    _custom(rendered, "NodePool")["apiVersion"] = "karpenter.sh/v1beta1"
+    assert any(
+        "no CRD serves karpenter.sh/v1beta1" in v for v in check.check_rendered(rendered).violations
+    )
 
 
 def test_cli_exit_codes(capsys, tmp_path, monkeypatch):
