@@ -255,15 +255,23 @@ def _shared_resources(config: Mapping[str, Any]) -> Iterator[tuple[str, str, Map
 
 def sharing_replicas(r: Resource) -> list[str]:
     """Every shared resource of a device-plugin config has replicas >= 2 (else the plugin
-    crashes on the node)."""
+    crashes on the node), and at most 48 with MPS (else the MPS control daemon refuses the
+    GPU)."""
     out = []
     for entry, config in device_plugin_configs(r).items():
-        for _, where, resource in _shared_resources(config):
+        for strategy, where, resource in _shared_resources(config):
             replicas = resource.get("replicas")
             if isinstance(replicas, bool) or not isinstance(replicas, int):
                 out.append(f"data.{entry}: {where}.replicas is not an integer")
             elif replicas < facts.MIN_SHARING_REPLICAS:
-                out.append(f"data.{entry}: {where}.replicas {replicas} < 2")
+                out.append(
+                    f"data.{entry}: {where}.replicas {replicas} < {facts.MIN_SHARING_REPLICAS}"
+                )
+            elif strategy == "mps" and replicas > facts.MPS_MAX_CLIENTS_PER_GPU:
+                out.append(
+                    f"data.{entry}: {where}.replicas {replicas} > "
+                    f"{facts.MPS_MAX_CLIENTS_PER_GPU} MPS clients per GPU"
+                )
     return out
 
 
