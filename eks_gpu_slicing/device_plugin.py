@@ -111,7 +111,8 @@ def check_device_plugin_config(config: Any) -> list[str]:
     """Problems the device plugin would have with a parsed config file (api/config/v1).
 
     Encodes the plugin's own rules: version v1, a non-empty resources list, a name on every
-    resource, only full GPUs shared, replicas an integer >= 2, and no keys it would ignore.
+    resource, only full GPUs shared, replicas an integer >= 2 (at most 48 with MPS, which the
+    MPS control daemon refuses beyond), and no keys it would ignore.
     """
     if not isinstance(config, Mapping):
         return ["config is not a mapping"]
@@ -132,13 +133,15 @@ def check_device_plugin_config(config: Any) -> list[str]:
     problems += _unknown_keys(sharing, facts.DEVICE_PLUGIN_CONFIG_KEYS["sharing"], "sharing.")
     for strategy in ("timeSlicing", "mps"):
         if strategy in sharing:
-            problems += _check_replicated(sharing[strategy], f"sharing.{strategy}")
+            problems += _check_replicated(
+                sharing[strategy], f"sharing.{strategy}", mps=strategy == "mps"
+            )
     if "mps" in sharing and flags.get("migStrategy", "none") != "none":
         problems.append("sharing.mps: MPS is not supported with MIG (migStrategy must be none)")
     return problems
 
 
-def _check_replicated(block: Any, path: str) -> list[str]:
+def _check_replicated(block: Any, path: str, *, mps: bool) -> list[str]:
     if not isinstance(block, Mapping):
         return [f"{path}: not a mapping"]
     problems = _unknown_keys(block, facts.DEVICE_PLUGIN_CONFIG_KEYS["sharing.*"], f"{path}.")
@@ -164,6 +167,13 @@ def _check_replicated(block: Any, path: str) -> list[str]:
         elif replicas < facts.MIN_SHARING_REPLICAS:
             problems.append(
                 f"{where}.replicas: number of replicas must be >= {facts.MIN_SHARING_REPLICAS}"
+            )
+        elif mps and replicas > facts.MPS_MAX_CLIENTS_PER_GPU:
+            # The MPS control daemon's own check (cmd/mps-control-daemon/mps/device.go): it
+            # exits with "invalid MPS configuration", and no MPS pod on the node starts.
+            problems.append(
+                f"{where}.replicas: maximum allowed replicas exceeded: {replicas} > "
+                f"{facts.MPS_MAX_CLIENTS_PER_GPU} (MPS clients per GPU)"
             )
     return problems
 

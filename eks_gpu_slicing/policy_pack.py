@@ -22,12 +22,19 @@ LEVELS = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.
 
 
 def _resource(r) -> Resource:
-    """ResourceValidationArgs and PolicyResource as the rules see them."""
+    """ResourceValidationArgs and PolicyResource as the rules see them.
+
+    The properties go through unchanged: in a preview they are pulumi-policy's unknown-checking
+    proxy, which raises its UnknownValueError only when a rule reads a value that is not known
+    yet, and the analyzer then reports that one rule as not run. Copying them (`dict()`) would
+    read every field, so one unknown the rule never needs (a role ARN, subnet IDs) would skip
+    it on every first preview.
+    """
     opts = getattr(r, "opts", None)
     return Resource(
         type=r.resource_type,
         name=r.name,
-        props=dict(r.props or {}),
+        props=r.props if r.props is not None else {},
         urn=r.urn,
         protect=bool(getattr(opts, "protect", False)),
     )

@@ -7,20 +7,35 @@ Rules are keyed on type tokens, so they cover what pulumi-eks creates inside its
 (aws:eks/cluster:Cluster, aws:eks/nodeGroup:NodeGroup, aws:ec2/launchTemplate:LaunchTemplate)
 when a real preview shows them, and the components' own inputs offline.
 
-Imports only the standard library, PyYAML and facts, so the policy pack's own virtualenv
-(policy/requirements.txt) can run it.
+In a preview, `props` is pulumi-policy's unknown-checking proxy: reading a value that is not
+known yet raises its UnknownValueError, and the analyzer reports that rule as not run. So a
+rule reads only the keys it needs (`.get`, never a copy or a walk of everything), takes
+mappings and lists as `Mapping` and `Sequence` (the proxy's types), and so runs past every
+unknown it does not need.
+
+Imports only the standard library, PyYAML, facts and pulumi-policy's error type, so the policy
+pack's own virtualenv (policy/requirements.txt) can run it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 
 from eks_gpu_slicing import facts
+
+try:
+    from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_OBJECT_VALUE, UnknownValueError
+except ImportError:  # pragma: no cover - without pulumi-policy no value is ever unknown
+
+    class UnknownValueError(Exception):  # type: ignore[no-redef]
+        unknown_type_sentinel = ""
+
+    UNKNOWN_ARRAY_VALUE = UNKNOWN_OBJECT_VALUE = "unknown"
 
 Enforcement = Literal["mandatory", "advisory"]
 
@@ -209,17 +224,25 @@ def device_plugin_configs(r: Resource) -> dict[str, dict[str, Any]]:
         return {}
     found = {}
     for key, text in (r.props.get("data") or {}).items():
-        try:
-            parsed = yaml.safe_load(text) if isinstance(text, str) else None
-        except yaml.YAMLError:
-            continue
-        if (
-            isinstance(parsed, Mapping)
-            and parsed.get("version") == facts.DEVICE_PLUGIN_CONFIG_VERSION
-            and ("sharing" in parsed or "flags" in parsed)
-        ):
-            found[key] = dict(parsed)
+        config = _device_plugin_config(text)
+        if config is not None:
+            found[key] = config
     return found
+
+
+def _device_plugin_config(text: Any) -> dict[str, Any] | None:
+    """A ConfigMap entry parsed, if it is a device-plugin config file."""
+    try:
+        parsed = yaml.safe_load(text) if isinstance(text, str) else None
+    except yaml.YAMLError:
+        return None
+    if (
+        isinstance(parsed, Mapping)
+        and parsed.get("version") == facts.DEVICE_PLUGIN_CONFIG_VERSION
+        and ("sharing" in parsed or "flags" in parsed)
+    ):
+        return dict(parsed)
+    return None
 
 
 def _shared_resources(config: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping]]:
@@ -232,15 +255,23 @@ def _shared_resources(config: Mapping[str, Any]) -> Iterator[tuple[str, str, Map
 
 def sharing_replicas(r: Resource) -> list[str]:
     """Every shared resource of a device-plugin config has replicas >= 2 (else the plugin
-    crashes on the node)."""
+    crashes on the node), and at most 48 with MPS (else the MPS control daemon refuses the
+    GPU)."""
     out = []
     for entry, config in device_plugin_configs(r).items():
-        for _, where, resource in _shared_resources(config):
+        for strategy, where, resource in _shared_resources(config):
             replicas = resource.get("replicas")
             if isinstance(replicas, bool) or not isinstance(replicas, int):
                 out.append(f"data.{entry}: {where}.replicas is not an integer")
             elif replicas < facts.MIN_SHARING_REPLICAS:
-                out.append(f"data.{entry}: {where}.replicas {replicas} < 2")
+                out.append(
+                    f"data.{entry}: {where}.replicas {replicas} < {facts.MIN_SHARING_REPLICAS}"
+                )
+            elif strategy == "mps" and replicas > facts.MPS_MAX_CLIENTS_PER_GPU:
+                out.append(
+                    f"data.{entry}: {where}.replicas {replicas} > "
+                    f"{facts.MPS_MAX_CLIENTS_PER_GPU} MPS clients per GPU"
+                )
     return out
 
 
@@ -261,17 +292,38 @@ def chart_pinned(r: Resource) -> list[str]:
 def _images(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     """(path, image) of every `image` in a tree: a string, or Helm's {repository, tag}."""
     if isinstance(value, Mapping):
-        for key, child in value.items():
+        for key in value:  # the keys alone: iterating a mapping reads none of its values
             here = f"{path}.{key}" if path else str(key)
+            child = _image_or_subtree(value, key)
             if key == "image" and (
                 isinstance(child, str) or (isinstance(child, Mapping) and "repository" in child)
             ):
                 yield here, child
             else:
                 yield from _images(child, here)
-    elif isinstance(value, list):
-        for i, child in enumerate(value):
-            yield from _images(child, f"{path}[{i}]")
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        for i in range(len(value)):
+            yield from _images(_image_or_subtree(value, i), f"{path}[{i}]")
+
+
+def _image_or_subtree(container: Any, key: Any) -> Any:
+    """container[key], or None where it is an unknown value that cannot hold an image.
+
+    An unknown `image` is an image the rule cannot check, and an unknown list or object may
+    hold some: both stop the rule. Any other unknown (a role ARN in an annotation, a cluster
+    name, an env value) is a scalar, not an image, and is passed over. The engine sends an
+    unknown of a Python program as a string, whatever it will become; `pulumi up`, where every
+    input is known, checks what a preview could not.
+    """
+    try:
+        return container[key]
+    except UnknownValueError as unknown:
+        if key == "image" or unknown.unknown_type_sentinel in (
+            UNKNOWN_ARRAY_VALUE,
+            UNKNOWN_OBJECT_VALUE,
+        ):
+            raise
+        return None
 
 
 def image_tag_problem(image: Any) -> str | None:
@@ -320,32 +372,30 @@ def system_namespace(r: Resource) -> list[str]:
 # --- Mandatory: the control plane --------------------------------------------------------------
 
 
-def _cluster_view(r: Resource) -> dict[str, Any]:
-    """pulumi-eks's Cluster inputs and aws.eks.Cluster's properties in one shape."""
+# pulumi-eks's Cluster inputs and aws.eks.Cluster's properties, read one field at a time: the
+# KMS key is unknown on a first preview, and only the rule about encryption needs it.
+
+
+def _cluster_secrets_key(r: Resource) -> Any:
     p = r.props
     if r.type == "eks:index:Cluster":
-        return {
-            "key": p.get("encryptionConfigKeyArn"),
-            "logs": p.get("enabledClusterLogTypes") or [],
-            "public": p.get("endpointPublicAccess", True),
-            "cidrs": p.get("publicAccessCidrs") or [OPEN_TO_WORLD],
-        }
+        return p.get("encryptionConfigKeyArn")
     encryption = p.get("encryptionConfig") or {}
-    vpc = p.get("vpcConfig") or {}
-    key = (encryption.get("provider") or {}).get("keyArn")
-    return {
-        "key": key if "secrets" in (encryption.get("resources") or []) else None,
-        "logs": p.get("enabledClusterLogTypes") or [],
-        "public": vpc.get("endpointPublicAccess", True),
-        "cidrs": vpc.get("publicAccessCidrs") or [OPEN_TO_WORLD],
-    }
+    if "secrets" not in (encryption.get("resources") or []):
+        return None
+    return (encryption.get("provider") or {}).get("keyArn")
+
+
+def _cluster_endpoint(r: Resource) -> Mapping[str, Any]:
+    """Where the endpoint settings are: the component's inputs, or the cluster's vpcConfig."""
+    return r.props if r.type == "eks:index:Cluster" else (r.props.get("vpcConfig") or {})
 
 
 def cluster_secrets_encrypted(r: Resource) -> list[str]:
     """Kubernetes secrets envelope-encrypted with a KMS key."""
     if r.type not in EKS_CLUSTERS:
         return []
-    return [] if _cluster_view(r)["key"] else ["secrets are not encrypted with a KMS key"]
+    return [] if _cluster_secrets_key(r) else ["secrets are not encrypted with a KMS key"]
 
 
 def cluster_logs(r: Resource) -> list[str]:
@@ -353,7 +403,8 @@ def cluster_logs(r: Resource) -> list[str]:
     scheduler)."""
     if r.type not in EKS_CLUSTERS:
         return []
-    missing = sorted(set(facts.CLUSTER_LOG_TYPES) - set(_cluster_view(r)["logs"]))
+    enabled = r.props.get("enabledClusterLogTypes") or []
+    missing = sorted(set(facts.CLUSTER_LOG_TYPES) - set(enabled))
     return [f"control-plane logs off: {', '.join(missing)}"] if missing else []
 
 
@@ -361,8 +412,10 @@ def protected_endpoint(r: Resource) -> list[str]:
     """A protected stack's public API endpoint is not open to 0.0.0.0/0."""
     if r.type not in EKS_CLUSTERS or not r.protect:
         return []
-    view = _cluster_view(r)
-    if view["public"] and OPEN_TO_WORLD in view["cidrs"]:
+    endpoint = _cluster_endpoint(r)
+    if not endpoint.get("endpointPublicAccess", True):
+        return []
+    if OPEN_TO_WORLD in (endpoint.get("publicAccessCidrs") or [OPEN_TO_WORLD]):
         return ["public API endpoint open to 0.0.0.0/0 on a protected stack"]
     return []
 
@@ -391,16 +444,18 @@ def imdsv2_required(r: Resource) -> list[str]:
 
 def nodes_in_private_subnets(resources: list[Resource]) -> list[tuple[str, str]]:
     """No node group in a subnet the stack's VPCs list as public."""
+    groups = [r for r in resources if r.type in NODE_GROUPS]
+    if not groups:
+        return []
     public: set[str] = set()
     for r in resources:
         if r.type == "awsx:ec2:Vpc":
             public.update(s for s in r.props.get("publicSubnetIds") or [] if isinstance(s, str))
     out = []
-    for r in resources:
-        if r.type in NODE_GROUPS:
-            exposed = sorted(public.intersection(r.props.get("subnetIds") or []))
-            if exposed:
-                out.append((r.urn or r.name, f"nodes in public subnets {exposed}"))
+    for r in groups:
+        exposed = sorted(public.intersection(r.props.get("subnetIds") or []))
+        if exposed:
+            out.append((r.urn or r.name, f"nodes in public subnets {exposed}"))
     return out
 
 
@@ -409,29 +464,43 @@ def nodes_in_private_subnets(resources: list[Resource]) -> list[tuple[str, str]]
 
 def gpu_memory_per_virtual_gpu(resources: list[Resource]) -> list[tuple[str, str]]:
     """Under 1 GiB of GPU memory per virtual GPU leaves too little for any real model."""
+    groups = []
+    for r in resources:
+        if r.type in NODE_GROUPS:
+            profile = (r.props.get("labels") or {}).get(facts.DEVICE_PLUGIN_CONFIG_LABEL)
+            instances = [
+                facts.GPU_INSTANCES[t]
+                for t in r.props.get("instanceTypes") or []
+                if isinstance(t, str) and t in facts.GPU_INSTANCES
+            ]
+            if isinstance(profile, str) and instances:
+                groups.append((r, profile, instances))
+    # Only the config entries those groups use: any other entry may be unknown in a preview.
+    wanted = {profile for _, profile, _ in groups}
     configs: dict[str, dict[str, Any]] = {}
     for r in resources:
-        configs.update(device_plugin_configs(r))
+        if r.type == CONFIG_MAP:
+            data = r.props.get("data") or {}
+            for profile in sorted(wanted.intersection(data)):
+                config = _device_plugin_config(data[profile])
+                if config is not None:
+                    configs[profile] = config
     out = []
-    for r in resources:
-        if r.type not in NODE_GROUPS:
-            continue
-        profile = (r.props.get("labels") or {}).get(facts.DEVICE_PLUGIN_CONFIG_LABEL)
+    for r, profile, instances in groups:
         config = configs.get(profile)
-        for instance_type in r.props.get("instanceTypes") or []:
-            instance = facts.GPU_INSTANCES.get(instance_type)
-            if instance is None or config is None:
-                continue
+        if config is None:
+            continue
+        for instance in instances:
             for _, where, resource in _shared_resources(config):
                 replicas = resource.get("replicas")
                 if isinstance(replicas, int) and replicas > 0:
                     mib = instance.gpu_memory_mib / replicas
-                    if mib < 1024:
+                    if mib < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU:
                         out.append(
                             (
                                 r.urn or r.name,
-                                f"{instance_type} with profile {profile}: {mib:.0f} MiB of GPU "
-                                f"memory per virtual GPU ({where}.replicas {replicas})",
+                                f"{instance.name} with profile {profile}: {mib:.0f} MiB "
+                                f"of GPU memory per virtual GPU ({where}.replicas {replicas})",
                             )
                         )
     return out

@@ -10,6 +10,7 @@ import functools
 import math
 import shlex
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from benchmarks.sharing import bench
@@ -226,7 +227,11 @@ def benchmark_sizing(
     wanted = benchmark_clients(profile)
     worker = benchmark_worker_rss_mib(tuple(models))
     allocatable = facts.allocatable_memory_mib(instance)
-    fit = max(1, math.floor((allocatable - BENCHMARK_MEMORY_MARGIN_MIB) / worker))
+    # The measured figure as the decimal it was written as, in exact arithmetic: in floats,
+    # (allocatable - margin) / worker can land just under the whole number it is, and a node
+    # that holds exactly the profile's replicas would measure one fewer and report a cap.
+    exact_worker = Fraction(repr(worker))
+    fit = max(1, math.floor((allocatable - BENCHMARK_MEMORY_MARGIN_MIB) / exact_worker))
     clients = [n for n in wanted if n <= fit]
     if max(wanted) > fit and fit not in clients:
         clients.append(fit)  # what a full node can still run is the most useful point
@@ -234,7 +239,7 @@ def benchmark_sizing(
         clients=clients,
         wanted=wanted,
         worker_rss_mib=worker,
-        memory_mib=math.ceil(max(clients) * worker + BENCHMARK_MEMORY_MARGIN_MIB),
+        memory_mib=math.ceil(max(clients) * exact_worker + BENCHMARK_MEMORY_MARGIN_MIB),
         allocatable_mib=allocatable,
     )
 
