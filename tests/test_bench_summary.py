@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from benchmarks.sharing.bench import cases, pairs, records, reference, results_csv, summary
+from benchmarks.sharing.bench import cases, host_speed, pairing, records, results_csv, summary
 from tests.bench_support import (
     META,
     _interleaved,
@@ -22,20 +22,20 @@ from tests.bench_support import (
 
 def test_percentile_known_values():
     values = list(range(1, 102))  # 1..101
-    assert pairs.percentile(values, 50) == 51
-    assert pairs.percentile(values, 99) == 100
-    assert pairs.percentile([4, 1, 3, 2], 99) == pytest.approx(3.97)  # numpy's default method
-    assert pairs.percentile([0.0, 10.0], 50) == 5.0
-    assert pairs.percentile([7.0], 99) == 7.0
+    assert pairing.percentile(values, 50) == 51
+    assert pairing.percentile(values, 99) == 100
+    assert pairing.percentile([4, 1, 3, 2], 99) == pytest.approx(3.97)  # numpy's default method
+    assert pairing.percentile([0.0, 10.0], 50) == 5.0
+    assert pairing.percentile([7.0], 99) == 7.0
     with pytest.raises(ValueError):
-        pairs.percentile([], 50)
+        pairing.percentile([], 50)
     with pytest.raises(ValueError):
-        pairs.percentile([1.0], 101)
+        pairing.percentile([1.0], 101)
 
 
 def test_latency_percentiles_in_ms():
     latencies_s = [0.001] * 98 + [0.010, 0.100]  # 100 samples
-    p50, p99 = pairs.latency_percentiles_ms(latencies_s)
+    p50, p99 = pairing.latency_percentiles_ms(latencies_s)
     assert p50 == pytest.approx(1.0)
     assert p99 == pytest.approx(10.0 + 0.01 * 90.0)  # 99th lies 1% of the way from 10 to 100 ms
 
@@ -79,47 +79,47 @@ def test_pair_ratios_keep_only_pairs_whose_probes_agree():
         pair(8000, 7400, probes=(2.5, 2.6, 2.7, 2.6)),  # 0.925, kept
         pair(8000, 4500, probes=(2.5, 2.5, 4.3, 4.3)),  # slowed between the windows
     ]
-    ratios = pairs.pair_ratios(pairs, tolerance=0.2)
+    ratios = pairing.pair_ratios(pairs, tolerance=0.2)
     assert [r.kept for r in ratios] == [True, True, False, False, False, True, False]
     assert ratios[2].ratio == pytest.approx(0.55)
     assert ratios[2].probe_spread == pytest.approx(4.4 / 2.5 - 1)
     assert ratios[4].probe_spread is None
     # only kept pairs count; without the rule the slowed pairs pull the median down
-    assert pairs.paired_ratio(ratios)[0] == pytest.approx(0.9)
-    everything = pairs.pair_ratios(pairs, tolerance=10.0)
+    assert pairing.paired_ratio(ratios)[0] == pytest.approx(0.9)
+    everything = pairing.pair_ratios(pairs, tolerance=10.0)
     # 0.9, 0.9, 0.55, 0.75, 0.925, 0.5625 (the pair without a probe is still left out)
-    assert pairs.paired_ratio(everything)[0] == pytest.approx(0.825)
-    lines = pairs.describe_pairs(ratios, 0.2)
+    assert pairing.paired_ratio(everything)[0] == pytest.approx(0.825)
+    lines = pairing.describe_pairs(ratios, 0.2)
     assert lines[0].startswith("paired: 3 of 7 pairs kept (CPU probes within 20%)")
     assert "WARNING" not in lines[0]
     assert lines[1].count(") x") == 4 and "8000/4400=0.55(76%) x" in lines[1]
 
 
 def test_paired_ratio_low_end_and_fallback():
-    ratios = pairs.pair_ratios([pair(1000, 1000 * (0.8 + i / 100)) for i in range(11)], 0.2)
-    median, low, used = pairs.paired_ratio(ratios)
+    ratios = pairing.pair_ratios([pair(1000, 1000 * (0.8 + i / 100)) for i in range(11)], 0.2)
+    median, low, used = pairing.paired_ratio(ratios)
     assert median == pytest.approx(0.85)
     assert low == pytest.approx(0.81)  # 10th percentile of 0.80 .. 0.90
     assert len(used) == 11
     # Fewer than PAIR_MIN_KEPT agreeing pairs: all pairs are used, and the log says so.
     disagreeing = [pair(1000, 900, probes=(2.5, 4.3, 2.5, 2.5))] * 3 + [pair(1000, 500)]
-    ratios = pairs.pair_ratios(disagreeing, 0.2)
-    assert pairs.paired_ratio(ratios)[0] == pytest.approx(0.9)
-    assert len(pairs.paired_ratio(ratios)[2]) == 4
-    assert "WARNING: fewer than 3 pairs kept" in pairs.describe_pairs(ratios, 0.2)[0]
+    ratios = pairing.pair_ratios(disagreeing, 0.2)
+    assert pairing.paired_ratio(ratios)[0] == pytest.approx(0.9)
+    assert len(pairing.paired_ratio(ratios)[2]) == 4
+    assert "WARNING: fewer than 3 pairs kept" in pairing.describe_pairs(ratios, 0.2)[0]
     with pytest.raises(records.BenchmarkError, match="no paired windows"):
-        pairs.paired_ratio([])
+        pairing.paired_ratio([])
 
 
 def test_pair_ratios_reject_malformed_pairs():
     with pytest.raises(records.BenchmarkError, match="one exclusive and one MPS sample"):
-        pairs.pair_ratios([[sample(0), sample(0)]], 0.2)
+        pairing.pair_ratios([[sample(0), sample(0)]], 0.2)
     with pytest.raises(records.BenchmarkError, match="one exclusive and one MPS sample"):
-        pairs.pair_ratios([[sample(1)]], 0.2)
+        pairing.pair_ratios([[sample(1)]], 0.2)
     with pytest.raises(records.BenchmarkError, match="ran no iterations"):
-        pairs.pair_ratios([pair(0, 100)], 0.2)
+        pairing.pair_ratios([pair(0, 100)], 0.2)
     with pytest.raises(records.BenchmarkError, match="unexpected sample status"):
-        pairs.pair_ratios([[sample(0), oom_sample(1)]], 0.2)
+        pairing.pair_ratios([[sample(0), oom_sample(1)]], 0.2)
 
 
 def test_summarize_paired_describes_the_client_windows_of_the_pairs_used():
@@ -129,7 +129,7 @@ def test_summarize_paired_describes_the_client_windows_of_the_pairs_used():
         records.WindowTelemetry(samples=1, sm_clock_mhz=c, temp_c=40 + c / 100)
         for c in (1980, 1900, 345, 1700)
     ]
-    r = pairs.summarize_paired("mlp", "mps", pairs, META, 0.5, 0.2, windows)
+    r = pairing.summarize_paired("mlp", "mps", pairs, META, 0.5, 0.2, windows)
     assert (r.ratio_method, r.pairs_kept, r.pairs_excluded) == ("paired", 3, 1)
     assert r.ratio_vs_exclusive == pytest.approx(0.9)  # 0.9, 0.95, 0.8
     assert (r.repetitions, r.duration_s, r.clients) == (3, 0.5, 1)
@@ -165,22 +165,28 @@ def test_pre_pairing_files_still_load(tmp_path):
 def test_interleaved_schedule_pairs_every_case_with_an_exclusive_window_on_its_core():
     settings = _interleaved("--models", "mlp", "--clients", "1,2,10", "--rounds", "10")
     schedule = cases.interleaved_schedule(settings)
-    cases = cases.interleaved_cases(settings)
-    assert cases == [("time-slicing", 2), ("time-slicing", 10), ("mps", 1), ("mps", 2), ("mps", 10)]
+    shared = cases.interleaved_cases(settings)
+    assert shared == [
+        ("time-slicing", 2),
+        ("time-slicing", 10),
+        ("mps", 1),
+        ("mps", 2),
+        ("mps", 10),
+    ]
     assert cases.worker_groups(settings) == ("plain", "mps")
     assert cases.group_size(settings) == 10
-    assert len(schedule) == 10 * 2 * len(cases)
+    assert len(schedule) == 10 * 2 * len(shared)
     assert [w.index for w in schedule] == list(range(len(schedule)))
-    for exclusive, shared in zip(schedule[::2], schedule[1::2], strict=True):
-        assert (exclusive.mode, exclusive.clients, exclusive.case) == ("exclusive", 1, shared.case)
-        assert (shared.mode, shared.clients) == shared.case
-        assert exclusive.ranks == shared.ranks[:1]  # the same core, right before
-        assert len(set(shared.ranks)) == shared.clients
-        assert exclusive.round == shared.round
+    for exclusive, window in zip(schedule[::2], schedule[1::2], strict=True):
+        assert (exclusive.mode, exclusive.clients, exclusive.case) == ("exclusive", 1, window.case)
+        assert (window.mode, window.clients) == window.case
+        assert exclusive.ranks == window.ranks[:1]  # the same core, right before
+        assert len(set(window.ranks)) == window.clients
+        assert exclusive.round == window.round
     for r in range(10):  # every case once per round, the order reversed every other round
         order = [w.case for w in schedule if w.round == r and w.mode != "exclusive"]
-        assert order == (cases if r % 2 == 0 else cases[::-1])
-    for case in cases:  # over 10 rounds each case starts once on every core
+        assert order == (shared if r % 2 == 0 else shared[::-1])
+    for case in shared:  # over 10 rounds each case starts once on every core
         firsts = [w.ranks[0] for w in schedule if w.mode != "exclusive" and w.case == case]
         assert sorted(firsts) == list(range(10))
     alone = cases.interleaved_schedule(_interleaved("--modes", "exclusive", "--rounds", "3"))
@@ -195,7 +201,6 @@ def test_interleaved_runs_one_mps_daemon_at_most():
     assert cases.worker_groups(_interleaved("--modes", "exclusive,time-slicing")) == ("plain",)
     with pytest.raises(SystemExit):
         _interleaved("--modes", "mps,mps-limited")
-    assert _interleaved("--method", "sweep", "--modes", "mps,mps-limited").method == "sweep"
 
 
 def test_interleaved_memory_check_names_a_size_that_fits():
@@ -230,7 +235,7 @@ def test_interleaved_rows_divide_by_the_mean_of_all_exclusive_windows():
         return 950.0 if w.round < 2 else 570.0  # MPS clients follow their cores, like it
 
     run = _interleaved_run(settings, speed)
-    rows = results_csv.results_by_key(reference.summarize_interleaved("mlp", settings, run, META))
+    rows = results_csv.results_by_key(host_speed.summarize_interleaved("mlp", settings, run, META))
     base = rows[("mlp", "exclusive", 1)]
     assert base.aggregate_it_s == pytest.approx(800.0)
     assert (base.baseline_runs, base.repetitions, base.duration_s) == (12, 12, 0.4)
@@ -239,7 +244,7 @@ def test_interleaved_rows_divide_by_the_mean_of_all_exclusive_windows():
     ts = rows[("mlp", "time-slicing", 4)]
     assert ts.ratio_method == "interleaved"
     assert ts.ratio_vs_exclusive == pytest.approx(900 / 800)
-    assert ts.ratio_low == pytest.approx(pairs.percentile([0.9, 0.9, 1.5, 1.5], 10))
+    assert ts.ratio_low == pytest.approx(pairing.percentile([0.9, 0.9, 1.5, 1.5], 10))
     # halves: 900/1000 against 900/600 - a GPU-bound case follows the baseline's core speed
     assert ts.ratio_halves_pct == pytest.approx(100 * (1.5 - 0.9) / (900 / 800))
     mps4 = rows[("mlp", "mps", 4)]
@@ -271,7 +276,7 @@ def test_interleaving_cancels_a_drifting_host_for_launch_bound_cases():
             return 8000.0 * factor * cores[rank][int(t * 10)]
 
         rows = results_csv.results_by_key(
-            reference.summarize_interleaved(
+            host_speed.summarize_interleaved(
                 "mlp", settings, _interleaved_run(settings, speed), META
             )
         )
@@ -298,9 +303,11 @@ def test_an_oom_marks_every_row_of_its_model():
     run = _interleaved_run(settings, lambda *_: 500.0)
     index = next(w.index for w in run.windows if w.mode == "mps" and w.clients == 2)
     run.samples["memory"][index][1] = oom_sample(1)
-    rows = reference.summarize_interleaved("memory", settings, run, META)
+    rows = host_speed.summarize_interleaved("memory", settings, run, META)
     assert {r.status for r in rows} == {"oom"} and len(rows) == 1 + 3
-    assert {r.status for r in reference.summarize_interleaved("mlp", settings, run, META)} == {"ok"}
+    assert {r.status for r in host_speed.summarize_interleaved("mlp", settings, run, META)} == {
+        "ok"
+    }
     run.samples["mlp"].pop(index)
     with pytest.raises(records.BenchmarkError, match="samples missing"):
-        reference.summarize_interleaved("mlp", settings, run, META)
+        host_speed.summarize_interleaved("mlp", settings, run, META)

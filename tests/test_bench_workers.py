@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.sharing.bench import cases, cli, mps, records, reference, results_csv, workers
+from benchmarks.sharing.bench import cases, cli, host_speed, mps, records, results_csv, workers
 from tests.bench_support import META
 
 
@@ -21,7 +21,6 @@ def test_check_group_clients_wants_exactly_the_mps_group():
 def test_interleaved_workers_run_the_schedule_in_spawned_processes():
     from tests import fake_workers
 
-    b = _pkg_bench()
     settings = cli.settings_from_args(
         cli.parse_args(["run", "--models", "mlp", "--clients", "1,2", "--rounds", "2"])
     )
@@ -41,7 +40,7 @@ def test_interleaved_workers_run_the_schedule_in_spawned_processes():
         assert [s.iterations for s in run.samples["mlp"][w.index]] == [
             100 * (r + 1) for r in w.ranks
         ]
-    rows = results_csv.results_by_key(reference.summarize_interleaved("mlp", settings, run, META))
+    rows = results_csv.results_by_key(host_speed.summarize_interleaved("mlp", settings, run, META))
     assert rows[("mlp", "exclusive", 1)].aggregate_it_s == pytest.approx(150.0)  # ranks 0, 1
     assert rows[("mlp", "time-slicing", 2)].aggregate_it_s == pytest.approx(300.0)
 
@@ -56,7 +55,6 @@ def test_interleaved_workers_run_the_schedule_in_spawned_processes():
 def test_a_failing_interleaved_worker_fails_the_run(variable, message):
     from tests import fake_workers
 
-    b = _pkg_bench()
     settings = cli.settings_from_args(
         cli.parse_args(["run", "--models", "mlp", "--clients", "1,2", "--rounds", "2"])
     )

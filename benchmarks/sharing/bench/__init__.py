@@ -15,11 +15,11 @@ Method (one, for the published figures and the in-cluster Job alike)
   pinned to the same CPU core, and all cases take turns in short windows, round after round,
   each right after an exclusive window on the core of its first worker (cases). Ratios divide
   a case's mean over its rounds by the mean of all exclusive windows; one MPS client is paired
-  with the exclusive window before it (summary, pairs). Launch-bound models are stated at a
-  reference host speed (reference), never above what N clients can deliver.
+  with the exclusive window before it (summary, pairing). Launch-bound models are stated at a
+  reference host speed (host_speed), never above what N clients can deliver.
 
 Modules, in the direction of their imports: records (data) <- cases (settings, schedule) <-
-pairs, summary, reference (rows and ratios) <- run; results_csv, plots; telemetry, mps,
+pairing, summary, host_speed (rows and ratios) <- run; results_csv, plots; telemetry, mps,
 workers (the only one that touches torch, inside the spawned processes) <- cli.
 
 Run it with `python -m benchmarks.sharing.bench run ...` from the repository root, or

@@ -33,9 +33,9 @@ from .cases import (
     interleaved_schedule,
     worker_groups,
 )
+from .host_speed import REFERENCE_LAUNCH_MS, REFERENCE_NONE
 from .plots import plot_results
 from .records import BenchmarkError, OutOfMemoryFailure, Result
-from .reference import REFERENCE_LAUNCH_MS, REFERENCE_NONE
 from .results_csv import compare_runs, format_table, load_results, write_csv
 from .runs import (
     interleaved_from_raw,

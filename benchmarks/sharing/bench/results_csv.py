@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .cases import sort_results
-from .pairs import PAIRED_LOW_PERCENTILE
+from .pairing import PAIRED_LOW_PERCENTILE
 from .records import RATIO_BASELINE, RATIO_INTERLEAVED, RATIO_PAIRED, STATUS_OK, STATUS_OOM, Result
 from .summary import INTERLEAVED_LOW_PERCENTILE
 

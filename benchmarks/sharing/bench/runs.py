@@ -22,9 +22,9 @@ from .cases import (
     sort_results,
     worker_groups,
 )
-from .pairs import describe_pairs, pair_ratios
+from .host_speed import host_reference, rows_at_reference
+from .pairing import describe_pairs, pair_ratios
 from .records import RATIO_PAIRED, STATUS_OK, Result, RunMeta, TelemetrySample, WorkerSample
-from .reference import host_reference, rows_at_reference
 from .summary import (
     _describe,
     _interleaved_rows,

@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Callable, Sequence
 
 from .cases import PAIRED_MODES, InterleavedRun, Settings, Window, interleaved_cases, sort_results
-from .pairs import (
+from .pairing import (
     PAIR_EXCLUSIVE_RANK,
     PAIR_SHARED_RANK,
     oom_result,

@@ -29,7 +29,7 @@ from .cases import (
     worker_groups,
 )
 from .mps import check_group_clients, mps_daemon, mps_limit_commands
-from .pairs import latency_percentiles_ms
+from .pairing import latency_percentiles_ms
 from .records import MIB, STATUS_OOM, BenchmarkError, WorkerCrash, WorkerSample
 from .telemetry import (
     TelemetryMonitor,

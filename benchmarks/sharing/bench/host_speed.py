@@ -171,6 +171,11 @@ def run_at_reference(model: str, run: InterleavedRun, ref: HostReference) -> Int
     return within_client_bound(model, _projected(model, run, ref))
 
 
+def client_bound(clients: int) -> float:
+    """The most a ratio of `clients` processes to one lone process can physically be."""
+    return float(clients)
+
+
 def _slow_down(window: Sequence[WorkerSample], limit: float) -> list[WorkerSample]:
     """The window's samples with their total it/s brought down to `limit` (if above it)."""
     total = math.fsum(s.it_s for s in window)
