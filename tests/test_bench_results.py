@@ -74,7 +74,6 @@ def test_csv_header_and_round_trip(tmp_path):
     assert all(fields[column] == "" for column in measured)
 
 
-
 def test_legacy_single_baseline_files_still_load(tmp_path):
     legacy = tmp_path / "legacy.csv"
     header = ",".join(results_csv.LEGACY_CSV_COLUMNS)
