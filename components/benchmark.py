@@ -13,13 +13,20 @@ from eks_gpu_slicing.settings import BenchmarkSettings, GpuNodeGroupSettings, Sh
 from eks_gpu_slicing.stack_files import ROOT
 from eks_gpu_slicing.workloads import (
     BENCHMARK_APP_LABEL,
-    BENCHMARK_SCRIPT_KEY,
     benchmark_job,
+    benchmark_package_data,
     benchmark_run_args,
     benchmark_sizing,
 )
 
-BENCHMARK_SCRIPT = ROOT / "benchmarks" / "sharing" / "bench.py"
+BENCHMARK_PACKAGE_DIR = ROOT / "benchmarks" / "sharing" / "bench"
+
+
+def read_benchmark_package() -> dict[str, str]:
+    """The benchmark package's modules as ConfigMap data (file name -> source)."""
+    return benchmark_package_data(
+        {path.name: path.read_text() for path in BENCHMARK_PACKAGE_DIR.glob("*.py")}
+    )
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,9 @@ class SharingBenchmarkArgs:
 
 
 class SharingBenchmark(pulumi.ComponentResource):
-    """The same script as benchmarks/sharing/bench.py, mounted from a ConfigMap into a pinned
-    PyTorch image; results end up in each Job's log in the committed CSV format."""
+    """The benchmark package (benchmarks/sharing/bench), mounted from a ConfigMap into a
+    pinned PyTorch image and run by its own entry point; results end up in each Job's log
+    in the committed CSV format."""
 
     def __init__(
         self, name: str, args: SharingBenchmarkArgs, opts: pulumi.ResourceOptions | None = None
@@ -43,24 +51,26 @@ class SharingBenchmark(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=list(args.depends_on)
         )
+        package = read_benchmark_package()
         script = k8s.core.v1.ConfigMap(
             f"{name}-script",
             metadata={"namespace": args.settings.namespace, "labels": {"app": BENCHMARK_APP_LABEL}},
-            data={BENCHMARK_SCRIPT_KEY: BENCHMARK_SCRIPT.read_text()},
+            data=package,
             opts=k8s_opts,
         )
         script_name = script.metadata.apply(lambda m: m["name"])
         s = args.settings
         self.jobs = {}
         for group_name, (group, profile) in args.groups.items():
-            sizing = benchmark_sizing(group.instance, profile, s.models)
+            sizing = benchmark_sizing(group.instance, profile, s.models, s.modes)
             manifest = benchmark_job(
                 group_name=group_name,
                 group=group,
                 profile=profile,
                 image=s.image,
                 namespace=args.settings.namespace,
-                script_config_map=script_name,
+                package_config_map=script_name,
+                modules=list(package),
                 sizing=sizing,
                 run_args=benchmark_run_args(
                     clients=sizing.clients,

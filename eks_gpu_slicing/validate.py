@@ -103,7 +103,8 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 def _print_benchmark_sizing(settings) -> None:
     """What each benchmark Job will run and ask for; says so where memory caps N."""
     for name, (group, profile) in settings.benchmark_groups.items():
-        sizing = benchmark_sizing(group.instance, profile, settings.benchmark.models)
+        b = settings.benchmark
+        sizing = benchmark_sizing(group.instance, profile, b.models, b.modes)
         word = "warning: benchmark" if sizing.capped else "benchmark"
         print(f"{word}, {name}: {sizing.describe(group.instance_type)}")
 

@@ -161,7 +161,11 @@ def demo_deployment(
 # --- The sharing benchmark as a Job -----------------------------------------------------------
 
 BENCHMARK_APP_LABEL = "gpu-sharing-benchmark"
-BENCHMARK_SCRIPT_KEY = "bench.py"
+# The benchmark package (benchmarks/sharing/bench) is mounted as the directory
+# BENCHMARK_MOUNT/BENCHMARK_PACKAGE, one ConfigMap key per module, and run the way a user runs
+# it: `python -m bench` with PYTHONPATH at the mount (`python -m benchmarks.sharing.bench`
+# from the repository root is the same module).
+BENCHMARK_PACKAGE = "bench"
 BENCHMARK_MOUNT = "/opt/gpu-sharing-benchmark"
 # Printed before the CSV in the Job's log, so the rows can be cut out of it.
 BENCHMARK_CSV_MARKER = "--- gpu-sharing-benchmark results.csv ---"
@@ -169,6 +173,32 @@ IMAGE_PULL_ALLOWANCE_S = 1200
 # Beside its workers the Job runs the benchmark's parent process (no torch), a shell and the
 # MPS control daemon; this covers them with room to spare.
 BENCHMARK_MEMORY_MARGIN_MIB = 1024
+# vCPUs of a node left to the kubelet, the system reservation and the node's DaemonSets.
+BENCHMARK_NODE_VCPUS_LEFT = 1
+
+
+def benchmark_package_data(files: dict[str, str]) -> dict[str, str]:
+    """ConfigMap data of the benchmark package: one key per module (file name -> source).
+    Only Python modules belong to it; a package without its entry point is refused."""
+    data = {name: text for name, text in sorted(files.items()) if name.endswith(".py")}
+    missing = {"__init__.py", "__main__.py"} - set(data)
+    if missing:
+        raise ValueError(f"the benchmark package lacks {', '.join(sorted(missing))}")
+    bad = [name for name in data if "/" in name or not name.replace("_", "a")[:-3].isalnum()]
+    if bad:
+        raise ValueError(f"not a flat package module name: {', '.join(bad)}")
+    return data
+
+
+def benchmark_volume(config_map: Any, modules: list[str]) -> dict[str, Any]:
+    """The volume that lays the ConfigMap's keys out as the package directory."""
+    return {
+        "name": "bench",
+        "configMap": {
+            "name": config_map,
+            "items": [{"key": m, "path": f"{BENCHMARK_PACKAGE}/{m}"} for m in sorted(modules)],
+        },
+    }
 
 
 @functools.cache
@@ -193,54 +223,89 @@ def benchmark_worker_rss_mib(models: tuple[str, ...]) -> float:
 
 @dataclass(frozen=True)
 class BenchmarkSizing:
-    """How many processes a benchmark Job runs on a node, and the memory it asks for."""
+    """How many processes a benchmark Job runs on a node, and what it asks for."""
 
     clients: list[int]
     wanted: list[int]  # what the profile asks for (benchmark_clients)
     worker_rss_mib: float
+    groups: int  # process groups the run keeps up at once (plain, and one MPS group)
     memory_mib: int  # request and limit
     allocatable_mib: int
+    cpu: int  # whole cores requested: one per rank (pinned) and one for the parent
+    vcpus: int
 
     @property
     def capped(self) -> bool:
         return max(self.clients) < max(self.wanted)
 
+    @property
+    def pinned(self) -> bool:
+        """Whether every rank gets a core of its own (the benchmark pins them then)."""
+        return self.cpu > max(self.clients)
+
     def describe(self, instance_type: str) -> str:
         clients = ", ".join(str(n) for n in self.clients)
         text = (
-            f"N = {clients}; memory {self.memory_mib} MiB = {max(self.clients)} x "
-            f"{self.worker_rss_mib:.0f} MiB peak RSS per worker + {BENCHMARK_MEMORY_MARGIN_MIB} "
-            f"MiB, of about {self.allocatable_mib} MiB allocatable on a {instance_type}"
+            f"N = {clients}; memory {self.memory_mib} MiB = {self.groups} group(s) x "
+            f"{max(self.clients)} x {self.worker_rss_mib:.0f} MiB peak RSS per worker + "
+            f"{BENCHMARK_MEMORY_MARGIN_MIB} MiB, of about {self.allocatable_mib} MiB allocatable "
+            f"on a {instance_type}; {self.cpu} of its {self.vcpus} vCPUs"
         )
         if self.capped:
             text += (
                 f"; N capped at {max(self.clients)} (the profile asks for up to "
                 f"{max(self.wanted)}): more workers would not fit in the node's memory"
             )
+        if not self.pinned:
+            text += (
+                f"; the node has too few cores to give each of {max(self.clients)} ranks its "
+                "own, so they are not pinned and the launch-bound ratios include the host's "
+                "contention"
+            )
         return text
 
 
+def benchmark_modes(modes: list[str]) -> list[str]:
+    """The modes one Job measures: one run keeps one MPS daemon, so of mps and mps-limited
+    only mps is measured when both are asked for."""
+    if {"mps", "mps-limited"} <= set(modes):
+        return [m for m in modes if m != "mps-limited"]
+    return list(modes)
+
+
 def benchmark_sizing(
-    instance: facts.GpuInstance, profile: SharingProfile, models: list[str]
+    instance: facts.GpuInstance,
+    profile: SharingProfile,
+    models: list[str],
+    modes: list[str],
 ) -> BenchmarkSizing:
-    """The process counts a node of `instance` can hold, clients x RSS + margin <= allocatable."""
+    """The process counts a node of `instance` can hold. The benchmark keeps every process
+    group up for the whole run (bench.worker_groups), each of the largest N's size, so
+    groups x N x RSS + margin <= allocatable; it pins rank i of every group to one core, so
+    it asks for N + 1 cores where the node has them."""
     wanted = benchmark_clients(profile)
     worker = benchmark_worker_rss_mib(tuple(models))
+    probe = ["run", "--modes", ",".join(benchmark_modes(modes))]
+    groups = len(bench.worker_groups(bench.settings_from_args(bench.parse_args(probe))))
     allocatable = facts.allocatable_memory_mib(instance)
     # The measured figure as the decimal it was written as, in exact arithmetic: in floats,
     # (allocatable - margin) / worker can land just under the whole number it is, and a node
     # that holds exactly the profile's replicas would measure one fewer and report a cap.
     exact_worker = Fraction(repr(worker))
-    fit = max(1, math.floor((allocatable - BENCHMARK_MEMORY_MARGIN_MIB) / exact_worker))
+    fit = max(1, math.floor((allocatable - BENCHMARK_MEMORY_MARGIN_MIB) / (groups * exact_worker)))
     clients = [n for n in wanted if n <= fit]
     if max(wanted) > fit and fit not in clients:
         clients.append(fit)  # what a full node can still run is the most useful point
+    top = max(clients)
     return BenchmarkSizing(
         clients=clients,
         wanted=wanted,
         worker_rss_mib=worker,
-        memory_mib=math.ceil(max(clients) * exact_worker + BENCHMARK_MEMORY_MARGIN_MIB),
+        groups=groups,
+        memory_mib=math.ceil(groups * top * exact_worker + BENCHMARK_MEMORY_MARGIN_MIB),
         allocatable_mib=allocatable,
+        cpu=max(1, min(top + 1, instance.vcpus - BENCHMARK_NODE_VCPUS_LEFT)),
+        vcpus=instance.vcpus,
     )
 
 
@@ -259,35 +324,33 @@ def benchmark_clients(profile: SharingProfile) -> list[int]:
 def benchmark_run_args(
     *, clients: list[int], models: list[str], modes: list[str], duration_s: float, repetitions: int
 ) -> list[str]:
-    """Arguments of `bench.py run` for one Job.
-
-    The Job uses the sweep method: the interleaved one keeps a process group per way of
-    sharing up at once and pins ranks to cores, which a pod with a 1-CPU request on a node of
-    4 to 8 vCPUs cannot give it, and its memory would be a multiple of `benchmark_sizing`'s.
-    """
+    """Arguments of the benchmark's `run` for one Job: the published method, its windows of
+    the published length, and as many rounds as give every case the timed seconds the
+    settings ask for (duration_s x repetitions, at least two rounds)."""
+    rounds = max(2, math.ceil(duration_s * repetitions / bench.DEFAULT_WINDOW_S))
     return [
         "run",
-        "--method",
-        "sweep",
         "--clients",
         ",".join(str(c) for c in clients),
         "--models",
         ",".join(models),
         "--modes",
-        ",".join(modes),
-        "--duration",
-        f"{duration_s:g}",
-        "--repetitions",
-        str(repetitions),
+        ",".join(benchmark_modes(modes)),
+        "--rounds",
+        str(rounds),
+        "--window",
+        f"{bench.DEFAULT_WINDOW_S:g}",
         "--out",
         "/tmp/results.csv",
     ]
 
 
 def benchmark_command(run_args: list[str], note: str = "") -> list[str]:
-    """Run the benchmark, then print its CSV to the log (exit status kept: 3 means OOM, 4 an
-    unstable baseline). A note (why N was capped) is printed first."""
-    run = " ".join([f"python {BENCHMARK_MOUNT}/{BENCHMARK_SCRIPT_KEY}", *run_args])
+    """Run the benchmark, then print its CSV to the log (exit status kept: 3 means OOM, 4
+    ratios that the two halves of the run do not reproduce). A note (the sizing) comes first."""
+    run = " ".join(
+        [f"PYTHONPATH={BENCHMARK_MOUNT} python -m {BENCHMARK_PACKAGE}", *map(shlex.quote, run_args)]
+    )
     script = (
         f"{run}; status=$?; echo '{BENCHMARK_CSV_MARKER}'; "
         "cat /tmp/results.csv 2>/dev/null; exit $status"
@@ -311,7 +374,8 @@ def benchmark_job(
     profile: SharingProfile,
     image: str,
     namespace: str,
-    script_config_map: Any,
+    package_config_map: Any,
+    modules: list[str],
     run_args: list[str],
     sizing: BenchmarkSizing,
 ) -> dict[str, Any]:
@@ -324,7 +388,8 @@ def benchmark_job(
     should not take the Job.
     """
     memory = f"{sizing.memory_mib}Mi"
-    note = f"note: {sizing.describe(group.instance_type)}" if sizing.capped else ""
+    telling = sizing.capped or not sizing.pinned
+    note = f"note: {sizing.describe(group.instance_type)}" if telling else ""
     labels = {"app": BENCHMARK_APP_LABEL, "eks-gpu-slicing/node-group": group_name}
     return {
         "metadata": {
@@ -353,15 +418,19 @@ def benchmark_job(
                             "command": benchmark_command(run_args, note),
                             "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
                             "resources": {
-                                "requests": {"cpu": "1", "memory": memory},
+                                "requests": {"cpu": str(sizing.cpu), "memory": memory},
                                 "limits": {profile.resource_name: 1, "memory": memory},
                             },
                             "volumeMounts": [
-                                {"name": "script", "mountPath": BENCHMARK_MOUNT, "readOnly": True}
+                                {
+                                    "name": "bench",
+                                    "mountPath": BENCHMARK_MOUNT,
+                                    "readOnly": True,
+                                }
                             ],
                         }
                     ],
-                    "volumes": [{"name": "script", "configMap": {"name": script_config_map}}],
+                    "volumes": [benchmark_volume(package_config_map, modules)],
                 },
             },
         },

@@ -47,13 +47,3 @@ def interleaved(member, config, barrier, messages) -> None:
             if bench.GROUP_OF_MODE[w.mode] == group and rank in w.ranks:
                 messages.put(("sample", member, model, w.index, _sample(rank, 100.0 * (rank + 1))))
     messages.put(("done", member))
-
-
-def sweep(rank, config, barrier, messages) -> None:
-    """The sweep method's protocol: every model and repetition, one barrier each."""
-    messages.put(("ready", rank, {"pid": os.getpid(), "torch": "fake", "gpu": "Fake GPU"}))
-    for model in config["models"]:
-        for rep in range(config["repetitions"]):
-            barrier.wait(config["barrier_timeout_s"])
-            messages.put(("sample", rank, model, rep, _sample(rank, 50.0 * (rank + 1))))
-    messages.put(("done", rank))

@@ -179,6 +179,10 @@ def _exact_fit(allocatable: int, worker: float) -> int:
     return n
 
 
+# One process group (plain processes: exclusive and time-slicing share it).
+TIME_SLICED = ["exclusive", "time-slicing"]
+
+
 def test_a_node_that_fits_the_profiles_replicas_exactly_measures_them_all():
     t4 = facts.GPU_INSTANCES["g4dn.xlarge"]
     models = ["mlp", "transformer"]
@@ -186,10 +190,10 @@ def test_a_node_that_fits_the_profiles_replicas_exactly_measures_them_all():
         facts.allocatable_memory_mib(t4), workloads.benchmark_worker_rss_mib(("mlp", "transformer"))
     )
     assert fit > 2
-    at = benchmark_sizing(t4, SharingProfile(strategy="time-slicing", replicas=fit), models)
+    at = benchmark_sizing(t4, SharingProfile(strategy="time-slicing", replicas=fit), models, TIME_SLICED)
     assert max(at.clients) == fit and not at.capped, at
     assert at.memory_mib <= at.allocatable_mib
-    past = benchmark_sizing(t4, SharingProfile(strategy="time-slicing", replicas=fit + 1), models)
+    past = benchmark_sizing(t4, SharingProfile(strategy="time-slicing", replicas=fit + 1), models, TIME_SLICED)
     assert past.capped and max(past.clients) == fit, past
 
 
@@ -212,11 +216,11 @@ def test_sizing_at_the_exact_memory_limit_is_not_lost_to_rounding(monkeypatch):
             profile = SharingProfile(strategy="time-slicing", replicas=n)
             float_traps += math.floor((exact - BENCHMARK_MEMORY_MARGIN_MIB) / rss["value"]) < n
             allocatable["value"] = exact
-            at = benchmark_sizing(t4, profile, ["mlp"])
+            at = benchmark_sizing(t4, profile, ["mlp"], TIME_SLICED)
             assert max(at.clients) == n and not at.capped, (rss, n, at)
             assert at.memory_mib == exact
             allocatable["value"] = exact - 1
-            past = benchmark_sizing(t4, profile, ["mlp"])
+            past = benchmark_sizing(t4, profile, ["mlp"], TIME_SLICED)
             assert past.capped and max(past.clients) == n - 1, (rss, n, past)
     assert float_traps  # the grid holds cases that floats get wrong
 

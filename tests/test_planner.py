@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from benchmarks.sharing import bench
+from benchmarks.sharing.bench import results_csv
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.planner import (
     DEFAULT_RESULTS,
@@ -255,7 +256,7 @@ def test_printed_profiles_are_valid_stack_config(capsys):
 
 
 def _header() -> str:
-    return ",".join(bench.CSV_COLUMNS) + "\n"
+    return ",".join(results_csv.CSV_COLUMNS) + "\n"
 
 
 @pytest.mark.parametrize(
@@ -265,7 +266,7 @@ def _header() -> str:
         ("a,b\n1,2\n", "unexpected columns"),
         (b"\xd0\xcf\x11\xe0 not text", "can't decode"),
         ("HEADER", "no exclusive baseline"),
-        ("HEADER" + "x," * (len(bench.CSV_COLUMNS) - 1) + "x\n", ":2: "),
+        ("HEADER" + "x," * (len(results_csv.CSV_COLUMNS) - 1) + "x\n", ":2: "),
     ],
     ids=["missing", "columns", "binary", "no-rows", "bad-row"],
 )

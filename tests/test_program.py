@@ -10,11 +10,12 @@ import pulumi
 import pytest
 import yaml
 
+from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.device_plugin import CONFIG_CHECKSUM_ANNOTATION, check_device_plugin_config
 from eks_gpu_slicing.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
 from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, raw_settings
-from eks_gpu_slicing.workloads import benchmark_worker_rss_mib
+from eks_gpu_slicing.workloads import BENCHMARK_MOUNT, benchmark_worker_rss_mib
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import EKS_EFFECTS, selector_matches, tolerates
 
@@ -483,12 +484,13 @@ def test_benchmark_is_off_by_default(dev):
     assert "benchmarkJobs" not in dev.outputs
 
 
-def test_benchmark_runs_the_committed_script_on_each_chosen_group():
+def test_benchmark_runs_the_committed_package_on_each_chosen_group():
     raw = dev_settings()
     raw["benchmark"] = {"enabled": True, "nodeGroups": ["a10g"], "durationSeconds": 2}
     deployment = run_program(engine_config(raw), stack="dev")
     script = deployment.one(CONFIG_MAP, "sharing-benchmark-script")
-    assert script.inputs["data"]["bench.py"] == (ROOT / "benchmarks/sharing/bench.py").read_text()
+    package = ROOT / "benchmarks/sharing/bench"
+    assert script.inputs["data"] == {p.name: p.read_text() for p in package.glob("*.py")}
     job = deployment.one("kubernetes:batch/v1:Job")
     assert job.name == "sharing-benchmark-a10g"
     pod = job.inputs["spec"]["template"]["spec"]
@@ -498,11 +500,14 @@ def test_benchmark_runs_the_committed_script_on_each_chosen_group():
     assert pod["nodeSelector"]["nvidia.com/device-plugin.config"] == "mps-slices"
     command = pod["containers"][0]["command"][2]
     assert "--clients 1,2,4 " in command  # the mps-slices profile has 4 replicas
-    assert "--duration 2 " in command
+    # durationSeconds x repetitions (default 3) of timed windows per case
+    assert f"--rounds {math.ceil(2 * 3 / bench.DEFAULT_WINDOW_S)} " in command
+    assert f"PYTHONPATH={BENCHMARK_MOUNT} python -m bench run " in command
     resources = pod["containers"][0]["resources"]
     # The renamed resource the MPS group advertises.
     assert resources["limits"]["nvidia.com/gpu.shared"] == 1
-    # Memory from the committed per-worker RSS: 4 workers (the profile's replicas) + margin.
+    # Memory from the committed per-worker RSS: one group (no MPS mode asked for) of 4
+    # workers (the profile's replicas) + margin.
     rss = benchmark_worker_rss_mib(("mlp", "transformer"))
     assert resources["limits"]["memory"] == f"{math.ceil(4 * rss + 1024)}Mi"
     assert resources["requests"]["memory"] == resources["limits"]["memory"]

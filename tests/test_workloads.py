@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from benchmarks.sharing import bench
+from components.benchmark import read_benchmark_package
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.planner import DEFAULT_RESULTS
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
@@ -13,9 +19,9 @@ from eks_gpu_slicing.workloads import (
     BENCHMARK_MEMORY_MARGIN_MIB,
     BENCHMARK_MOUNT,
     benchmark_clients,
-    benchmark_command,
     benchmark_deadline_s,
     benchmark_job,
+    benchmark_package_data,
     benchmark_run_args,
     benchmark_sizing,
     benchmark_worker_rss_mib,
@@ -26,6 +32,8 @@ from eks_gpu_slicing.workloads import (
     virtual_gpu_capacity,
 )
 from tests.k8s_semantics import selector_matches, tolerates
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_labels_are_strings_and_name_the_profile():
@@ -102,28 +110,87 @@ def test_benchmark_clients_follow_the_profile():
     assert benchmark_clients(SharingProfile(strategy="none")) == [1, 2, 4, 8, 10]
 
 
-def test_benchmark_command_uses_the_scripts_own_options():
+def _package() -> dict[str, str]:
+    return read_benchmark_package()
+
+
+def _job(group, profile, sizing, run_args):
+    return benchmark_job(
+        group_name="g",
+        group=group,
+        profile=profile,
+        image="pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime",
+        namespace="default",
+        package_config_map="bench-cm",
+        modules=list(_package()),
+        run_args=run_args,
+        sizing=sizing,
+    )
+
+
+def test_the_config_map_holds_every_module_of_the_package():
+    data = _package()
+    modules = {p.name for p in (ROOT / "benchmarks" / "sharing" / "bench").glob("*.py")}
+    assert set(data) == modules and {"__init__.py", "__main__.py", "cli.py"} <= modules
+    for name, text in data.items():
+        assert text == (ROOT / "benchmarks" / "sharing" / "bench" / name).read_text()
+    with pytest.raises(ValueError, match=r"lacks __main__\.py"):
+        benchmark_package_data({"__init__.py": ""})
+    with pytest.raises(ValueError, match="not a flat package module name"):
+        benchmark_package_data({"__init__.py": "", "__main__.py": "", "sub/x.py": ""})
+
+
+def test_the_job_runs_the_package_entry_point_from_the_config_map(tmp_path):
+    """Lay the ConfigMap out as the Job's volume does (its items), then run the Job's exact
+    command with `run` swapped for `plan` (no GPU, no torch here): the package imports from
+    the mount and its own parser accepts every argument the Job passes."""
+    group = GpuNodeGroupSettings(
+        instance_type="g4dn.xlarge", min_size=1, desired_size=1, max_size=1, sharing="ts"
+    )
+    profile = SharingProfile(strategy="time-slicing", replicas=4)
+    models, modes = ["mlp", "transformer"], ["exclusive", "time-slicing", "mps"]
+    sizing = benchmark_sizing(group.instance, profile, models, modes)
+    run_args = benchmark_run_args(
+        clients=sizing.clients, models=models, modes=modes, duration_s=3, repetitions=3
+    )
+    pod = _job(group, profile, sizing, run_args)["spec"]["template"]["spec"]
+    (volume,) = pod["volumes"]
+    (mount,) = pod["containers"][0]["volumeMounts"]
+    assert mount["name"] == volume["name"] and volume["configMap"]["name"] == "bench-cm"
+    root = tmp_path / mount["mountPath"].lstrip("/")
+    data = _package()
+    for item in volume["configMap"]["items"]:
+        (root / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+        (root / item["path"]).write_text(data[item["key"]])
+    assert {i["key"] for i in volume["configMap"]["items"]} == set(data)
+    script = pod["containers"][0]["command"][2]
+    entry = f"PYTHONPATH={BENCHMARK_MOUNT} python -m bench run "
+    assert script.startswith("echo 'note: ") and f"; {entry}" in script  # 4 vCPUs: unpinned
+    run = script[script.index(entry) :].split(";")[0].replace(BENCHMARK_MOUNT, str(root))
+    run = run.replace("python -m bench run ", f"{sys.executable} -m bench plan ", 1)
+    run = run.replace(" --out /tmp/results.csv", "")
+    done = subprocess.run(
+        ["/bin/sh", "-c", run], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "process groups plain, mps, 4 processes each" in done.stdout
+    assert BENCHMARK_CSV_MARKER in script and script.endswith("exit $status")
+
+
+def test_the_job_args_are_the_benchmarks_own():
     run_args = benchmark_run_args(
         clients=[1, 2],
         models=["mlp"],
-        modes=["exclusive", "time-slicing"],
+        modes=["exclusive", "time-slicing", "mps", "mps-limited"],
         duration_s=2.5,
         repetitions=3,
     )
-    command = benchmark_command(run_args)
-    assert command[:2] == ["/bin/sh", "-c"]
-    run = command[2].split(";")[0].split()
-    assert run[1] == f"{BENCHMARK_MOUNT}/bench.py" and run[2:] == run_args
-    # Every option the Job passes is one the benchmark's own parser accepts.
-    args = bench.parse_args(run_args)
-    assert args.method == "sweep"  # one process group at a time, as benchmark_sizing assumes
-    assert (args.clients, args.models, args.duration_s, args.repetitions) == (
-        (1, 2),
-        ("mlp",),
-        2.5,
-        3,
-    )
-    assert BENCHMARK_CSV_MARKER in command[2] and command[2].endswith("exit $status")
+    args = bench.parse_args(run_args)  # the package's own parser: one method, no --method
+    assert (args.clients, args.models) == ((1, 2), ("mlp",))
+    assert args.modes == ("exclusive", "time-slicing", "mps")  # one MPS daemon per run
+    # every case gets the timed seconds the settings ask for, in the published windows
+    assert args.window_s == bench.DEFAULT_WINDOW_S
+    assert args.rounds * args.window_s >= 2.5 * 3 > (args.rounds - 1) * args.window_s
 
 
 def test_benchmark_deadline_follows_the_scripts_estimate():
@@ -144,27 +211,23 @@ def test_benchmark_deadline_follows_the_scripts_estimate():
 
 def test_benchmark_job_targets_one_group_and_requests_its_resource():
     group = GpuNodeGroupSettings(
-        instance_type="g5.xlarge", min_size=1, desired_size=1, max_size=1, sharing="renamed"
+        instance_type="g5.2xlarge", min_size=1, desired_size=1, max_size=1, sharing="renamed"
     )
     profile = SharingProfile(strategy="time-slicing", replicas=4, rename_by_default=True)
-    sizing = benchmark_sizing(group.instance, profile, ["mlp"])
-    job = benchmark_job(
-        group_name="a10g",
-        group=group,
-        profile=profile,
-        image="pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime",
-        namespace="default",
-        script_config_map="script-cm",
-        run_args=benchmark_run_args(
+    sizing = benchmark_sizing(group.instance, profile, ["mlp"], ["exclusive"])
+    job = _job(
+        group,
+        profile,
+        sizing,
+        benchmark_run_args(
             clients=sizing.clients, models=["mlp"], modes=["exclusive"], duration_s=1, repetitions=1
         ),
-        sizing=sizing,
     )
     pod = job["spec"]["template"]["spec"]
     assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
     assert job["spec"]["activeDeadlineSeconds"] > 0
     assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
-    node_labels = {**gpu_node_labels("renamed"), "node.kubernetes.io/instance-type": "g5.xlarge"}
+    node_labels = {**gpu_node_labels("renamed"), "node.kubernetes.io/instance-type": "g5.2xlarge"}
     assert selector_matches(pod["nodeSelector"], node_labels)
     assert not selector_matches(
         pod["nodeSelector"], {**node_labels, "node.kubernetes.io/instance-type": "g4dn.xlarge"}
@@ -173,10 +236,8 @@ def test_benchmark_job_targets_one_group_and_requests_its_resource():
     (container,) = pod["containers"]
     memory = f"{sizing.memory_mib}Mi"
     assert container["resources"]["limits"] == {"nvidia.com/gpu.shared": 1, "memory": memory}
-    assert container["resources"]["requests"]["memory"] == memory
+    assert container["resources"]["requests"] == {"cpu": "5", "memory": memory}  # 4 ranks + 1
     assert not container["command"][2].startswith("echo")  # nothing capped, nothing to say
-    assert pod["volumes"][0]["configMap"]["name"] == "script-cm"
-    assert container["volumeMounts"][0]["mountPath"] == BENCHMARK_MOUNT
 
 
 def test_allocatable_memory_follows_the_ami_reservations():
@@ -195,49 +256,56 @@ def test_worker_rss_comes_from_the_committed_results():
     assert benchmark_worker_rss_mib(("mlp", "transformer")) > mlp_only
 
 
-def test_benchmark_memory_covers_every_worker_and_fits_the_node():
-    t4 = facts.GPU_INSTANCES["g4dn.xlarge"]
-    sizing = benchmark_sizing(
-        t4, SharingProfile(strategy="time-slicing", replicas=10), ["mlp", "transformer"]
-    )
-    rss = benchmark_worker_rss_mib(("mlp", "transformer"))
-    assert sizing.clients == [1, 2, 4, 8, 10] and not sizing.capped
-    assert sizing.memory_mib == math.ceil(10 * rss + BENCHMARK_MEMORY_MARGIN_MIB)
-    assert sizing.memory_mib <= facts.allocatable_memory_mib(t4)
-    assert "N = 1, 2, 4, 8, 10; memory" in sizing.describe("g4dn.xlarge")
+@pytest.mark.parametrize("instance", facts.GPU_INSTANCES.values(), ids=lambda i: i.name)
+@pytest.mark.parametrize("modes", [["exclusive", "time-slicing"], ["exclusive", "mps"]])
+def test_benchmark_sizing_fits_every_instance_type(instance, modes):
+    """Every process group the run keeps up, each of the largest N's size, fits in the
+    node's allocatable memory, and the cores asked for leave the node one vCPU."""
+    models = ["mlp", "transformer"]
+    for replicas in (2, 4, 10, 13, 40):
+        profile = SharingProfile(strategy="time-slicing", replicas=replicas)
+        sizing = benchmark_sizing(instance, profile, models, modes)
+        settings = bench.settings_from_args(
+            bench.parse_args(
+                benchmark_run_args(
+                    clients=sizing.clients, models=models, modes=modes, duration_s=3, repetitions=3
+                )
+            )
+        )
+        processes = len(bench.worker_groups(settings)) * bench.group_size(settings)
+        rss = benchmark_worker_rss_mib(tuple(models))
+        assert sizing.groups == len(bench.worker_groups(settings))
+        assert sizing.memory_mib >= processes * rss + BENCHMARK_MEMORY_MARGIN_MIB
+        assert sizing.memory_mib <= facts.allocatable_memory_mib(instance)
+        assert 1 <= sizing.cpu <= instance.vcpus - 1
+        assert sizing.pinned == (instance.vcpus - 1 > max(sizing.clients))
+        assert set(sizing.clients) <= set(benchmark_clients(profile)) | {max(sizing.clients)}
 
 
-def test_benchmark_caps_n_where_the_workers_would_not_fit_and_says_so():
+def test_benchmark_caps_n_where_the_groups_would_not_fit_and_says_so():
     t4 = facts.GPU_INSTANCES["g4dn.xlarge"]
     profile = SharingProfile(strategy="time-slicing", replicas=40)
-    models = ["mlp", "transformer"]
-    sizing = benchmark_sizing(t4, profile, models)
+    models, modes = ["mlp", "transformer"], ["exclusive", "time-slicing", "mps"]
+    sizing = benchmark_sizing(t4, profile, models, modes)
     rss = benchmark_worker_rss_mib(tuple(models))
-    fit = math.floor((facts.allocatable_memory_mib(t4) - BENCHMARK_MEMORY_MARGIN_MIB) / rss)
+    room = facts.allocatable_memory_mib(t4) - BENCHMARK_MEMORY_MARGIN_MIB
+    fit = math.floor(room / (2 * rss))  # two groups: plain and MPS
     assert 1 < fit < 40
     assert sizing.capped and max(sizing.clients) == fit
     assert sizing.clients == [*(n for n in benchmark_clients(profile) if n < fit), fit]
-    assert sizing.memory_mib <= facts.allocatable_memory_mib(t4)
-    assert (fit + 1) * rss + BENCHMARK_MEMORY_MARGIN_MIB > facts.allocatable_memory_mib(t4)
+    assert 2 * (fit + 1) * rss > room
     described = sizing.describe("g4dn.xlarge")
     assert f"N capped at {fit} (the profile asks for up to 40)" in described
+    assert "not pinned" in described  # 4 vCPUs cannot give each rank its own core
     group = GpuNodeGroupSettings(
         instance_type="g4dn.xlarge", min_size=1, desired_size=1, max_size=1, sharing="big"
     )
-    job = benchmark_job(
-        group_name="t4",
-        group=group,
-        profile=profile,
-        image="x/y:1",
-        namespace="default",
-        script_config_map="cm",
-        run_args=benchmark_run_args(
-            clients=sizing.clients, models=models, modes=["exclusive"], duration_s=1, repetitions=1
-        ),
-        sizing=sizing,
+    run_args = benchmark_run_args(
+        clients=sizing.clients, models=models, modes=modes, duration_s=1, repetitions=1
     )
-    script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
-    note, _, run = script.partition(f"; python {BENCHMARK_MOUNT}/bench.py ")
+    script = _job(group, profile, sizing, run_args)["spec"]["template"]["spec"]["containers"][0]
+    note, _, run = script["command"][2].partition(
+        f"; PYTHONPATH={BENCHMARK_MOUNT} python -m bench "
+    )
     assert note.startswith("echo 'note: N = ") and f"N capped at {fit}" in note
-    # the note comes first, then the benchmark, with the method that fits in one pod
-    assert run.startswith("run --method sweep --clients ")
+    assert run.startswith("run --clients ")  # the note first, then the benchmark
