@@ -190,10 +190,14 @@ def test_a_node_that_fits_the_profiles_replicas_exactly_measures_them_all():
         facts.allocatable_memory_mib(t4), workloads.benchmark_worker_rss_mib(("mlp", "transformer"))
     )
     assert fit > 2
-    at = benchmark_sizing(t4, SharingProfile(strategy="time-slicing", replicas=fit), models, TIME_SLICED)
+    at = benchmark_sizing(
+        t4, SharingProfile(strategy="time-slicing", replicas=fit), models, TIME_SLICED
+    )
     assert max(at.clients) == fit and not at.capped, at
     assert at.memory_mib <= at.allocatable_mib
-    past = benchmark_sizing(t4, SharingProfile(strategy="time-slicing", replicas=fit + 1), models, TIME_SLICED)
+    past = benchmark_sizing(
+        t4, SharingProfile(strategy="time-slicing", replicas=fit + 1), models, TIME_SLICED
+    )
     assert past.capped and max(past.clients) == fit, past
 
 
