@@ -76,7 +76,7 @@ def test_demo_deployment_matches_source_design_done_right():
     assert not selector_matches(pod["nodeSelector"], gpu_node_labels("other"))
     assert tolerates(pod["tolerations"], gpu_node_taints())
     (container,) = pod["containers"]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert gpu_limits(container) == {"nvidia.com/gpu": 1}
     assert not container["image"].endswith(":latest")
 
 
@@ -86,7 +86,13 @@ def test_demo_requests_the_renamed_resource_when_the_profile_renames():
         replicas=1, image="x/y:1", namespace="ns", profile_name="p", profile=profile
     )
     container = manifest["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
+    assert gpu_limits(container) == {"nvidia.com/gpu.shared": 1}
+
+
+def gpu_limits(container: dict) -> dict:
+    return {
+        k: v for k, v in container["resources"]["limits"].items() if k.startswith("nvidia.com/")
+    }
 
 
 def test_benchmark_clients_follow_the_profile():
@@ -172,7 +178,11 @@ def test_benchmark_job_targets_one_group_and_requests_its_resource():
     assert tolerates(pod["tolerations"], gpu_node_taints())
     (container,) = pod["containers"]
     memory = f"{sizing.memory_mib}Mi"
-    assert container["resources"]["limits"] == {"nvidia.com/gpu.shared": 1, "memory": memory}
+    assert container["resources"]["limits"] == {
+        "nvidia.com/gpu.shared": 1,
+        "cpu": str(group.instance.vcpus),
+        "memory": memory,
+    }
     assert container["resources"]["requests"]["memory"] == memory
     assert not container["command"][2].startswith("echo")  # nothing capped, nothing to say
     assert pod["volumes"][0]["configMap"]["name"] == "script-cm"
