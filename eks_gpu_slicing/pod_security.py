@@ -71,6 +71,62 @@ def scratch_mount() -> dict[str, Any]:
     return {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_DIR}
 
 
+# --- What `restricted` asks of a pod -----------------------------------------------------------
+
+# Pod Security Standards (kubernetes.io/docs/concepts/security/pod-security-standards/):
+# the volume types `restricted` allows.
+RESTRICTED_VOLUME_SOURCES = frozenset(
+    [
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ]
+)
+SECCOMP_ALLOWED = ("RuntimeDefault", "Localhost")
+
+
+def restricted_problems(pod: Mapping[str, Any]) -> list[str]:
+    """What keeps a pod spec from the `restricted` profile (its `baseline` controls included,
+    except the AppArmor, SELinux, /proc mount and sysctl ones, which the stack never sets)."""
+    problems = [
+        f"{field} is true" for field in ("hostNetwork", "hostPID", "hostIPC") if pod.get(field)
+    ]
+    pod_context = pod.get("securityContext") or {}
+    for volume in pod.get("volumes") or []:
+        sources = set(volume) - {"name"}
+        if not sources <= RESTRICTED_VOLUME_SOURCES:
+            problems.append(f"volume {volume['name']}: {sorted(sources)} not allowed")
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    for container in containers:
+        where = f"container {container['name']}"
+        context = container.get("securityContext") or {}
+        merged = {**pod_context, **context}
+        if context.get("privileged"):
+            problems.append(f"{where}: privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation is not false")
+        if merged.get("runAsNonRoot") is not True:
+            problems.append(f"{where}: runAsNonRoot is not true")
+        if merged.get("runAsUser") == 0:
+            problems.append(f"{where}: runAsUser is 0")
+        if (merged.get("seccompProfile") or {}).get("type") not in SECCOMP_ALLOWED:
+            problems.append(f"{where}: seccompProfile is not RuntimeDefault or Localhost")
+        capabilities = context.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []):
+            problems.append(f"{where}: capabilities do not drop ALL")
+        added = set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}
+        if added:
+            problems.append(f"{where}: adds capabilities {sorted(added)}")
+        if any(port.get("hostPort") for port in container.get("ports") or []):
+            problems.append(f"{where}: hostPort")
+    return problems
+
+
 # --- Namespaces -------------------------------------------------------------------------------
 
 # What each kind of workload the stack places needs, and why.
