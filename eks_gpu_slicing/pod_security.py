@@ -35,7 +35,10 @@ POD_SECURITY_LABEL = "pod-security.kubernetes.io"
 # id works (the nvidia runtime's device nodes are world-readable and writable), and one
 # above 10000 cannot be a host account. Keep the same uid for every pod that shares an MPS
 # GPU: an MPS server serves one user at a time, and clients of a second uid queue until the
-# first user's clients are gone. 65532 is the conventional `nonroot` id of distroless images.
+# first user's clients are gone (nvidia-cuda-mps-control(1)). Bottlerocket's built-in MPS
+# serves non-root clients only once /run/nvidia is 0755 (bottlerocket-kernel-kit #415, 2026):
+# on older Bottlerocket MPS nodes a CUDA app of this uid fails (nvidia-smi, the demo's, does
+# not use MPS). 65532 is the conventional `nonroot` id of distroless images.
 WORKLOAD_UID = 65532
 # Scratch space: the root filesystem is read-only; HOME points here too, since CUDA (the
 # compute cache, ~/.nv) and PyTorch write below HOME, and a uid with no passwd entry gets /.
