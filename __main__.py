@@ -32,6 +32,7 @@ from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import look_up_aws_context
 from eks_gpu_slicing.bottlerocket import user_data as bottlerocket_user_data
 from eks_gpu_slicing.karpenter import discovery_tags, node_pool_capacity
+from eks_gpu_slicing.pod_security import namespace_levels, workload_placements
 from eks_gpu_slicing.stack_config import read_settings
 from eks_gpu_slicing.workloads import (
     gpu_node_group_labels,
@@ -112,7 +113,12 @@ gpu_nodes = {
 }
 
 namespaces = Namespaces(
-    "namespaces", NamespacesArgs(provider=cluster.provider, names=settings.namespaces)
+    "namespaces",
+    NamespacesArgs(
+        provider=cluster.provider,
+        names=settings.namespaces,
+        levels=namespace_levels(workload_placements(settings)),
+    ),
 )
 
 device_plugin = DevicePlugin(

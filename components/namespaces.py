@@ -1,14 +1,16 @@
-"""The Kubernetes namespaces the stack puts objects in, each created once."""
+"""The Kubernetes namespaces the stack puts objects in, each created once and labelled with
+the Pod Security Standards level its workloads meet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.pod_security import namespace_labels
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,9 @@ class NamespacesArgs:
     provider: k8s.Provider
     # Every namespace some setting names; duplicates and built-in ones are fine here.
     names: Iterable[str]
+    # {namespace: Pod Security Standards level it enforces} (pod_security.namespace_levels);
+    # every namespace created must have one.
+    levels: Mapping[str, str] = field(default_factory=dict)
 
 
 class Namespaces(pulumi.ComponentResource):
@@ -24,17 +29,24 @@ class Namespaces(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NamespacesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{facts.COMPONENT_PACKAGE}:cluster:Namespaces", name, None, opts)
+        created = sorted(set(args.names) - facts.BUILTIN_NAMESPACES)
+        unlevelled = [namespace for namespace in created if namespace not in args.levels]
+        if unlevelled:
+            raise ValueError(f"no Pod Security Standards level for namespaces {unlevelled}")
         self.namespaces = {
             namespace: k8s.core.v1.Namespace(
                 f"{name}-{namespace}",
                 # Named exactly as configured (not auto-named): other objects refer to it.
                 metadata={
                     "name": namespace,
-                    "labels": {"app.kubernetes.io/part-of": facts.PROJECT},
+                    "labels": {
+                        "app.kubernetes.io/part-of": facts.PROJECT,
+                        **namespace_labels(args.levels[namespace]),
+                    },
                 },
                 opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
             )
-            for namespace in sorted(set(args.names) - facts.BUILTIN_NAMESPACES)
+            for namespace in created
         }
         self.register_outputs({"created": sorted(self.namespaces)})
 

@@ -14,11 +14,15 @@ from fractions import Fraction
 from typing import Any
 
 from benchmarks.sharing import bench
-from eks_gpu_slicing import facts
+from eks_gpu_slicing import facts, pod_security
 from eks_gpu_slicing.planner import DEFAULT_RESULTS as COMMITTED_BENCHMARK_RESULTS
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 
 DEMO_APP_LABEL = "gpu-deployment"
+# What `nvidia-smi -L` and `sleep` need, with room; size these for the app that replaces them.
+DEMO_CPU_REQUEST, DEMO_CPU_LIMIT = "50m", "500m"
+DEMO_MEMORY = "128Mi"  # request and limit
+DEMO_SCRATCH_SIZE = "64Mi"
 
 
 def gpu_node_labels(profile_name: str) -> dict[str, str]:
@@ -143,15 +147,36 @@ def demo_deployment(
                 "spec": {
                     "nodeSelector": gpu_node_labels(profile_name),
                     "tolerations": [gpu_toleration()],
+                    # The Pod Security Standards' `restricted` profile (pod_security.py).
+                    "securityContext": pod_security.pod_security_context(),
+                    # It calls no Kubernetes API.
+                    "automountServiceAccountToken": False,
                     "containers": [
                         {
                             "name": "cuda",
                             "image": image,
                             # Show which GPU the pod got, then hold the virtual GPU.
                             "command": ["/bin/sh", "-c", "nvidia-smi -L && sleep infinity"],
-                            "resources": {"limits": {profile.resource_name: 1}},
+                            "securityContext": pod_security.container_security_context(),
+                            "resources": {
+                                "requests": {"cpu": DEMO_CPU_REQUEST, "memory": DEMO_MEMORY},
+                                "limits": {
+                                    profile.resource_name: 1,
+                                    "cpu": DEMO_CPU_LIMIT,
+                                    "memory": DEMO_MEMORY,
+                                },
+                            },
+                            # Ready once the pod sees its GPU; nvidia-smi takes no GPU time.
+                            "readinessProbe": {
+                                "exec": {"command": ["nvidia-smi", "-L"]},
+                                "periodSeconds": 30,
+                                "timeoutSeconds": 10,
+                            },
+                            "env": [{"name": "HOME", "value": pod_security.SCRATCH_DIR}],
+                            "volumeMounts": [pod_security.scratch_mount()],
                         }
                     ],
+                    "volumes": [pod_security.scratch_volume(DEMO_SCRATCH_SIZE)],
                 },
             },
         },
@@ -199,6 +224,10 @@ def benchmark_volume(config_map: Any, modules: list[str]) -> dict[str, Any]:
             "items": [{"key": m, "path": f"{BENCHMARK_PACKAGE}/{m}"} for m in sorted(modules)],
         },
     }
+
+
+# /tmp holds results.csv, the MPS daemon's pipe and log directories and CUDA's compute cache.
+BENCHMARK_SCRATCH_SIZE = "1Gi"
 
 
 @functools.cache
@@ -411,26 +440,43 @@ def benchmark_job(
                         "node.kubernetes.io/instance-type": group.instance_type,
                     },
                     "tolerations": [gpu_toleration()],
+                    # `restricted`, MPS included: the script's own MPS daemon runs as this uid.
+                    "securityContext": pod_security.pod_security_context(),
+                    "automountServiceAccountToken": False,
                     "containers": [
                         {
                             "name": "benchmark",
                             "image": image,
                             "command": benchmark_command(run_args, note),
-                            "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+                            "env": [
+                                {"name": "PYTHONUNBUFFERED", "value": "1"},
+                                {"name": "HOME", "value": pod_security.SCRATCH_DIR},
+                            ],
+                            "securityContext": pod_security.container_security_context(),
                             "resources": {
                                 "requests": {"cpu": str(sizing.cpu), "memory": memory},
-                                "limits": {profile.resource_name: 1, "memory": memory},
+                                "limits": {
+                                    profile.resource_name: 1,
+                                    # The whole node: a lower CFS quota would throttle the
+                                    # workers' kernel launches and skew what is measured.
+                                    "cpu": str(group.instance.vcpus),
+                                    "memory": memory,
+                                },
                             },
                             "volumeMounts": [
                                 {
                                     "name": "bench",
                                     "mountPath": BENCHMARK_MOUNT,
                                     "readOnly": True,
-                                }
+                                },
+                                pod_security.scratch_mount(),
                             ],
                         }
                     ],
-                    "volumes": [benchmark_volume(package_config_map, modules)],
+                    "volumes": [
+                        benchmark_volume(package_config_map, modules),
+                        pod_security.scratch_volume(BENCHMARK_SCRATCH_SIZE),
+                    ],
                 },
             },
         },

@@ -164,7 +164,7 @@ def test_release_is_pinned_in_its_namespace(dev):
 
 def test_release_waits_for_its_namespace_and_every_gpu_node_group(dev):
     release = dev.one(RELEASE, EXPORTER)
-    namespace = dev.one(NAMESPACE)
+    namespace = dev.one(NAMESPACE, "namespaces-gpu-monitoring")
     assert namespace.inputs["metadata"]["name"] == "gpu-monitoring"
     assert namespace.urn in release.dependencies
     gpu_groups = [g for g in dev.of_type(NODE_GROUP) if g.name.startswith("gpu-")]

@@ -312,8 +312,11 @@ def test_every_namespace_used_is_created_once_and_waited_for():
 
 
 def test_built_in_namespaces_are_never_created(dev, prod):
-    # dev's only own namespace is the GPU metrics one; prod uses only built-in ones.
-    assert [n.inputs["metadata"]["name"] for n in dev.of_type(NAMESPACE)] == ["gpu-monitoring"]
+    # dev's own namespaces are the demo's and the GPU metrics one; prod uses only built-in ones.
+    assert [n.inputs["metadata"]["name"] for n in dev.of_type(NAMESPACE)] == [
+        "gpu-demo",
+        "gpu-monitoring",
+    ]
     assert prod.of_type(NAMESPACE) == []
     assert {"default", "kube-system"} <= facts.BUILTIN_NAMESPACES
 
@@ -344,7 +347,7 @@ def test_demo_deployment(dev):
     assert spec["replicas"] == 5
     pod = spec["template"]["spec"]
     assert pod["nodeSelector"]["nvidia.com/gpu.present"] == "true"
-    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert ":" in pod["containers"][0]["image"] and not pod["containers"][0]["image"].endswith(
         ":latest"
     )
@@ -466,7 +469,8 @@ def test_renamed_profile_flows_into_demo_requests_and_outputs():
     raw["demoWorkload"] = {"enabled": True, "replicas": 2}
     deployment = run_program(engine_config(raw), stack="dev")
     pod = deployment.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
-    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu.shared"] == 1 and "nvidia.com/gpu" not in limits
     assert deployment.outputs["gpuNodeGroups"]["t4"]["resourceName"] == "nvidia.com/gpu.shared"
     text = deployment.one(CONFIG_MAP).inputs["data"]["default"]
     assert yaml.safe_load(text)["sharing"]["timeSlicing"]["renameByDefault"] is True

@@ -38,7 +38,7 @@ def test_render_writes_every_object_release_and_resource(dev, tmp_path):
     render.write(dev, tmp_path)
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     config_map = next(f for f in files if f.startswith("kubernetes/configmap-kube-system-"))
-    assert "kubernetes/deployment-default-gpu-deployment.yaml" in files
+    assert "kubernetes/deployment-gpu-demo-gpu-deployment.yaml" in files
     assert "helm/kube-system-nvidia-device-plugin.yaml" in files
     release = yaml.safe_load((tmp_path / "helm/kube-system-nvidia-device-plugin.yaml").read_text())
     assert (release["chart"], release["version"]) == ("nvidia-device-plugin", "0.20.0")

@@ -244,7 +244,8 @@ def test_workloads_request_the_renamed_resource():
     pod = demo_deployment(
         replicas=1, image="img:1", namespace="default", profile_name="mps", profile=renamed
     )["spec"]["template"]["spec"]
-    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu.shared": 1}
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu.shared"] == 1 and "nvidia.com/gpu" not in limits
 
 
 # --- What each virtual GPU really has -----------------------------------------------------------

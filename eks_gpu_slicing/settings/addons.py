@@ -45,7 +45,9 @@ class DemoWorkloadSettings(_Settings):
     enabled: bool = False
     replicas: int = Field(default=5, ge=0)
     image: PinnedImage = facts.DEMO_IMAGE
-    namespace: Namespace = "default"
+    # Its own namespace, which enforces the `restricted` Pod Security Standard: copies of
+    # this template then land where a pod that drops the hardening is refused.
+    namespace: Namespace = "gpu-demo"
     # Which sharing profile's nodes (and resource name) to use; the device plugin's default.
     profile: str | None = None
 
@@ -61,7 +63,7 @@ class BenchmarkSettings(_Settings):
     modes: list[str] = ["exclusive", "time-slicing"]
     duration_seconds: float = Field(default=3.0, gt=0, le=60)
     repetitions: int = Field(default=3, ge=1, le=10)
-    namespace: Namespace = "default"
+    namespace: Namespace = "gpu-benchmark"  # enforces `restricted`, like the demo's
 
     @field_validator("models")
     @classmethod
