@@ -47,12 +47,12 @@ format: setup ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 
 validate: setup ## Check Pulumi.$(STACK).yaml offline and print each GPU group's capacity
-	$(PY) -m eks_gpu_slicing.validate $(STACK)
+	$(PY) -m eks_gpu_slicing.review.validate $(STACK)
 
 plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GPU_MS=, BUSY=, TYPES=, RESULTS=
 	@test -n "$(MEMORY_GIB)" -a -n "$(GPU_MS)" || \
 	  { echo "usage: make plan-capacity MEMORY_GIB=<GiB per pod> GPU_MS=<ms per request> [BUSY=1] [TYPES=g4dn.xlarge,...] [RESULTS=file.csv]"; exit 2; }
-	$(PY) -m eks_gpu_slicing.planner --memory-gib $(MEMORY_GIB) --gpu-ms $(GPU_MS) --busy $(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS))
+	$(PY) -m eks_gpu_slicing.planning.planner --memory-gib $(MEMORY_GIB) --gpu-ms $(GPU_MS) --busy $(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS))
 
 time-tests: setup ## Time the test suite (median of 3 runs)
 	$(PY) benchmarks/test_suite_time.py
@@ -90,10 +90,10 @@ kubeconfig: stack ## Write STACK's kubeconfig output to kubeconfig-STACK.json (t
 # --- Review without a cloud; verify after deploy ---------------------------------------------
 
 render: setup ## Render STACK offline (mocks) into build/render/STACK: objects, Helm values, graph
-	$(PY) -m eks_gpu_slicing.render $(STACK)
+	$(PY) -m eks_gpu_slicing.review.render $(STACK)
 
 check: setup ## Render STACK, then check schemas, CRDs, plugin config, Helm value paths, policies
-	$(PY) -m eks_gpu_slicing.check $(STACK)
+	$(PY) -m eks_gpu_slicing.review.check $(STACK)
 
 verify: setup ## After `make up`: check GPU sharing works on STACK's cluster (KUBECONFIG_FILE=path skips the Pulumi CLI)
-	$(PY) -m eks_gpu_slicing.verify $(STACK) $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
+	$(PY) -m eks_gpu_slicing.review.verify $(STACK) $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))

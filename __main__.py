@@ -30,16 +30,16 @@ from components import (
 )
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import look_up_aws_context
-from eks_gpu_slicing.bottlerocket import user_data as bottlerocket_user_data
-from eks_gpu_slicing.karpenter import discovery_tags, node_pool_capacity
-from eks_gpu_slicing.pod_security import namespace_levels, workload_placements
-from eks_gpu_slicing.stack_config import read_settings
-from eks_gpu_slicing.workloads import (
+from eks_gpu_slicing.builders.bottlerocket import user_data as bottlerocket_user_data
+from eks_gpu_slicing.builders.karpenter import discovery_tags, node_pool_capacity
+from eks_gpu_slicing.builders.pod_security import namespace_levels, workload_placements
+from eks_gpu_slicing.builders.workloads import (
     gpu_node_group_labels,
     gpu_node_taints,
     system_node_labels,
     virtual_gpu_capacity,
 )
+from eks_gpu_slicing.settings.pulumi_config import read_settings
 
 settings = read_settings()
 aws_context = look_up_aws_context(settings)

@@ -9,15 +9,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings import BenchmarkSettings, GpuNodeGroupSettings, SharingProfile
-from eks_gpu_slicing.stack_files import ROOT
-from eks_gpu_slicing.workloads import (
+from eks_gpu_slicing.builders.workloads import (
     BENCHMARK_APP_LABEL,
     benchmark_job,
     benchmark_package_data,
     benchmark_run_args,
     benchmark_sizing,
 )
+from eks_gpu_slicing.settings import BenchmarkSettings, GpuNodeGroupSettings, SharingProfile
+from eks_gpu_slicing.settings.stack_files import ROOT
 
 BENCHMARK_PACKAGE_DIR = ROOT / "benchmarks" / "sharing" / "bench"
 

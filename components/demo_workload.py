@@ -9,8 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders.workloads import demo_deployment
 from eks_gpu_slicing.settings import DemoWorkloadSettings, SharingProfile
-from eks_gpu_slicing.workloads import demo_deployment
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.device_plugin import (
+from eks_gpu_slicing.builders.device_plugin import (
     CONFIG_MAP_LABELS,
     config_checksum,
     config_map_data,

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.gpu_metrics import helm_values
+from eks_gpu_slicing.builders.gpu_metrics import helm_values
 from eks_gpu_slicing.settings import GpuMetricsSettings
 
 

@@ -12,8 +12,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing import karpenter as build
 from eks_gpu_slicing.aws_context import AwsContext
+from eks_gpu_slicing.builders import karpenter as build
 from eks_gpu_slicing.settings import KarpenterSettings, SharingProfile
 
 QUEUE_TARGET_ID = "KarpenterInterruptionQueueTarget"

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.pod_security import namespace_labels
+from eks_gpu_slicing.builders.pod_security import namespace_labels
 
 
 @dataclass(frozen=True)

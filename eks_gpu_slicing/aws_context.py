@@ -16,7 +16,7 @@ import pulumi_aws as aws
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings import Settings
-from eks_gpu_slicing.stack_config import aws_profile
+from eks_gpu_slicing.settings.pulumi_config import aws_profile
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.karpenter_crds import CRD_DIR_ENV
-from eks_gpu_slicing.stack_files import ROOT, encode_config, engine_config_of_stack
+from eks_gpu_slicing.review.karpenter_crds import CRD_DIR_ENV
+from eks_gpu_slicing.settings.stack_files import ROOT, encode_config, engine_config_of_stack
 
 # Where this project's CI keeps the upstream Karpenter CRDs (beside the repository): the tests
 # use that copy, as .ci/run's `make check` does. Elsewhere the CRDs come from the cache or the
-# chart's registry (eks_gpu_slicing/karpenter_crds.py).
+# chart's registry (eks_gpu_slicing/review/karpenter_crds.py).
 KARPENTER_REFERENCE = ROOT.parent / "shared" / "reference" / f"karpenter-{facts.KARPENTER_VERSION}"
 if KARPENTER_REFERENCE.is_dir():
     os.environ.setdefault(CRD_DIR_ENV, str(KARPENTER_REFERENCE))

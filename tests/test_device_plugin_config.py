@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.device_plugin import (
+from eks_gpu_slicing.builders.device_plugin import (
     CONFIG_CHECKSUM_ANNOTATION,
     check_device_plugin_config,
     config_checksum,
@@ -14,7 +14,7 @@ from eks_gpu_slicing.device_plugin import (
     device_plugin_config,
     helm_values,
 )
-from eks_gpu_slicing.helm import value_paths
+from eks_gpu_slicing.review.helm import value_paths
 from eks_gpu_slicing.settings import SharingProfile
 
 TIME_SLICED = SharingProfile(strategy="time-slicing", replicas=10)

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.gpu_metrics import helm_values
-from eks_gpu_slicing.helm import value_paths
-from eks_gpu_slicing.mocks import Deployment, run_program
+from eks_gpu_slicing.builders.gpu_metrics import helm_values
+from eks_gpu_slicing.review.helm import value_paths
+from eks_gpu_slicing.review.mocks import Deployment, run_program
 from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
-from eks_gpu_slicing.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import selector_matches, tolerates
 from tests.test_program import NAMESPACE, NODE_GROUP, RELEASE, dev_settings

@@ -17,21 +17,25 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing import karpenter as build
-from eks_gpu_slicing.helm import value_paths
-from eks_gpu_slicing.manifests import custom_resource_problems, manifest_of
-from eks_gpu_slicing.mocks import (
+from eks_gpu_slicing.builders import karpenter as build
+from eks_gpu_slicing.builders.workloads import (
+    gpu_node_group_labels,
+    gpu_node_taints,
+    kubernetes_taints,
+)
+from eks_gpu_slicing.review.helm import value_paths
+from eks_gpu_slicing.review.manifests import custom_resource_problems, manifest_of
+from eks_gpu_slicing.review.mocks import (
     MOCK_ACCOUNT,
     Deployment,
     ProgramMocks,
     RecordingMonitor,
     run_program,
 )
+from eks_gpu_slicing.review.validate import main as validate_main
 from eks_gpu_slicing.settings import ConfigError, KarpenterNodePoolSettings, load_settings
 from eks_gpu_slicing.settings.karpenter import quantity_value
 from eks_gpu_slicing.settings.sharing import SharingProfile
-from eks_gpu_slicing.validate import main as validate_main
-from eks_gpu_slicing.workloads import gpu_node_group_labels, gpu_node_taints, kubernetes_taints
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import selector_matches, tolerates
 from tests.test_program import dev_settings

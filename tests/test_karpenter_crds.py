@@ -20,9 +20,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from eks_gpu_slicing import check, facts, karpenter_crds
-from eks_gpu_slicing.karpenter_crds import CRD_DIR_ENV, CrdsUnavailable, karpenter_crd_dir
-from eks_gpu_slicing.manifests import crd_versions
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.review import check, karpenter_crds
+from eks_gpu_slicing.review.karpenter_crds import CRD_DIR_ENV, CrdsUnavailable, karpenter_crd_dir
+from eks_gpu_slicing.review.manifests import crd_versions
 
 REPOSITORY = facts.KARPENTER_CRD_CHART.split("/", 3)[3]  # karpenter/karpenter-crd
 TOKEN = "anonymous-token"

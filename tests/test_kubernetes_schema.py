@@ -9,8 +9,8 @@ import copy
 import kubernetes_validate
 import pytest
 
-from eks_gpu_slicing.manifests import manifest_of, validate_builtin
-from eks_gpu_slicing.mocks import run_program
+from eks_gpu_slicing.review.manifests import manifest_of, validate_builtin
+from eks_gpu_slicing.review.mocks import run_program
 from tests.conftest import engine_config
 from tests.test_program import dev_settings
 

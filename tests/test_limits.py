@@ -20,19 +20,20 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from eks_gpu_slicing import facts, workloads
-from eks_gpu_slicing import policy_rules as pr
-from eks_gpu_slicing.device_plugin import (
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import workloads
+from eks_gpu_slicing.builders.device_plugin import (
     check_device_plugin_config,
     config_map_data,
     device_plugin_config,
 )
+from eks_gpu_slicing.builders.workloads import BENCHMARK_MEMORY_MARGIN_MIB, benchmark_sizing
+from eks_gpu_slicing.review import policy_rules as pr
 from eks_gpu_slicing.settings import ConfigError, SharingProfile, load_settings
 from eks_gpu_slicing.settings.addons import BenchmarkSettings, DemoWorkloadSettings
 from eks_gpu_slicing.settings.karpenter import KarpenterNodePoolSettings
 from eks_gpu_slicing.settings.network import NetworkSettings
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
-from eks_gpu_slicing.workloads import BENCHMARK_MEMORY_MARGIN_MIB, benchmark_sizing
 from tests.conftest import MINIMAL
 
 MIN = facts.MIN_SHARING_REPLICAS

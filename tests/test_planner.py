@@ -10,7 +10,7 @@ import yaml
 from benchmarks.sharing import bench
 from benchmarks.sharing.bench import results_csv
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.planner import (
+from eks_gpu_slicing.planning.planner import (
     DEFAULT_RESULTS,
     GPU_MEMORY_RESERVE_GIB,
     Workload,
@@ -22,7 +22,7 @@ from eks_gpu_slicing.planner import (
     recommend,
 )
 from eks_gpu_slicing.settings import load_settings
-from eks_gpu_slicing.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT
 
 T4 = facts.GPU_INSTANCES["g4dn.xlarge"]
 A10G = facts.GPU_INSTANCES["g5.xlarge"]

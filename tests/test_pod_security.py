@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from eks_gpu_slicing import pod_security
-from eks_gpu_slicing.manifests import is_kubernetes_object, manifest_of
-from eks_gpu_slicing.mocks import Deployment, run_program
+from eks_gpu_slicing.builders import pod_security
+from eks_gpu_slicing.review import pod_security_checks
+from eks_gpu_slicing.review.manifests import is_kubernetes_object, manifest_of
+from eks_gpu_slicing.review.mocks import Deployment, run_program
 from eks_gpu_slicing.settings import load_settings
-from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack
+from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack
 from tests.conftest import MINIMAL, engine_config
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -55,7 +56,7 @@ def test_demo_and_benchmark_meet_restricted(dev_with_benchmark):
     assert sorted({m["kind"] for m in found}) == ["Deployment", "Job"]
     for manifest in found:
         spec = pod_spec(manifest)
-        assert pod_security.restricted_problems(spec) == [], manifest["metadata"]
+        assert pod_security_checks.restricted_problems(spec) == [], manifest["metadata"]
         assert spec["automountServiceAccountToken"] is False
         assert spec["securityContext"]["runAsUser"] == pod_security.WORKLOAD_UID > 10000
         for container in spec["containers"]:
@@ -107,7 +108,7 @@ def test_workloads_stay_out_of_the_default_namespace(dev_with_benchmark):
 def test_each_restricted_control_is_checked(dev_with_benchmark, change, problem):
     spec = copy.deepcopy(pod_spec(workloads(dev_with_benchmark)[0]))
     change(spec)
-    assert any(problem in p for p in pod_security.restricted_problems(spec))
+    assert any(problem in p for p in pod_security_checks.restricted_problems(spec))
 
 
 # --- The namespaces ------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ def test_the_restricted_level_is_only_given_to_workloads_that_meet_it(dev_with_b
     for manifest in workloads(dev_with_benchmark):
         level, _ = pod_security.WORKLOAD_LEVELS[kinds[manifest["kind"]]]
         assert level == "restricted"
-        assert pod_security.restricted_problems(pod_spec(manifest)) == []
+        assert pod_security_checks.restricted_problems(pod_spec(manifest)) == []
 
 
 # --- checkov ----------------------------------------------------------------------------------
@@ -189,15 +190,17 @@ def test_the_restricted_level_is_only_given_to_workloads_that_meet_it(dev_with_b
 def checkov() -> str:
     """checkov from its own virtualenv (its pins conflict with pulumi's and kubernetes'),
     created on first use from requirements-checkov.txt."""
-    return pod_security.checkov_executable(ROOT) or pod_security.install_checkov(ROOT)
+    return pod_security_checks.checkov_executable(ROOT) or pod_security_checks.install_checkov(ROOT)
 
 
 def test_checkov_finds_nothing_beyond_the_accepted_exceptions(checkov, dev_with_benchmark):
-    findings = pod_security.run_checkov(checkov, workloads(dev_with_benchmark))
-    assert [str(f) for f in pod_security.unaccepted(findings)] == []
+    findings = pod_security_checks.run_checkov(checkov, workloads(dev_with_benchmark))
+    assert [str(f) for f in pod_security_checks.unaccepted(findings)] == []
     # No stale exceptions: each accepted one is still found, with its reason written down.
-    assert {f.check_id for f in findings} == set(pod_security.ACCEPTED_CHECKOV_FINDINGS)
-    assert all(len(reason) > 40 for reason in pod_security.ACCEPTED_CHECKOV_FINDINGS.values())
+    assert {f.check_id for f in findings} == set(pod_security_checks.ACCEPTED_CHECKOV_FINDINGS)
+    assert all(
+        len(reason) > 40 for reason in pod_security_checks.ACCEPTED_CHECKOV_FINDINGS.values()
+    )
 
 
 def test_checkov_reports_a_workload_that_drops_the_hardening(checkov, dev_with_benchmark):
@@ -207,7 +210,10 @@ def test_checkov_reports_a_workload_that_drops_the_hardening(checkov, dev_with_b
     spec["containers"][0].pop("securityContext")
     manifest["metadata"]["namespace"] = "default"
     found = {
-        f.check_id for f in pod_security.unaccepted(pod_security.run_checkov(checkov, [manifest]))
+        f.check_id
+        for f in pod_security_checks.unaccepted(
+            pod_security_checks.run_checkov(checkov, [manifest])
+        )
     }
     # root, escalation, capabilities, seccomp, token, the default namespace
     assert {"CKV_K8S_23", "CKV_K8S_20", "CKV_K8S_37", "CKV_K8S_31", "CKV_K8S_38", "CKV_K8S_21"} <= (

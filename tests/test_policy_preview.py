@@ -19,11 +19,11 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing import policy_rules as pr
-from eks_gpu_slicing.device_plugin import config_map_data
-from eks_gpu_slicing.policy_pack import PACK_NAME, policies
+from eks_gpu_slicing.builders.device_plugin import config_map_data
+from eks_gpu_slicing.builders.workloads import gpu_node_labels, gpu_node_taints
+from eks_gpu_slicing.review import policy_rules as pr
+from eks_gpu_slicing.review.policy_pack import PACK_NAME, policies
 from eks_gpu_slicing.settings import SharingProfile
-from eks_gpu_slicing.workloads import gpu_node_labels, gpu_node_taints
 
 UNKNOWN = UNKNOWN_STRING_VALUE  # what the engine sends for an Output of a Python program
 CANT_RUN = "can't run policy"

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing import policy_rules as pr
-from eks_gpu_slicing.device_plugin import device_plugin_config
-from eks_gpu_slicing.policy_pack import policies
+from eks_gpu_slicing.builders.device_plugin import device_plugin_config
+from eks_gpu_slicing.builders.workloads import gpu_node_labels, gpu_node_taints, gpu_toleration
+from eks_gpu_slicing.review import policy_rules as pr
+from eks_gpu_slicing.review.policy_pack import policies
 from eks_gpu_slicing.settings import SharingProfile
-from eks_gpu_slicing.workloads import gpu_node_labels, gpu_node_taints, gpu_toleration
 
 URN = "urn:pulumi:{stack}::eks-gpu-slicing::{type}::{name}"
 

@@ -12,10 +12,13 @@ import yaml
 
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.device_plugin import CONFIG_CHECKSUM_ANNOTATION, check_device_plugin_config
-from eks_gpu_slicing.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
-from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, raw_settings
-from eks_gpu_slicing.workloads import BENCHMARK_MOUNT, benchmark_worker_rss_mib
+from eks_gpu_slicing.builders.device_plugin import (
+    CONFIG_CHECKSUM_ANNOTATION,
+    check_device_plugin_config,
+)
+from eks_gpu_slicing.builders.workloads import BENCHMARK_MOUNT, benchmark_worker_rss_mib
+from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
+from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, raw_settings
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import EKS_EFFECTS, selector_matches, tolerates
 

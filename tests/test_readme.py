@@ -10,7 +10,7 @@ import typing
 from pydantic import BaseModel
 
 from eks_gpu_slicing.settings import Settings
-from eks_gpu_slicing.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT
 
 
 def config_key_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -129,7 +129,7 @@ def test_readme_example_profile_is_a_valid_stack():
     import yaml
 
     from eks_gpu_slicing.settings import load_settings
-    from eks_gpu_slicing.stack_files import encode_config, raw_settings
+    from eks_gpu_slicing.settings.stack_files import encode_config, raw_settings
 
     text = (ROOT / "README.md").read_text()
     block = text.split("## A profile", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]

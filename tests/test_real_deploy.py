@@ -16,7 +16,7 @@ import yaml
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import choose_zones, same_principal
-from eks_gpu_slicing.mocks import (
+from eks_gpu_slicing.review.mocks import (
     MOCK_ACCOUNT,
     MOCK_CALLER_ROLE,
     Deployment,
@@ -25,7 +25,7 @@ from eks_gpu_slicing.mocks import (
     run_program,
 )
 from eks_gpu_slicing.settings import ConfigError, load_settings
-from eks_gpu_slicing.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT
 from tests.conftest import MINIMAL, engine_config
 
 CLUSTER = "eks:index:Cluster"

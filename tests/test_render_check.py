@@ -12,17 +12,18 @@ import pulumi_aws
 import pytest
 import yaml
 
-from eks_gpu_slicing import check, crd_cel, facts, karpenter_crds, render
-from eks_gpu_slicing.helm import value_paths
-from eks_gpu_slicing.manifests import (
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.review import check, crd_cel, karpenter_crds, render
+from eks_gpu_slicing.review.helm import value_paths
+from eks_gpu_slicing.review.manifests import (
     crd_schemas,
     crd_versions,
     custom_resource_cel,
     custom_resource_problems,
 )
-from eks_gpu_slicing.mocks import MOCK_ZONES, ProgramMocks, plausible_zones
+from eks_gpu_slicing.review.mocks import MOCK_ZONES, ProgramMocks, plausible_zones
 from eks_gpu_slicing.settings import NetworkSettings
-from eks_gpu_slicing.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT
 
 STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml")

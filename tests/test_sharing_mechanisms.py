@@ -11,17 +11,17 @@ import tomllib
 import pytest
 import yaml
 
-from eks_gpu_slicing.bottlerocket import device_plugin_settings, to_toml, user_data
-from eks_gpu_slicing.device_plugin import check_device_plugin_config, device_plugin_config
-from eks_gpu_slicing.mocks import Deployment, run_program
+from eks_gpu_slicing.builders.bottlerocket import device_plugin_settings, to_toml, user_data
+from eks_gpu_slicing.builders.device_plugin import check_device_plugin_config, device_plugin_config
+from eks_gpu_slicing.builders.workloads import demo_deployment, virtual_gpu_capacity
+from eks_gpu_slicing.review.mocks import Deployment, run_program
 from eks_gpu_slicing.settings import (
     ConfigError,
     GpuNodeGroupSettings,
     SharingProfile,
     load_settings,
 )
-from eks_gpu_slicing.stack_files import ROOT
-from eks_gpu_slicing.workloads import demo_deployment, virtual_gpu_capacity
+from eks_gpu_slicing.settings.stack_files import ROOT
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import affinity_matches, selector_matches, tolerates
 

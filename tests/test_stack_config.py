@@ -8,7 +8,7 @@ import pulumi
 import pytest
 
 from eks_gpu_slicing.settings.loading import OTHER_CONFIG_NAMESPACES
-from eks_gpu_slicing.stack_config import raw_stack_config, read_settings
+from eks_gpu_slicing.settings.pulumi_config import raw_stack_config, read_settings
 
 
 @pytest.fixture

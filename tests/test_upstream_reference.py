@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.device_plugin import helm_values
-from eks_gpu_slicing.helm import value_paths
-from eks_gpu_slicing.workloads import gpu_node_labels
+from eks_gpu_slicing.builders.device_plugin import helm_values
+from eks_gpu_slicing.builders.workloads import gpu_node_labels
+from eks_gpu_slicing.review.helm import value_paths
 from tests.k8s_semantics import affinity_matches, tolerates
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"

@@ -6,11 +6,15 @@ import functools
 
 import pytest
 
-from eks_gpu_slicing import check, render
-from eks_gpu_slicing.check import main as check_main
-from eks_gpu_slicing.render import main as render_main
-from eks_gpu_slicing.stack_files import StackFileError, engine_config_of_stack, read_stack_file
-from eks_gpu_slicing.validate import main
+from eks_gpu_slicing.review import check, render
+from eks_gpu_slicing.review.check import main as check_main
+from eks_gpu_slicing.review.render import main as render_main
+from eks_gpu_slicing.review.validate import main
+from eks_gpu_slicing.settings.stack_files import (
+    StackFileError,
+    engine_config_of_stack,
+    read_stack_file,
+)
 
 
 def test_valid_stack_prints_capacity(capsys):

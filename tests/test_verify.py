@@ -18,9 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from eks_gpu_slicing import facts, karpenter, stack_files, verify
-from eks_gpu_slicing.device_plugin import CONFIG_MAP_LABELS
-from eks_gpu_slicing.mocks import run_program
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import karpenter
+from eks_gpu_slicing.builders.device_plugin import CONFIG_MAP_LABELS
+from eks_gpu_slicing.review import verify
+from eks_gpu_slicing.review.mocks import run_program
+from eks_gpu_slicing.settings import stack_files
 from tests.fake_kube_api import FakeKubeApi
 
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eks_gpu_slicing.stack_files import ROOT, settings_of_stack
+from eks_gpu_slicing.settings.stack_files import ROOT, settings_of_stack
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")

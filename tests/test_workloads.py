@@ -12,9 +12,7 @@ import pytest
 from benchmarks.sharing import bench
 from components.benchmark import read_benchmark_package
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.planner import DEFAULT_RESULTS
-from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
-from eks_gpu_slicing.workloads import (
+from eks_gpu_slicing.builders.workloads import (
     BENCHMARK_CSV_MARKER,
     BENCHMARK_MEMORY_MARGIN_MIB,
     BENCHMARK_MOUNT,
@@ -31,6 +29,8 @@ from eks_gpu_slicing.workloads import (
     gpu_toleration,
     virtual_gpu_capacity,
 )
+from eks_gpu_slicing.planning.planner import DEFAULT_RESULTS
+from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 from tests.k8s_semantics import selector_matches, tolerates
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 
-from eks_gpu_slicing import verify
+from eks_gpu_slicing.review import verify
 from eks_gpu_slicing.settings import load_settings
-from eks_gpu_slicing.stack_files import ROOT, engine_config_of_stack, raw_settings
+from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, raw_settings
 
 ENABLED = os.environ.get("EKS_GPU_SLICING_INTEGRATION") == "1"
 HAS_AWS = any(

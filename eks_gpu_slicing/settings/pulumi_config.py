@@ -9,7 +9,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from eks_gpu_slicing.settings import ConfigError, Settings
-from eks_gpu_slicing.stack_files import raw_settings, settings_of_engine_config
+from eks_gpu_slicing.settings.stack_files import raw_settings, settings_of_engine_config
 
 
 def engine_config() -> dict[str, str]:

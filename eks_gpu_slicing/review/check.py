@@ -1,6 +1,6 @@
 """Check a stack offline: render it, then validate what it would send to the cluster.
 
-    python -m eks_gpu_slicing.check dev      (or: make check STACK=dev)
+    python -m eks_gpu_slicing.review.check dev      (or: make check STACK=dev)
 
 - built-in Kubernetes objects against the OpenAPI schema of the stack's Kubernetes version;
 - custom resources (Karpenter) against the pinned karpenter-crd chart's CRDs: their OpenAPI
@@ -29,10 +29,10 @@ import pulumi
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.device_plugin import check_device_plugin_config
-from eks_gpu_slicing.helm import CHART_VALUE_PATHS, unknown_value_paths
-from eks_gpu_slicing.karpenter_crds import CrdsUnavailable, karpenter_crd_dir
-from eks_gpu_slicing.manifests import (
+from eks_gpu_slicing.builders.device_plugin import check_device_plugin_config
+from eks_gpu_slicing.review.helm import CHART_VALUE_PATHS, unknown_value_paths
+from eks_gpu_slicing.review.karpenter_crds import CrdsUnavailable, karpenter_crd_dir
+from eks_gpu_slicing.review.manifests import (
     builtin_problems,
     crd_versions,
     custom_resource_cel,
@@ -40,10 +40,10 @@ from eks_gpu_slicing.manifests import (
     is_builtin_kind,
     is_helm_release,
 )
-from eks_gpu_slicing.policy_rules import Resource, evaluate
-from eks_gpu_slicing.render import BUILD_DIR, Rendered, helm_release, render, summary, write
+from eks_gpu_slicing.review.policy_rules import Resource, evaluate
+from eks_gpu_slicing.review.render import BUILD_DIR, Rendered, helm_release, render, summary, write
 from eks_gpu_slicing.settings import ConfigError
-from eks_gpu_slicing.stack_files import StackFileError
+from eks_gpu_slicing.settings.stack_files import StackFileError
 
 # Per chart: the `.Values` paths its templates read (a misspelt value is ignored by Helm
 # without a word). Charts whose paths are not encoded in facts are reported, not checked.

@@ -1,6 +1,6 @@
 """Render a stack offline: what `pulumi up` would create, as files a reviewer can diff.
 
-    python -m eks_gpu_slicing.render dev      (or: make render STACK=dev)
+    python -m eks_gpu_slicing.review.render dev      (or: make render STACK=dev)
 
 Runs the real `__main__.py` with the stack file's config under the project's mocks (no AWS,
 no Pulumi CLI, no network) and writes build/render/<stack>/:
@@ -30,10 +30,10 @@ from typing import Any
 import pulumi
 import yaml
 
-from eks_gpu_slicing.manifests import is_helm_release, is_kubernetes_object, manifest_of
-from eks_gpu_slicing.mocks import Deployment, Registration, run_program
+from eks_gpu_slicing.review.manifests import is_helm_release, is_kubernetes_object, manifest_of
+from eks_gpu_slicing.review.mocks import Deployment, Registration, run_program
 from eks_gpu_slicing.settings import ConfigError, Settings
-from eks_gpu_slicing.stack_files import (
+from eks_gpu_slicing.settings.stack_files import (
     ROOT,
     StackFileError,
     engine_config_of_stack,

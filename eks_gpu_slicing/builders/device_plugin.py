@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from eks_gpu_slicing import facts, workloads
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import workloads
 from eks_gpu_slicing.settings import SharingProfile
 
 # Pod annotation whose value changes whenever any config entry changes. The plugin's

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders.workloads import gpu_toleration
 from eks_gpu_slicing.settings import GpuMetricsSettings
-from eks_gpu_slicing.workloads import gpu_toleration
 
 # The exporter embeds DCGM's host engine; the chart's own default limit is 512Mi for one
 # GPU. Nodes with 8 GPUs and many pods to attribute need more headroom than that.

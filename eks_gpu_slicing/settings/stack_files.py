@@ -13,7 +13,7 @@ import yaml
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings import Settings, decode_config_value, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "__main__.py"
 
 

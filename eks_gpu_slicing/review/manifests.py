@@ -17,9 +17,9 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from eks_gpu_slicing.crd_cel import CelResult, evaluate_object
-from eks_gpu_slicing.karpenter_crds import crd_files, karpenter_crd_dir, read_crd_file
-from eks_gpu_slicing.mocks import Registration
+from eks_gpu_slicing.review.crd_cel import CelResult, evaluate_object
+from eks_gpu_slicing.review.karpenter_crds import crd_files, karpenter_crd_dir, read_crd_file
+from eks_gpu_slicing.review.mocks import Registration
 
 
 def is_kubernetes_object(type_: str) -> bool:

@@ -1,6 +1,6 @@
 """Check a stack file offline, before review or deploy: no AWS, no Pulumi CLI.
 
-    python -m eks_gpu_slicing.validate prod      (or: make validate STACK=prod)
+    python -m eks_gpu_slicing.review.validate prod      (or: make validate STACK=prod)
 
 Prints every configuration problem with its key path (exit 1), or the warnings and what
 each GPU node group and Karpenter node pool will advertise to the scheduler.
@@ -13,15 +13,15 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from eks_gpu_slicing.karpenter import node_pool_capacity
+from eks_gpu_slicing.builders.karpenter import node_pool_capacity
+from eks_gpu_slicing.builders.workloads import benchmark_sizing, virtual_gpu_capacity
 from eks_gpu_slicing.settings import ConfigError
-from eks_gpu_slicing.stack_files import (
+from eks_gpu_slicing.settings.stack_files import (
     ROOT,
     StackFileError,
     engine_config_of_stack,
     settings_of_stack,
 )
-from eks_gpu_slicing.workloads import benchmark_sizing, virtual_gpu_capacity
 
 
 def main(argv: list[str] | None = None) -> int:

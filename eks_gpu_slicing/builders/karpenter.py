@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings import KarpenterNodePoolSettings, SharingProfile
-from eks_gpu_slicing.workloads import (
+from eks_gpu_slicing.builders.workloads import (
     gpu_node_group_labels,
     gpu_node_taints,
     kubernetes_taints,
     system_node_labels,
 )
+from eks_gpu_slicing.settings import KarpenterNodePoolSettings, SharingProfile
 
 # --- IAM ---------------------------------------------------------------------------------------
 

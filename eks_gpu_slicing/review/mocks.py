@@ -23,7 +23,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.proto import provider_pb2, resource_pb2
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.stack_files import PROGRAM
+from eks_gpu_slicing.settings.stack_files import PROGRAM
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "us-west-2"

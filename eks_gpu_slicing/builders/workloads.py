@@ -14,8 +14,9 @@ from fractions import Fraction
 from typing import Any
 
 from benchmarks.sharing import bench
-from eks_gpu_slicing import facts, pod_security
-from eks_gpu_slicing.planner import DEFAULT_RESULTS as COMMITTED_BENCHMARK_RESULTS
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import pod_security
+from eks_gpu_slicing.planning.planner import DEFAULT_RESULTS as COMMITTED_BENCHMARK_RESULTS
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 
 DEMO_APP_LABEL = "gpu-deployment"

@@ -15,7 +15,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from eks_gpu_slicing.policy_rules import GRAPH_RULES, RULES, GraphRule, Resource, Rule
+from eks_gpu_slicing.review.policy_rules import GRAPH_RULES, RULES, GraphRule, Resource, Rule
 
 PACK_NAME = "eks-gpu-slicing"
 LEVELS = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY}

@@ -1,6 +1,6 @@
 """After `pulumi up`: does GPU sharing actually work on the stack's cluster?
 
-    python -m eks_gpu_slicing.verify dev [--kubeconfig FILE]     (or: make verify STACK=dev)
+    python -m eks_gpu_slicing.review.verify dev [--kubeconfig FILE]     (or: make verify STACK=dev)
 
 Reads the cluster through the Kubernetes API and checks, per GPU node: the device plugin
 runs and is Ready (or Bottlerocket's built-in one), the node's config label names a profile
@@ -32,10 +32,11 @@ from typing import Any
 
 import yaml
 
-from eks_gpu_slicing import facts, karpenter
-from eks_gpu_slicing.device_plugin import CONFIG_MAP_LABELS
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import karpenter
+from eks_gpu_slicing.builders.device_plugin import CONFIG_MAP_LABELS
 from eks_gpu_slicing.settings import ConfigError, Settings
-from eks_gpu_slicing.stack_files import settings_of_stack
+from eks_gpu_slicing.settings.stack_files import settings_of_stack
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"

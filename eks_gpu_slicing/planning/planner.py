@@ -1,6 +1,6 @@
 """Capacity planner: how many virtual GPUs per physical GPU, and with which strategy.
 
-    python -m eks_gpu_slicing.planner --memory-gib 1.5 --gpu-ms 2 --busy 0.3
+    python -m eks_gpu_slicing.planning.planner --memory-gib 1.5 --gpu-ms 2 --busy 0.3
     make plan-capacity MEMORY_GIB=1.5 GPU_MS=2 BUSY=0.3
 
 It combines the instance facts (GPU memory, price) with the committed sharing benchmark
@@ -38,7 +38,7 @@ from pathlib import Path
 
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT
 
 DEFAULT_RESULTS = ROOT / "benchmarks" / "sharing" / "results-h200.csv"
 # Usable memory is below the nominal size (ECC, driver): a T4 reports about 15 of its 16 GiB.
