@@ -9,7 +9,7 @@ POLICY_VENV := policy/venv
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
 .PHONY: help setup test lint lint-workflows format validate plan-capacity clis stack preview up destroy \
-	time-tests render check verify outputs kubeconfig policy-venv
+	time-tests render check verify outputs kubeconfig policy-venv checkov-venv
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,7 +30,16 @@ $(POLICY_VENV)/.installed: policy/requirements.txt
 
 policy-venv: $(POLICY_VENV)/.installed ## Create policy/venv, the policy pack's virtualenv (preview and up use it)
 
-test: setup ## Lint, check formatting and run the whole test suite (offline, Pulumi mocks)
+# checkov's own virtualenv: its pins (packaging<24, boto3) conflict with pulumi's and kubernetes'.
+CHECKOV_VENV ?= .venv-checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed ## Create .venv-checkov (the tests run checkov from it)
+
+test: setup checkov-venv ## Lint, check formatting and run the whole test suite (offline, Pulumi mocks)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
