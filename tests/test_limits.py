@@ -212,7 +212,7 @@ def test_sizing_at_the_exact_memory_limit_is_not_lost_to_rounding(monkeypatch):
     monkeypatch.setattr(workloads, "benchmark_worker_rss_mib", lambda models: rss["value"])
     monkeypatch.setattr(facts, "allocatable_memory_mib", lambda instance: allocatable["value"])
     float_traps = 0
-    for tenths in range(5001, 20000, 97):
+    for tenths in range(5001, 20000, 331):
         rss["value"] = tenths / 10
         for n in range(5, MPS_MAX + 1, 5):
             exact = n * tenths // 10 + BENCHMARK_MEMORY_MARGIN_MIB

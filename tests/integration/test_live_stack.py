@@ -3,7 +3,7 @@ it, and destroy it even when a step fails. Costs money; needs AWS credentials an
 Pulumi CLI.
 
     EKS_GPU_SLICING_INTEGRATION=1 AWS_PROFILE=... PULUMI_CONFIG_PASSPHRASE=... \
-        .venv/bin/python -m pytest tests/integration -s
+        .venv/bin/python -m pytest tests/integration -s -n 0
 """
 
 from __future__ import annotations
