@@ -290,8 +290,8 @@ def test_a_config_map_only_cluster_is_refused_before_anything_is_registered():
 def test_a_kubernetes_version_that_differs_from_the_clusters_is_refused():
     message = run_refused(existing_config(kubernetesVersion="1.34"), cluster_version="1.35")
     assert (
-        "kubernetesVersion: the stack says 1.34, but cluster 'team-cluster' runs 1.35; set it to \"1.35\""
-        in message
+        "kubernetesVersion: the stack says 1.34, but cluster 'team-cluster' runs 1.35; "
+        'set it to "1.35"' in message
     )
 
 
