@@ -17,7 +17,7 @@ from eks_gpu_slicing import facts
 from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
 from eks_gpu_slicing.review.urns import adopted, engine_urns
 from eks_gpu_slicing.settings import ConfigError, load_settings
-from eks_gpu_slicing.settings.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, settings_of_stack
 from tests.conftest import MINIMAL, engine_config
 
 URNS_BEFORE = ROOT / "tests" / "fixtures" / "urns_before_gpu_sharing"
@@ -300,3 +300,13 @@ def test_without_kubernetes_version_the_clusters_own_is_taken():
     assert deployment.of_type("aws:eks/nodeGroup:NodeGroup")
     message = run_refused(existing_config(), cluster_version="1.19")
     assert "runs Kubernetes 1.19, which this program has no facts for" in message
+
+
+def test_the_example_existing_cluster_stack_renders_offline():
+    examples = ROOT / "examples"
+    settings = settings_of_stack("existing", examples)
+    assert settings.existing_cluster is not None
+    deployment = run_program(engine_config_of_stack("existing", examples), stack="existing")
+    assert not {r.type for r in deployment.resources.values()} & CLUSTER_LEVEL_TYPES
+    assert deployment.one("kubernetes:helm.sh/v3:Release", "karpenter")
+    assert not deployment.of_type("aws:eks/addon:Addon")  # podIdentityAgent: installed
