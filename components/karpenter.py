@@ -27,10 +27,11 @@ class KarpenterArgs:
     # Partition, region and account the policies' ARNs point at, looked up once.
     aws: AwsContext
     provider: k8s.Provider
-    # The EKS cluster: access entries, add-ons and tags wait for it.
-    cluster: pulumi.Resource
-    # EKS's own cluster security group, which managed nodes use too.
-    cluster_security_group_id: pulumi.Input[str]
+    # The EKS cluster, when this stack creates it: access entries, add-ons and tags wait for it.
+    cluster_depends_on: Sequence[pulumi.Resource]
+    # EKS's own cluster security group, which managed nodes use too (tagged for discovery when
+    # the controller is installed here).
+    cluster_security_group_id: pulumi.Input[str] | None
     # Subnets this stack did not create, tagged here for discovery (created ones are tagged
     # in their subnet spec, so a refresh never sees the tag as drift).
     existing_private_subnet_ids: Sequence[str] = ()
@@ -39,6 +40,11 @@ class KarpenterArgs:
     # What objects in its namespace wait for: the Namespace, when the stack creates it. Both
     # releases keep their Helm record there.
     namespace_depends_on: Sequence[pulumi.Resource] = ()
+    # Whether the cluster runs the EKS Pod Identity Agent add-on already (creating it twice
+    # fails); otherwise it is created here, after the system nodes.
+    pod_identity_agent_installed: bool = False
+    # Labels every pool's nodes carry beyond the sharing ones (see GpuSharing).
+    extra_node_labels: Mapping[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -53,8 +59,99 @@ class Karpenter(pulumi.ComponentResource):
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{facts.COMPONENT_PACKAGE}:karpenter:Karpenter", name, None, opts)
         s = args.settings
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        if s.install:
+            self._install(name, args)
+            node_role_name = self.node_role.name
+            # Nodes can only join once their role may (access entry, policies).
+            node_class_depends_on = [self.node_access_entry, *self.node_role_policies]
+            after_controller = pulumi.ResourceOptions.merge(
+                k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])
+            )
+            discovery_value = args.cluster_name
+        else:
+            # A Karpenter already runs (existing cluster): its nodes' role and discovery tag
+            # come from the settings, and there is no controller here to wait for.
+            self.node_role = self.release = None
+            node_role_name = s.node_role_name
+            node_class_depends_on = []
+            after_controller = k8s_opts
+            discovery_value = s.discovery_tag_value or args.cluster_name
+
+        # --- Per pool: node class, pool, overlays -----------------------------------------
+        self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.node_overlays: dict[str, list[k8s.apiextensions.CustomResource]] = {}
+        for pool_name, pool in s.node_pools.items():
+            profile = args.profiles[pool.sharing]
+            manifest = build.node_class(
+                pool_name=pool_name,
+                pool=pool,
+                cluster_name=discovery_value,
+                node_role_name=node_role_name,
+                ami_release=s.ami_release,
+                tags=args.tags,
+            )
+            node_class = k8s.apiextensions.CustomResource(
+                f"{name}-{pool_name}-nodeclass",
+                api_version=facts.NODE_CLASS_API_VERSION,
+                kind=facts.NODE_CLASS_KIND,
+                metadata=manifest["metadata"],
+                spec=manifest["spec"],
+                opts=pulumi.ResourceOptions.merge(
+                    after_controller, pulumi.ResourceOptions(depends_on=node_class_depends_on)
+                ),
+            )
+            manifest = build.node_pool(
+                pool_name=pool_name,
+                pool=pool,
+                profile=args.profiles[pool.sharing],
+                node_class_name=node_class.metadata.apply(lambda m: m["name"]),
+            )
+            if args.extra_node_labels:
+                template = manifest["spec"]["template"]["metadata"]
+                template["labels"] = {**template["labels"], **args.extra_node_labels}
+            self.node_classes[pool_name] = node_class
+            self.node_pools[pool_name] = k8s.apiextensions.CustomResource(
+                f"{name}-{pool_name}-nodepool",
+                api_version=facts.NODE_POOL_API_VERSION,
+                kind="NodePool",
+                metadata=manifest["metadata"],
+                spec=manifest["spec"],
+                opts=after_controller,
+            )
+            self.node_overlays[pool_name] = [
+                k8s.apiextensions.CustomResource(
+                    f"{name}-{pool_name}-overlay-{gpus}gpu",
+                    api_version=facts.NODE_OVERLAY_API_VERSION,
+                    kind="NodeOverlay",
+                    metadata=overlay["metadata"],
+                    spec=overlay["spec"],
+                    opts=after_controller,
+                )
+                for gpus, overlay in build.node_overlays(
+                    pool_name=pool_name, pool=pool, profile=profile
+                ).items()
+            ]
+
+        outputs: dict = {"nodePools": sorted(s.node_pools)}
+        if s.install:
+            outputs |= {
+                "nodeRoleArn": self.node_role.arn,
+                "controllerRoleArn": self.controller_role.arn,
+                "interruptionQueue": self.queue.name,
+                "releaseStatus": self.release.status,
+            }
+        self.register_outputs(outputs)
+
+    def _install(self, name: str, args: KarpenterArgs) -> None:
+        """The controller: its nodes' role and access, discovery tags, interruption queue,
+        IAM through Pod Identity, CRDs and chart."""
+        s = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        after_cluster = pulumi.ResourceOptions(parent=self, depends_on=[args.cluster])
+        after_cluster = pulumi.ResourceOptions(
+            parent=self, depends_on=list(args.cluster_depends_on)
+        )
         discovery = build.discovery_tags(args.cluster_name)
 
         # --- Nodes' IAM role and its access to the cluster ------------------------------
@@ -85,6 +182,8 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         # --- Discovery tags ---------------------------------------------------------------
+        if args.cluster_security_group_id is None:
+            raise ValueError("installing Karpenter needs the cluster security group's ID")
         tag_targets = {"cluster-sg": args.cluster_security_group_id} | {
             f"subnet-{i}": subnet for i, subnet in enumerate(args.existing_private_subnet_ids)
         }
@@ -170,17 +269,19 @@ class Karpenter(pulumi.ComponentResource):
                 )
             )
         # The agent is a DaemonSet: it needs nodes, like CoreDNS.
-        self.pod_identity_agent = aws.eks.Addon(
-            f"{name}-pod-identity-agent",
-            cluster_name=args.cluster_name,
-            addon_name=facts.POD_IDENTITY_AGENT_ADDON,
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[args.cluster, *args.controller_depends_on]
-            ),
-        )
+        self.pod_identity_agent = None
+        if not args.pod_identity_agent_installed:
+            self.pod_identity_agent = aws.eks.Addon(
+                f"{name}-pod-identity-agent",
+                cluster_name=args.cluster_name,
+                addon_name=facts.POD_IDENTITY_AGENT_ADDON,
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*args.cluster_depends_on, *args.controller_depends_on]
+                ),
+            )
         self.pod_identity = aws.eks.PodIdentityAssociation(
             f"{name}-controller",
             cluster_name=args.cluster_name,
@@ -204,7 +305,9 @@ class Karpenter(pulumi.ComponentResource):
             max_history=10,
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,
-                pulumi.ResourceOptions(depends_on=[args.cluster, *args.namespace_depends_on]),
+                pulumi.ResourceOptions(
+                    depends_on=[*args.cluster_depends_on, *args.namespace_depends_on]
+                ),
             ),
         )
         # Pods get Pod Identity credentials only if the association and agent exist when
@@ -225,7 +328,7 @@ class Karpenter(pulumi.ComponentResource):
                     depends_on=[
                         self.crds,
                         self.pod_identity,
-                        self.pod_identity_agent,
+                        *([self.pod_identity_agent] if self.pod_identity_agent else []),
                         *self.controller_policy_attachments,
                         self.queue_policy,
                         *self.event_targets,
@@ -234,74 +337,4 @@ class Karpenter(pulumi.ComponentResource):
                     ]
                 ),
             ),
-        )
-
-        # --- Per pool: node class, pool, overlays -----------------------------------------
-        after_controller = pulumi.ResourceOptions.merge(
-            k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])
-        )
-        self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {}
-        self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
-        self.node_overlays: dict[str, list[k8s.apiextensions.CustomResource]] = {}
-        for pool_name, pool in s.node_pools.items():
-            profile = args.profiles[pool.sharing]
-            manifest = build.node_class(
-                pool_name=pool_name,
-                pool=pool,
-                cluster_name=args.cluster_name,
-                node_role_name=self.node_role.name,
-                ami_release=s.ami_release,
-                tags=args.tags,
-            )
-            node_class = k8s.apiextensions.CustomResource(
-                f"{name}-{pool_name}-nodeclass",
-                api_version=facts.NODE_CLASS_API_VERSION,
-                kind=facts.NODE_CLASS_KIND,
-                metadata=manifest["metadata"],
-                spec=manifest["spec"],
-                # Nodes can only join once their role may (access entry, policies).
-                opts=pulumi.ResourceOptions.merge(
-                    after_controller,
-                    pulumi.ResourceOptions(
-                        depends_on=[self.node_access_entry, *self.node_role_policies]
-                    ),
-                ),
-            )
-            manifest = build.node_pool(
-                pool_name=pool_name,
-                pool=pool,
-                profile=args.profiles[pool.sharing],
-                node_class_name=node_class.metadata.apply(lambda m: m["name"]),
-            )
-            self.node_classes[pool_name] = node_class
-            self.node_pools[pool_name] = k8s.apiextensions.CustomResource(
-                f"{name}-{pool_name}-nodepool",
-                api_version=facts.NODE_POOL_API_VERSION,
-                kind="NodePool",
-                metadata=manifest["metadata"],
-                spec=manifest["spec"],
-                opts=after_controller,
-            )
-            self.node_overlays[pool_name] = [
-                k8s.apiextensions.CustomResource(
-                    f"{name}-{pool_name}-overlay-{gpus}gpu",
-                    api_version=facts.NODE_OVERLAY_API_VERSION,
-                    kind="NodeOverlay",
-                    metadata=overlay["metadata"],
-                    spec=overlay["spec"],
-                    opts=after_controller,
-                )
-                for gpus, overlay in build.node_overlays(
-                    pool_name=pool_name, pool=pool, profile=profile
-                ).items()
-            ]
-
-        self.register_outputs(
-            {
-                "nodeRoleArn": self.node_role.arn,
-                "controllerRoleArn": self.controller_role.arn,
-                "interruptionQueue": self.queue.name,
-                "releaseStatus": self.release.status,
-                "nodePools": sorted(s.node_pools),
-            }
         )

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
-from components.cluster import GpuCluster
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings import NodeGroupSettings
 
 
 @dataclass(frozen=True)
 class NodeGroupArgs:
-    cluster: GpuCluster
+    cluster_name: str
+    # pulumi-eks's cluster, for a cluster this stack creates; None for one it was given.
+    eks_cluster: eks.Cluster | None
+    node_role: aws.iam.Role
+    # Nodes cannot join before their role has its policies.
+    node_role_policies: Sequence[pulumi.Resource]
     subnet_ids: pulumi.Input[list[str]]
     group: NodeGroupSettings
     ami_type: str
@@ -101,9 +106,7 @@ class NodeGroup(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.node_group = eks.ManagedNodeGroup(
-            name,
-            cluster=args.cluster.cluster,
+        group_args = dict(
             # Set explicitly: pulumi-eks leaves it unset for `gpu=True` alone.
             ami_type=args.ami_type,
             instance_types=[group.instance_type],
@@ -121,12 +124,30 @@ class NodeGroup(pulumi.ComponentResource):
             ),
             labels=args.labels,
             taints=[aws.eks.NodeGroupTaintArgs(**taint) for taint in args.taints],
-            node_role=args.cluster.node_role,
             subnet_ids=args.subnet_ids,
             tags=args.tags,
-            # Nodes cannot join before their role has its policies.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.cluster.node_role_policies),
         )
+        joins = pulumi.ResourceOptions(parent=self, depends_on=list(args.node_role_policies))
+        if args.eks_cluster is not None:
+            self.node_group = eks.ManagedNodeGroup(
+                name,
+                cluster=args.eks_cluster,
+                node_role=args.node_role,
+                **group_args,
+                opts=joins,
+            )
+        else:
+            # pulumi-eks's ManagedNodeGroup wants its Cluster (or the cluster's resources) even
+            # though, given a launch template, all it makes is this one aws.eks.NodeGroup
+            # (nodejs/eks/nodes/nodegroup.ts, createManagedNodeGroup): for a cluster read by
+            # name, register that resource directly, with the same arguments.
+            self.node_group = aws.eks.NodeGroup(
+                name,
+                cluster_name=args.cluster_name,
+                node_role_arn=args.node_role.arn,
+                **group_args,
+                opts=joins,
+            )
         self.register_outputs(
             {"instanceType": group.instance_type, "labels": args.labels, "taints": args.taints}
         )

@@ -60,7 +60,7 @@ def look_up_aws_context(settings: Settings) -> AwsContext:
         # sts:...:assumed-role/NAME/SESSION -> the role's own ARN (with its path).
         caller_arn = aws.iam.get_session_context(arn=caller_arn).issuer_arn
     zones: tuple[str, ...] = ()
-    if settings.network.create_vpc:
+    if settings.existing_cluster is None and settings.network.create_vpc:
         usable = aws.get_availability_zones(
             state="available",
             exclude_zone_ids=list(facts.EKS_UNSUPPORTED_ZONE_IDS),

@@ -69,6 +69,12 @@ GPU_TAINT_VALUE = "true"
 # EKS's API spells taint effects differently from Kubernetes.
 EKS_NO_SCHEDULE = "NO_SCHEDULE"
 K8S_NO_SCHEDULE = "NoSchedule"
+# The NVIDIA GPU Operator runs none of its operands (its own device plugin, GFD, DCGM
+# exporter, ...) on a node with this label set to "false": it removes every
+# nvidia.com/gpu.deploy.* label there (gpu-operator controllers/state_manager.go,
+# hasOperandsDisabled). GPU nodes this stack adds to a cluster it was given carry it, so a
+# second plugin never advertises the same GPUs.
+GPU_OPERATOR_OPERANDS_LABEL = "nvidia.com/gpu.deploy.operands"
 
 # Chart values this program sets. The chart 0.20.0 templates read these paths (see
 # shared/reference/nvidia-device-plugin-0.20.0/values-paths.txt); a misspelt value is
@@ -523,6 +529,9 @@ KARPENTER_NODE_POLICIES = (
 # EKS Pod Identity: the agent add-on and the service principal roles trust.
 POD_IDENTITY_AGENT_ADDON = "eks-pod-identity-agent"
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+# Cluster authentication modes that have access entries (EKS AccessConfigResponse); nodes
+# and Karpenter's controller get in through them, never through aws-auth.
+ACCESS_ENTRY_AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP")
 # Interruption queue retention (seconds): older events are stale by the time they are read.
 KARPENTER_QUEUE_RETENTION_S = 300
 # Chart values this program sets; the 1.14.1 templates read each of these paths

@@ -316,7 +316,7 @@ def test_every_namespace_used_is_created_once_and_waited_for():
 
 def test_built_in_namespaces_are_never_created(dev, prod):
     # dev's own namespaces are the demo's and the GPU metrics one; prod uses only built-in ones.
-    assert [n.inputs["metadata"]["name"] for n in dev.of_type(NAMESPACE)] == [
+    assert sorted(n.inputs["metadata"]["name"] for n in dev.of_type(NAMESPACE)) == [
         "gpu-demo",
         "gpu-monitoring",
     ]

@@ -26,9 +26,23 @@ def config_key_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
                 paths |= config_key_paths(value_type, f"{path}.<name>.")
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             paths |= config_key_paths(annotation, f"{path}.")
+        elif optional_model(annotation) is not None:
+            # An optional section (existingCluster): the key itself, and its keys.
+            paths.add(path)
+            paths |= config_key_paths(optional_model(annotation), f"{path}.")
         else:
             paths.add(path)
     return paths
+
+
+def optional_model(annotation) -> type[BaseModel] | None:
+    """The model of `Model | None`, else None."""
+    models = [
+        arg
+        for arg in typing.get_args(annotation)
+        if isinstance(arg, type) and issubclass(arg, BaseModel)
+    ]
+    return models[0] if len(models) == 1 and type(None) in typing.get_args(annotation) else None
 
 
 def documented_key_paths() -> set[str]:

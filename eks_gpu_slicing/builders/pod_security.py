@@ -104,7 +104,7 @@ def workload_placements(settings: Settings) -> dict[str, set[str]]:
         placed.append((settings.benchmark.namespace, "benchmark"))
     if settings.gpu_metrics.enabled:
         placed.append((settings.gpu_metrics.namespace, "gpu-metrics"))
-    if settings.karpenter.enabled:
+    if settings.karpenter_installs_here:
         placed.append((settings.karpenter.namespace, "karpenter"))
     placements: dict[str, set[str]] = {}
     for namespace, kind in placed:

@@ -97,6 +97,9 @@ class Registration:
     protect: bool
     delete_before_replace: bool
     secret_inputs: set[str]  # top-level inputs sent as secrets
+    # Former identities (the aliases option): URNs, or specs with the keys name, type,
+    # parentUrn and noParent as the engine receives them (empty when unset).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def provider_urn(self) -> str:
@@ -151,8 +154,13 @@ class ProgramMocks(pulumi.runtime.Mocks):
         region: str = MOCK_REGION,
         caller_arn: str = MOCK_CALLER_ARN,
         zones: Mapping[str, list[tuple[str, str]]] | None = None,
+        cluster_version: str = facts.DEFAULT_KUBERNETES_VERSION,
+        cluster_authentication_mode: str = "API_AND_CONFIG_MAP",
     ):
         self.region = region
+        # What `aws.eks.get_cluster` answers for a cluster the program did not create.
+        self.cluster_version = cluster_version
+        self.cluster_authentication_mode = cluster_authentication_mode
         self.caller_arn = caller_arn
         self.zones = MOCK_ZONES if zones is None else zones
         # Cluster name by resource name, to answer `Cluster.get_kubeconfig()`.
@@ -245,19 +253,37 @@ class ProgramMocks(pulumi.runtime.Mocks):
                     "state": a.get("state"),
                 }
             case "aws:eks/getCluster:getCluster":
-                # The EKS-created security group every node of the cluster is in.
-                sg = f"sg-0c{_digest(a['name'])[:15]}"
-                return {
-                    "id": a["name"],
-                    "name": a["name"],
-                    "vpcConfig": {"clusterSecurityGroupId": sg},
-                }
+                return self.existing_cluster(a["name"])
             case "eks:index:Cluster/getKubeconfig":
                 # `__self__` arrives as the component's URN: its last part is the name.
                 name = self.cluster_names[str(a["__self__"]).rsplit("::", 1)[-1]]
                 kubeconfig = _mock_kubeconfig(name, profile=a.get("profileName"))
                 return {"result": json.dumps(kubeconfig)}
         raise NotImplementedError(f"no mock for call {args.token}")
+
+    def existing_cluster(self, name: str) -> dict[str, Any]:
+        """An EKS cluster as DescribeCluster shows it, derived from its name."""
+        digest = _digest(name)
+        return {
+            "id": name,
+            "name": name,
+            "arn": self._arn("eks", f"cluster/{name}"),
+            "version": self.cluster_version,
+            "endpoint": f"https://{digest.upper()}.gr7.{self.region}.eks.amazonaws.com",
+            "certificateAuthorities": [{"data": "LS0tLS1CRUdJTi1NT0NLLUNBLS0tLS0K"}],
+            "accessConfigs": [
+                {
+                    "authenticationMode": self.cluster_authentication_mode,
+                    "bootstrapClusterCreatorAdminPermissions": True,
+                }
+            ],
+            "vpcConfig": {
+                # The EKS-created security group every node of the cluster is in.
+                "clusterSecurityGroupId": f"sg-0c{digest[:15]}",
+                "vpcId": f"vpc-0e{digest[:15]}",
+                "subnetIds": [f"subnet-0e{digest[:13]}{i:02x}" for i in range(4)],
+            },
+        }
 
     def zones_of_region(self) -> list[tuple[str, str]]:
         """(name, zone ID) of every zone of the region, as this account sees them."""
@@ -331,6 +357,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 protect=bool(request.protect),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 secret_inputs={key for key, value in inputs.items() if _is_secret(value)},
+                aliases=[_alias(alias) for alias in request.aliases],
             )
         return response
 
@@ -385,6 +412,18 @@ def run_program(
         secret_outputs=secret,
         calls=list(monitor.calls),
     )
+
+
+def _alias(alias: Any) -> dict[str, Any]:
+    if alias.HasField("urn"):
+        return {"urn": alias.urn}
+    spec = alias.spec
+    return {
+        "name": spec.name,
+        "type": spec.type,
+        "parentUrn": spec.parentUrn,
+        "noParent": spec.noParent,
+    }
 
 
 def _is_secret(value: Any) -> bool:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import ChartVersion, Namespace, _check_names, _Settings
@@ -187,6 +187,34 @@ class KarpenterSettings(_Settings):
     # it carries kubernetesVersion. Changing it replaces pool nodes (Karpenter drift).
     ami_release: str = facts.KARPENTER_AL2023_AMI_RELEASE
     node_pools: dict[str, KarpenterNodePoolSettings] = {}
+    # false: a Karpenter already runs on the existing cluster; only the pools (node classes,
+    # NodePools, NodeOverlays) are added, for nodes with its role, in subnets and security
+    # groups carrying its discovery tag. Nothing of the controller is installed.
+    install: bool = True
+    # With install: false, the IAM role (name) of the running Karpenter's nodes.
+    node_role_name: str | None = None
+    # With install: false, the value of its karpenter.sh/discovery tag (default: the
+    # cluster's name, as Karpenter's getting-started guide tags them).
+    discovery_tag_value: str | None = None
+
+    @model_validator(mode="after")
+    def _install_or_running(self) -> KarpenterSettings:
+        if self.install:
+            given = sorted(
+                {"node_role_name": "nodeRoleName", "discovery_tag_value": "discoveryTagValue"}[f]
+                for f in {"node_role_name", "discovery_tag_value"} & self.model_fields_set
+            )
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} only apply with install: false (pools for a Karpenter "
+                    "that already runs); this stack installs its own"
+                )
+        elif not self.node_role_name:
+            raise ValueError(
+                "install: false needs nodeRoleName, the IAM role of the running Karpenter's "
+                "nodes (its EC2NodeClass spec.role)"
+            )
+        return self
 
     @field_validator("version")
     @classmethod

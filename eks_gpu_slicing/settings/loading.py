@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.addons import DevicePluginSettings
 from eks_gpu_slicing.settings.base import ConfigError
+from eks_gpu_slicing.settings.existing_cluster import static_problems as existing_cluster_problems
 from eks_gpu_slicing.settings.karpenter import karpenter_pool_profiles, karpenter_reference_problems
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING
@@ -37,8 +38,16 @@ def load_settings(
     section under a misspelt namespace is reported rather than dropped.
     """
     data = dict(raw)
-    data.setdefault("clusterName", f"{facts.PROJECT}-{stack}")
+    # Checked before clusterName gets its default, so that a clusterName the file sets is told
+    # apart from one it leaves out.
     problems: list[str] = config_namespace_problems(config_keys)
+    problems.extend(existing_cluster_problems(data))
+    existing = data.get("existingCluster")
+    existing_name = existing.get("name") if isinstance(existing, Mapping) else None
+    data.setdefault(
+        "clusterName",
+        existing_name if isinstance(existing_name, str) else f"{facts.PROJECT}-{stack}",
+    )
     settings = None
     try:
         settings = Settings.model_validate(data)

@@ -19,6 +19,7 @@ from eks_gpu_slicing.settings.base import (
     _check_names,
     _Settings,
 )
+from eks_gpu_slicing.settings.existing_cluster import ExistingClusterSettings
 from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
 from eks_gpu_slicing.settings.karpenter import KarpenterSettings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
@@ -49,6 +50,8 @@ class Settings(_Settings):
     benchmark: BenchmarkSettings = BenchmarkSettings()
     gpu_metrics: GpuMetricsSettings = GpuMetricsSettings()
     karpenter: KarpenterSettings = KarpenterSettings()
+    # Add GPU sharing to this cluster instead of creating one (docs/existing-cluster.md).
+    existing_cluster: ExistingClusterSettings | None = None
 
     @field_validator("cluster_name")
     @classmethod
@@ -109,6 +112,25 @@ class Settings(_Settings):
         return days
 
     @property
+    def kubernetes_version_given(self) -> bool:
+        """Whether the stack file sets kubernetesVersion (an existing cluster's own version
+        stands in for the default)."""
+        return "kubernetes_version" in self.model_fields_set
+
+    @property
+    def decides_kubernetes_version(self) -> bool:
+        """Whether this stack's settings name the control plane's version: always for a
+        cluster it creates; for an existing one, only when kubernetesVersion is given (and
+        then checked against the cluster)."""
+        return self.existing_cluster is None or self.kubernetes_version_given
+
+    @property
+    def karpenter_installs_here(self) -> bool:
+        """Whether this stack installs Karpenter's controller (not only pools for one that
+        runs already)."""
+        return self.karpenter.enabled and self.karpenter.install
+
+    @property
     def default_profile(self) -> SharingProfile:
         return self.sharing[self.device_plugin.default_profile]
 
@@ -129,7 +151,7 @@ class Settings(_Settings):
             used.add(self.benchmark.namespace)
         if self.gpu_metrics.enabled:
             used.add(self.gpu_metrics.namespace)
-        if self.karpenter.enabled:
+        if self.karpenter_installs_here:
             used.add(self.karpenter.namespace)
         return used
 
@@ -148,7 +170,7 @@ class Settings(_Settings):
         """Errors that only show when sections are combined: a profile on a given GPU and
         AMI. Each is 'key.path: why'."""
         problems = []
-        if self.karpenter.enabled:
+        if self.karpenter.enabled and self.decides_kubernetes_version:
             # A control-plane upgrade the pinned release does not carry would strand every
             # pool (Karpenter resolves the alias for the cluster's version). Managed node
             # groups are safe: EKS picks their AMI release for the cluster's version.
@@ -249,7 +271,9 @@ class Settings(_Settings):
         """Things that deploy but that a reviewer should hear about."""
         out = []
         release = facts.KUBERNETES_RELEASES[self.kubernetes_version]
-        if release.support == "extended":
+        if not self.decides_kubernetes_version:
+            pass  # the existing cluster's owner decides its version and its support plan
+        elif release.support == "extended":
             out.append(
                 f"kubernetesVersion {release.version} is in EKS extended support, "
                 "which is billed at a higher hourly rate"

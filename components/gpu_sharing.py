@@ -1,0 +1,313 @@
+"""GPU sharing on a cluster it is given: everything after the cluster, in one component.
+
+The stack hands it a cluster it created (Network + GpuCluster) or one it looked up by name
+(existing-cluster mode); other Pulumi programs can hand it theirs. Either way the same code
+registers the GPU node groups, the namespaces, the device plugin and its sharing ConfigMap,
+Karpenter, GPU metrics, the demo and the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from components.benchmark import SharingBenchmark, SharingBenchmarkArgs
+from components.demo_workload import DemoWorkload, DemoWorkloadArgs
+from components.device_plugin import DevicePlugin, DevicePluginArgs
+from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
+from components.karpenter import Karpenter, KarpenterArgs
+from components.namespaces import Namespaces, NamespacesArgs
+from components.node_group import NodeGroup, NodeGroupArgs
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.aws_context import AwsContext
+from eks_gpu_slicing.builders.bottlerocket import user_data as bottlerocket_user_data
+from eks_gpu_slicing.builders.karpenter import node_pool_capacity
+from eks_gpu_slicing.builders.pod_security import namespace_levels, workload_placements
+from eks_gpu_slicing.builders.workloads import (
+    gpu_node_group_labels,
+    gpu_node_taints,
+    virtual_gpu_capacity,
+)
+from eks_gpu_slicing.settings import Settings
+
+GPU_SHARING_TYPE = f"{facts.COMPONENT_PACKAGE}:index:GpuSharing"
+
+
+@dataclass(frozen=True)
+class ClusterHandle:
+    """What GPU sharing needs of a cluster, however it came to be."""
+
+    name: str
+    # The control plane's minor version (`1.35`): the cluster's own for one looked up.
+    kubernetes_version: str
+    # Every Kubernetes object is created through it.
+    provider: k8s.Provider
+    # Where GPU node groups run (and, for a Karpenter installed here, the subnets it tags).
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    # EKS's cluster security group, which managed nodes use; Karpenter's node classes find it
+    # by the discovery tag put on it. None only when no Karpenter is installed here.
+    cluster_security_group_id: pulumi.Input[str] | None = None
+    # pulumi-eks's Cluster, for a cluster this stack creates: node groups join through it.
+    eks_cluster: eks.Cluster | None = None
+    # The role managed nodes run with, when the cluster brings one (with its policy
+    # attachments); otherwise GpuSharing creates one for its GPU node groups.
+    node_role: aws.iam.Role | None = None
+    node_role_policies: Sequence[pulumi.Resource] = ()
+    # What Karpenter's cluster-scoped AWS objects (access entry, add-on, tags) wait for: the
+    # cluster, when it is created in the same program.
+    cluster_resources: Sequence[pulumi.Resource] = ()
+    # What a controller must find running first: system nodes and CoreDNS of a new cluster.
+    system_ready: Sequence[pulumi.Resource] = ()
+    # Private subnets this program did not create, tagged for Karpenter's discovery when it
+    # installs Karpenter (subnets it creates carry the tag from the start).
+    untagged_private_subnet_ids: Sequence[str] = ()
+    # Labels our GPU nodes carry beyond the sharing ones: on a cluster we were given, the one
+    # that keeps a GPU Operator's device plugin and other operands off them.
+    extra_gpu_node_labels: Mapping[str, str] = field(default_factory=dict)
+    # Whether the EKS Pod Identity Agent add-on runs already (Karpenter's controller needs it;
+    # it is created when not).
+    pod_identity_agent_installed: bool = False
+    # A kubeconfig for the cluster (secret), exported by the stack.
+    kubeconfig: pulumi.Input[str] | None = None
+
+
+@dataclass(frozen=True)
+class GpuSharingArgs:
+    cluster: ClusterHandle
+    # Validated settings; GpuSharing reads the GPU sections (node groups, sharing, device
+    # plugin, Karpenter, metrics, demo, benchmark) and ignores the cluster-creation ones.
+    settings: Settings
+    # Partition, region and account (IAM policies and ARNs), looked up once.
+    aws: AwsContext
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class GpuSharing(pulumi.ComponentResource):
+    """Shared NVIDIA GPUs on one EKS cluster.
+
+    Attributes: `gpu_node_groups` (name -> NodeGroup), `namespaces`, `device_plugin`,
+    `gpu_metrics`, `karpenter`, `demo`, `benchmark` (None when off), and the reports the stack
+    exports: `device_plugin_config_map`, `gpu_node_group_capacity`, `karpenter_node_pools`,
+    `benchmark_jobs`.
+
+    Its parts were top-level components of the stack before it existed; each carries an alias
+    to the root stack, so a stack deployed then adopts them (and, through the engine's
+    inheritance of parent aliases, their children) instead of replacing them.
+    """
+
+    def __init__(self, name: str, args: GpuSharingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(GPU_SHARING_TYPE, name, None, opts)
+        self._name = name
+        self._args = args
+        self._settings = args.settings
+        self._cluster = args.cluster
+        node_role, node_role_policies = self._node_role()
+        self.gpu_node_groups = self._node_groups(node_role, node_role_policies)
+        self.namespaces = self._namespaces()
+        self.device_plugin = self._device_plugin()
+        self.gpu_metrics = self._gpu_metrics()
+        self.karpenter = self._karpenter()
+        self.demo = self._demo()
+        self.benchmark = self._benchmark()
+
+        s = self._settings
+        self.device_plugin_config_map = self.device_plugin.config_map_name
+        self.gpu_node_group_capacity = {
+            group_name: virtual_gpu_capacity(group, s.profile_of(group), args.aws.region)
+            for group_name, group in s.gpu_node_groups.items()
+        }
+        self.karpenter_node_pools = (
+            {
+                pool_name: node_pool_capacity(pool_name, pool, s.sharing[pool.sharing])
+                for pool_name, pool in s.karpenter.node_pools.items()
+            }
+            if self.karpenter is not None
+            else None
+        )
+        self.benchmark_jobs = self.benchmark.job_names if self.benchmark is not None else None
+        outputs: dict = {
+            "devicePluginConfigMap": self.device_plugin_config_map,
+            "gpuNodeGroups": self.gpu_node_group_capacity,
+        }
+        if self.karpenter_node_pools is not None:
+            outputs["karpenterNodePools"] = self.karpenter_node_pools
+        if self.benchmark_jobs is not None:
+            outputs["benchmarkJobs"] = self.benchmark_jobs
+        self.register_outputs(outputs)
+
+    def _part(self) -> pulumi.ResourceOptions:
+        """Options of a part: a child of this component that was once a child of the stack."""
+        return pulumi.ResourceOptions(
+            parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
+        )
+
+    def _node_role(self) -> tuple[aws.iam.Role, Sequence[pulumi.Resource]]:
+        """The cluster's node role, or one of our own for a cluster that brings none.
+
+        No access entry for it: EKS creates the EC2_LINUX entry of a managed node group's
+        role itself, on a cluster with API authentication."""
+        cluster = self._cluster
+        if cluster.node_role is not None:
+            return cluster.node_role, cluster.node_role_policies
+        aws_context = self._args.aws
+        role = aws.iam.Role(
+            f"{self._name}-node-role",
+            assume_role_policy=json.dumps(aws_context.service_trust_policy("ec2")),
+            description=f"GPU managed nodes of {cluster.name}",
+            tags=self._args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        policies = [
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-node-{policy}",
+                role=role.name,
+                policy_arn=facts.managed_policy_arn(aws_context.partition, policy),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for policy in facts.NODE_ROLE_POLICIES
+        ]
+        return role, policies
+
+    def _node_groups(
+        self, node_role: aws.iam.Role, node_role_policies: Sequence[pulumi.Resource]
+    ) -> dict[str, NodeGroup]:
+        s, cluster = self._settings, self._cluster
+        return {
+            group_name: NodeGroup(
+                f"gpu-{group_name}",
+                NodeGroupArgs(
+                    cluster_name=cluster.name,
+                    eks_cluster=cluster.eks_cluster,
+                    node_role=node_role,
+                    node_role_policies=node_role_policies,
+                    subnet_ids=cluster.private_subnet_ids,
+                    group=group,
+                    ami_type=group.ami_type,
+                    labels={
+                        **gpu_node_group_labels(
+                            group.sharing, s.profile_of(group), bottlerocket=group.bottlerocket
+                        ),
+                        **cluster.extra_gpu_node_labels,
+                    },
+                    taints=gpu_node_taints(),
+                    bottlerocket_user_data=(
+                        bottlerocket_user_data(s.profile_of(group)) if group.bottlerocket else None
+                    ),
+                    tags=self._args.tags,
+                ),
+                opts=self._part(),
+            )
+            for group_name, group in s.gpu_node_groups.items()
+        }
+
+    def _namespaces(self) -> Namespaces:
+        s = self._settings
+        return Namespaces(
+            "namespaces",
+            NamespacesArgs(
+                provider=self._cluster.provider,
+                names=s.namespaces,
+                levels=namespace_levels(workload_placements(s)),
+            ),
+            opts=self._part(),
+        )
+
+    def _device_plugin(self) -> DevicePlugin:
+        s = self._settings
+        return DevicePlugin(
+            "nvidia-device-plugin",
+            DevicePluginArgs(
+                provider=self._cluster.provider,
+                settings=s.device_plugin,
+                profiles=s.sharing,
+                depends_on=self.namespaces.depends_on(s.device_plugin.namespace),
+            ),
+            opts=self._part(),
+        )
+
+    def _gpu_metrics(self) -> GpuMetrics | None:
+        s = self._settings
+        if not s.gpu_metrics.enabled:
+            return None
+        return GpuMetrics(
+            "gpu-metrics",
+            GpuMetricsArgs(
+                provider=self._cluster.provider,
+                settings=s.gpu_metrics,
+                resource_names=s.gpu_resource_names(),
+                depends_on=[
+                    *self.gpu_node_groups.values(),
+                    *self.namespaces.depends_on(s.gpu_metrics.namespace),
+                ],
+            ),
+            opts=self._part(),
+        )
+
+    def _karpenter(self) -> Karpenter | None:
+        s, cluster = self._settings, self._cluster
+        if not s.karpenter.enabled:
+            return None
+        return Karpenter(
+            "karpenter",
+            KarpenterArgs(
+                settings=s.karpenter,
+                profiles=s.sharing,
+                cluster_name=cluster.name,
+                aws=self._args.aws,
+                provider=cluster.provider,
+                cluster_depends_on=cluster.cluster_resources,
+                cluster_security_group_id=cluster.cluster_security_group_id,
+                existing_private_subnet_ids=cluster.untagged_private_subnet_ids,
+                controller_depends_on=cluster.system_ready,
+                namespace_depends_on=self.namespaces.depends_on(s.karpenter.namespace),
+                extra_node_labels=cluster.extra_gpu_node_labels,
+                pod_identity_agent_installed=cluster.pod_identity_agent_installed,
+                tags=self._args.tags,
+            ),
+            opts=self._part(),
+        )
+
+    def _demo(self) -> DemoWorkload | None:
+        s = self._settings
+        if not s.demo_workload.enabled:
+            return None
+        return DemoWorkload(
+            "demo",
+            DemoWorkloadArgs(
+                provider=self._cluster.provider,
+                settings=s.demo_workload,
+                profile_name=s.demo_profile_name,
+                profile=s.sharing[s.demo_profile_name],
+                depends_on=[
+                    self.device_plugin,
+                    *self.gpu_node_groups.values(),
+                    *self.namespaces.depends_on(s.demo_workload.namespace),
+                ],
+            ),
+            opts=self._part(),
+        )
+
+    def _benchmark(self) -> SharingBenchmark | None:
+        s = self._settings
+        if not s.benchmark_groups:
+            return None
+        return SharingBenchmark(
+            "sharing-benchmark",
+            SharingBenchmarkArgs(
+                provider=self._cluster.provider,
+                settings=s.benchmark,
+                groups=s.benchmark_groups,
+                depends_on=[
+                    self.device_plugin,
+                    *(self.gpu_node_groups[group] for group in s.benchmark_groups),
+                    *self.namespaces.depends_on(s.benchmark.namespace),
+                ],
+            ),
+            opts=self._part(),
+        )

@@ -1,0 +1,143 @@
+"""Existing-cluster mode: GPU sharing added to an EKS cluster this stack does not create.
+
+What can be known offline is checked when the settings load (`static_problems`, on the raw
+config: a key the stack file sets is set, whatever its value); what needs the cluster is
+checked once it has been read (`existing_cluster_problems`), before anything is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import field_validator
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings
+
+if TYPE_CHECKING:
+    from eks_gpu_slicing.settings.stack import Settings
+
+# Keys that configure a cluster this stack creates: with existingCluster they would be
+# silently ignored, so they are refused instead.
+CREATED_CLUSTER_KEYS = {
+    "network": "the VPC belongs to the existing cluster",
+    "clusterEndpoint": "the API endpoint is the existing cluster's own",
+    "systemNodeGroup": "the existing cluster runs its own system nodes",
+    "adminRoleArns": "grant access with the existing cluster's own access entries",
+    "clusterLogRetentionDays": "the control-plane log group is the existing cluster's",
+    "protect": "it guards the control plane and its secrets key, which this stack does not own",
+}
+
+
+class ExistingClusterSettings(_Settings):
+    """An EKS cluster this stack adds GPU sharing to, and leaves alone otherwise."""
+
+    name: str
+    # Where the GPU node groups run: private subnets of the cluster's VPC (see
+    # docs/existing-cluster.md for how to list them).
+    private_subnet_ids: list[str]
+    # Karpenter's controller gets its AWS credentials through EKS Pod Identity, whose agent is
+    # an EKS add-on: `installed` when the cluster runs it already (creating it again fails),
+    # `create` to add it (and remove it on destroy). Needed only to install Karpenter.
+    pod_identity_agent: Literal["installed", "create"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _CLUSTER_NAME.match(name):
+            raise ValueError(f"'{name}' is not a valid EKS cluster name")
+        return name
+
+    @field_validator("private_subnet_ids")
+    @classmethod
+    def _subnets(cls, ids: list[str]) -> list[str]:
+        bad = [i for i in ids if not _SUBNET_ID.match(i)]
+        if bad:
+            raise ValueError(f"not subnet IDs (subnet-...): {', '.join(bad)}")
+        if not ids:
+            raise ValueError("at least one private subnet of the cluster's VPC is required")
+        if len(set(ids)) != len(ids):
+            raise ValueError("lists a subnet more than once")
+        return ids
+
+
+def static_problems(data: Mapping[str, Any]) -> list[str]:
+    """Offline checks of an existing-cluster stack's raw config, each 'key.path: why'."""
+    existing = data.get("existingCluster")
+    karpenter = data.get("karpenter")
+    karpenter = karpenter if isinstance(karpenter, Mapping) else {}
+    installs_karpenter = karpenter.get("enabled") is True and karpenter.get("install", True)
+    if not isinstance(existing, Mapping):
+        if karpenter.get("install") is False:
+            return [
+                "karpenter.install: false adds pools to a Karpenter that already runs, which "
+                "only a cluster given in existingCluster can have; remove it"
+            ]
+        return []
+    problems = [
+        f"{key}: only applies to a cluster this stack creates ({why}); remove it, or remove "
+        "existingCluster"
+        for key, why in CREATED_CLUSTER_KEYS.items()
+        if key in data
+    ]
+    name = existing.get("name")
+    if "clusterName" in data and isinstance(name, str) and data["clusterName"] != name:
+        problems.append(
+            f"clusterName: '{data['clusterName']}' is not existingCluster.name '{name}'; "
+            "leave clusterName out (it is taken from existingCluster.name)"
+        )
+    if installs_karpenter and "podIdentityAgent" not in existing:
+        problems.append(
+            "existingCluster.podIdentityAgent: required to install Karpenter on an existing "
+            "cluster: `installed` if it runs the eks-pod-identity-agent add-on (aws eks "
+            f"describe-addon --cluster-name {name} --addon-name eks-pod-identity-agent), "
+            "otherwise `create`"
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class LookedUpCluster:
+    """What `aws.eks.get_cluster` tells about the existing cluster."""
+
+    name: str
+    kubernetes_version: str
+    authentication_mode: str
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    cluster_security_group_id: str
+
+
+def existing_cluster_problems(settings: Settings, cluster: LookedUpCluster) -> list[str]:
+    """Where the stack's settings and the cluster it was given disagree, each 'key: why'."""
+    problems = []
+    if cluster.authentication_mode not in facts.ACCESS_ENTRY_AUTHENTICATION_MODES:
+        problems.append(
+            f"existingCluster.name: cluster '{cluster.name}' authenticates with "
+            f"{cluster.authentication_mode} only; GPU nodes and Karpenter join through access "
+            "entries, which need API or API_AND_CONFIG_MAP. This stack does not change the "
+            f"cluster: switch it (aws eks update-cluster-config --name {cluster.name} "
+            "--access-config authenticationMode=API_AND_CONFIG_MAP) and run again"
+        )
+    version = cluster.kubernetes_version
+    if settings.kubernetes_version_given:
+        if settings.kubernetes_version != version:
+            problems.append(
+                f"kubernetesVersion: the stack says {settings.kubernetes_version}, but cluster "
+                f"'{cluster.name}' runs {version}; set it to \"{version}\" or leave it out "
+                "(this stack never upgrades a cluster it did not create)"
+            )
+        return problems
+    if version not in facts.KUBERNETES_RELEASES:
+        supported = ", ".join(facts.KUBERNETES_RELEASES)
+        problems.append(
+            f"existingCluster.name: cluster '{cluster.name}' runs Kubernetes {version}, which "
+            f"this program has no facts for (supported: {supported})"
+        )
+    elif settings.karpenter.enabled:
+        ami_problem = settings.karpenter.ami_release_problem(version)
+        if ami_problem:
+            problems.append(f"{ami_problem} (the cluster runs {version})")
+    return problems

@@ -1,0 +1,312 @@
+"""GpuSharing: one implementation of everything after the cluster, whichever way it came.
+
+A created-cluster stack keeps every resource it had before GpuSharing (adopted through
+aliases, so no replacement); an existing-cluster stack registers GPU sharing against the
+looked-up cluster and nothing that stands for the cluster itself.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pulumi
+import pytest
+
+from components.gpu_sharing import GPU_SHARING_TYPE
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
+from eks_gpu_slicing.review.urns import adopted, engine_urns
+from eks_gpu_slicing.settings import ConfigError, load_settings
+from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, settings_of_stack
+from tests.conftest import MINIMAL, engine_config
+
+URNS_BEFORE = ROOT / "tests" / "fixtures" / "urns_before_gpu_sharing"
+
+# What stands for a cluster and its surroundings: none of it may be in an existing-cluster
+# stack's state, or `pulumi destroy` would delete it.
+CLUSTER_LEVEL_TYPES = {
+    "awsx:ec2:Vpc",
+    "eks:index:Cluster",
+    "aws:eks/cluster:Cluster",
+    "aws:kms/key:Key",
+    "aws:kms/alias:Alias",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "eks-gpu-slicing:network:Network",
+    "eks-gpu-slicing:cluster:GpuCluster",
+    "eks-gpu-slicing:cluster:ClusterAddons",
+}
+EXISTING = {
+    "name": "team-cluster",
+    "privateSubnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"],
+}
+
+
+def existing_config(**overrides) -> dict:
+    raw = copy.deepcopy(MINIMAL)
+    raw["existingCluster"] = copy.deepcopy(EXISTING)
+    raw.update(overrides)
+    return raw
+
+
+def run_existing(raw: dict, **mocks) -> Deployment:
+    monitor = RecordingMonitor(ProgramMocks(**mocks))
+    return run_program(engine_config(raw), stack="existing", monitor=monitor)
+
+
+# --- A created cluster: the same resources, adopted -------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_resource_of_before_is_adopted_not_replaced(stack, request):
+    deployment: Deployment = request.getfixturevalue(stack)
+    before = (URNS_BEFORE / f"{stack}.txt").read_text().split()
+    taken = adopted(deployment, before, stack, facts.PROJECT)
+    lost = sorted(set(before) - set(taken.values()))
+    assert not lost, f"these would be deleted and created again: {lost}"
+    # ...and nothing but GpuSharing itself is new.
+    new = set(engine_urns(deployment, stack, facts.PROJECT).values()) - set(taken)
+    assert [urn.rsplit("::", 2)[1] for urn in new] == [GPU_SHARING_TYPE]
+
+
+def test_without_the_aliases_the_moved_parts_would_be_replaced(dev):
+    for registration in dev.resources.values():
+        registration.aliases = []
+    before = (URNS_BEFORE / "dev.txt").read_text().split()
+    taken = adopted(dev, before, "dev", facts.PROJECT)
+    lost = set(before) - set(taken.values())
+    assert any("DevicePlugin" in urn for urn in lost)
+    assert not any("GpuCluster" in urn for urn in lost)  # the cluster never moved
+
+
+@pytest.fixture
+def dev(dev_config) -> Deployment:
+    # Not shared: one test above empties the aliases of its copy.
+    return run_program(dev_config, stack="dev")
+
+
+@pytest.fixture(scope="module")
+def prod(prod_config) -> Deployment:
+    return run_program(prod_config, stack="prod")
+
+
+def test_gpu_sharing_holds_every_part_after_the_cluster(dev):
+    (sharing,) = dev.of_type(GPU_SHARING_TYPE)
+    top = {r.type for r in dev.resources.values() if r.parent == sharing.urn}
+    assert top == {
+        "eks-gpu-slicing:nodes:NodeGroup",
+        "eks-gpu-slicing:cluster:Namespaces",
+        "eks-gpu-slicing:gpu:DevicePlugin",
+        "eks-gpu-slicing:observability:GpuMetrics",
+        "eks-gpu-slicing:karpenter:Karpenter",
+        "eks-gpu-slicing:workloads:DemoWorkload",
+    }
+    # The system node group and CoreDNS belong to the created cluster, not to GPU sharing.
+    system = dev.one("eks-gpu-slicing:nodes:NodeGroup", "system")
+    assert sharing not in dev.ancestors(system)
+
+
+# --- An existing cluster ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def existing() -> Deployment:
+    return run_existing(existing_config())
+
+
+def test_existing_cluster_registers_gpu_sharing_and_nothing_of_the_cluster(existing):
+    types = {r.type for r in existing.resources.values()}
+    assert not types & CLUSTER_LEVEL_TYPES
+    assert not existing.of_type("aws:eks/addon:Addon")  # no CoreDNS, no Pod Identity Agent
+    assert "system" not in {r.name for r in existing.of_type("eks-gpu-slicing:nodes:NodeGroup")}
+    (group,) = existing.of_type("aws:eks/nodeGroup:NodeGroup")
+    assert group.inputs["clusterName"] == "team-cluster"
+    assert group.inputs["subnetIds"] == EXISTING["privateSubnetIds"]
+    assert existing.one("kubernetes:core/v1:ConfigMap")
+    assert existing.one("kubernetes:helm.sh/v3:Release", "nvidia-device-plugin")
+
+
+def test_existing_cluster_gpu_nodes_get_their_own_role_and_keep_gpu_operator_off(existing):
+    (group,) = existing.of_type("aws:eks/nodeGroup:NodeGroup")
+    role = existing.one("aws:iam/role:Role", "gpu-sharing-node-role")
+    assert group.inputs["nodeRoleArn"] == role.outputs["arn"]
+    attachments = existing.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert {a.urn for a in attachments} <= set(group.dependencies)
+    assert group.inputs["labels"][facts.GPU_OPERATOR_OPERANDS_LABEL] == "false"
+    # Managed node groups get their access entry from EKS itself.
+    assert not existing.of_type("aws:eks/accessEntry:AccessEntry")
+
+
+def test_every_kubernetes_resource_uses_the_provider_built_from_the_lookup(existing):
+    provider = existing.one("pulumi:providers:kubernetes", "existing-cluster-k8s")
+    kubernetes = [r for r in existing.resources.values() if r.type.startswith("kubernetes:")]
+    assert kubernetes
+    assert {r.provider_urn for r in kubernetes} == {provider.urn}
+    (lookup,) = existing.calls_of("aws:eks/getCluster:getCluster")
+    assert lookup["name"] == "team-cluster"
+    assert "kubeconfig" in existing.secret_outputs
+    assert existing.outputs["clusterName"] == "team-cluster"
+
+
+def test_existing_cluster_kubeconfig_runs_get_token_with_the_stacks_profile():
+    config = engine_config(existing_config())
+    config["aws:profile"] = "gpu-admins"
+    deployment = run_program(config, stack="existing")
+    kubeconfig = __import__("json").loads(deployment.outputs["kubeconfig"])
+    exec_ = kubeconfig["users"][0]["user"]["exec"]
+    assert exec_["args"][-2:] == ["--profile", "gpu-admins"]
+    assert exec_["args"][exec_["args"].index("--cluster-name") + 1] == "team-cluster"
+    cluster = ProgramMocks().existing_cluster("team-cluster")
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == cluster["endpoint"]
+
+
+def test_destroy_leaves_the_cluster_untouched(existing):
+    """Pulumi deletes what is in the stack's state, dependents first: nothing there stands
+    for the cluster, and every resource hangs off GpuSharing or the lookup's provider."""
+    (sharing,) = existing.of_type(GPU_SHARING_TYPE)
+    provider = existing.one("pulumi:providers:kubernetes", "existing-cluster-k8s")
+    for registration in existing.resources.values():
+        if registration in (sharing, provider):
+            continue
+        assert sharing in existing.ancestors(registration), registration.urn
+    assert not {r.type for r in existing.resources.values()} & CLUSTER_LEVEL_TYPES
+
+
+def test_existing_cluster_with_karpenter_installed_and_agent_present():
+    raw = existing_config(
+        karpenter={
+            "enabled": True,
+            "nodePools": {"g5": {"instanceTypes": ["g5.xlarge"], "limits": {"cpu": 32}}},
+        }
+    )
+    raw["existingCluster"]["podIdentityAgent"] = "installed"
+    deployment = run_existing(raw)
+    assert not deployment.of_type("aws:eks/addon:Addon")
+    release = deployment.one("kubernetes:helm.sh/v3:Release", "karpenter")
+    assert not any("pod-identity-agent" in d for d in release.dependencies)
+    tagged = {t.inputs["resourceId"] for t in deployment.of_type("aws:ec2/tag:Tag")}
+    sg = ProgramMocks().existing_cluster("team-cluster")["vpcConfig"]["clusterSecurityGroupId"]
+    assert tagged == {sg, *EXISTING["privateSubnetIds"]}
+
+    raw["existingCluster"]["podIdentityAgent"] = "create"
+    (addon,) = run_existing(raw).of_type("aws:eks/addon:Addon")
+    assert addon.inputs["addonName"] == facts.POD_IDENTITY_AGENT_ADDON
+
+
+def test_pools_for_a_running_karpenter_install_nothing_of_it():
+    raw = existing_config(
+        karpenter={
+            "enabled": True,
+            "install": False,
+            "nodeRoleName": "KarpenterNodeRole-team",
+            "discoveryTagValue": "team",
+            "nodePools": {"g5": {"instanceTypes": ["g5.xlarge"], "limits": {"cpu": 32}}},
+        }
+    )
+    deployment = run_existing(raw)
+    types = {r.type for r in deployment.resources.values()}
+    assert "kubernetes:helm.sh/v3:Release" in types  # the device plugin's
+    assert {r.name for r in deployment.of_type("kubernetes:helm.sh/v3:Release")} == {
+        "nvidia-device-plugin"
+    }
+    assert not types & {"aws:sqs/queue:Queue", "aws:ec2/tag:Tag", "aws:eks/accessEntry:AccessEntry"}
+    node_class = deployment.one("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    assert node_class.inputs["spec"]["role"] == "KarpenterNodeRole-team"
+    assert node_class.inputs["spec"]["subnetSelectorTerms"] == [
+        {"tags": {facts.KARPENTER_DISCOVERY_TAG: "team"}}
+    ]
+    pool = deployment.one("kubernetes:karpenter.sh/v1:NodePool")
+    labels = pool.inputs["spec"]["template"]["metadata"]["labels"]
+    assert labels[facts.GPU_OPERATOR_OPERANDS_LABEL] == "false"
+
+
+# --- Refusals ---------------------------------------------------------------------------------
+
+
+def refused(raw: dict) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(raw, stack="existing")
+    return exc.value.problems
+
+
+def test_settings_for_a_created_cluster_are_refused_by_key():
+    raw = existing_config(
+        clusterEndpoint={"publicAccess": False},
+        systemNodeGroup={"instanceType": "t3.large"},
+        adminRoleArns=["arn:aws:iam::123456789012:role/admin"],
+        network={"natGateways": "onePerAz"},
+        clusterLogRetentionDays=30,
+        protect=True,
+    )
+    problems = refused(raw)
+    for key in (
+        "clusterEndpoint",
+        "systemNodeGroup",
+        "adminRoleArns",
+        "network",
+        "clusterLogRetentionDays",
+        "protect",
+    ):
+        assert any(
+            p.startswith(f"{key}: only applies to a cluster this stack creates") for p in problems
+        )
+
+
+def test_cluster_name_comes_from_existing_cluster_and_may_not_differ():
+    assert load_settings(existing_config(), stack="existing").cluster_name == "team-cluster"
+    (problem,) = refused(existing_config(clusterName="other"))
+    assert problem.startswith("clusterName: 'other' is not existingCluster.name")
+
+
+def test_installing_karpenter_needs_a_decision_on_the_pod_identity_agent():
+    raw = existing_config(
+        karpenter={"enabled": True, "nodePools": {"g5": {"instanceTypes": ["g5.xlarge"]}}}
+    )
+    assert any(p.startswith("existingCluster.podIdentityAgent: required") for p in refused(raw))
+
+
+def test_karpenter_install_false_needs_an_existing_cluster_and_its_node_role():
+    raw = copy.deepcopy(MINIMAL)
+    raw["karpenter"] = {"enabled": True, "install": False, "nodeRoleName": "r"}
+    assert any(p.startswith("karpenter.install: false") for p in refused(raw))
+    raw = existing_config(karpenter={"enabled": True, "install": False})
+    assert any("install: false needs nodeRoleName" in p for p in refused(raw))
+
+
+def run_refused(raw: dict, **mocks) -> str:
+    with pytest.raises(pulumi.RunError) as exc:
+        run_existing(raw, **mocks)
+    return str(exc.value)
+
+
+def test_a_config_map_only_cluster_is_refused_before_anything_is_registered():
+    monitor = RecordingMonitor(ProgramMocks(cluster_authentication_mode="CONFIG_MAP"))
+    with pytest.raises(pulumi.RunError) as exc:
+        run_program(engine_config(existing_config()), stack="existing", monitor=monitor)
+    assert "authenticates with CONFIG_MAP only" in str(exc.value)
+    assert "authenticationMode=API_AND_CONFIG_MAP" in str(exc.value)
+    assert not monitor.registrations
+
+
+def test_a_kubernetes_version_that_differs_from_the_clusters_is_refused():
+    message = run_refused(existing_config(kubernetesVersion="1.34"), cluster_version="1.35")
+    assert (
+        "kubernetesVersion: the stack says 1.34, but cluster 'team-cluster' runs 1.35; "
+        'set it to "1.35"' in message
+    )
+
+
+def test_without_kubernetes_version_the_clusters_own_is_taken():
+    deployment = run_existing(existing_config(), cluster_version="1.34")
+    assert deployment.of_type("aws:eks/nodeGroup:NodeGroup")
+    message = run_refused(existing_config(), cluster_version="1.19")
+    assert "runs Kubernetes 1.19, which this program has no facts for" in message
+
+
+def test_the_example_existing_cluster_stack_renders_offline():
+    examples = ROOT / "examples"
+    settings = settings_of_stack("existing", examples)
+    assert settings.existing_cluster is not None
+    deployment = run_program(engine_config_of_stack("existing", examples), stack="existing")
+    assert not {r.type for r in deployment.resources.values()} & CLUSTER_LEVEL_TYPES
+    assert deployment.one("kubernetes:helm.sh/v3:Release", "karpenter")
+    assert not deployment.of_type("aws:eks/addon:Addon")  # podIdentityAgent: installed
