@@ -284,7 +284,8 @@ class Karpenter(pulumi.ComponentResource):
             )
             self.node_overlays[pool_name] = [
                 k8s.apiextensions.CustomResource(
-                    f"{name}-{pool_name}-overlay-{gpus}gpu",
+                    f"{name}-{pool_name}-overlay-"
+                    + (f"{gpus}gpu" if isinstance(gpus, int) else gpus),
                     api_version=facts.NODE_OVERLAY_API_VERSION,
                     kind="NodeOverlay",
                     metadata=overlay["metadata"],
