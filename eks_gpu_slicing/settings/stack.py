@@ -244,10 +244,36 @@ class Settings(_Settings):
     def gpu_resource_names(self) -> set[str]:
         """The extended resources pods request on this stack's GPU nodes: the profile's
         resource (`nvidia.com/gpu`, or `nvidia.com/gpu.shared` when renamed) of every node
-        group and of every Karpenter pool that will be created."""
-        profiles = {g.sharing for g in self.gpu_node_groups.values()}
-        profiles |= {p.sharing for p in self.karpenter_pools.values()}
-        return {self.sharing[name].resource_name for name in profiles}
+        group and of every Karpenter pool that will be created; for MIG, every slice resource
+        of each instance type."""
+        names: set[str] = set()
+        for group in self.gpu_node_groups.values():
+            names |= set(self.profile_of(group).node_resources(group.instance))
+        for pool in self.karpenter_pools.values():
+            for instance in pool.instances:
+                names |= set(self.sharing[pool.sharing].node_resources(instance))
+        return names
+
+    @property
+    def mig_layouts(self) -> dict[str, tuple[MigSettings, set[str]]]:
+        """mig.config label value -> (layout, the MIG GPU models it is applied to), for every
+        AL2023 group and Karpenter pool with a MIG profile (Bottlerocket partitions itself)."""
+        used: dict[str, tuple[MigSettings, set[str]]] = {}
+        instances = [
+            (self.profile_of(g), g.instance)
+            for g in self.gpu_node_groups.values()
+            if not g.bottlerocket
+        ]
+        instances += [
+            (self.sharing[p.sharing], i) for p in self.karpenter_pools.values() for i in p.instances
+        ]
+        for profile, instance in instances:
+            gpu = facts.mig_gpu(instance.name)
+            if profile.mig is None or gpu is None:
+                continue
+            entry = used.setdefault(profile.mig.layout_name, (profile.mig, set()))
+            entry[1].add(gpu.name)
+        return dict(sorted(used.items()))
 
     def _karpenter_warnings(self) -> list[str]:
         out = []
