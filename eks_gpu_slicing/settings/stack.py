@@ -25,6 +25,7 @@ from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSet
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import (
     DEFAULT_SHARING,
+    MigSettings,
     SharingProfile,
     bottlerocket_problems,
 )
