@@ -25,6 +25,8 @@ class DevicePluginArgs:
     profiles: Mapping[str, SharingProfile]
     # Its namespace, when the stack creates it.
     depends_on: Sequence[pulumi.Resource] = ()
+    # Some node is partitioned by the MIG manager: step aside while it repartitions.
+    mig: bool = False
 
 
 class DevicePlugin(pulumi.ComponentResource):
@@ -69,6 +71,7 @@ class DevicePlugin(pulumi.ComponentResource):
                 default_profile=args.settings.default_profile,
                 checksum=self.checksum,
                 gfd=args.settings.gfd,
+                mig=args.mig,
             ),
             max_history=10,
             opts=in_namespace,

@@ -22,6 +22,8 @@ class GpuMetricsArgs:
     # The GPU node groups (its pods have somewhere to run before Helm waits for them) and
     # its namespace, when the stack creates it.
     depends_on: Sequence[pulumi.Resource] = ()
+    # Some node is partitioned by the MIG manager: step aside while it repartitions.
+    mig: bool = False
 
 
 class GpuMetrics(pulumi.ComponentResource):
@@ -40,7 +42,7 @@ class GpuMetrics(pulumi.ComponentResource):
             version=args.settings.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=facts.DCGM_EXPORTER_CHART_REPO),
             namespace=args.settings.namespace,
-            values=helm_values(args.settings, args.resource_names),
+            values=helm_values(args.settings, args.resource_names, mig=args.mig),
             max_history=10,
             opts=pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=list(args.depends_on)

@@ -122,7 +122,10 @@ class Karpenter(pulumi.ComponentResource):
             )
             self.node_overlays[pool_name] = [
                 k8s.apiextensions.CustomResource(
-                    f"{name}-{pool_name}-overlay-{gpus}gpu",
+                    # GPU counts keep their `<n>gpu` names (and URNs); MIG overlays, one per GPU
+                    # count and model, are keyed by a string.
+                    f"{name}-{pool_name}-overlay-"
+                    + (f"{gpus}gpu" if isinstance(gpus, int) else gpus),
                     api_version=facts.NODE_OVERLAY_API_VERSION,
                     kind="NodeOverlay",
                     metadata=overlay["metadata"],

@@ -175,6 +175,7 @@ DCGM_PER_POD_FIELDS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED")
 # shared/reference/dcgm-exporter-4.8.2/values-paths.txt); Helm ignores a misspelt one.
 DCGM_EXPORTER_VALUE_PATHS = frozenset(
     {
+        "affinity",
         "hostPID",
         "nodeSelector",
         "tolerations",
@@ -360,7 +361,9 @@ class GpuInstance:
     vcpus: int
     memory_mib: int
     max_pods: int
-    usd_per_hour: float  # on-demand, us-east-1
+    # On-demand, us-east-1; None where EC2 sells the type only through Capacity Blocks for ML
+    # (no on-demand price in the list): p5e.48xlarge.
+    usd_per_hour: float | None
 
     @property
     def family(self) -> str:
@@ -449,7 +452,14 @@ GPU_INSTANCES: dict[str, GpuInstance] = {
             ("p5.48xlarge", 8, 192, 2048, 100, 55.04),
         ],
     ),
-    **_family("H200", 144384, [("p5en.48xlarge", 8, 192, 2048, 198, 63.296)]),
+    # p5e.48xlarge: Karpenter's instance-types reference at v1.14.0 (gpu-count 8, gpu-name h200,
+    # gpu-memory 144384, cpu 192, memory 2097152 MiB, pods 100); absent from its us-east-1
+    # on-demand price list (generated 2026-07-20): sold through Capacity Blocks.
+    **_family(
+        "H200",
+        144384,
+        [("p5e.48xlarge", 8, 192, 2048, 100, None), ("p5en.48xlarge", 8, 192, 2048, 198, 63.296)],
+    ),
 }
 
 # DaemonSet pods this stack puts on every GPU node (VPC CNI, kube-proxy, device plugin): they
@@ -476,6 +486,167 @@ def allocatable_memory_mib(instance: GpuInstance) -> int:
     capacity = int(instance.memory_mib * (1 - VM_MEMORY_OVERHEAD))
     reserved = KUBE_RESERVED_MIB_PER_POD * instance.max_pods + KUBE_RESERVED_BASE_MIB
     return capacity - reserved - EVICTION_HARD_MEMORY_MIB
+
+
+# --- MIG (Multi-Instance GPU) ------------------------------------------------------------------
+
+# A MIG-capable GPU has 7 compute slices and 8 memory slices; a profile `Ng.Mgb` takes N compute
+# slices and its memory slices (NVIDIA MIG User Guide, "Supported MIG Profiles": fraction of
+# memory in eighths). mig-parted checks placement on the node; sums and counts are checked here.
+MIG_COMPUTE_SLICES = 7
+MIG_MEMORY_SLICES = 8
+# Standalone k8s-mig-manager (NVIDIA/mig-parted v0.15.0, deployments/container/
+# nvidia-mig-manager-example*.yaml; cmd/nvidia-mig-manager/main.go).
+MIG_MANAGER_VERSION = "v0.15.0"
+MIG_MANAGER_IMAGE = f"nvcr.io/nvidia/cloud-native/k8s-mig-manager:{MIG_MANAGER_VERSION}"
+MIG_PARTED_CONFIG_VERSION = "v1"
+# The node label naming the mig-parted config to apply, and where the manager reports progress
+# (pending -> rebooting -> success | failed; pkg/mig/reconfigure/reconfigure.go).
+MIG_CONFIG_LABEL = "nvidia.com/mig.config"
+MIG_CONFIG_STATE_LABEL = "nvidia.com/mig.config.state"
+MIG_CONFIG_STATE_SUCCESS = "success"
+# During a change the manager sets these node labels to MIG_PAUSED_VALUE, waits for the pods of
+# the DaemonSets that select on them to leave, repartitions, then restores the previous value.
+# A DaemonSet steps aside by running only where its label is not the paused value.
+MIG_DEPLOY_DEVICE_PLUGIN_LABEL = "nvidia.com/gpu.deploy.device-plugin"
+MIG_DEPLOY_GFD_LABEL = "nvidia.com/gpu.deploy.gpu-feature-discovery"
+MIG_DEPLOY_DCGM_EXPORTER_LABEL = "nvidia.com/gpu.deploy.dcgm-exporter"
+MIG_DEPLOY_CLIENT_LABEL = "nvidia.com/gpu.deploy.client"  # v0.15.0: any other DaemonSet
+MIG_PAUSED_VALUE = "paused-for-mig-change"
+# Our label on nodes whose profile is MIG: the mig-manager DaemonSet selects on it.
+MIG_NODE_LABEL = "eks-gpu-slicing/mig"
+MIG_NODE_VALUE = "true"
+# Device plugin resource names: `single` advertises every slice as nvidia.com/gpu; `mixed` one
+# resource per slice type, `nvidia.com/mig-<profile>` (`+` in a profile name becomes `.`).
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+# Bottlerocket's built-in MIG (nvidia-migmanager, settings.kubelet-device-plugins.nvidia.
+# device-partitioning-strategy = "mig" and .mig.profile.<gpu key> = "<profile>"): single only.
+BOTTLEROCKET_MIG_MIN_VERSION = "1.34.0"
+# Layout names from mig-parted's default catalogue (config-default.yaml) that this project
+# accepts besides `all-<profile>`.
+MIG_BALANCED_LAYOUT = "all-balanced"
+
+
+@dataclass(frozen=True)
+class MigProfile:
+    """One GPU instance profile: slices it takes, device memory it has, how many fit."""
+
+    name: str  # as mig-parted and nvidia-smi name it, e.g. "1g.10gb"
+    compute_slices: int
+    memory_slices: int
+    memory_gib: float  # as `nvidia-smi mig -lgip` reports it
+    max_count: int  # per GPU
+
+    @property
+    def resource_name(self) -> str:
+        """The device plugin's `mixed` resource for this slice type."""
+        return MIG_RESOURCE_PREFIX + self.name.replace("+", ".")
+
+
+@dataclass(frozen=True)
+class MigGpu:
+    """A MIG-capable GPU model: its profiles and mig-parted's `all-balanced` layout for it."""
+
+    name: str
+    pci_device_id: str  # as mig-parted's device-filter spells it
+    bottlerocket_key: str  # key under settings.kubelet-device-plugins.nvidia.mig.profile
+    profiles: dict[str, MigProfile]
+    balanced: dict[str, int]
+
+
+def _mig_profiles(rows: list[tuple[str, int, int, float, int]]) -> dict[str, MigProfile]:
+    return {row[0]: MigProfile(*row) for row in rows}
+
+
+# Profiles and max counts: mig-parted v0.15.0 config-default.yaml (`all-<profile>` per GPU,
+# matched by its device-filter PCI IDs) and the NVIDIA MIG User Guide. Memory GiB: H200 from
+# `nvidia-smi mig -lgip` on a real H200 (driver 580); A100 and H100 from the same command's
+# output as published for those GPUs. The media-extension profiles (`1g.*gb+me`, at most one
+# per GPU, for NVDEC/JPEG/OFA) are left out: no layout here needs them, and a layout naming one
+# is refused rather than half-supported.
+MIG_GPUS: dict[str, MigGpu] = {
+    "A100-40GB": MigGpu(
+        "A100-40GB",
+        "0x20B010DE",
+        "a100.40gb",
+        _mig_profiles(
+            [
+                ("1g.5gb", 1, 1, 4.75, 7),
+                ("1g.10gb", 1, 2, 9.75, 4),
+                ("2g.10gb", 2, 2, 9.75, 3),
+                ("3g.20gb", 3, 4, 19.62, 2),
+                ("4g.20gb", 4, 4, 19.62, 1),
+                ("7g.40gb", 7, 8, 39.50, 1),
+            ]
+        ),
+        {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1},
+    ),
+    "A100-80GB": MigGpu(
+        "A100-80GB",
+        "0x20B210DE",
+        "a100.80gb",
+        _mig_profiles(
+            [
+                ("1g.10gb", 1, 1, 9.50, 7),
+                ("1g.20gb", 1, 2, 19.50, 4),
+                ("2g.20gb", 2, 2, 19.50, 3),
+                ("3g.40gb", 3, 4, 39.25, 2),
+                ("4g.40gb", 4, 4, 39.25, 1),
+                ("7g.80gb", 7, 8, 79.00, 1),
+            ]
+        ),
+        {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1},
+    ),
+    "H100-80GB": MigGpu(
+        "H100-80GB",
+        "0x233010DE",
+        "h100.80gb",
+        _mig_profiles(
+            [
+                ("1g.10gb", 1, 1, 9.75, 7),
+                ("1g.20gb", 1, 2, 19.62, 4),
+                ("2g.20gb", 2, 2, 19.62, 3),
+                ("3g.40gb", 3, 4, 39.50, 2),
+                ("4g.40gb", 4, 4, 39.50, 1),
+                ("7g.80gb", 7, 8, 79.25, 1),
+            ]
+        ),
+        {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1},
+    ),
+    "H200-141GB": MigGpu(
+        "H200-141GB",
+        "0x233510DE",
+        "h200.141gb",
+        _mig_profiles(
+            [
+                ("1g.18gb", 1, 1, 16.00, 7),
+                ("1g.35gb", 1, 2, 32.50, 4),
+                ("2g.35gb", 2, 2, 32.50, 3),
+                ("3g.71gb", 3, 4, 69.75, 2),
+                ("4g.71gb", 4, 4, 69.75, 1),
+                ("7g.141gb", 7, 8, 140.00, 1),
+            ]
+        ),
+        {"1g.18gb": 2, "2g.35gb": 1, "3g.71gb": 1},
+    ),
+}
+
+# Which MIG GPU each MIG-capable instance type carries (FACTS: p4d A100 40GB, p4de A100 80GB,
+# p5 H100 80GB, p5e/p5en H200 141GB). Every other GPU here (T4, A10G, L4, L40S) has no MIG.
+MIG_GPU_OF_INSTANCE: dict[str, str] = {
+    "p4d.24xlarge": "A100-40GB",
+    "p4de.24xlarge": "A100-80GB",
+    "p5.4xlarge": "H100-80GB",
+    "p5.48xlarge": "H100-80GB",
+    "p5e.48xlarge": "H200-141GB",
+    "p5en.48xlarge": "H200-141GB",
+}
+
+
+def mig_gpu(instance_type: str) -> MigGpu | None:
+    """The MIG GPU of an instance type, or None where its GPUs have no MIG."""
+    name = MIG_GPU_OF_INSTANCE.get(instance_type)
+    return MIG_GPUS[name] if name else None
 
 
 # --- Workloads --------------------------------------------------------------------------------

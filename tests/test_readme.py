@@ -19,6 +19,12 @@ def config_key_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
     for name, field in model.model_fields.items():
         path = f"{prefix}{field.alias or name}"
         annotation = field.annotation
+        # An optional section (`Model | None`) has the keys of the model.
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1 and isinstance(members[0], type) and issubclass(members[0], BaseModel):
+            paths.add(path)
+            paths |= config_key_paths(members[0], f"{path}.")
+            continue
         if typing.get_origin(annotation) is dict:
             value_type = typing.get_args(annotation)[1]
             paths.add(path)

@@ -104,7 +104,7 @@ BAD_CONFIGS = [
     ),
     (
         "unknown strategy",
-        with_changes(sharing={"default": {"strategy": "mig", "replicas": 4}}),
+        with_changes(sharing={"default": {"strategy": "vgpu", "replicas": 4}}),
         ["sharing.default.strategy", "time-slicing"],
     ),
     (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings import SharingProfile
 
 SETTINGS_PATH = ("settings", "kubelet-device-plugins", "nvidia")
@@ -18,8 +19,24 @@ SETTINGS_PATH = ("settings", "kubelet-device-plugins", "nvidia")
 def device_plugin_settings(profile: SharingProfile) -> dict[str, Any]:
     """The `settings.kubelet-device-plugins.nvidia` table for a profile.
 
-    Callers check bottlerocket_problems() first: MPS has no fail-requests setting there.
+    Callers check bottlerocket_problems() first: MPS has no fail-requests setting there, and
+    MIG there is a uniform `single` layout without replicas. Its MIG profile table takes one
+    profile per GPU model (keys such as "a100.40gb", bottlerocket-os nvidia-migmanager); the
+    entry for every MIG GPU whose profiles include the layout's slice is written, so the same
+    user data partitions whichever of them the node has.
     """
+    if profile.is_mig and profile.mig is not None:
+        slice_name = profile.mig.layout_name.removeprefix("all-")
+        return {
+            "device-partitioning-strategy": "mig",
+            "mig": {
+                "profile": {
+                    gpu.bottlerocket_key: slice_name
+                    for gpu in facts.MIG_GPUS.values()
+                    if slice_name in gpu.profiles
+                }
+            },
+        }
     if not profile.shared:
         return {"device-sharing-strategy": "none"}
     block: dict[str, Any] = {

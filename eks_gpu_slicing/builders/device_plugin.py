@@ -32,6 +32,8 @@ CONFIG_MAP_LABELS = {
 
 def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
     """One complete device-plugin config file (api/config/v1) for a sharing profile."""
+    if profile.is_mig:
+        return _mig_config(profile)
     config: dict[str, Any] = {
         "version": facts.DEVICE_PLUGIN_CONFIG_VERSION,
         "flags": {
@@ -57,6 +59,47 @@ def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
     return config
 
 
+def mig_slice_resources(profile: SharingProfile) -> list[str]:
+    """Every resource the profile's slices are advertised as, on any MIG GPU its layout fits
+    (a config entry is per profile, not per GPU: `all-balanced` names other slices on an A100
+    than on an H200, and the plugin leaves alone a resource its node does not have)."""
+    if profile.mig is None:
+        return []
+    if profile.mig.strategy == "single":
+        return [facts.GPU_RESOURCE]
+    names: list[str] = []
+    for gpu in facts.MIG_GPUS.values():
+        if profile.mig.problems_on(gpu):
+            continue
+        for slice_name in profile.mig.slices_on(gpu):
+            resource = gpu.profiles[slice_name].resource_name
+            if resource not in names:
+                names.append(resource)
+    return names
+
+
+def _mig_config(profile: SharingProfile) -> dict[str, Any]:
+    assert profile.mig is not None
+    config: dict[str, Any] = {
+        "version": facts.DEVICE_PLUGIN_CONFIG_VERSION,
+        "flags": {"migStrategy": profile.mig.strategy, "failOnInitError": True},
+    }
+    if profile.replicas is not None:
+        # Time-slicing on MIG: on nvidia.com/gpu with `single`, on each mig-* resource with
+        # `mixed`, every slice type alike. MPS on MIG is refused by the settings.
+        config["sharing"] = {
+            "timeSlicing": {
+                "renameByDefault": False,
+                "failRequestsGreaterThanOne": profile.fail_requests_over_one,
+                "resources": [
+                    {"name": name, "replicas": profile.replicas}
+                    for name in mig_slice_resources(profile)
+                ],
+            }
+        }
+    return config
+
+
 def config_map_data(profiles: Mapping[str, SharingProfile]) -> dict[str, str]:
     """ConfigMap data: one entry per profile, named as the node label will name it."""
     return {
@@ -72,7 +115,12 @@ def config_checksum(data: Mapping[str, str]) -> str:
 
 
 def helm_values(
-    *, config_map_name: Any, default_profile: str, checksum: str, gfd: bool = False
+    *,
+    config_map_name: Any,
+    default_profile: str,
+    checksum: str,
+    gfd: bool = False,
+    mig: bool = False,
 ) -> dict[str, Any]:
     """Values for the nvidia-device-plugin chart.
 
@@ -95,6 +143,15 @@ def helm_values(
         "mps": {"root": facts.MPS_ROOT},
         "gfd": {"enabled": gfd},
     }
+    if mig:
+        # The MIG manager pauses the plugin (and GFD) while it repartitions a node by setting
+        # their nvidia.com/gpu.deploy.* labels to paused-for-mig-change, then back to true.
+        # A map-only nodeSelector cannot say "not paused", so the chart's affinity does; absent
+        # labels match too, so nodes without MIG keep their plugin. This replaces the chart's
+        # default affinity (NFD or gpu.present): nodeSelector already requires gpu.present.
+        values["affinity"] = workloads.mig_paused_affinity(
+            facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL, facts.MIG_DEPLOY_GFD_LABEL
+        )
     if gfd:
         # GFD pulls in the Node Feature Discovery sub-chart. Its worker tolerates only
         # nvidia.com/gpu=present:NoSchedule, so on our nodes (nvidia.com/gpu=true) it would

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.builders.workloads import gpu_toleration
+from eks_gpu_slicing.builders.workloads import gpu_toleration, mig_paused_affinity
 from eks_gpu_slicing.settings import GpuMetricsSettings
 
 # The exporter embeds DCGM's host engine; the chart's own default limit is 512Mi for one
@@ -23,17 +23,25 @@ EXPORTER_RESOURCES = {
 SCRAPE_TIMEOUT_S = 10
 
 
-def helm_values(settings: GpuMetricsSettings, resource_names: Iterable[str]) -> dict[str, Any]:
+def helm_values(
+    settings: GpuMetricsSettings, resource_names: Iterable[str], *, mig: bool = False
+) -> dict[str, Any]:
     """Values for the dcgm-exporter chart.
 
     `resource_names` are the extended resources pods request on our GPU nodes (one per
-    sharing profile in use); the exporter attributes only `nvidia.com/gpu` unless told.
+    sharing profile in use, every slice resource for MIG); the exporter attributes only
+    `nvidia.com/gpu` unless told. On MIG nodes DCGM reports each GPU instance as its own
+    device (GPU_I_PROFILE / GPU_I_ID labels), and pods are matched to their slice.
+
+    `mig`: some node is partitioned by the MIG manager, which pauses the exporter while it
+    repartitions (nvidia.com/gpu.deploy.dcgm-exporter=paused-for-mig-change): the exporter
+    then runs only where that label is not paused.
     """
     extra = sorted(set(resource_names) - {facts.GPU_RESOURCE})
     env = [{"name": facts.DCGM_VIRTUAL_GPUS_ENV, "value": "true"}]
     if extra:
         env.append({"name": facts.DCGM_RESOURCE_NAMES_ENV, "value": ",".join(extra)})
-    return {
+    values = {
         # Only our GPU nodes (node groups, and Karpenter nodes carrying the same labels);
         # the selector keeps it off system nodes, where it would find no GPU and crash-loop.
         "nodeSelector": {facts.GPU_PRESENT_LABEL: facts.GPU_PRESENT_VALUE},
@@ -52,6 +60,9 @@ def helm_values(settings: GpuMetricsSettings, resource_names: Iterable[str]) -> 
         "resources": EXPORTER_RESOURCES,
         "serviceMonitor": service_monitor_values(settings),
     }
+    if mig:
+        values["affinity"] = mig_paused_affinity(facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL)
+    return values
 
 
 def service_monitor_values(settings: GpuMetricsSettings) -> dict[str, Any]:

@@ -494,7 +494,13 @@ def node_overlays(
     capacity replaces (lo.Assign in ApplyCapacityOverlay) the resource of that name for the
     instance types it matches, and capacities are absolute, so there is one overlay per GPU
     count. Unshared profiles need none: the instance's own count is already right.
+
+    MIG profiles always need them (slices are not GPUs), one per GPU count and MIG GPU model,
+    keyed `<gpus>x<model>`: every slice resource the node will advertise, and with `mixed`
+    nvidia.com/gpu set to 0, since the plugin then advertises no whole GPU.
     """
+    if profile.is_mig:
+        return _mig_node_overlays(pool_name, pool, profile)
     if not profile.shared:
         return {}
     name = node_pool_name(pool_name)
@@ -513,6 +519,36 @@ def node_overlays(
     }
 
 
+def _mig_node_overlays(
+    pool_name: str, pool: KarpenterNodePoolSettings, profile: SharingProfile
+) -> dict[str, dict[str, Any]]:
+    name = node_pool_name(pool_name)
+    groups: dict[str, list[facts.GpuInstance]] = defaultdict(list)
+    for instance in pool.instances:
+        gpu = facts.mig_gpu(instance.name)
+        if gpu is not None:
+            groups[f"{instance.gpus}x{gpu.name.lower()}"].append(instance)
+    overlays = {}
+    for key, instances in sorted(groups.items()):
+        capacity = {r: str(n) for r, n in profile.node_resources(instances[0]).items()}
+        capacity.setdefault(facts.GPU_RESOURCE, "0")
+        overlays[key] = {
+            "metadata": {"name": f"{name}-{key}"},
+            "spec": {
+                "requirements": [
+                    {"key": facts.NODE_POOL_LABEL, "operator": "In", "values": [name]},
+                    {
+                        "key": facts.INSTANCE_TYPE_LABEL,
+                        "operator": "In",
+                        "values": sorted(i.name for i in instances),
+                    },
+                ],
+                "capacity": capacity,
+            },
+        }
+    return overlays
+
+
 def node_pool_capacity(
     pool_name: str, pool: KarpenterNodePoolSettings, profile: SharingProfile
 ) -> dict[str, Any]:
@@ -521,8 +557,17 @@ def node_pool_capacity(
         "nodePool": node_pool_name(pool_name),
         "profile": pool.sharing,
         "strategy": profile.strategy,
-        "resourceName": profile.resource_name,
+        "resourceName": profile.resource_name_on(pool.instances[0]),
         "virtualGpusPerInstanceType": {
-            i.name: i.gpus * profile.virtual_gpus_per_gpu for i in pool.instances
+            i.name: i.gpus * profile.devices_per_gpu(i) for i in pool.instances
         },
+        **(
+            {
+                "resourcesPerInstanceType": {
+                    i.name: profile.node_resources(i) for i in pool.instances
+                }
+            }
+            if profile.is_mig
+            else {}
+        ),
     }

@@ -52,7 +52,31 @@ def gpu_node_group_labels(
     }
     if profile.strategy == "mps":
         labels[facts.MPS_CAPABLE_LABEL] = "true"
+    if profile.is_mig and profile.mig is not None and not bottlerocket:
+        # The layout the MIG manager applies, and the label its DaemonSet selects on.
+        # Bottlerocket partitions at boot from its own settings and runs no manager.
+        labels[facts.MIG_CONFIG_LABEL] = profile.mig.layout_name
+        labels[facts.MIG_NODE_LABEL] = facts.MIG_NODE_VALUE
     return labels
+
+
+def mig_paused_affinity(*labels: str) -> dict[str, Any]:
+    """Node affinity that keeps a DaemonSet off nodes where the MIG manager has paused it
+    (any of `labels` set to paused-for-mig-change)."""
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": label, "operator": "NotIn", "values": [facts.MIG_PAUSED_VALUE]}
+                            for label in labels
+                        ]
+                    }
+                ]
+            }
+        }
+    }
 
 
 def system_node_labels() -> dict[str, str]:
@@ -96,6 +120,8 @@ ISOLATION = {
     "mps": "memory capped per client (total / replicas) and a share of the SMs; "
     "one MPS server, so a fatal GPU fault still reaches every client",
     "none": "whole GPU per pod",
+    "mig": "hardware (MIG): each slice has its own memory, cache and SMs; "
+    "time-sliced replicas of one slice share it",
 }
 
 
@@ -108,34 +134,59 @@ def virtual_gpu_capacity(
     other regions differ, and the report says which region the figure is for.
     """
     instance = group.instance
-    per_node = instance.gpus * profile.virtual_gpus_per_gpu
+    per_node = instance.gpus * profile.devices_per_gpu(instance)
     memory_per_virtual = profile.gpu_memory_per_virtual_gpu_mib(instance.gpu_memory_mib)
-    return {
+    if profile.is_mig:
+        slice_gib = profile.slice_memory_gib(instance)
+        memory_per_virtual = int(min(slice_gib.values(), default=0) * 1024) // (
+            profile.replicas or 1
+        )
+    report = {
         "instanceType": group.instance_type,
         "amiType": group.ami_type,
         "profile": group.sharing,
         "strategy": profile.strategy,
         "replicas": profile.virtual_gpus_per_gpu,
-        "resourceName": profile.resource_name,
+        "resourceName": profile.resource_name_on(instance),
         "gpuModel": instance.gpu_model,
         "gpuMemoryGiB": round(instance.gpu_memory_mib / 1024, 1),
         "gpusPerNode": instance.gpus,
         "virtualGpusPerNode": per_node,
         "virtualGpusAtMaxSize": per_node * group.max_size,
         "gpuMemoryPerVirtualGpuGiB": round(memory_per_virtual / 1024, 2),
-        "usdPerVirtualGpuHour": round(instance.usd_per_hour / per_node, 4),
+        "usdPerVirtualGpuHour": (
+            round(instance.usd_per_hour / per_node, 4)
+            if instance.usd_per_hour is not None and per_node
+            else None
+        ),
         "priceSource": f"on-demand, {facts.PRICE_REGION}, {facts.PRICES_AS_OF}"
         + ("" if region in (None, facts.PRICE_REGION) else f" (not {region})"),
         "isolation": ISOLATION[profile.strategy],
     }
+    if profile.is_mig and profile.mig is not None:
+        # Per slice type: how many a node advertises and each one's device memory.
+        report["migLayout"] = profile.mig.layout_name
+        report["migStrategy"] = profile.mig.strategy
+        report["slicesPerNode"] = profile.node_resources(instance)
+        report["sliceMemoryGiB"] = profile.slice_memory_gib(instance)
+    return report
 
 
 def demo_deployment(
-    *, replicas: int, image: str, namespace: str, profile_name: str, profile: SharingProfile
+    *,
+    replicas: int,
+    image: str,
+    namespace: str,
+    profile_name: str,
+    profile: SharingProfile,
+    resource_name: str | None = None,
 ) -> dict[str, Any]:
     """The source design's `gpu-deployment`: N pods, each limited to one virtual GPU.
 
     Returned as {metadata, spec} ready for a Deployment resource.
+
+    `resource_name` overrides the profile's (Settings.demo_resource_name: a MIG `mixed`
+    profile's slice resource depends on the GPU of the nodes the profile is on).
     """
     labels = {"app": DEMO_APP_LABEL}
     return {
@@ -162,7 +213,7 @@ def demo_deployment(
                             "resources": {
                                 "requests": {"cpu": DEMO_CPU_REQUEST, "memory": DEMO_MEMORY},
                                 "limits": {
-                                    profile.resource_name: 1,
+                                    (resource_name or profile.resource_name): 1,
                                     "cpu": DEMO_CPU_LIMIT,
                                     "memory": DEMO_MEMORY,
                                 },
@@ -457,7 +508,7 @@ def benchmark_job(
                             "resources": {
                                 "requests": {"cpu": str(sizing.cpu), "memory": memory},
                                 "limits": {
-                                    profile.resource_name: 1,
+                                    profile.resource_name_on(group.instance): 1,
                                     # The whole node: a lower CFS quota would throttle the
                                     # workers' kernel launches and skew what is measured.
                                     "cpu": str(group.instance.vcpus),

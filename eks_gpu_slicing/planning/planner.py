@@ -146,7 +146,11 @@ def plan_instance(
             demand=replicas * workload.busy,
             p99_factor=curve.p99_factor(replicas) if curve else 1.0,
             memory_headroom_gib=usable - replicas * workload.gpu_memory_gib,
-            usd_per_virtual_gpu_hour=instance.usd_per_hour / (instance.gpus * replicas),
+            usd_per_virtual_gpu_hour=(
+                instance.usd_per_hour / (instance.gpus * replicas)
+                if instance.usd_per_hour is not None
+                else math.nan
+            ),
             fits=by_memory >= 1,
             note=note,
         )
@@ -224,9 +228,11 @@ def format_profiles(plans_by_type: dict[str, list[Plan]]) -> str:
 
 
 def default_instance_types() -> list[str]:
-    """The smallest size of every GPU family."""
+    """The smallest size of every GPU family with an on-demand price (p5e has none)."""
     smallest: dict[str, facts.GpuInstance] = {}
     for instance in facts.GPU_INSTANCES.values():
+        if instance.usd_per_hour is None:
+            continue
         current = smallest.get(instance.family)
         if current is None or (instance.gpus, instance.vcpus) < (current.gpus, current.vcpus):
             smallest[instance.family] = instance

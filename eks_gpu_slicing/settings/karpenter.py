@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -152,23 +152,28 @@ class KarpenterNodePoolSettings(_Settings):
     def instances(self) -> list[facts.GpuInstance]:
         return [facts.GPU_INSTANCES[t] for t in self.instance_types]
 
-    def max_virtual_gpus(self, virtual_gpus_per_gpu: int) -> int | None:
+    def max_virtual_gpus(
+        self, virtual_gpus_per_gpu: int | Callable[[facts.GpuInstance], int]
+    ) -> int | None:
         """At most how many virtual GPUs the pool's limits let its nodes offer, or None when
         no limit is on a resource we can count per node (nodes, cpu, memory, nvidia.com/gpu).
 
         An upper bound, so a warning built on it is never false: Karpenter counts at least
         this much per node (memory less its VM overhead; GPUs before an overlay multiplies
         them), and with several instance types each limit is spent on the type that gives
-        the most virtual GPUs per unit of it."""
+        the most virtual GPUs per unit of it. `virtual_gpus_per_gpu` may depend on the
+        instance type (MIG slices do)."""
+        per_gpu = (
+            virtual_gpus_per_gpu
+            if callable(virtual_gpus_per_gpu)
+            else lambda _instance: virtual_gpus_per_gpu
+        )
         per_limit = []
         for resource, limit in self.limits.items():
             if resource not in _COUNTED_PER_NODE:
                 continue
             amount = quantity_value(limit)
-            offers = [
-                (_COUNTED_PER_NODE[resource](i), i.gpus * virtual_gpus_per_gpu)
-                for i in self.instances
-            ]
+            offers = [(_COUNTED_PER_NODE[resource](i), i.gpus * per_gpu(i)) for i in self.instances]
             if len(offers) == 1:
                 ((per_node, virtual),) = offers
                 per_limit.append(int(amount // per_node) * virtual)

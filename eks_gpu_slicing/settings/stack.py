@@ -24,7 +24,12 @@ from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
 from eks_gpu_slicing.settings.karpenter import KarpenterSettings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
-from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, SharingProfile, bottlerocket_problems
+from eks_gpu_slicing.settings.sharing import (
+    DEFAULT_SHARING,
+    MigSettings,
+    SharingProfile,
+    bottlerocket_problems,
+)
 
 # --- The whole stack -------------------------------------------------------------------------
 
@@ -138,6 +143,19 @@ class Settings(_Settings):
     def demo_profile_name(self) -> str:
         return self.demo_workload.profile or self.device_plugin.default_profile
 
+    @property
+    def demo_resource_name(self) -> str:
+        """The resource each demo pod requests: the demo profile's, on the GPU of the first
+        node group (then Karpenter pool) that uses it. Only MIG `mixed` depends on the GPU:
+        the smallest slice type of the layout there."""
+        name = self.demo_profile_name
+        profile = self.sharing[name]
+        instances = [g.instance for g in self.gpu_node_groups.values() if g.sharing == name]
+        instances += [
+            i for p in self.karpenter_pools.values() if p.sharing == name for i in p.instances
+        ]
+        return profile.resource_name_on(instances[0]) if instances else profile.resource_name
+
     def profile_of(self, group: GpuNodeGroupSettings) -> SharingProfile:
         return self.sharing[group.sharing]
 
@@ -180,6 +198,10 @@ class Settings(_Settings):
         for name, group in self.gpu_node_groups.items():
             profile = self.profile_of(group)
             where = f"gpuNodeGroups.{name}"
+            problems.extend(
+                f"{where}.sharing: {p}"
+                for p in _mig_problems(group.sharing, profile, group.instance)
+            )
             if profile.strategy == "mps":
                 per_client = profile.gpu_memory_per_virtual_gpu_mib(group.instance.gpu_memory_mib)
                 if per_client < facts.CUDA_CONTEXT_MIB:
@@ -195,6 +217,11 @@ class Settings(_Settings):
                 )
         for name, pool in self.karpenter_pools.items():
             profile = self.sharing[pool.sharing]
+            for instance in pool.instances:
+                problems.extend(
+                    f"karpenter.nodePools.{name}.sharing: {p}"
+                    for p in _mig_problems(pool.sharing, profile, instance)
+                )
             if profile.strategy != "mps":
                 continue
             for instance in pool.instances:
@@ -225,13 +252,13 @@ class Settings(_Settings):
         limit we can count, so no number bounds it."""
         profile = self.sharing[profile_name]
         total = sum(
-            g.max_size * g.instance.gpus * profile.virtual_gpus_per_gpu
+            g.max_size * g.instance.gpus * profile.devices_per_gpu(g.instance)
             for g in self.gpu_node_groups.values()
             if g.sharing == profile_name
         )
         for pool in self.karpenter_pools.values():
             if pool.sharing == profile_name:
-                most = pool.max_virtual_gpus(profile.virtual_gpus_per_gpu)
+                most = pool.max_virtual_gpus(profile.devices_per_gpu)
                 if most is None:
                     return None
                 total += most
@@ -240,10 +267,36 @@ class Settings(_Settings):
     def gpu_resource_names(self) -> set[str]:
         """The extended resources pods request on this stack's GPU nodes: the profile's
         resource (`nvidia.com/gpu`, or `nvidia.com/gpu.shared` when renamed) of every node
-        group and of every Karpenter pool that will be created."""
-        profiles = {g.sharing for g in self.gpu_node_groups.values()}
-        profiles |= {p.sharing for p in self.karpenter_pools.values()}
-        return {self.sharing[name].resource_name for name in profiles}
+        group and of every Karpenter pool that will be created; for MIG, every slice resource
+        of each instance type."""
+        names: set[str] = set()
+        for group in self.gpu_node_groups.values():
+            names |= set(self.profile_of(group).node_resources(group.instance))
+        for pool in self.karpenter_pools.values():
+            for instance in pool.instances:
+                names |= set(self.sharing[pool.sharing].node_resources(instance))
+        return names
+
+    @property
+    def mig_layouts(self) -> dict[str, tuple[MigSettings, set[str]]]:
+        """mig.config label value -> (layout, the MIG GPU models it is applied to), for every
+        AL2023 group and Karpenter pool with a MIG profile (Bottlerocket partitions itself)."""
+        used: dict[str, tuple[MigSettings, set[str]]] = {}
+        instances = [
+            (self.profile_of(g), g.instance)
+            for g in self.gpu_node_groups.values()
+            if not g.bottlerocket
+        ]
+        instances += [
+            (self.sharing[p.sharing], i) for p in self.karpenter_pools.values() for i in p.instances
+        ]
+        for profile, instance in instances:
+            gpu = facts.mig_gpu(instance.name)
+            if profile.mig is None or gpu is None:
+                continue
+            entry = used.setdefault(profile.mig.layout_name, (profile.mig, set()))
+            entry[1].add(gpu.name)
+        return dict(sorted(used.items()))
 
     def _karpenter_warnings(self) -> list[str]:
         out = []
@@ -257,7 +310,7 @@ class Settings(_Settings):
             if profile is None:
                 continue
             for instance in pool.instances:
-                per_node = instance.gpus * profile.virtual_gpus_per_gpu
+                per_node = instance.gpus * profile.devices_per_gpu(instance)
                 pods = min(instance.max_pods, pool.max_pods or instance.max_pods)
                 room = pods - self.gpu_node_daemonsets
                 if per_node > room:
@@ -307,13 +360,17 @@ class Settings(_Settings):
         for name, group in self.gpu_node_groups.items():
             profile = self.profile_of(group)
             per_virtual = profile.gpu_memory_per_virtual_gpu_mib(group.instance.gpu_memory_mib)
-            if profile.shared and per_virtual < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU:
+            if (
+                profile.shared
+                and not profile.is_mig
+                and per_virtual < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU
+            ):
                 out.append(
                     f"gpuNodeGroups.{name}: profile '{group.sharing}' leaves {per_virtual} MiB "
                     f"of GPU memory per virtual GPU on a {group.instance_type}; a CUDA context "
                     "alone takes about 0.7 GiB"
                 )
-            per_node = group.instance.gpus * self.profile_of(group).virtual_gpus_per_gpu
+            per_node = group.instance.gpus * profile.devices_per_gpu(group.instance)
             room = group.instance.max_pods - self.gpu_node_daemonsets
             if per_node > room:
                 out.append(
@@ -337,3 +394,24 @@ class Settings(_Settings):
                     "its benchmark Job stays Pending until a node runs"
                 )
         return out
+
+
+def _mig_problems(
+    profile_name: str, profile: SharingProfile, instance: facts.GpuInstance
+) -> list[str]:
+    """Why a MIG profile cannot partition this instance type's GPUs (empty when it can, or
+    when the profile is not MIG)."""
+    if not profile.is_mig or profile.mig is None:
+        return []
+    gpu = facts.mig_gpu(instance.name)
+    if gpu is None:
+        capable = ", ".join(facts.MIG_GPU_OF_INSTANCE)
+        return [
+            f"profile '{profile_name}' is MIG, but the {instance.gpu_model} of a "
+            f"{instance.name} has no MIG; MIG-capable types: {capable}"
+        ]
+    return [
+        f"profile '{profile_name}' mig.layout {profile.mig.layout_name} on a {instance.name}: "
+        f"{problem}"
+        for problem in profile.mig.problems_on(gpu)
+    ]

@@ -1,0 +1,173 @@
+"""Pure functions for MIG partitioning on AL2023 nodes: the mig-parted config and the
+standalone k8s-mig-manager (DaemonSet, its RBAC and ConfigMap).
+
+The manager applies the layout a node's `nvidia.com/mig.config` label names, from a config
+generated here from the facts table for exactly the layouts the stack uses. Bottlerocket nodes
+partition themselves at boot (builders/bottlerocket.py) and never run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders.workloads import gpu_toleration
+from eks_gpu_slicing.settings import Settings
+from eks_gpu_slicing.settings.sharing import MigSettings
+
+NAME = "nvidia-mig-manager"
+LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": facts.PROJECT}
+CONFIG_KEY = "config.yaml"
+# Where the ConfigMap is mounted in the manager's container; CONFIG_FILE points into it.
+CONFIG_MOUNT = "/mig-parted-config"
+HOST_ROOT_MOUNT = "/host"
+# The manager's own state on the host (the upstream example's path; it is a systemd drop-in
+# the manager writes so a host-side service can reapply the layout at boot).
+HOST_MIG_MANAGER_STATE_FILE = "/etc/systemd/system/nvidia-mig-manager.service.d/override.conf"
+# The EKS AL2023 NVIDIA AMI installs the driver on the host; the manager's default host
+# NVIDIA directory is that of the GPU Operator's driver container. Same value as upstream.
+HOST_NVIDIA_DIR = "/usr/local/nvidia"
+
+
+def mig_parted_config(layouts: Mapping[str, tuple[MigSettings, set[str]]]) -> dict[str, Any]:
+    """The mig-parted config (`version: v1`, `mig-configs`) for the layouts in use.
+
+    `layouts` is Settings.mig_layouts: label value -> (layout, the MIG GPU models it is applied
+    to). A layout whose slices are the same on each of its GPUs is one entry for all devices;
+    one whose slices differ (`all-balanced`, or `all-1g.10gb` on an A100 40GB and an 80GB) gets
+    one entry per GPU, matched by PCI device ID (`device-filter`), as mig-parted's own
+    catalogue does. `all-disabled` is always there, to turn MIG off on a node by relabelling.
+    """
+    configs: dict[str, Any] = {"all-disabled": [{"devices": "all", "mig-enabled": False}]}
+    for name, (layout, gpu_names) in sorted(layouts.items()):
+        gpus = [facts.MIG_GPUS[g] for g in sorted(gpu_names)]
+        per_gpu = [(gpu, layout.slices_on(gpu)) for gpu in gpus]
+        distinct = {tuple(slices.items()) for _, slices in per_gpu}
+        if len(distinct) == 1:
+            configs[name] = [_entry(per_gpu[0][1])]
+        else:
+            configs[name] = [
+                {"device-filter": [gpu.pci_device_id], **_entry(slices)} for gpu, slices in per_gpu
+            ]
+    return {"version": facts.MIG_PARTED_CONFIG_VERSION, "mig-configs": configs}
+
+
+def _entry(slices: Mapping[str, int]) -> dict[str, Any]:
+    return {"devices": "all", "mig-enabled": True, "mig-devices": dict(slices)}
+
+
+def config_map(namespace: str, settings: Settings) -> dict[str, Any]:
+    """The ConfigMap holding the generated mig-parted config, as {metadata, data}."""
+    config = mig_parted_config(settings.mig_layouts)
+    return {
+        "metadata": {"name": f"{NAME}-config", "namespace": namespace, "labels": LABELS},
+        "data": {CONFIG_KEY: yaml.safe_dump(config, sort_keys=False)},
+    }
+
+
+def service_account(namespace: str) -> dict[str, Any]:
+    return {"metadata": {"name": NAME, "namespace": namespace, "labels": LABELS}}
+
+
+def cluster_role() -> dict[str, Any]:
+    """What the manager does with the API: read and label its node, list, wait for and delete
+    GPU client pods on it (pkg/mig/reconfigure). Narrower than the upstream example's
+    `""/*/*`: nodes get, list, patch and update; pods get, list, watch and delete."""
+    return {
+        "metadata": {"name": NAME, "labels": LABELS},
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["nodes"],
+                "verbs": ["get", "list", "watch", "patch", "update"],
+            },
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+        ],
+    }
+
+
+def cluster_role_binding(namespace: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": NAME, "labels": LABELS},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": NAME,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
+    }
+
+
+def daemon_set(
+    *, namespace: str, config_map_name: Any, gpu_clients_namespace: str
+) -> dict[str, Any]:
+    """The standalone k8s-mig-manager, as {metadata, spec}.
+
+    From the upstream v0.15.0 example (deployments/container/nvidia-mig-manager-example*.yaml):
+    privileged with the host's PID and IPC namespaces and its root and /sys mounted (it runs
+    nvidia-smi and mig-parted against the host driver), the env vars its main.go reads, and
+    WITH_REBOOT=false (EKS nodes are not rebooted by a pod). Host GPU clients are not shut
+    down (the Hopper example's choice; AL2023 runs no DCGM or NVSM services). It runs only on
+    nodes whose profile is MIG (our label) and tolerates the GPU taint.
+    `gpu_clients_namespace` is where it looks for GPU client pods to wait for: the device
+    plugin's namespace.
+    """
+    env = [
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {
+            "name": "POD_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
+        {"name": "CONFIG_FILE", "value": f"{CONFIG_MOUNT}/{CONFIG_KEY}"},
+        {"name": "HOST_ROOT_MOUNT", "value": HOST_ROOT_MOUNT},
+        {"name": "HOST_NVIDIA_DIR", "value": HOST_NVIDIA_DIR},
+        {"name": "HOST_MIG_MANAGER_STATE_FILE", "value": HOST_MIG_MANAGER_STATE_FILE},
+        {"name": "DEFAULT_GPU_CLIENTS_NAMESPACE", "value": gpu_clients_namespace},
+        {"name": "WITH_SHUTDOWN_HOST_GPU_CLIENTS", "value": "false"},
+        {"name": "WITH_REBOOT", "value": "false"},
+    ]
+    selector = {"app.kubernetes.io/name": NAME}
+    return {
+        "metadata": {"name": NAME, "namespace": namespace, "labels": LABELS},
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": {**LABELS, **selector}},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "hostPID": True,
+                    "hostIPC": True,
+                    "nodeSelector": {facts.MIG_NODE_LABEL: facts.MIG_NODE_VALUE},
+                    "tolerations": [gpu_toleration()],
+                    "priorityClassName": "system-node-critical",
+                    "containers": [
+                        {
+                            "name": NAME,
+                            "image": facts.MIG_MANAGER_IMAGE,
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": env,
+                            "securityContext": {"privileged": True},
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "64Mi"},
+                                "limits": {"memory": "256Mi"},
+                            },
+                            "volumeMounts": [
+                                {"name": "host-root", "mountPath": HOST_ROOT_MOUNT},
+                                {"name": "host-sys", "mountPath": "/sys"},
+                                {"name": "mig-parted-config", "mountPath": CONFIG_MOUNT},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "host-root", "hostPath": {"path": "/", "type": "Directory"}},
+                        {"name": "host-sys", "hostPath": {"path": "/sys", "type": "Directory"}},
+                        {"name": "mig-parted-config", "configMap": {"name": config_map_name}},
+                    ],
+                },
+            },
+        },
+    }

@@ -1,0 +1,449 @@
+"""MIG from the sharing profile: validation, and every builder's output against the facts.
+
+Expected counts come from facts.MIG_GPUS (profiles, max counts, all-balanced), never typed in.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pulumi_kubernetes as k8s
+import pytest
+import yaml
+
+from components.mig_manager import MigManager, MigManagerArgs
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import bottlerocket, device_plugin, gpu_metrics, karpenter, mig
+from eks_gpu_slicing.builders.workloads import gpu_node_group_labels, virtual_gpu_capacity
+from eks_gpu_slicing.review.mocks import run_program
+from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
+
+A100_40 = facts.MIG_GPUS["A100-40GB"]
+H100 = facts.MIG_GPUS["H100-80GB"]
+H200 = facts.MIG_GPUS["H200-141GB"]
+P4D = facts.GPU_INSTANCES["p4d.24xlarge"]
+P5 = facts.GPU_INSTANCES["p5.48xlarge"]
+CUSTOM = {"1g.10gb": 4, "3g.40gb": 1}
+
+# The issue's "done when" stack: a p4d group on all-1g.5gb/single, a p5 group on a custom
+# mixed layout time-sliced twice, and a Karpenter pool of H200s on all-balanced.
+MIG_STACK: dict[str, Any] = {
+    "sharing": {
+        "default": {"strategy": "time-slicing", "replicas": 4},
+        "a100-small": {"strategy": "mig", "mig": {"layout": "all-1g.5gb", "strategy": "single"}},
+        "h100-custom": {
+            "strategy": "mig",
+            "replicas": 2,
+            "mig": {"layout": CUSTOM, "strategy": "mixed"},
+        },
+        "h200-balanced": {
+            "strategy": "mig",
+            "mig": {"layout": "all-balanced", "strategy": "mixed"},
+        },
+    },
+    "gpuNodeGroups": {
+        "a100": {
+            "instanceType": "p4d.24xlarge",
+            "minSize": 0,
+            "desiredSize": 1,
+            "maxSize": 2,
+            "sharing": "a100-small",
+        },
+        "h100": {
+            "instanceType": "p5.48xlarge",
+            "minSize": 0,
+            "desiredSize": 1,
+            "maxSize": 1,
+            "sharing": "h100-custom",
+        },
+    },
+    "karpenter": {
+        "enabled": True,
+        "nodePools": {
+            "h200": {
+                "instanceTypes": ["p5e.48xlarge", "p5en.48xlarge"],
+                "limits": {"nodes": 2},
+                "sharing": "h200-balanced",
+            }
+        },
+    },
+}
+
+
+def mig_stack(**changes: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(MIG_STACK)
+    raw.update(copy.deepcopy(changes))
+    return raw
+
+
+def problems_of(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(raw, stack="test")
+    return caught.value.problems
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings(mig_stack(), stack="test")
+
+
+# --- Facts ----------------------------------------------------------------------------------
+
+
+def test_every_mig_instance_type_is_in_the_instance_table_with_its_gpu():
+    for instance_type, gpu_name in facts.MIG_GPU_OF_INSTANCE.items():
+        instance = facts.GPU_INSTANCES[instance_type]
+        gpu = facts.MIG_GPUS[gpu_name]
+        assert gpu_name.startswith(instance.gpu_model)
+        # The largest profile holds (about) the whole GPU's memory, never more.
+        largest = max(gpu.profiles.values(), key=lambda p: p.memory_slices)
+        assert largest.compute_slices == facts.MIG_COMPUTE_SLICES
+        assert largest.memory_slices == facts.MIG_MEMORY_SLICES
+        assert largest.memory_gib <= instance.gpu_memory_gib
+
+
+@pytest.mark.parametrize("gpu", facts.MIG_GPUS.values(), ids=lambda g: g.name)
+def test_profiles_fill_at_most_one_gpu_and_balanced_fits(gpu):
+    for profile in gpu.profiles.values():
+        assert profile.max_count * profile.compute_slices <= facts.MIG_COMPUTE_SLICES
+        assert profile.max_count * profile.memory_slices <= facts.MIG_MEMORY_SLICES
+        # The name says the compute slices.
+        assert profile.name.startswith(f"{profile.compute_slices}g.")
+    assert set(gpu.balanced) <= set(gpu.profiles)
+    assert sum(gpu.profiles[n].compute_slices * c for n, c in gpu.balanced.items()) <= 7
+
+
+def test_h200_profiles_are_those_nvidia_smi_listed_without_media_extensions():
+    # /work/notes/mig-lgip.txt, a read-only `nvidia-smi mig -lgip` on an H200.
+    assert {n: p.max_count for n, p in H200.profiles.items()} == {
+        "1g.18gb": 7,
+        "1g.35gb": 4,
+        "2g.35gb": 3,
+        "3g.71gb": 2,
+        "4g.71gb": 1,
+        "7g.141gb": 1,
+    }
+
+
+def test_p5e_is_a_gpu_instance_without_an_on_demand_price():
+    p5e = facts.GPU_INSTANCES["p5e.48xlarge"]
+    assert (p5e.gpus, p5e.gpu_model, p5e.usd_per_hour) == (8, "H200", None)
+
+
+# --- Validation -----------------------------------------------------------------------------
+
+
+def test_the_mig_stack_validates(settings):
+    assert settings.profile_of(settings.gpu_node_groups["a100"]).is_mig
+    assert settings.mig_layouts.keys() == {
+        "all-1g.5gb",
+        "all-balanced",
+        "custom-4x1g.10gb-1x3g.40gb",
+    }
+
+
+def mig_profile(layout: Any, strategy: str = "mixed", **fields: Any) -> dict[str, Any]:
+    return {"strategy": "mig", "mig": {"layout": layout, "strategy": strategy}, **fields}
+
+
+def with_profile(profile: dict[str, Any], group: str = "a100") -> dict[str, Any]:
+    raw = mig_stack()
+    raw["sharing"]["probe"] = profile
+    raw["gpuNodeGroups"][group]["sharing"] = "probe"
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # MIG on a GPU without MIG.
+        (
+            mig_stack(
+                gpuNodeGroups={
+                    "t4": {
+                        "instanceType": "g4dn.xlarge",
+                        "minSize": 0,
+                        "desiredSize": 0,
+                        "maxSize": 1,
+                        "sharing": "a100-small",
+                    }
+                }
+            ),
+            "gpuNodeGroups.t4.sharing: profile 'a100-small' is MIG, but the T4",
+        ),
+        # A profile the GPU does not have (1g.10gb exists on the A100 40GB; 1g.20gb does not).
+        (with_profile(mig_profile("all-1g.20gb", "single")), "has no MIG profile 1g.20gb"),
+        # A profile no GPU has.
+        (with_profile(mig_profile("all-1g.7gb", "single")), "sharing.probe.mig.layout"),
+        # A media-extension profile.
+        (with_profile(mig_profile({"1g.5gb+me": 1})), "media-extension"),
+        # Over 7 compute slices (4 + 2 x 2 = 8).
+        (with_profile(mig_profile({"4g.20gb": 1, "2g.10gb": 2})), "8 compute slices"),
+        # Over 8 memory slices (3 x 2 + 4 = 10; compute 3 + 3 = 6).
+        (with_profile(mig_profile({"1g.10gb": 3, "3g.20gb": 1})), "10 memory slices"),
+        # Over a profile's max count.
+        (with_profile(mig_profile({"1g.10gb": 5})), "exceeds the A100-40GB's maximum of 4"),
+        # single with a mixed layout.
+        (with_profile(mig_profile({"1g.5gb": 2, "3g.20gb": 1}, "single")), "needs one slice"),
+        (with_profile(mig_profile("all-balanced", "single")), "sharing.probe.mig"),
+        # MPS on MIG.
+        (
+            with_profile(
+                {"strategy": "mps", "replicas": 2, "mig": MIG_STACK["sharing"]["a100-small"]["mig"]}
+            ),
+            "MPS on MIG",
+        ),
+        # strategy mig without a layout.
+        (with_profile({"strategy": "mig"}), "needs mig"),
+        # A Karpenter pool on a GPU without MIG.
+        (
+            mig_stack(
+                karpenter={
+                    "enabled": True,
+                    "nodePools": {
+                        "g5": {
+                            "instanceTypes": ["g5.xlarge"],
+                            "limits": {"nodes": 1},
+                            "sharing": "h200-balanced",
+                        }
+                    },
+                }
+            ),
+            "karpenter.nodePools.g5.sharing: profile 'h200-balanced' is MIG, but the A10G",
+        ),
+    ],
+)
+def test_bad_mig_profiles_are_refused_by_key_path(raw, expected):
+    problems = problems_of(raw)
+    assert any(expected in p for p in problems), problems
+
+
+def bottlerocket_a100(profile: dict[str, Any]) -> dict[str, Any]:
+    raw = with_profile(profile)
+    raw["gpuNodeGroups"]["a100"]["amiType"] = facts.BOTTLEROCKET_GPU_AMI_TYPE
+    return raw
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        mig_profile("all-1g.5gb", "mixed"),
+        mig_profile({"1g.5gb": 2, "3g.20gb": 1}),
+        mig_profile("all-1g.5gb", "single", replicas=2),
+    ],
+)
+def test_bottlerocket_takes_only_a_uniform_single_layout(profile):
+    problems = problems_of(bottlerocket_a100(profile))
+    assert any(p.startswith("gpuNodeGroups.a100: profile 'probe'") for p in problems), problems
+
+
+def test_bottlerocket_uniform_single_is_accepted_and_written_to_its_settings():
+    settings = load_settings(bottlerocket_a100(mig_profile("all-1g.5gb", "single")), stack="t")
+    profile = settings.sharing["probe"]
+    table = bottlerocket.device_plugin_settings(profile)
+    assert table["device-partitioning-strategy"] == "mig"
+    assert table["mig"]["profile"][A100_40.bottlerocket_key] == "1g.5gb"
+    toml = bottlerocket.user_data(profile)
+    assert '[settings.kubelet-device-plugins.nvidia.mig.profile]\n"a100.40gb" = "1g.5gb"' in toml
+    # Bottlerocket partitions itself: no manager label, no layout to generate.
+    labels = gpu_node_group_labels("probe", profile, bottlerocket=True)
+    assert facts.MIG_CONFIG_LABEL not in labels
+    assert "all-1g.5gb" not in settings.mig_layouts
+
+
+# --- Builders against the facts -------------------------------------------------------------
+
+
+def test_device_plugin_config_entries(settings):
+    single = device_plugin.device_plugin_config(settings.sharing["a100-small"])
+    assert single["flags"]["migStrategy"] == "single"
+    assert "sharing" not in single  # no replicas: no time-slicing
+    mixed = device_plugin.device_plugin_config(settings.sharing["h100-custom"])
+    assert mixed["flags"]["migStrategy"] == "mixed"
+    resources = mixed["sharing"]["timeSlicing"]["resources"]
+    assert {r["name"] for r in resources} == {H100.profiles[n].resource_name for n in CUSTOM}
+    assert {r["replicas"] for r in resources} == {2}
+    for name in ("a100-small", "h100-custom", "h200-balanced", "default"):
+        config = device_plugin.device_plugin_config(settings.sharing[name])
+        assert (
+            device_plugin.check_device_plugin_config(yaml.safe_load(yaml.safe_dump(config))) == []
+        )
+
+
+def test_single_time_slicing_shares_whole_gpu_resource():
+    settings = load_settings(
+        with_profile(mig_profile("all-1g.5gb", "single", replicas=3)), stack="t"
+    )
+    config = device_plugin.device_plugin_config(settings.sharing["probe"])
+    assert config["sharing"]["timeSlicing"]["resources"] == [
+        {"name": facts.GPU_RESOURCE, "replicas": 3}
+    ]
+
+
+def test_node_labels_name_the_layout(settings):
+    for group_name, group in settings.gpu_node_groups.items():
+        profile = settings.profile_of(group)
+        labels = gpu_node_group_labels(group.sharing, profile)
+        assert labels[facts.MIG_CONFIG_LABEL] == profile.mig.layout_name, group_name
+        assert labels[facts.MIG_NODE_LABEL] == facts.MIG_NODE_VALUE
+    assert facts.MIG_CONFIG_LABEL not in gpu_node_group_labels(
+        "default", settings.sharing["default"]
+    )
+
+
+def test_custom_layout_name_is_stable_and_a_label_value(settings):
+    name = settings.sharing["h100-custom"].mig.layout_name
+    reordered = load_settings(
+        with_profile(mig_profile(dict(reversed(CUSTOM.items()))), group="h100"), stack="t"
+    )
+    assert reordered.sharing["probe"].mig.layout_name == name
+    assert len(name) <= 63 and name.replace("-", "").replace(".", "").isalnum()
+
+
+def test_mig_parted_config_has_exactly_the_layouts_in_use(settings):
+    config = mig.mig_parted_config(settings.mig_layouts)
+    assert config["version"] == "v1"
+    configs = config["mig-configs"]
+    assert set(configs) == {"all-disabled", *settings.mig_layouts}
+    (a100,) = configs["all-1g.5gb"]
+    assert a100["mig-devices"] == {"1g.5gb": A100_40.profiles["1g.5gb"].max_count}
+    (h100,) = configs[settings.sharing["h100-custom"].mig.layout_name]
+    assert h100 == {"devices": "all", "mig-enabled": True, "mig-devices": CUSTOM}
+    # One H200 model in the pool: its balanced mix, without a device filter.
+    (h200,) = configs["all-balanced"]
+    assert h200["mig-devices"] == H200.balanced
+
+
+def test_a_layout_that_differs_per_gpu_gets_a_device_filter_per_gpu():
+    raw = mig_stack()
+    raw["gpuNodeGroups"]["a100"]["sharing"] = "h200-balanced"
+    settings = load_settings(raw, stack="t")
+    entries = mig.mig_parted_config(settings.mig_layouts)["mig-configs"]["all-balanced"]
+    assert {tuple(e["device-filter"]) for e in entries} == {
+        (A100_40.pci_device_id,),
+        (H200.pci_device_id,),
+    }
+    by_filter = {e["device-filter"][0]: e["mig-devices"] for e in entries}
+    assert by_filter[A100_40.pci_device_id] == A100_40.balanced
+
+
+def test_mig_manager_daemon_set_follows_the_upstream_example():
+    ds = mig.daemon_set(namespace="kube-system", config_map_name="cm", gpu_clients_namespace="x")
+    pod = ds["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "nvcr.io/nvidia/cloud-native/k8s-mig-manager:v0.15.0"
+    assert container["securityContext"] == {"privileged": True}
+    assert pod["hostPID"] and pod["hostIPC"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CONFIG_FILE"] == f"{mig.CONFIG_MOUNT}/{mig.CONFIG_KEY}"
+    assert env["WITH_REBOOT"] == "false"
+    assert env["DEFAULT_GPU_CLIENTS_NAMESPACE"] == "x"
+    assert {"NODE_NAME", "HOST_ROOT_MOUNT", "HOST_NVIDIA_DIR"} <= env.keys()
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts[env["HOST_ROOT_MOUNT"]]]["hostPath"]["path"] == "/"
+    assert volumes[mounts["/sys"]]["hostPath"]["path"] == "/sys"
+    assert volumes[mounts[mig.CONFIG_MOUNT]]["configMap"]["name"] == "cm"
+    assert pod["nodeSelector"] == {facts.MIG_NODE_LABEL: facts.MIG_NODE_VALUE}
+    assert pod["tolerations"][0]["key"] == facts.GPU_TAINT_KEY
+
+
+def test_clients_step_aside_only_with_mig():
+    plain = device_plugin.helm_values(config_map_name="cm", default_profile="d", checksum="c")
+    assert "affinity" not in plain
+    paused = device_plugin.helm_values(
+        config_map_name="cm", default_profile="d", checksum="c", mig=True
+    )
+    (term,) = paused["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    keys = {e["key"]: e for e in term["matchExpressions"]}
+    assert keys[facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL] == {
+        "key": facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
+        "operator": "NotIn",
+        "values": [facts.MIG_PAUSED_VALUE],
+    }
+    metrics = gpu_metrics.helm_values(GpuMetricsSettings(), ["nvidia.com/gpu"])
+    assert "affinity" not in metrics
+    metrics = gpu_metrics.helm_values(GpuMetricsSettings(), ["nvidia.com/gpu"], mig=True)
+    (term,) = metrics["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert term["matchExpressions"][0]["key"] == facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL
+
+
+def test_node_overlays_carry_slices_per_instance_type(settings):
+    pool = settings.karpenter_pools["h200"]
+    profile = settings.sharing[pool.sharing]
+    overlays = karpenter.node_overlays(pool_name="h200", pool=pool, profile=profile)
+    (overlay,) = overlays.values()  # p5e and p5en: same GPUs, one overlay
+    expected = {
+        H200.profiles[n].resource_name: str(c * facts.GPU_INSTANCES["p5en.48xlarge"].gpus)
+        for n, c in H200.balanced.items()
+    }
+    assert overlay["spec"]["capacity"] == {**expected, facts.GPU_RESOURCE: "0"}
+    values = overlay["spec"]["requirements"][1]["values"]
+    assert values == ["p5e.48xlarge", "p5en.48xlarge"]
+
+
+def test_report_agrees_with_the_facts(settings):
+    a100 = virtual_gpu_capacity(settings.gpu_node_groups["a100"], settings.sharing["a100-small"])
+    per_node = P4D.gpus * A100_40.profiles["1g.5gb"].max_count
+    assert a100["virtualGpusPerNode"] == per_node
+    assert a100["slicesPerNode"] == {facts.GPU_RESOURCE: per_node}
+    assert a100["sliceMemoryGiB"] == {facts.GPU_RESOURCE: A100_40.profiles["1g.5gb"].memory_gib}
+    assert a100["isolation"].startswith("hardware (MIG)")
+    assert a100["usdPerVirtualGpuHour"] == round(P4D.usd_per_hour / per_node, 4)
+    h100 = virtual_gpu_capacity(settings.gpu_node_groups["h100"], settings.sharing["h100-custom"])
+    assert h100["slicesPerNode"] == {
+        H100.profiles[n].resource_name: c * P5.gpus * 2 for n, c in CUSTOM.items()
+    }
+    assert h100["resourceName"] == H100.profiles["1g.10gb"].resource_name
+    assert settings.virtual_gpu_capacity("h100-custom") == sum(CUSTOM.values()) * P5.gpus * 2
+
+
+def test_dcgm_resource_names_cover_every_slice(settings):
+    names = settings.gpu_resource_names()
+    assert {H100.profiles[n].resource_name for n in CUSTOM} <= names
+    assert {H200.profiles[n].resource_name for n in H200.balanced} <= names
+
+
+def test_demo_requests_the_smallest_slice_on_its_profiles_gpu():
+    raw = mig_stack(demoWorkload={"profile": "h200-balanced"})
+    settings = load_settings(raw, stack="t")
+    smallest = min(H200.balanced, key=lambda n: H200.profiles[n].compute_slices)
+    assert settings.demo_resource_name == H200.profiles[smallest].resource_name
+
+
+# --- The component under mocks --------------------------------------------------------------
+
+
+def test_mig_manager_component_registers_config_rbac_and_daemon_set(settings):
+    def program():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        MigManager(
+            "mig", MigManagerArgs(provider=provider, namespace="kube-system", settings=settings)
+        )
+
+    deployment = run_program({}, stack="test", program=program)
+    component = deployment.one("eks-gpu-slicing:gpu:MigManager")
+    children = {r.type: r for r in deployment.resources.values() if r.parent == component.urn}
+    assert set(children) == {
+        "kubernetes:core/v1:ConfigMap",
+        "kubernetes:core/v1:ServiceAccount",
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+        "kubernetes:apps/v1:DaemonSet",
+    }
+    config = yaml.safe_load(children["kubernetes:core/v1:ConfigMap"].inputs["data"][mig.CONFIG_KEY])
+    assert config == mig.mig_parted_config(settings.mig_layouts)
+    ds = children["kubernetes:apps/v1:DaemonSet"]
+    pod = ds.inputs["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {facts.MIG_NODE_LABEL: facts.MIG_NODE_VALUE}
+    assert (
+        pod["volumes"][2]["configMap"]["name"]
+        == (children["kubernetes:core/v1:ConfigMap"].outputs["metadata"]["name"])
+    )
+    binding = children["kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"].urn
+    assert binding in ds.dependencies
