@@ -19,6 +19,9 @@ class DemoWorkloadArgs:
     settings: DemoWorkloadSettings
     profile_name: str
     profile: SharingProfile
+    # What each pod requests: the profile's resource, or with MIG `mixed` a slice type of
+    # the GPU the demo's nodes have (Settings.demo_resource_name).
+    resource_name: str | None = None
     # The GPU nodes and the device plugin: without them the pods can never become ready,
     # and Pulumi waits for a Deployment's pods.
     depends_on: Sequence[pulumi.Resource] = ()
@@ -35,6 +38,7 @@ class DemoWorkload(pulumi.ComponentResource):
             namespace=args.settings.namespace,
             profile_name=args.profile_name,
             profile=args.profile,
+            resource_name=args.resource_name,
         )
         self.deployment = k8s.apps.v1.Deployment(
             name,

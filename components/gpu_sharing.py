@@ -22,6 +22,7 @@ from components.demo_workload import DemoWorkload, DemoWorkloadArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from components.karpenter import Karpenter, KarpenterArgs
+from components.mig_manager import MigManager, MigManagerArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from eks_gpu_slicing import facts
@@ -111,6 +112,7 @@ class GpuSharing(pulumi.ComponentResource):
         self.gpu_node_groups = self._node_groups(node_role, node_role_policies)
         self.namespaces = self._namespaces()
         self.device_plugin = self._device_plugin()
+        self.mig_manager = self._mig_manager()
         self.gpu_metrics = self._gpu_metrics()
         self.karpenter = self._karpenter()
         self.demo = self._demo()
@@ -226,9 +228,32 @@ class GpuSharing(pulumi.ComponentResource):
                 provider=self._cluster.provider,
                 settings=s.device_plugin,
                 profiles=s.sharing,
+                # MIG nodes: the plugin steps aside while the manager repartitions the GPUs.
+                mig=bool(s.mig_layouts),
                 depends_on=self.namespaces.depends_on(s.device_plugin.namespace),
             ),
             opts=self._part(),
+        )
+
+    def _mig_manager(self) -> MigManager | None:
+        """k8s-mig-manager and its config, only where some AL2023 group or pool has a MIG
+        profile (new with MIG, so no alias: nothing of an older stack to adopt)."""
+        s = self._settings
+        if not s.mig_layouts:
+            return None
+        namespace = s.device_plugin.namespace
+        return MigManager(
+            "mig-manager",
+            MigManagerArgs(
+                provider=self._cluster.provider,
+                namespace=namespace,
+                settings=s,
+                depends_on=[
+                    *self.gpu_node_groups.values(),
+                    *self.namespaces.depends_on(namespace),
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _gpu_metrics(self) -> GpuMetrics | None:
@@ -241,6 +266,7 @@ class GpuSharing(pulumi.ComponentResource):
                 provider=self._cluster.provider,
                 settings=s.gpu_metrics,
                 resource_names=s.gpu_resource_names(),
+                mig=bool(s.mig_layouts),
                 depends_on=[
                     *self.gpu_node_groups.values(),
                     *self.namespaces.depends_on(s.gpu_metrics.namespace),
@@ -284,6 +310,7 @@ class GpuSharing(pulumi.ComponentResource):
                 settings=s.demo_workload,
                 profile_name=s.demo_profile_name,
                 profile=s.sharing[s.demo_profile_name],
+                resource_name=s.demo_resource_name,
                 depends_on=[
                     self.device_plugin,
                     *self.gpu_node_groups.values(),

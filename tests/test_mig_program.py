@@ -1,0 +1,145 @@
+"""The MIG example stack (examples/Pulumi.mig.yaml) through the whole program under mocks, then
+`make check`'s checks: what GpuSharing registers for MIG agrees with the facts table.
+
+The stack is the issue's "done when": a p4d group on all-1g.5gb/single, a p5 group on a
+custom mixed layout time-sliced twice, and a Karpenter pool of H200s on all-balanced. Expected
+counts come from facts.MIG_GPUS and facts.GPU_INSTANCES, never typed in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from eks_gpu_slicing import facts
+from eks_gpu_slicing.review import check, render
+from eks_gpu_slicing.settings.stack_files import ROOT
+
+EXAMPLES = ROOT / "examples"
+PAUSED = "paused-for-mig-change"
+
+
+@pytest.fixture(scope="module")
+def rendered() -> render.Rendered:
+    return render.render("mig", EXAMPLES)
+
+
+def objects(rendered: render.Rendered, kind: str) -> list[dict[str, Any]]:
+    return [m for m in rendered.manifests.values() if m["kind"] == kind]
+
+
+def helm_values(rendered: render.Rendered, release: str) -> dict[str, Any]:
+    (path,) = [
+        p for p in rendered.files if p.startswith("helm/") and p.endswith(f"-{release}.yaml")
+    ]
+    return yaml.safe_load(rendered.files[path])["values"]
+
+
+def gpu_of(instance_type: str) -> facts.MigGpu:
+    return facts.MIG_GPUS[facts.MIG_GPU_OF_INSTANCE[instance_type]]
+
+
+def test_the_mig_stack_passes_every_check(rendered):
+    report = check.check_rendered(rendered)
+    assert report.violations == []
+
+
+def test_the_device_plugin_config_has_each_profiles_mig_strategy_and_slices(rendered):
+    (config_map,) = [
+        c
+        for c in objects(rendered, "ConfigMap")
+        if c["metadata"]["name"].startswith("nvidia-device")
+    ]
+    entries = {name: yaml.safe_load(text) for name, text in config_map["data"].items()}
+    assert entries["a100-small"]["flags"]["migStrategy"] == "single"
+    assert "sharing" not in entries["a100-small"]  # no replicas: one pod per slice
+    h100 = entries["h100-custom"]
+    assert h100["flags"]["migStrategy"] == "mixed"
+    shared = {r["name"]: r["replicas"] for r in h100["sharing"]["timeSlicing"]["resources"]}
+    h100_gpu = gpu_of("p5.48xlarge")
+    assert shared == {h100_gpu.profiles[p].resource_name: 2 for p in ("1g.10gb", "3g.40gb")}
+    assert entries["default"]["flags"]["migStrategy"] == "none"
+
+
+def test_the_mig_manager_partitions_exactly_the_layouts_in_use(rendered):
+    settings = rendered.settings
+    (config,) = [
+        c
+        for c in objects(rendered, "ConfigMap")
+        if c["metadata"]["name"] == "nvidia-mig-manager-config"
+    ]
+    (text,) = config["data"].values()
+    layouts = yaml.safe_load(text)["mig-configs"]
+    assert set(layouts) - {"all-disabled"} == set(settings.mig_layouts)
+    # The p4d's layout: every A100 40GB split into the most 1g.5gb slices it holds.
+    a100 = gpu_of("p4d.24xlarge")
+    (entry,) = layouts["all-1g.5gb"]
+    assert entry["mig-enabled"] is True
+    assert entry["mig-devices"] == {"1g.5gb": a100.profiles["1g.5gb"].max_count}
+    (daemon_set,) = objects(rendered, "DaemonSet")
+    pod = daemon_set["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {facts.MIG_NODE_LABEL: "true"}
+    assert daemon_set["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v0.15.0")
+
+
+def test_the_plugin_and_the_exporter_step_aside_while_gpus_are_repartitioned(rendered):
+    for release, label in (
+        ("nvidia-device-plugin", "nvidia.com/gpu.deploy.device-plugin"),
+        ("dcgm-exporter", "nvidia.com/gpu.deploy.dcgm-exporter"),
+    ):
+        affinity = helm_values(rendered, release)["affinity"]
+        terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        expressions = [e for t in terms["nodeSelectorTerms"] for e in t["matchExpressions"]]
+        assert {"key": label, "operator": "NotIn", "values": [PAUSED]} in expressions, release
+
+
+def test_node_groups_carry_their_layout_and_the_report_counts_slices(rendered):
+    outputs = json.loads(rendered.files["outputs.json"])["gpuNodeGroups"]
+    settings = rendered.settings
+    p4d = facts.GPU_INSTANCES["p4d.24xlarge"]
+    a100 = gpu_of("p4d.24xlarge")
+    assert outputs["a100"]["slicesPerNode"] == {
+        facts.GPU_RESOURCE: p4d.gpus * a100.profiles["1g.5gb"].max_count
+    }
+    p5 = facts.GPU_INSTANCES["p5.48xlarge"]
+    h100 = gpu_of("p5.48xlarge")
+    custom = settings.sharing["h100-custom"].mig.layout
+    assert outputs["h100"]["slicesPerNode"] == {
+        h100.profiles[p].resource_name: p5.gpus * count * 2 for p, count in custom.items()
+    }
+    groups = {
+        r.name: r
+        for r in rendered.deployment.resources.values()
+        if r.type == "eks:index:ManagedNodeGroup" and r.name.startswith("gpu-")
+    }
+    labels = {name: r.inputs["labels"] for name, r in groups.items()}
+    assert labels["gpu-a100"][facts.MIG_CONFIG_LABEL] == "all-1g.5gb"
+    assert labels["gpu-h100"][facts.MIG_CONFIG_LABEL] == outputs["h100"]["migLayout"]
+    assert all(label[facts.MIG_NODE_LABEL] == facts.MIG_NODE_VALUE for label in labels.values())
+    # The pool's nodes get the same labels from the same functions.
+    (pool,) = objects(rendered, "NodePool")
+    pool_labels = pool["spec"]["template"]["metadata"]["labels"]
+    assert pool_labels[facts.MIG_NODE_LABEL] == facts.MIG_NODE_VALUE
+    assert pool_labels[facts.MIG_CONFIG_LABEL] == "all-balanced"
+
+
+def test_the_pool_overlay_advertises_every_balanced_slice_and_no_whole_gpu(rendered):
+    (overlay,) = objects(rendered, "NodeOverlay")
+    h200 = gpu_of("p5e.48xlarge")
+    gpus = facts.GPU_INSTANCES["p5e.48xlarge"].gpus
+    assert gpu_of("p5en.48xlarge") is h200 and facts.GPU_INSTANCES["p5en.48xlarge"].gpus == gpus
+    expected = {
+        h200.profiles[p].resource_name: str(gpus * count) for p, count in h200.balanced.items()
+    }
+    assert overlay["spec"]["capacity"] == {**expected, facts.GPU_RESOURCE: "0"}
+
+
+def test_the_demo_requests_a_whole_slice_on_the_single_profile(rendered):
+    (deployment,) = objects(rendered, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"][facts.GPU_RESOURCE] == 1
+    selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
+    assert selector[facts.DEVICE_PLUGIN_CONFIG_LABEL] == "a100-small"
