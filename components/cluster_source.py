@@ -99,10 +99,13 @@ def create_cluster(
     )
 
 
-def look_up_cluster(settings: Settings, aws_context: AwsContext) -> ClusterHandle:
+def look_up_cluster(
+    settings: Settings, aws_context: AwsContext, parent: pulumi.Resource | None = None
+) -> ClusterHandle:
     """The cluster `existingCluster.name` names, read now (a data source: nothing of it enters
     the stack's state), with a Kubernetes provider for it; a RunError naming the keys to
-    change when the cluster and the settings disagree."""
+    change when the cluster and the settings disagree. `parent`: whose child the provider is
+    (the component package's GpuSharing; the stack's is the stack's own)."""
     existing = settings.existing_cluster
     assert existing is not None
     try:
@@ -139,7 +142,11 @@ def look_up_cluster(settings: Settings, aws_context: AwsContext) -> ClusterHandl
             )
         )
     )
-    provider = k8s.Provider("existing-cluster-k8s", kubeconfig=kubeconfig)
+    provider = k8s.Provider(
+        "existing-cluster-k8s",
+        kubeconfig=kubeconfig,
+        opts=pulumi.ResourceOptions(parent=parent) if parent is not None else None,
+    )
     return ClusterHandle(
         name=found.name,
         kubernetes_version=found.version,
