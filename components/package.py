@@ -9,8 +9,8 @@ The inputs are the stack's configuration sections under their config key names (
 in the schema): a stack file's `existingCluster`, `sharing`, `gpuNodeGroups`, ... can be
 pasted as the component's properties. They are turned back into the raw configuration the
 stack reads and validated by the same code (`load_settings`), so the component refuses what
-the stack refuses, with the same messages, before it registers anything. Then it looks the
-cluster up as an existing-cluster stack does and runs the stack's own GpuSharing body.
+the stack refuses, with the same messages, before it registers anything. Then it reads and
+checks the cluster as an existing-cluster stack does and runs the stack's own GpuSharing body.
 
 Every input is plain (known when the program runs, not an Output): the values decide which
 resources exist and are validated before any is registered, as the stack's config is.
@@ -25,7 +25,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 
 from components import gpu_sharing
-from components.cluster_source import look_up_cluster
+from components.cluster_source import existing_cluster_handle, read_existing_cluster
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import look_up_aws_context
 from eks_gpu_slicing.settings import ConfigError, Settings, load_settings
@@ -330,7 +330,7 @@ def plain_config(value: Any, typ: Any, path: str = "") -> Any:
             if item is None:
                 continue
             if (typ, key) in _QUANTITY_MAPS and isinstance(item, Mapping):
-                config[_config_key(key)] = {k: _quantity(v) for k, v in item.items()}
+                config[_config_key(key)] = _quantities(item)
             else:
                 config[_config_key(key)] = plain_config(item, hints.get(key, Any), _at(path, key))
         return config
@@ -352,6 +352,10 @@ def _config_key(name: str) -> str:
 
 def _at(path: str, key: str) -> str:
     return f"{path}.{_config_key(key)}" if path else _config_key(key)
+
+
+def _quantities(limits: Mapping[str, Any]) -> dict[str, Any]:
+    return {resource: _quantity(value) for resource, value in limits.items()}
 
 
 def _quantity(value: Any) -> Any:
@@ -394,9 +398,11 @@ class GpuSharing(gpu_sharing.GpuSharing):
             raise pulumi.RunError(str(exc)) from None
         for warning in settings.warnings(dt.date.today()):
             pulumi.log.warn(warning)
-        pulumi.ComponentResource.__init__(self, gpu_sharing.GPU_SHARING_TYPE, name, None, opts)
+        # Read and checked before the component registers, as the stack refuses a cluster.
         aws_context = look_up_aws_context(settings)
-        cluster = look_up_cluster(settings, aws_context, parent=self)
+        found = read_existing_cluster(settings, aws_context)
+        pulumi.ComponentResource.__init__(self, gpu_sharing.GPU_SHARING_TYPE, name, None, opts)
+        cluster = existing_cluster_handle(found, settings, aws_context, parent=self)
         tags = {"project": facts.PROJECT, "stack": pulumi.get_stack(), **settings.tags}
         self._share(
             name,
