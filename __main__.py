@@ -32,4 +32,4 @@ if sharing.benchmark_jobs is not None:
 pulumi.export("clusterName", cluster.name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("devicePluginConfigMap", sharing.device_plugin_config_map)
-pulumi.export("gpuNodeGroups", sharing.gpu_node_group_capacity)
+pulumi.export("gpuNodeGroups", sharing.gpu_node_groups)

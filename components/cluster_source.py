@@ -99,10 +99,21 @@ def create_cluster(
     )
 
 
-def look_up_cluster(settings: Settings, aws_context: AwsContext) -> ClusterHandle:
+def look_up_cluster(
+    settings: Settings, aws_context: AwsContext, parent: pulumi.Resource | None = None
+) -> ClusterHandle:
     """The cluster `existingCluster.name` names, read now (a data source: nothing of it enters
     the stack's state), with a Kubernetes provider for it; a RunError naming the keys to
-    change when the cluster and the settings disagree."""
+    change when the cluster and the settings disagree. `parent`: whose child the provider is
+    (the stack's own when None)."""
+    return existing_cluster_handle(
+        read_existing_cluster(settings, aws_context), settings, aws_context, parent
+    )
+
+
+def read_existing_cluster(settings: Settings, aws_context: AwsContext) -> aws.eks.GetClusterResult:
+    """The existing cluster as EKS describes it; a RunError when it cannot be read or when it
+    and the settings disagree. Registers nothing."""
     existing = settings.existing_cluster
     assert existing is not None
     try:
@@ -112,7 +123,17 @@ def look_up_cluster(settings: Settings, aws_context: AwsContext) -> ClusterHandl
             f"existingCluster.name: cannot read EKS cluster '{existing.name}' in "
             f"{aws_context.region}: {exc}"
         ) from None
-    cluster = LookedUpCluster(
+    problems = existing_cluster_problems(settings, _looked_up(found))
+    if problems:
+        raise pulumi.RunError(
+            f"existingCluster '{existing.name}' and this stack's configuration disagree:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+    return found
+
+
+def _looked_up(found: aws.eks.GetClusterResult) -> LookedUpCluster:
+    return LookedUpCluster(
         name=found.name,
         kubernetes_version=found.version,
         authentication_mode=found.access_configs[0].authentication_mode
@@ -122,12 +143,17 @@ def look_up_cluster(settings: Settings, aws_context: AwsContext) -> ClusterHandl
         subnet_ids=tuple(found.vpc_config.subnet_ids or ()),
         cluster_security_group_id=found.vpc_config.cluster_security_group_id,
     )
-    problems = existing_cluster_problems(settings, cluster)
-    if problems:
-        raise pulumi.RunError(
-            f"existingCluster '{existing.name}' and this stack's configuration disagree:\n"
-            + "\n".join(f"  - {p}" for p in problems)
-        )
+
+
+def existing_cluster_handle(
+    found: aws.eks.GetClusterResult,
+    settings: Settings,
+    aws_context: AwsContext,
+    parent: pulumi.Resource | None = None,
+) -> ClusterHandle:
+    """The handle of a cluster read by read_existing_cluster, with its Kubernetes provider."""
+    existing = settings.existing_cluster
+    assert existing is not None
     kubeconfig = pulumi.Output.secret(
         json.dumps(
             exec_kubeconfig(
@@ -139,13 +165,17 @@ def look_up_cluster(settings: Settings, aws_context: AwsContext) -> ClusterHandl
             )
         )
     )
-    provider = k8s.Provider("existing-cluster-k8s", kubeconfig=kubeconfig)
+    provider = k8s.Provider(
+        "existing-cluster-k8s",
+        kubeconfig=kubeconfig,
+        opts=pulumi.ResourceOptions(parent=parent) if parent is not None else None,
+    )
     return ClusterHandle(
         name=found.name,
         kubernetes_version=found.version,
         provider=provider,
         private_subnet_ids=list(existing.private_subnet_ids),
-        cluster_security_group_id=cluster.cluster_security_group_id,
+        cluster_security_group_id=found.vpc_config.cluster_security_group_id,
         untagged_private_subnet_ids=existing.private_subnet_ids,
         extra_gpu_node_labels={facts.GPU_OPERATOR_OPERANDS_LABEL: "false"},
         pod_identity_agent_installed=existing.pod_identity_agent == "installed",

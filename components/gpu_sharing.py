@@ -92,24 +92,34 @@ class GpuSharingArgs:
 class GpuSharing(pulumi.ComponentResource):
     """Shared NVIDIA GPUs on one EKS cluster.
 
-    Attributes: `gpu_node_groups` (name -> NodeGroup), `namespaces`, `device_plugin`,
+    Attributes: `node_groups` (name -> NodeGroup), `namespaces`, `device_plugin`,
     `gpu_metrics`, `karpenter`, `demo`, `benchmark` (None when off), and the reports the stack
-    exports: `device_plugin_config_map`, `gpu_node_group_capacity`, `karpenter_node_pools`,
-    `benchmark_jobs`.
+    exports (named as its outputs, which the component package serves too):
+    `device_plugin_config_map`, `gpu_node_groups` (name -> capacity report),
+    `karpenter_node_pools`, `benchmark_jobs`.
 
     Its parts were top-level components of the stack before it existed; each carries an alias
     to the root stack, so a stack deployed then adopts them (and, through the engine's
     inheritance of parent aliases, their children) instead of replacing them.
     """
 
+    # Whether its parts carry the alias to the root stack (see above). The component package's
+    # GpuSharing (components/package.py) has no deployed past to adopt, so it sets False.
+    _adopts_stack_parts = True
+
     def __init__(self, name: str, args: GpuSharingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(GPU_SHARING_TYPE, name, None, opts)
+        self._share(name, args)
+
+    def _share(self, name: str, args: GpuSharingArgs) -> None:
+        """Everything after the cluster, registered as this component's children: the one
+        implementation, whether the stack or the component package built the arguments."""
         self._name = name
         self._args = args
         self._settings = args.settings
         self._cluster = args.cluster
         node_role, node_role_policies = self._node_role()
-        self.gpu_node_groups = self._node_groups(node_role, node_role_policies)
+        self.node_groups = self._node_groups(node_role, node_role_policies)
         self.namespaces = self._namespaces()
         self.device_plugin = self._device_plugin()
         self.mig_manager = self._mig_manager()
@@ -120,7 +130,7 @@ class GpuSharing(pulumi.ComponentResource):
 
         s = self._settings
         self.device_plugin_config_map = self.device_plugin.config_map_name
-        self.gpu_node_group_capacity = {
+        self.gpu_node_groups = {
             group_name: virtual_gpu_capacity(group, s.profile_of(group), args.aws.region)
             for group_name, group in s.gpu_node_groups.items()
         }
@@ -135,7 +145,7 @@ class GpuSharing(pulumi.ComponentResource):
         self.benchmark_jobs = self.benchmark.job_names if self.benchmark is not None else None
         outputs: dict = {
             "devicePluginConfigMap": self.device_plugin_config_map,
-            "gpuNodeGroups": self.gpu_node_group_capacity,
+            "gpuNodeGroups": self.gpu_node_groups,
         }
         if self.karpenter_node_pools is not None:
             outputs["karpenterNodePools"] = self.karpenter_node_pools
@@ -145,6 +155,8 @@ class GpuSharing(pulumi.ComponentResource):
 
     def _part(self) -> pulumi.ResourceOptions:
         """Options of a part: a child of this component that was once a child of the stack."""
+        if not self._adopts_stack_parts:
+            return pulumi.ResourceOptions(parent=self)
         return pulumi.ResourceOptions(
             parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
         )
@@ -268,7 +280,7 @@ class GpuSharing(pulumi.ComponentResource):
                 resource_names=s.gpu_resource_names(),
                 mig=bool(s.mig_layouts),
                 depends_on=[
-                    *self.gpu_node_groups.values(),
+                    *self.node_groups.values(),
                     *self.namespaces.depends_on(s.gpu_metrics.namespace),
                 ],
             ),
@@ -313,7 +325,7 @@ class GpuSharing(pulumi.ComponentResource):
                 resource_name=s.demo_resource_name,
                 depends_on=[
                     self.device_plugin,
-                    *self.gpu_node_groups.values(),
+                    *self.node_groups.values(),
                     *self.namespaces.depends_on(s.demo_workload.namespace),
                 ],
             ),
@@ -332,7 +344,7 @@ class GpuSharing(pulumi.ComponentResource):
                 groups=s.benchmark_groups,
                 depends_on=[
                     self.device_plugin,
-                    *(self.gpu_node_groups[group] for group in s.benchmark_groups),
+                    *(self.node_groups[group] for group in s.benchmark_groups),
                     *self.namespaces.depends_on(s.benchmark.namespace),
                 ],
             ),

@@ -1,0 +1,468 @@
+"""The GpuSharing component package, tested without the Pulumi CLI.
+
+What the CLI would do on `pulumi package add` (start provider/__main__.py, ask it for its
+schema) and on `pulumi up` (Construct) is done here in-process with the SDK's own
+ComponentProvider: the schema it serves is the committed file, and constructing through it
+under mocks registers what the existing-cluster stack registers for the same settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import runpy
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi.provider.experimental.component import ComponentProvider
+from pydantic import BaseModel
+
+import components.package as package
+from eks_gpu_slicing.review import package_schema
+from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
+from eks_gpu_slicing.settings import (
+    BenchmarkSettings,
+    DemoWorkloadSettings,
+    DevicePluginSettings,
+    GpuMetricsSettings,
+    GpuNodeGroupSettings,
+    KarpenterNodePoolSettings,
+    KarpenterSettings,
+    Settings,
+    SharingProfile,
+)
+from eks_gpu_slicing.settings.existing_cluster import CREATED_CLUSTER_KEYS, ExistingClusterSettings
+from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, read_stack_file
+from tests.conftest import engine_config
+
+TOKEN = "eks-gpu-slicing:index:GpuSharing"
+EXAMPLE = ROOT / "examples" / "yaml-existing-cluster" / "Pulumi.yaml"
+STACK = "existing"
+
+
+def schema() -> dict[str, Any]:
+    return package_schema.inferred_schema()
+
+
+def example_properties() -> dict[str, Any]:
+    program = yaml.safe_load(EXAMPLE.read_text())
+    return copy.deepcopy(program["resources"]["gpu-sharing"]["properties"])
+
+
+# --- The schema --------------------------------------------------------------------------------
+
+
+def test_the_committed_schema_is_the_one_the_plugin_serves():
+    assert package_schema.SCHEMA_FILE.read_text() == package_schema.schema_text(schema()), (
+        "provider/schema.json has drifted from components/package.py: run `make schema`, "
+        "review the diff and commit it"
+    )
+    assert package_schema.main(["--check"]) == 0
+
+
+def test_schema_check_fails_on_a_drifted_file(tmp_path, monkeypatch):
+    drifted = tmp_path / "schema.json"
+    text = package_schema.schema_text(schema())
+    drifted.write_text(text.replace("replicas", "replica", 1))
+    monkeypatch.setattr(package_schema, "SCHEMA_FILE", drifted)
+    monkeypatch.setattr(package_schema, "ROOT", tmp_path)
+    assert package_schema.main(["--check"]) == 1
+
+
+def _properties(document: dict[str, Any]):
+    """(path, property) of every property of the component and its types, nested ones too."""
+    resource = document["resources"][TOKEN]
+    roots = [(f"inputs.{k}", v) for k, v in resource["inputProperties"].items()]
+    roots += [(f"outputs.{k}", v) for k, v in resource["properties"].items()]
+    for name, type_ in document["types"].items():
+        roots += [(f"{name}.{k}", v) for k, v in type_["properties"].items()]
+    stack = list(roots)
+    while stack:
+        path, prop = stack.pop()
+        yield path, prop
+        for key in ("items", "additionalProperties"):
+            if key in prop:
+                stack.append((f"{path}[{key}]", prop[key]))
+
+
+def test_every_property_is_documented_and_typed_with_no_any():
+    document = schema()
+    for path, prop in _properties(document):
+        assert prop.get("description", "").strip(), f"{path}: no description"
+        assert "type" in prop or "$ref" in prop, f"{path}: no type"
+        assert prop.get("$ref") != "pulumi.json#/Any", f"{path}: Any"
+        if "$ref" in prop:
+            assert prop["$ref"].removeprefix("#/types/") in document["types"], path
+    assert not document.get("dependencies"), "the inputs reference no other package's types"
+
+
+def test_every_input_is_plain_because_it_is_validated_before_anything_is_registered():
+    for path, prop in _properties(schema()):
+        if path.startswith("outputs.") or path.split(".")[0].endswith("Report"):
+            assert "plain" not in prop, path
+        else:
+            assert prop.get("plain") is True, f"{path}: accepts an Output"
+
+
+# Input type of the component -> the settings model it mirrors, key for key.
+MIRRORS = {
+    package.ExistingCluster: ExistingClusterSettings,
+    package.SharingProfile: SharingProfile,
+    package.GpuNodeGroup: GpuNodeGroupSettings,
+    package.DevicePlugin: DevicePluginSettings,
+    package.DemoWorkload: DemoWorkloadSettings,
+    package.Benchmark: BenchmarkSettings,
+    package.GpuMetrics: GpuMetricsSettings,
+    package.Karpenter: KarpenterSettings,
+    package.KarpenterNodePool: KarpenterNodePoolSettings,
+}
+# Settings keys an existing-cluster stack may not set (refused by load_settings), and the one
+# taken from existingCluster.name: the component has no input for them.
+NOT_INPUTS = {*CREATED_CLUSTER_KEYS, "clusterName"}
+
+
+def _config_keys(model: type[BaseModel]) -> dict[str, Any]:
+    return {(f.alias or name): f for name, f in model.model_fields.items()}
+
+
+def _schema_kind(annotation: Any) -> str:
+    """The schema type a settings field's annotation should have."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if set(args) == {int, str}:  # a Kubernetes quantity: a string in the schema
+            return "string"
+        assert len(args) == 1, annotation
+        return _schema_kind(args[0])
+    if origin is typing.Annotated:
+        return _schema_kind(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return "string"
+    if origin is list:
+        return "array"
+    if origin is dict:
+        return "object"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return f"#/types/eks-gpu-slicing:index:{_input_type_of(annotation).__name__}"
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}[annotation]
+
+
+def _unoptional(annotation: Any) -> Any:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _input_type_of(model: type[BaseModel]) -> type:
+    return next(t for t, m in MIRRORS.items() if m is model)
+
+
+def _check_mirror(
+    where: str, props: dict, required: list, model: type[BaseModel], skip=(), must=()
+):
+    """`must`: keys required here though optional in the stack (existingCluster: the
+    component is for an existing cluster only)."""
+    keys = {k: f for k, f in _config_keys(model).items() if k not in skip}
+    assert set(props) == set(keys), f"{where}: inputs and {model.__name__} differ"
+    for key, field in keys.items():
+        prop = props[key]
+        kind = prop.get("$ref") or prop["type"]
+        assert kind == _schema_kind(field.annotation), f"{where}.{key}"
+        needed = field.is_required() or key in must
+        assert (key in required) == needed, f"{where}.{key}: required differs"
+        inner = typing.get_args(_unoptional(field.annotation))
+        if kind in ("array", "object") and inner:
+            item = prop.get("items") or prop["additionalProperties"]
+            assert (item.get("$ref") or item["type"]) == _schema_kind(inner[-1]), key
+
+
+def test_inputs_mirror_the_settings_models_key_for_key():
+    """A key added to a settings section (MIG's, say) fails here until the input type has it
+    and `make schema` has been run."""
+    document = schema()
+    resource = document["resources"][TOKEN]
+    _check_mirror(
+        "inputs",
+        resource["inputProperties"],
+        resource.get("requiredInputs", []),
+        Settings,
+        skip=NOT_INPUTS,
+        must={"existingCluster"},
+    )
+    for input_type, model in MIRRORS.items():
+        type_ = document["types"][f"eks-gpu-slicing:index:{input_type.__name__}"]
+        _check_mirror(input_type.__name__, type_["properties"], type_.get("required", []), model)
+
+
+def test_documented_choices_are_the_settings_choices():
+    document = schema()
+    for input_type, model in MIRRORS.items():
+        props = document["types"][f"eks-gpu-slicing:index:{input_type.__name__}"]["properties"]
+        for key, field in _config_keys(model).items():
+            literal = [
+                a
+                for a in (field.annotation, *typing.get_args(field.annotation))
+                if typing.get_origin(a) is typing.Literal
+            ]
+            for choice in typing.get_args(literal[0]) if literal else ():
+                assert (
+                    f"`{choice}`" in props[key]["description"]
+                    or choice in props[key]["description"]
+                ), f"{input_type.__name__}.{key}: {choice} undocumented"
+
+
+# --- The plugin --------------------------------------------------------------------------------
+
+
+def test_the_plugin_entry_serves_gpu_sharing_under_the_schemas_name(monkeypatch):
+    served = {}
+
+    def host(components, name, namespace=None, version=None):
+        served.update(components=components, name=name, version=version)
+
+    monkeypatch.setattr("pulumi.provider.experimental.component_provider_host", host)
+    runpy.run_path(str(ROOT / "provider" / "__main__.py"), run_name="__main__")
+    document = schema()
+    assert served == {
+        "components": [package.GpuSharing],
+        "name": document["name"],
+        "version": document["version"],
+    }
+    manifest = yaml.safe_load((ROOT / "provider" / "PulumiPlugin.yaml").read_text())
+    assert manifest["runtime"]["name"] == "python"
+    requirements = (ROOT / "provider" / "requirements.txt").read_text().split()
+    assert "-r" in requirements and "../requirements.txt" in requirements
+
+
+# --- Constructed through the provider, under mocks ---------------------------------------------
+
+
+def over_the_wire(value: Any) -> Any:
+    """Numbers as the engine hands them to a provider: doubles."""
+    if isinstance(value, dict):
+        return {k: over_the_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [over_the_wire(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def construct(properties: dict[str, Any], **mocks) -> Deployment:
+    """Run a program that constructs GpuSharing as the plugin does on `pulumi up`."""
+
+    def program():
+        provider = ComponentProvider(
+            [package.GpuSharing], package.PACKAGE_NAME, None, package.PACKAGE_VERSION
+        )
+        result = provider.construct("gpu-sharing", TOKEN, over_the_wire(properties), None)
+        for key, value in result.state.items():
+            pulumi.export(key, value)
+
+    monitor = RecordingMonitor(ProgramMocks(**mocks))
+    return run_program({}, stack=STACK, program=program, monitor=monitor)
+
+
+def registered(deployment: Deployment) -> dict[tuple[str, str], dict[str, Any]]:
+    """What each resource was registered with, URNs written as (type, name): the package's
+    provider is the component's child, the stack's the stack's, so parents are left out."""
+    by_urn = {r.urn: (r.type, r.name) for r in deployment.resources.values()}
+    return {
+        (r.type, r.name): {
+            "inputs": r.inputs,
+            "dependencies": sorted(by_urn[d] for d in r.dependencies),
+            "property_dependencies": {
+                k: sorted(by_urn[d] for d in v) for k, v in r.property_dependencies.items()
+            },
+            "provider": by_urn.get(r.provider_urn),
+            "custom": r.custom,
+            "protect": r.protect,
+            "secret_inputs": sorted(r.secret_inputs),
+        }
+        for r in deployment.resources.values()
+    }
+
+
+@pytest.fixture(scope="module")
+def from_the_package() -> Deployment:
+    return construct(example_properties())
+
+
+@pytest.fixture(scope="module")
+def from_the_stack() -> Deployment:
+    return run_program(engine_config_of_stack(STACK, ROOT / "examples"), stack=STACK)
+
+
+def test_the_yaml_example_and_the_stack_example_have_the_same_settings():
+    stack_config = read_stack_file(ROOT / "examples" / "Pulumi.existing.yaml")["config"]
+    as_properties = {
+        key.removeprefix("eks-gpu-slicing:"): value
+        for key, value in stack_config.items()
+        if key.startswith("eks-gpu-slicing:")
+    }
+    pools = as_properties["karpenter"]["nodePools"]
+    for pool in pools.values():  # the schema's quantities are strings
+        pool["limits"] = {k: str(v) for k, v in pool["limits"].items()}
+    assert example_properties() == as_properties
+
+
+def test_the_package_registers_what_the_existing_cluster_stack_registers(
+    from_the_package, from_the_stack
+):
+    package_side, stack_side = registered(from_the_package), registered(from_the_stack)
+    assert set(package_side) == set(stack_side)
+    for key in stack_side:
+        assert package_side[key] == stack_side[key], key
+    assert from_the_package.one(TOKEN).urn.endswith("::gpu-sharing")
+
+
+def test_the_package_outputs_are_the_stacks_and_match_the_schemas_report_types(
+    from_the_package, from_the_stack
+):
+    for key in ("devicePluginConfigMap", "gpuNodeGroups", "karpenterNodePools"):
+        assert from_the_package.outputs[key] == from_the_stack.outputs[key], key
+    types_ = schema()["types"]
+    report = set(types_["eks-gpu-slicing:index:GpuNodeGroupReport"]["properties"])
+    for group in from_the_package.outputs["gpuNodeGroups"].values():
+        assert set(group) == report
+    pool_report = set(types_["eks-gpu-slicing:index:KarpenterNodePoolReport"]["properties"])
+    for pool in from_the_package.outputs["karpenterNodePools"].values():
+        assert set(pool) == pool_report
+
+
+def test_the_package_leaves_the_cluster_alone_and_adopts_nothing(from_the_package):
+    (sharing,) = from_the_package.of_type(TOKEN)
+    for registration in from_the_package.resources.values():
+        if registration is not sharing:
+            assert sharing in from_the_package.ancestors(registration), registration.urn
+        assert not registration.aliases, registration.urn
+    assert not from_the_package.of_type("aws:eks/cluster:Cluster")
+
+
+# --- Bad input: the stack's message ------------------------------------------------------------
+
+
+def as_stack_config(properties: dict[str, Any]) -> dict[str, Any]:
+    """The same settings as a stack file writes them: pool limits as numbers where whole."""
+    config = copy.deepcopy(properties)
+    for pool in config["karpenter"]["nodePools"].values():
+        pool["limits"] = package._quantities(pool["limits"])
+    return config
+
+
+def stack_message(properties: dict[str, Any], **mocks) -> str:
+    monitor = RecordingMonitor(ProgramMocks(**mocks))
+    with pytest.raises(pulumi.RunError) as exc:
+        run_program(engine_config(properties), stack=STACK, monitor=monitor)
+    assert not monitor.registrations
+    return str(exc.value)
+
+
+def package_message(properties: dict[str, Any], **mocks) -> str:
+    monitor = RecordingMonitor(ProgramMocks(**mocks))
+    with pytest.raises(Exception) as exc:
+        run_program(
+            {},
+            stack=STACK,
+            program=lambda: ComponentProvider(
+                [package.GpuSharing], package.PACKAGE_NAME, None, package.PACKAGE_VERSION
+            ).construct("gpu-sharing", TOKEN, over_the_wire(properties), None),
+            monitor=monitor,
+        )
+    assert not monitor.registrations, "registered before refusing"
+    return str(exc.value)
+
+
+def _bad_profile_and_subnet(p: dict) -> None:
+    p["sharing"]["default"]["replicas"] = 1
+    p["existingCluster"]["privateSubnetIds"] = ["subnet-xyz"]
+    p["gpuNodeGroups"]["t4"]["sharing"] = "missing"
+
+
+def _bad_pool(p: dict) -> None:
+    p["karpenter"]["nodePools"]["g5"]["limits"] = {"cpu": "lots"}
+    p["karpenter"]["nodePools"]["g5"]["instanceTypes"] = ["m5.large"]
+    del p["existingCluster"]["podIdentityAgent"]
+
+
+def _too_big_group(p: dict) -> None:
+    p["gpuNodeGroups"]["t4"]["minSize"] = 5
+    p["gpuMetrics"]["namespace"] = "default"
+
+
+@pytest.mark.parametrize("spoil", [_bad_profile_and_subnet, _bad_pool, _too_big_group])
+def test_a_bad_input_is_refused_with_the_stacks_message(spoil):
+    properties = example_properties()
+    spoil(properties)
+    message = package_message(properties)
+    assert message == stack_message(as_stack_config(properties))
+    assert message.startswith("invalid stack configuration")
+
+
+def test_a_cluster_that_disagrees_is_refused_with_the_stacks_message():
+    properties = example_properties()
+    properties["kubernetesVersion"] = "1.34"
+    message = package_message(properties, cluster_version="1.35")
+    assert "kubernetesVersion: the stack says 1.34, but cluster 'team-cluster' runs 1.35" in message
+    assert message == stack_message(as_stack_config(properties), cluster_version="1.35")
+
+
+def test_an_output_input_is_refused_by_name():
+    with pytest.raises(pulumi.RunError, match=r"existingCluster\.name: must be a known value"):
+        package.plain_config(
+            {"existing_cluster": {"name": pulumi.Output.from_input("x")}}, package.GpuSharingArgs
+        )
+
+
+# --- The example consumer ----------------------------------------------------------------------
+
+
+def _check_value(path: str, value: Any, prop: dict[str, Any], types_: dict[str, Any]) -> None:
+    if "$ref" in prop:
+        type_ = types_[prop["$ref"].removeprefix("#/types/")]
+        assert isinstance(value, dict), path
+        unknown = set(value) - set(type_["properties"])
+        assert not unknown, f"{path}: no such properties {unknown}"
+        missing = set(type_.get("required", [])) - set(value)
+        assert not missing, f"{path}: missing {missing}"
+        for key, item in value.items():
+            _check_value(f"{path}.{key}", item, type_["properties"][key], types_)
+        return
+    kind = prop["type"]
+    if kind == "object":
+        assert isinstance(value, dict), path
+        for key, item in value.items():
+            _check_value(f"{path}.{key}", item, prop["additionalProperties"], types_)
+    elif kind == "array":
+        assert isinstance(value, list), path
+        for i, item in enumerate(value):
+            _check_value(f"{path}[{i}]", item, prop["items"], types_)
+    else:
+        python = {"string": str, "integer": int, "number": int | float, "boolean": bool}[kind]
+        assert isinstance(value, python), f"{path}: {value!r} is not a {kind}"
+        assert kind == "boolean" or not isinstance(value, bool), f"{path}: a boolean"
+
+
+def test_the_yaml_example_passes_only_properties_of_the_schema_with_their_types():
+    document = yaml.safe_load(EXAMPLE.read_text())
+    committed = package_schema.SCHEMA_FILE.read_text()
+    schema_ = __import__("json").loads(committed)
+    resource = schema_["resources"][TOKEN]
+    (gpu_sharing,) = document["resources"].values()
+    assert gpu_sharing["type"] == TOKEN
+    properties = gpu_sharing["properties"]
+    assert set(resource.get("requiredInputs", [])) <= set(properties)
+    for key, value in properties.items():
+        assert key in resource["inputProperties"], f"no input {key}"
+        _check_value(key, value, resource["inputProperties"][key], schema_["types"])
+    for expression in document["outputs"].values():
+        output = expression.removeprefix("${gpu-sharing.").removesuffix("}")
+        assert output in resource["properties"], output
+    assert document["runtime"] == "yaml"
+    source = Path(document["packages"][schema_["name"]])
+    assert (EXAMPLE.parent / source / "PulumiPlugin.yaml").is_file()
