@@ -261,7 +261,7 @@ class GpuSharing(pulumi.ComponentResource):
                 namespace=namespace,
                 settings=s,
                 depends_on=[
-                    *self.gpu_node_groups.values(),
+                    *self.node_groups.values(),
                     *self.namespaces.depends_on(namespace),
                 ],
             ),

@@ -52,11 +52,28 @@ class ExistingCluster(TypedDict):
     )
 
 
+class MigPartitioning(TypedDict):
+    """How each GPU of a `mig` profile is split into hardware slices (docs/mig.md)."""
+
+    layout: Any
+    (
+        "A catalogue layout name (`all-<profile>`, e.g. `all-1g.10gb`, or `all-balanced`), or "
+        "a map of slice profile to count per GPU (e.g. {1g.10gb: 4, 3g.40gb: 1}). A string or "
+        "a map: the schema has no type for either-or, so it is checked by the stack's rules."
+    )
+    strategy: str
+    (
+        "The device plugin's MIG strategy: `single` (every slice is nvidia.com/gpu; uniform "
+        "layouts only) or `mixed` (one resource per slice type, nvidia.com/mig-<profile>)."
+    )
+
+
 class SharingProfile(TypedDict):
-    """How each physical GPU on a node is advertised: one device, or `replicas` virtual ones."""
+    """How each physical GPU on a node is advertised: one device, `replicas` virtual ones, or
+    hardware slices (MIG)."""
 
     strategy: NotRequired[str]
-    """`time-slicing` (the default), `mps` or `none`."""
+    """`time-slicing` (the default), `mps`, `mig` or `none`."""
     replicas: NotRequired[int]
     (
         "Virtual GPUs per physical GPU, at least 2 (at most 48 with MPS); required unless the "
@@ -72,6 +89,8 @@ class SharingProfile(TypedDict):
         "Refuse pods that ask for more than one replica; unset: the device plugin's default for "
         "the strategy (false for time-slicing, true for MPS)."
     )
+    mig: NotRequired[MigPartitioning]
+    """With strategy `mig`: the layout and MIG strategy (`replicas` then time-slices each slice)."""
 
 
 class GpuNodeGroup(TypedDict):
@@ -340,6 +359,8 @@ def plain_config(value: Any, typ: Any, path: str = "") -> Any:
     if origin is list and isinstance(value, list | tuple):
         item_type = typing.get_args(typ)[0]
         return [plain_config(v, item_type, f"{path}[{i}]") for i, v in enumerate(value)]
+    if typ is Any and isinstance(value, Mapping):  # a MIG layout map: counts as ints
+        return {k: plain_config(v, Any, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, float) and value.is_integer() and typ is not float:
         return int(value)
     return value
