@@ -1,5 +1,7 @@
 # eks-gpu-slicing: everyday commands. `make help` lists them.
 STACK ?= dev
+# Where Pulumi.$(STACK).yaml lives for validate, render and check (default: here), e.g. examples.
+STACK_DIR ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The policy pack's own interpreter: PulumiPolicy.yaml names it (runtime.options.virtualenv), and
@@ -56,7 +58,7 @@ format: setup ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 
 validate: setup ## Check Pulumi.$(STACK).yaml offline and print each GPU group's capacity
-	$(PY) -m eks_gpu_slicing.review.validate $(STACK)
+	$(PY) -m eks_gpu_slicing.review.validate $(STACK) $(if $(STACK_DIR),--dir $(STACK_DIR))
 
 plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GPU_MS=, BUSY=, TYPES=, RESULTS=
 	@test -n "$(MEMORY_GIB)" -a -n "$(GPU_MS)" || \
@@ -102,10 +104,10 @@ kubeconfig: stack ## Write STACK's kubeconfig output to kubeconfig-STACK.json (t
 # --- Review without a cloud; verify after deploy ---------------------------------------------
 
 render: setup ## Render STACK offline (mocks) into build/render/STACK: objects, Helm values, graph
-	$(PY) -m eks_gpu_slicing.review.render $(STACK)
+	$(PY) -m eks_gpu_slicing.review.render $(STACK) $(if $(STACK_DIR),--dir $(STACK_DIR))
 
 check: setup ## Render STACK, then check schemas, CRDs, plugin config, Helm value paths, policies
-	$(PY) -m eks_gpu_slicing.review.check $(STACK)
+	$(PY) -m eks_gpu_slicing.review.check $(STACK) $(if $(STACK_DIR),--dir $(STACK_DIR))
 
 verify: setup ## After `make up`: check GPU sharing works on STACK's cluster (KUBECONFIG_FILE=path skips the Pulumi CLI)
 	$(PY) -m eks_gpu_slicing.review.verify $(STACK) $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))

@@ -461,3 +461,12 @@ def test_commercial_regions_are_pulumi_aws_regions_of_the_aws_partition():
 
 def test_an_unknown_region_gets_no_made_up_zones():
     assert plausible_zones("eu-wast-1") == []
+
+
+@pytest.mark.parametrize("stack", ["existing", "mig"])
+def test_the_example_stacks_render_and_pass_make_check(stack, tmp_path, monkeypatch):
+    """`make check STACK=<example> STACK_DIR=examples`, as CI runs it."""
+    monkeypatch.setattr(check, "BUILD_DIR", tmp_path)
+    assert check.main([stack, "--dir", str(ROOT / "examples")]) == 0
+    assert render.main([stack, "--dir", str(ROOT / "examples"), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "resources.json").exists()

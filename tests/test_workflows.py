@@ -291,7 +291,12 @@ def test_the_offline_job_and_ci_run_check_the_same_things():
     offline = load(ROOT / ".github/workflows/pull-request.yml")["jobs"]["offline"]
     job_script = "\n".join(s.get("run", "") for s in offline["steps"])
     ci_run = (ROOT / ".ci" / "run").read_text()
-    for command in ["make test", 'make check STACK="$stack"', "make lint-workflows"]:
+    for command in [
+        "make test",
+        'make check STACK="$stack"',
+        'make check STACK="$stack" STACK_DIR=examples',
+        "make lint-workflows",
+    ]:
         assert command in job_script and command in ci_run, command
     assert "python3 -m venv .venv" in ci_run and "actionlint" not in ci_run
 

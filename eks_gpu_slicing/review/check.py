@@ -160,9 +160,13 @@ def _check_device_plugin(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--dir", type=Path, help="folder of the stack file (default: the repository root)"
+    )
     args = parser.parse_args(argv)
     try:
-        rendered = render(args.stack)
+        # Only a given folder is passed on: the default is render()'s own.
+        rendered = render(args.stack, **({"root": args.dir} if args.dir else {}))
     except (ConfigError, pulumi.RunError) as exc:
         print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
         return 1
