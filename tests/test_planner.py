@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from eks_gpu_slicing import facts
 from eks_gpu_slicing.planning.planner import (
     DEFAULT_RESULTS,
     GPU_MEMORY_RESERVE_GIB,
+    MIG_CURVE_STRATEGY,
     Workload,
     default_instance_types,
     load_curves,
@@ -161,6 +163,94 @@ def test_bandwidth_bound_work_is_not_shared(results, curves):
     assert recommend(plans.values()).strategy == "none"
 
 
+MIG_TYPES = sorted(facts.MIG_GPU_OF_INSTANCE)
+
+
+@pytest.mark.parametrize("instance_type", MIG_TYPES)
+def test_mig_takes_the_smallest_slice_that_holds_and_serves_a_pod(curves, instance_type):
+    instance = facts.GPU_INSTANCES[instance_type]
+    gpu = facts.mig_gpu(instance_type)
+    workload = Workload(2.0, 1.0, 0.1)
+    plans = plan_instance(workload, instance, curves, "transformer")
+    mig = by_strategy(plans)["mig"]
+    # the smallest profile (1g, memory slice 1) holds 2 GiB, and one pod keeps it busy
+    # 0.1 x 7 = 0.7 of the time
+    smallest = min(gpu.profiles.values(), key=lambda p: (p.memory_gib, p.compute_slices))
+    assert mig.mig_profile == smallest.name
+    slowdown = facts.MIG_COMPUTE_SLICES / smallest.compute_slices
+    curve = curves[("transformer", MIG_CURVE_STRATEGY)]
+    by_memory = int(smallest.memory_gib // workload.gpu_memory_gib)
+    expected = max(
+        r
+        for r in range(1, min(by_memory, curve.max_clients) + 1)
+        if r * workload.busy * slowdown <= curve.ratio(r) + 1e-9
+    )
+    assert mig.slice_replicas == expected
+    assert mig.replicas == smallest.max_count * expected  # pods per GPU
+    assert mig.throughput_ratio == pytest.approx(
+        smallest.max_count * curve.ratio(expected) / slowdown
+    )
+    if instance.usd_per_hour is None:
+        # MIG rows follow the others: no on-demand price (p5e), no cost per pod
+        assert math.isnan(mig.usd_per_virtual_gpu_hour)
+    else:
+        assert mig.usd_per_virtual_gpu_hour == pytest.approx(
+            instance.usd_per_hour / (instance.gpus * mig.replicas)
+        )
+    assert "modelled, not measured" in mig.note
+
+
+def test_no_mig_row_on_gpus_without_mig(curves):
+    for name, instance in facts.GPU_INSTANCES.items():
+        plans = plan_instance(Workload(2.0, 1.0, 0.1), instance, curves, "transformer")
+        assert ("mig" in by_strategy(plans)) == (facts.mig_gpu(name) is not None)
+
+
+def test_mig_skips_slices_one_pod_would_oversubscribe(curves):
+    p4d = facts.GPU_INSTANCES["p4d.24xlarge"]
+    gpu = facts.mig_gpu("p4d.24xlarge")
+    # 0.4 x 7/c <= 1 needs c >= 3: the 1g and 2g slices are too slow for one pod
+    mig = by_strategy(plan_instance(Workload(2.0, 1.0, 0.4), p4d, curves, "transformer"))["mig"]
+    chosen = gpu.profiles[mig.mig_profile]
+    assert chosen.compute_slices == 3
+    assert 0.4 * facts.MIG_COMPUTE_SLICES / chosen.compute_slices <= 1
+    # saturating work fits no slice that splits the GPU: an explanation, never recommended
+    plans = plan_instance(Workload(2.0, 1.0, 1.0), p4d, curves, "transformer")
+    mig = by_strategy(plans)["mig"]
+    assert not mig.mig_profile and mig.note.startswith("no MIG: one pod would oversubscribe")
+    assert recommend(plans).strategy != "mig"
+
+
+def test_mig_needs_a_slice_that_holds_the_pod(curves):
+    p4d = facts.GPU_INSTANCES["p4d.24xlarge"]
+    splits = [p for p in facts.mig_gpu("p4d.24xlarge").profiles.values() if p.max_count >= 2]
+    too_big = max(p.memory_gib for p in splits) + 1
+    plans = plan_instance(Workload(too_big, 1.0, 0.1), p4d, curves, "transformer")
+    mig = by_strategy(plans)["mig"]
+    assert mig.note.startswith(f"no MIG: {too_big:g} GiB >")
+    assert recommend(plans).strategy != "mig"
+
+
+def test_mig_wins_a_tie_with_time_slicing(curves):
+    """Same pods per GPU: MIG adds memory and fault isolation, so it is recommended."""
+    p4d = facts.GPU_INSTANCES["p4d.24xlarge"]
+    plans = by_strategy(plan_instance(Workload(15.0, 1.0, 0.4), p4d, curves, "transformer"))
+    assert plans["mig"].replicas == plans["time-slicing"].replicas
+    assert recommend(plans.values()).strategy == "mig"
+
+
+def test_mig_output_says_it_is_a_model(capsys):
+    argv = ["--memory-gib", "2", "--gpu-ms", "1", "--busy", "0.1"]
+    assert main([*argv, "--instance-types", "p4d.24xlarge"]) == 0
+    out = capsys.readouterr().out
+    assert "| mig **(recommended)** |" in out
+    assert "MIG rows are a model, not a measurement" in out
+    assert "mig: {layout: all-1g.5gb, strategy: single}" in out
+    # no MIG row, no MIG note
+    assert main([*argv, "--instance-types", "g4dn.xlarge"]) == 0
+    assert "MIG" not in capsys.readouterr().out
+
+
 def test_cost_per_virtual_gpu_hour_divides_the_price():
     p5 = facts.GPU_INSTANCES["p4d.24xlarge"]
     curves_ = load_curves(bench.load_results(DEFAULT_RESULTS))
@@ -228,14 +318,27 @@ def test_cli_rejects_bad_input():
         main(["--memory-gib", "1", "--gpu-ms", "1", "--instance-types", "m5.large"])
 
 
-def test_printed_profiles_are_valid_stack_config(capsys):
-    argv = ["--memory-gib", "2", "--gpu-ms", "1", "--busy", "0.25"]
-    assert main([*argv, "--instance-types", "g4dn.xlarge,g5.xlarge,g6.xlarge"]) == 0
+@pytest.mark.parametrize(
+    ("memory", "busy", "types"),
+    [
+        ("2", "0.25", "g4dn.xlarge,g5.xlarge,g6.xlarge"),
+        # light work: MIG's smallest slice on every MIG-capable type, time-sliced on top
+        ("2", "0.1", "g4dn.xlarge,p4d.24xlarge,p4de.24xlarge,p5.4xlarge,p5en.48xlarge"),
+        # one pod per 3g slice, a tie with time-slicing that MIG wins
+        ("15", "0.4", "p4d.24xlarge"),
+    ],
+    ids=["time-slicing-and-mps", "mig-time-sliced", "mig-one-pod-per-slice"],
+)
+def test_printed_profiles_are_valid_stack_config(capsys, memory, busy, types):
+    argv = ["--memory-gib", memory, "--gpu-ms", "1", "--busy", busy]
+    assert main([*argv, "--instance-types", types]) == 0
     out = capsys.readouterr().out
     block = out.split("Profiles to write", 1)[1].split("\n", 2)[2]
     config = yaml.safe_load(block)
     profiles = config["eks-gpu-slicing:sharing"]
     assert profiles  # one per distinct recommended (strategy, replicas)
+    if "p4d" in types:
+        assert any(p["strategy"] == "mig" for p in profiles.values())
     # Each profile, put on the instance types it was recommended for, passes validation.
     for name, profile in profiles.items():
         types = [t.strip() for t in block.split(f"{name}:  # ", 1)[1].split("\n", 1)[0].split(",")]

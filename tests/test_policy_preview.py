@@ -20,7 +20,11 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders.device_plugin import config_map_data
-from eks_gpu_slicing.builders.workloads import gpu_node_labels, gpu_node_taints
+from eks_gpu_slicing.builders.workloads import (
+    gpu_node_group_labels,
+    gpu_node_labels,
+    gpu_node_taints,
+)
 from eks_gpu_slicing.review import policy_rules as pr
 from eks_gpu_slicing.review.policy_pack import PACK_NAME, policies
 from eks_gpu_slicing.settings import SharingProfile
@@ -104,6 +108,21 @@ def plugin_data(**replicas: int) -> dict[str, str]:
         config["sharing"]["timeSlicing"]["resources"][0]["replicas"] = n
         out[name] = yaml.safe_dump(config)
     return out
+
+
+def mig_labels() -> dict[str, str]:
+    profile = SharingProfile(strategy="mig", mig={"layout": "all-1g.10gb", "strategy": "single"})
+    return gpu_node_group_labels("h100", profile)
+
+
+def mps_on_mig_data() -> dict[str, str]:
+    """A MIG entry whose time-slicing was edited into MPS (settings refuse it)."""
+    profile = SharingProfile(
+        strategy="mig", replicas=2, mig={"layout": "all-1g.10gb", "strategy": "mixed"}
+    )
+    config = yaml.safe_load(config_map_data({"h100": profile})["h100"])
+    config["sharing"] = {"mps": config["sharing"]["timeSlicing"]}
+    return {"h100": yaml.safe_dump(config)}
 
 
 def pod_spec(image: str, **env_value) -> dict:
@@ -200,6 +219,49 @@ STILL_REPORTED = [
         id="plugin config map: its metadata unknown",
     ),
     pytest.param(
+        MNG,
+        gpu_group(
+            instanceTypes=["g6e.xlarge"],
+            labels={**mig_labels(), "topology.example.com/zone": UNKNOWN},
+            subnetIds=UNKNOWN,
+        ),
+        "mig-capable-instances",
+        "instance types without MIG ['g6e.xlarge']",
+        id="MIG node group: role ARN, cluster, subnets and a label unknown",
+    ),
+    pytest.param(
+        pr.NODE_POOL,
+        {
+            "metadata": {"name": UNKNOWN},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": mig_labels()},
+                    "spec": {
+                        "nodeClassRef": {"name": UNKNOWN},
+                        "requirements": [
+                            {
+                                "key": facts.INSTANCE_TYPE_LABEL,
+                                "operator": "In",
+                                "values": ["g5.xlarge"],
+                            },
+                            {"key": "topology.kubernetes.io/zone", "values": UNKNOWN},
+                        ],
+                    },
+                }
+            },
+        },
+        "mig-capable-instances",
+        "without MIG ['g5.xlarge']",
+        id="MIG node pool: its name, node class and a zone requirement unknown",
+    ),
+    pytest.param(
+        pr.CONFIG_MAP,
+        {"metadata": UNKNOWN, "data": mps_on_mig_data()},
+        "no-mps-on-mig",
+        "does not support MPS on MIG",
+        id="MIG plugin config map: its metadata unknown",
+    ),
+    pytest.param(
         pr.NODE_CLASS,
         {
             "spec": {
@@ -270,9 +332,16 @@ SKIPPED = [
         DEPLOYMENT, pod_spec(UNKNOWN), {"image-tagged"}, ".containers.0.image", id="image"
     ),
     pytest.param(
+        MNG,
+        gpu_group(instanceTypes=UNKNOWN, labels=mig_labels()),
+        {"gpu-node-group-setup", "mig-capable-instances"},
+        ".instanceTypes",
+        id="MIG group's instance types",
+    ),
+    pytest.param(
         pr.CONFIG_MAP,
         {"data": {"default": UNKNOWN}},
-        {"sharing-replicas", "time-slicing-fail-requests"},
+        {"sharing-replicas", "time-slicing-fail-requests", "no-mps-on-mig"},
         ".data.default",
         id="config entry",
     ),

@@ -10,7 +10,12 @@ import yaml
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders.device_plugin import device_plugin_config
-from eks_gpu_slicing.builders.workloads import gpu_node_labels, gpu_node_taints, gpu_toleration
+from eks_gpu_slicing.builders.workloads import (
+    gpu_node_group_labels,
+    gpu_node_labels,
+    gpu_node_taints,
+    gpu_toleration,
+)
 from eks_gpu_slicing.review import policy_rules as pr
 from eks_gpu_slicing.review.policy_pack import policies
 from eks_gpu_slicing.settings import SharingProfile
@@ -54,6 +59,33 @@ def gpu_pool(labels=None, taints=None) -> dict:
             }
         }
     }
+
+
+def mig_labels(profile_name="a100", layout="all-1g.5gb") -> dict:
+    profile = SharingProfile(strategy="mig", mig={"layout": layout, "strategy": "single"})
+    return gpu_node_group_labels(profile_name, profile)
+
+
+def mig_pool(requirements) -> dict:
+    pool = gpu_pool(labels=mig_labels())
+    pool["spec"]["template"]["spec"]["requirements"] = requirements
+    return pool
+
+
+def instance_types(*types, key=facts.INSTANCE_TYPE_LABEL) -> list[dict]:
+    return [{"key": key, "operator": "In", "values": list(types)}]
+
+
+def mig_config_map(mig_strategy="single", sharing="timeSlicing") -> dict:
+    """A MIG profile's plugin config, with its time-slicing block renamed to `sharing`:
+    settings refuse MPS on MIG before any rule could see it."""
+    profile = SharingProfile(
+        strategy="mig", replicas=2, mig={"layout": "all-1g.10gb", "strategy": "single"}
+    )
+    config = device_plugin_config(profile)
+    config["flags"]["migStrategy"] = mig_strategy
+    config["sharing"] = {sharing: config["sharing"]["timeSlicing"]}
+    return {"data": {"a100": yaml.safe_dump(config)}}
 
 
 def plugin_config_map(replicas=4, fail_requests=True) -> dict:
@@ -141,6 +173,51 @@ CASES = [
         res(pr.CONFIG_MAP, plugin_config_map(4)),
         res(pr.CONFIG_MAP, plugin_config_map(1)),
         "replicas 1 < 2",
+    ),
+    (
+        pr.no_mps_on_mig,
+        res(pr.CONFIG_MAP, mig_config_map("single", "timeSlicing")),
+        res(pr.CONFIG_MAP, mig_config_map("single", "mps")),
+        "sharing.mps with flags.migStrategy single",
+    ),
+    (
+        # MPS without MIG is fine; MPS with `mixed` is not
+        pr.no_mps_on_mig,
+        res(pr.CONFIG_MAP, mig_config_map("none", "mps")),
+        res(pr.CONFIG_MAP, mig_config_map("mixed", "mps")),
+        "does not support MPS on MIG",
+    ),
+    (
+        pr.mig_capable_instances,
+        res(MNG, gpu_group(instanceTypes=["p4d.24xlarge"], labels=mig_labels())),
+        res(MNG, gpu_group(instanceTypes=["g5.xlarge"], labels=mig_labels())),
+        "instance types without MIG ['g5.xlarge']",
+    ),
+    (
+        # a group without the layout label is not this rule's; one without types is
+        pr.mig_capable_instances,
+        res("aws:eks/nodeGroup:NodeGroup", gpu_group(instanceTypes=["g5.xlarge"])),
+        res("aws:eks/nodeGroup:NodeGroup", gpu_group(instanceTypes=[], labels=mig_labels())),
+        "without instanceTypes",
+    ),
+    (
+        pr.mig_capable_instances,
+        res(pr.NODE_POOL, mig_pool(instance_types("p5.48xlarge", "p5en.48xlarge"))),
+        res(pr.NODE_POOL, mig_pool(instance_types("p5.48xlarge", "g6e.xlarge"))),
+        "without MIG ['g6e.xlarge']",
+    ),
+    (
+        pr.mig_capable_instances,
+        res(pr.NODE_POOL, mig_pool(instance_types("p4d", "p5", key=pr.INSTANCE_FAMILY_LABEL))),
+        res(pr.NODE_POOL, mig_pool(instance_types("g6", key=pr.INSTANCE_FAMILY_LABEL))),
+        "instance families without MIG ['g6']",
+    ),
+    (
+        # only an `In` on type or family keeps a pool to MIG-capable types
+        pr.mig_capable_instances,
+        res(pr.NODE_POOL, gpu_pool()),
+        res(pr.NODE_POOL, mig_pool([{"key": "karpenter.sh/capacity-type", "operator": "In"}])),
+        "no node.kubernetes.io/instance-type or karpenter.k8s.aws/instance-family In",
     ),
     (
         pr.chart_pinned,
@@ -253,6 +330,13 @@ def test_rule_passes_and_fails(rule, passing, failing, words):
 def test_every_rule_has_a_case():
     tested = {case[0] for case in CASES}
     assert {r.check for r in pr.RULES} <= tested
+
+
+def test_mig_capable_families_are_those_whose_every_type_has_mig():
+    assert {t.split(".")[0] for t in facts.MIG_GPU_OF_INSTANCE} == pr.MIG_CAPABLE_FAMILIES
+    assert not pr.MIG_CAPABLE_FAMILIES & {
+        i.family for n, i in facts.GPU_INSTANCES.items() if facts.mig_gpu(n) is None
+    }
 
 
 def test_nodes_in_private_subnets():

@@ -3,7 +3,8 @@ API server (tests/fake_kube_api.py). A healthy cluster passes with no Pulumi CLI
 each fault is reported on the right check and object, and makes the command exit non-zero.
 
 The recorded cluster (fixtures/verify/cluster.json) belongs to the stack in
-fixtures/verify/Pulumi.verify.yaml: time-sliced groups t4 and a10g, an MPS group, a shared
+fixtures/verify/Pulumi.verify.yaml: time-sliced groups t4 and a10g, an MPS group, a MIG group
+a100 (p4d, all-balanced, mixed, time-sliced x2, with its k8s-mig-manager pod), a shared
 Karpenter pool g6 and an unshared pool `whole`; only the t4 node runs GPU pods (the demo).
 """
 
@@ -21,6 +22,7 @@ import pytest
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders import karpenter
 from eks_gpu_slicing.builders.device_plugin import CONFIG_MAP_LABELS
+from eks_gpu_slicing.builders.workloads import virtual_gpu_capacity
 from eks_gpu_slicing.review import verify
 from eks_gpu_slicing.review.mocks import run_program
 from eks_gpu_slicing.settings import stack_files
@@ -29,7 +31,9 @@ from tests.fake_kube_api import FakeKubeApi
 FIXTURES = Path(__file__).parent / "fixtures" / "verify"
 STACK = "verify"
 RECORDED = json.loads((FIXTURES / "cluster.json").read_text())
-T4, A10G, MPS, POOL, WHOLE = (f"ip-10-0-{i}-{i}0.us-west-2.compute.internal" for i in range(1, 6))
+T4, A10G, MPS, POOL, WHOLE, MIG = (
+    f"ip-10-0-{i}-{i}0.us-west-2.compute.internal" for i in range(1, 7)
+)
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 
 
@@ -114,7 +118,7 @@ def test_a_healthy_cluster_passes_with_only_a_kubeconfig(cluster, tmp_path, caps
     code, table, api = run(cluster, tmp_path, capsys)
     assert failures(table) == []
     assert code == 0 and "0 failed" in table
-    for node in (T4, A10G, MPS, POOL, WHOLE):
+    for node in (T4, A10G, MPS, POOL, WHOLE, MIG):
         assert re.search(rf"^ok\s+device plugin\s+{re.escape(node)}", table, re.MULTILINE)
     # Idle GPUs: their exporters serve device-level series only, and pass.
     assert table.count("device-level series (no pod on this node uses a GPU)") == 4
@@ -144,7 +148,7 @@ def test_overlays_are_expected_only_for_shared_pools(cluster, tmp_path, capsys):
 def test_the_programs_own_configmap_is_found_by_its_labels(cluster, tmp_path, capsys):
     """The ConfigMap the program registers (under mocks) replaces the recorded one."""
     deployment = run_program(stack_files.engine_config_of_stack(STACK, FIXTURES), stack=STACK)
-    registered = deployment.one(CONFIG_MAP).inputs
+    registered = deployment.one(CONFIG_MAP, "nvidia-device-plugin-config").inputs
     assert registered["metadata"]["labels"] == CONFIG_MAP_LABELS
     recorded = next(
         o
@@ -178,7 +182,7 @@ def test_plugin_pods_are_told_apart_by_daemonset_or_container():
     pods = [p for p in RECORDED["objects"] if p["kind"] == "Pod"]
     plugin = [p["metadata"]["name"] for p in pods if verify.is_device_plugin(p)]
     daemon = [p["metadata"]["name"] for p in pods if verify.is_mps_daemon(p)]
-    assert len(plugin) == 5 and all("mps" not in n and "discovery" not in n for n in plugin)
+    assert len(plugin) == 6 and all("mps" not in n and "discovery" not in n for n in plugin)
     assert daemon == ["nvidia-device-plugin-mps-control-daemon-m5n6b"]
     # Without an owner reference (a plugin run outside the chart), the container decides.
     bare = copy.deepcopy(next(p for p in pods if verify.is_device_plugin(p)))
@@ -311,6 +315,120 @@ def test_bottlerocket_nodes_use_the_built_in_plugin(cluster, tmp_path, capsys):
     code, table, _ = run(cluster, tmp_path, capsys)
     assert (code, failures(table)) == (0, [])
     assert re.search(rf"^ok\s+device plugin\s+{re.escape(T4)}\s+Bottlerocket", table, re.M)
+
+
+# --- MIG nodes ---------------------------------------------------------------------------------
+
+
+def test_a_healthy_mig_node_passes_with_the_reports_slice_counts(cluster, tmp_path, capsys):
+    settings = verify.settings_of_stack(STACK)
+    group = settings.gpu_node_groups["a100"]
+    profile = settings.profile_of(group)
+    # verify expects what the sharing report says a node advertises (GPUs x slices x replicas)
+    slices = virtual_gpu_capacity(group, profile)["slicesPerNode"]
+    expected = verify.expectations(settings)["expectedMig"]["a100-mixed"]
+    assert expected["resources"][group.instance_type] == slices
+    assert expected["layout"] == profile.mig.layout_name
+    gpu = facts.mig_gpu(group.instance_type)
+    assert slices == {
+        gpu.profiles[name].resource_name: group.instance.gpus * count * profile.replicas
+        for name, count in gpu.balanced.items()
+    }
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert (code, failures(table)) == (0, [])
+    node = re.escape(MIG)
+    assert re.search(rf"^ok\s+mig config\s+{node}\s+all-balanced: success$", table, re.M)
+    assert re.search(rf"^ok\s+mig manager\s+{node}\s+nvidia-mig-manager-\S+ Ready", table, re.M)
+    allocatable = re.search(rf"^ok\s+allocatable\s+{node}\s+(.*)$", table, re.M).group(1)
+    assert allocatable == ", ".join(f"{r}={n}" for r, n in sorted(slices.items()))
+
+
+def _mig_state(value):
+    def fault(cluster):
+        labels = obj(cluster, "Node", MIG)["metadata"]["labels"]
+        if value is None:
+            del labels[facts.MIG_CONFIG_STATE_LABEL]
+        else:
+            labels[facts.MIG_CONFIG_STATE_LABEL] = value
+
+    return fault
+
+
+def _mig_layout_not_relabelled(cluster):
+    obj(cluster, "Node", MIG)["metadata"]["labels"][facts.MIG_CONFIG_LABEL] = "all-1g.5gb"
+
+
+def _mig_slices_not_time_sliced(cluster):
+    allocatable = obj(cluster, "Node", MIG)["status"]["allocatable"]
+    allocatable["nvidia.com/mig-1g.5gb"] = str(int(allocatable["nvidia.com/mig-1g.5gb"]) // 2)
+
+
+def _mig_slices_missing(cluster):
+    # MIG mode not enabled: the plugin advertises whole GPUs, no slice resources
+    allocatable = obj(cluster, "Node", MIG)["status"]["allocatable"]
+    for resource in [r for r in allocatable if r.startswith(facts.MIG_RESOURCE_PREFIX)]:
+        del allocatable[resource]
+    allocatable[facts.GPU_RESOURCE] = "8"
+
+
+def _mig_manager(cluster):
+    return next(p for p in pods_on(cluster, MIG) if verify.is_mig_manager(p))
+
+
+def _no_mig_manager(cluster):
+    remove(cluster, _mig_manager(cluster))
+
+
+def _mig_manager_crash_looping(cluster):
+    crash_loop(_mig_manager(cluster), "nvidia-mig-manager")
+
+
+@pytest.mark.parametrize(
+    ("fault", "check", "words"),
+    [
+        (_mig_state("pending"), "mig config", "mig.config.state=pending (the manager is"),
+        (_mig_state("rebooting"), "mig config", "mig.config.state=rebooting"),
+        (_mig_state("failed"), "mig config", "mig.config.state=failed (mig-parted could not"),
+        (_mig_state(None), "mig config", "no nvidia.com/mig.config.state label"),
+        (_mig_layout_not_relabelled, "mig config", "'all-1g.5gb', expected 'all-balanced'"),
+        (_mig_slices_not_time_sliced, "allocatable", "nvidia.com/mig-1g.5gb=16, expected 32"),
+        (_mig_slices_missing, "allocatable", "nvidia.com/mig-1g.5gb=0, expected 32"),
+        (_no_mig_manager, "mig manager", "no nvidia-mig-manager pod"),
+        (_mig_manager_crash_looping, "mig manager", "not ready (CrashLoopBackOff, 7 restarts)"),
+    ],
+    ids=[
+        "pending",
+        "rebooting",
+        "failed",
+        "no-state",
+        "old-layout",
+        "not-time-sliced",
+        "no-slices",
+        "no-manager",
+        "manager-crash-looping",
+    ],
+)
+def test_each_mig_node_fault_is_named(cluster, tmp_path, capsys, fault, check, words):
+    fault(cluster)
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    ((got_check, subject, detail),) = failures(table)
+    assert (got_check, subject) == (check, MIG) and words in detail
+
+
+def test_bottlerocket_mig_nodes_run_no_manager(cluster, tmp_path, capsys):
+    """Bottlerocket partitions at boot: no manager pod, no state label; slices still count."""
+    _no_mig_manager(cluster)
+    remove(cluster, next(p for p in pods_on(cluster, MIG) if verify.is_device_plugin(p)))
+    node = obj(cluster, "Node", MIG)
+    del node["metadata"]["labels"][facts.MIG_CONFIG_STATE_LABEL]
+    node["status"]["nodeInfo"]["osImage"] = "Bottlerocket OS 1.50.0 (aws-k8s-1.35-nvidia)"
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert (code, failures(table)) == (0, [])
+    assert not re.search(rf"mig (config|manager)\s+{re.escape(MIG)}", table)
+    _mig_slices_not_time_sliced(cluster)
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert failed(table) == [("allocatable", MIG)]
 
 
 def test_demo_pods_on_different_gpus_or_not_ready_fail(cluster, tmp_path, capsys):

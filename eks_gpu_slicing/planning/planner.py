@@ -20,6 +20,21 @@ The rule, per instance type and strategy:
      interleaved runs it is stated at the benchmark's reference host speed (a fast core;
      `reference_launch_ms`): a slower host would only raise the GPU-bound ratios.
   3. Take the largest R that satisfies both (R = 1 means: do not share).
+MIG (instance types whose GPUs have it: p4d, p4de, p5, p5e, p5en) is a third strategy, and a
+model rather than a measurement (the benchmark measured no MIG slice):
+  - the slice is the smallest profile (least memory, then fewest compute slices) that splits
+    the GPU (`max_count` >= 2), holds the pod's memory (a slice's memory, as nvidia-smi
+    reports it, is the pod's whole device memory: no reserve is taken off) and can serve one
+    pod;
+  - a slice of c compute slices is taken to run a pod's request in 7/c times its whole-GPU
+    time (an assumption: small, launch-bound kernels lose less),
+    so one pod keeps its slice busy `busy` x 7/c of the time, and a slice delivers c/7 of what
+    the whole GPU does;
+  - `replicas` time-slices each slice when memory and the time-slicing curve allow it
+    (R x busy x 7/c <= ratio(R), the measured whole-GPU time-slicing ratio applied to a slice);
+  - pods per GPU = the profile's max_count (uniform layout `all-<profile>`, `single`) x R.
+The recommendation is the plan with the most pods per GPU; on a tie MIG first (the same
+density with memory and fault isolation), then the one that caps a pod least.
 The workload is matched to the benchmark model whose exclusive per-iteration latency is
 closest to its per-request GPU time (short requests = small kernels that leave the GPU idle;
 long ones saturate it). This is a heuristic measured on one GPU type: re-measure on yours
@@ -48,6 +63,10 @@ STRATEGY_MODES = {"time-slicing": "time-slicing", "mps": "mps"}
 # MPS as the device plugin runs it caps each pod at 1/replicas of the SMs and memory, even
 # alone; the plans' throughput comes from uncapped MPS, so say so next to every MPS plan.
 MPS_CAP_NOTE = "each pod capped at 1/{r} of the GPU"
+# MIG is planned from time-slicing's curve on a slice of the GPU (a model: no MIG measured).
+MIG_STRATEGY = "mig"
+MIG_CURVE_STRATEGY = "time-slicing"
+MIG_MODEL_NOTE = "modelled, not measured"
 
 
 @dataclass(frozen=True)
@@ -80,8 +99,8 @@ class Curve:
 @dataclass(frozen=True)
 class Plan:
     instance_type: str
-    strategy: str  # "none", "time-slicing" or "mps"
-    replicas: int
+    strategy: str  # "none", "time-slicing", "mps" or "mig"
+    replicas: int  # pods per GPU (MIG: slices x slice_replicas)
     model: str  # the benchmark model the workload was matched to
     throughput_ratio: float  # GPU's delivered work at R busy pods, x one exclusive pod
     demand: float  # R x busy
@@ -90,6 +109,14 @@ class Plan:
     usd_per_virtual_gpu_hour: float
     fits: bool
     note: str = ""
+    # MIG only: the slice profile of the uniform layout (empty on a row that only says why
+    # MIG does not serve the workload) and how many pods time-share each slice.
+    mig_profile: str = ""
+    slice_replicas: int = 1
+
+    @property
+    def recommendable(self) -> bool:
+        return self.fits and (self.strategy != MIG_STRATEGY or bool(self.mig_profile))
 
 
 def planning_ratio(r: bench.Result) -> float:
@@ -132,7 +159,8 @@ def plan_instance(
     curves: dict[tuple[str, str], Curve],
     model: str,
 ) -> list[Plan]:
-    """One plan per strategy (none, time-slicing, mps) for one instance type."""
+    """One plan per strategy (none, time-slicing, mps, and mig where the GPU has it) for one
+    instance type."""
     usable = instance.gpu_memory_gib - GPU_MEMORY_RESERVE_GIB
     by_memory = math.floor(usable / workload.gpu_memory_gib)
 
@@ -176,19 +204,120 @@ def plan_instance(
         if strategy == "mps":
             bound.append(MPS_CAP_NOTE.format(r=replicas))
         plans.append(plan(strategy, replicas, curve, "; ".join(bound)))
+    gpu = facts.mig_gpu(instance.name)
+    if gpu is not None:
+        plans.append(plan_mig(workload, instance, gpu, curves[(model, MIG_CURVE_STRATEGY)]))
     return plans
 
 
+def plan_mig(
+    workload: Workload, instance: facts.GpuInstance, gpu: facts.MigGpu, curve: Curve
+) -> Plan:
+    """MIG with a uniform layout of the smallest slice that holds and serves one pod, each
+    slice time-sliced by the largest R that its memory and the time-slicing curve allow."""
+    splits = sorted(
+        (p for p in gpu.profiles.values() if p.max_count >= 2),
+        key=lambda p: (p.memory_gib, p.compute_slices),
+    )
+    held = [p for p in splits if p.memory_gib >= workload.gpu_memory_gib]
+    for profile in held:
+        # A pod's GPU time on a slice of c compute slices, x its whole-GPU time.
+        slowdown = facts.MIG_COMPUTE_SLICES / profile.compute_slices
+        if workload.busy * slowdown > 1 + 1e-9:
+            continue  # one pod alone would oversubscribe this slice
+        by_memory = math.floor(profile.memory_gib / workload.gpu_memory_gib)
+        limit = min(by_memory, curve.max_clients)
+        per_slice = max(
+            r for r in range(1, limit + 1) if r * workload.busy * slowdown <= curve.ratio(r) + 1e-9
+        )
+        pods = profile.max_count * per_slice
+        note = [f"{profile.max_count} x {profile.name} per GPU"]
+        if per_slice > 1:
+            note[0] += f", each time-sliced x{per_slice}"
+            if per_slice == by_memory:
+                note.append("memory-bound")
+            if per_slice == curve.max_clients:
+                note.append(f"measured up to N={curve.max_clients}")
+        note.append(f"each pod capped at {profile.compute_slices}/{facts.MIG_COMPUTE_SLICES}")
+        note.append(MIG_MODEL_NOTE)
+        return Plan(
+            instance_type=instance.name,
+            strategy=MIG_STRATEGY,
+            replicas=pods,
+            model=curve.model,
+            throughput_ratio=profile.max_count * curve.ratio(per_slice) / slowdown,
+            demand=pods * workload.busy,
+            p99_factor=slowdown * curve.p99_factor(per_slice),
+            memory_headroom_gib=profile.max_count
+            * (profile.memory_gib - per_slice * workload.gpu_memory_gib),
+            usd_per_virtual_gpu_hour=(
+                instance.usd_per_hour / (instance.gpus * pods)
+                if instance.usd_per_hour is not None
+                else math.nan
+            ),
+            fits=True,
+            note="; ".join(note),
+            mig_profile=profile.name,
+            slice_replicas=per_slice,
+        )
+    if held:
+        why = f"one pod would oversubscribe even a {held[-1].name} slice"
+    else:
+        largest = max(splits, key=lambda p: p.memory_gib)
+        why = f"{workload.gpu_memory_gib:g} GiB > a {largest.name} slice's {largest.memory_gib:g}"
+    return Plan(
+        instance_type=instance.name,
+        strategy=MIG_STRATEGY,
+        replicas=1,
+        model=curve.model,
+        throughput_ratio=1.0,
+        demand=workload.busy,
+        p99_factor=1.0,
+        memory_headroom_gib=instance.gpu_memory_gib
+        - GPU_MEMORY_RESERVE_GIB
+        - workload.gpu_memory_gib,
+        usd_per_virtual_gpu_hour=(
+            instance.usd_per_hour / instance.gpus if instance.usd_per_hour is not None else math.nan
+        ),
+        fits=False,
+        note=f"no MIG: {why}",
+    )
+
+
 def recommend(plans: Sequence[Plan]) -> Plan:
-    """The plan with the most pods per GPU (cheapest per virtual GPU); on a tie, the one
-    that caps a pod least (none, then time-slicing, then MPS)."""
-    preference = {"mps": 0, "time-slicing": 1, "none": 2}
-    return max(plans, key=lambda p: (p.replicas, preference[p.strategy]))
+    """The plan with the most pods per GPU (cheapest per virtual GPU); on a tie MIG (the same
+    density with its own memory and fault domain per slice), then the one that caps a pod
+    least (none, then time-slicing, then MPS). A MIG row that only says why MIG does not
+    serve the workload is never recommended."""
+    preference = {"mps": 0, "time-slicing": 1, "none": 2, MIG_STRATEGY: 3}
+    candidates = [p for p in plans if p.recommendable] or list(plans)
+    return max(candidates, key=lambda p: (p.replicas, preference[p.strategy]))
 
 
 def profile_name(plan: Plan) -> str:
-    """A sharing profile name for a plan (a valid one: starts with a letter)."""
-    return "unshared" if plan.strategy == "none" else f"{plan.strategy}-{plan.replicas}"
+    """A sharing profile name for a plan (a valid one: a lowercase letter first, then
+    lowercase letters, digits and dashes)."""
+    if plan.strategy == "none":
+        return "unshared"
+    if plan.strategy == MIG_STRATEGY:
+        name = f"mig-{plan.mig_profile.replace('.', '-').replace('+', '-')}"
+        return name + (f"-x{plan.slice_replicas}" if plan.slice_replicas > 1 else "")
+    return f"{plan.strategy}-{plan.replicas}"
+
+
+def sharing_profile(plan: Plan) -> dict:
+    """The stack config of the profile a plan needs."""
+    if plan.strategy == "none":
+        return {"strategy": "none"}
+    if plan.strategy == MIG_STRATEGY:
+        profile: dict = {"strategy": MIG_STRATEGY}
+        if plan.slice_replicas > 1:
+            profile["replicas"] = plan.slice_replicas
+        # A uniform layout: `single` advertises each slice as nvidia.com/gpu, so pods (and
+        # Bottlerocket's built-in MIG) need nothing else.
+        profile["mig"] = {"layout": f"all-{plan.mig_profile}", "strategy": "single"}
+        return profile
+    return {"strategy": plan.strategy, "replicas": plan.replicas}
 
 
 def sharing_profiles(plans_by_type: dict[str, list[Plan]]) -> dict[str, dict]:
@@ -197,19 +326,12 @@ def sharing_profiles(plans_by_type: dict[str, list[Plan]]) -> dict[str, dict]:
     profiles: dict[str, dict] = {}
     for instance_type, plans in plans_by_type.items():
         best = recommend(plans)
-        if not best.fits:
+        if not best.recommendable:
             continue
         entry = profiles.setdefault(profile_name(best), {"plan": best, "instance_types": []})
         entry["instance_types"].append(instance_type)
     return {
-        name: {
-            "profile": (
-                {"strategy": "none"}
-                if e["plan"].strategy == "none"
-                else {"strategy": e["plan"].strategy, "replicas": e["plan"].replicas}
-            ),
-            "instance_types": e["instance_types"],
-        }
+        name: {"profile": sharing_profile(e["plan"]), "instance_types": e["instance_types"]}
         for name, e in profiles.items()
     }
 
@@ -223,8 +345,15 @@ def format_profiles(plans_by_type: dict[str, list[Plan]]) -> str:
     lines.append(f"  {facts.CONFIG_NAMESPACE}:sharing:")
     for name, entry in profiles.items():
         lines.append(f"    {name}:  # {', '.join(entry['instance_types'])}")
-        lines += [f"      {key}: {value}" for key, value in entry["profile"].items()]
+        lines += [f"      {key}: {_flow(value)}" for key, value in entry["profile"].items()]
     return "\n".join(lines)
+
+
+def _flow(value: object) -> str:
+    """A YAML scalar, or a one-line flow mapping (`{layout: all-1g.5gb, strategy: single}`)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def default_instance_types() -> list[str]:
@@ -264,7 +393,7 @@ def format_plans(
         instance = facts.GPU_INSTANCES[instance_type]
         best = recommend(plans)
         for p in plans:
-            mark = " **(recommended)**" if p is best and p.fits else ""
+            mark = " **(recommended)**" if p is best and p.recommendable else ""
             lines.append(
                 f"| {instance_type} | {instance.gpus}x {instance.gpu_model} "
                 f"{instance.gpu_memory_gib:.0f} GiB | {p.strategy}{mark} | {p.replicas} | "
@@ -282,6 +411,14 @@ def format_plans(
             f"in {reference_ms:g} ms; on slower cores a lone pod is slower and sharing gains "
             "more (benchmarks/sharing/README.md, 'Ratios at a reference host speed')."
             if reference_ms is not None
+            else ""
+        )
+        + (
+            " MIG rows are a model, not a measurement: the benchmark measured no MIG slice; a "
+            f"pod on a slice of c compute slices is taken to need {facts.MIG_COMPUTE_SLICES}/c "
+            "times its whole-GPU time per request, and a slice's time-slicing to follow the "
+            "whole GPU's curve."
+            if any(p.strategy == MIG_STRATEGY for plans in plans_by_type.values() for p in plans)
             else ""
         ),
     ]

@@ -112,6 +112,18 @@ SYSTEM_CHARTS = frozenset(
         facts.DCGM_EXPORTER_CHART,
     }
 )
+# Families every one of whose instance types in the facts table has MIG GPUs: a Karpenter pool
+# may name its types by family.
+MIG_CAPABLE_FAMILIES = frozenset(
+    family
+    for family in {i.family for i in facts.GPU_INSTANCES.values()}
+    if all(
+        name in facts.MIG_GPU_OF_INSTANCE
+        for name, i in facts.GPU_INSTANCES.items()
+        if i.family == family
+    )
+)
+INSTANCE_FAMILY_LABEL = "karpenter.k8s.aws/instance-family"
 OPEN_TO_WORLD = "0.0.0.0/0"
 PRODUCTION_STACK = re.compile(r"(^|[-_.])(prod|production|prd|live)($|[-_.])", re.IGNORECASE)
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -272,6 +284,78 @@ def sharing_replicas(r: Resource) -> list[str]:
                     f"data.{entry}: {where}.replicas {replicas} > "
                     f"{facts.MPS_MAX_CLIENTS_PER_GPU} MPS clients per GPU"
                 )
+    return out
+
+
+def no_mps_on_mig(r: Resource) -> list[str]:
+    """A device-plugin config that partitions with MIG (flags.migStrategy single or mixed)
+    does not share with MPS: the plugin does not support MPS on MIG devices."""
+    out = []
+    for entry, config in device_plugin_configs(r).items():
+        strategy = (config.get("flags") or {}).get("migStrategy", "none")
+        if strategy != "none" and "mps" in (config.get("sharing") or {}):
+            out.append(
+                f"data.{entry}: sharing.mps with flags.migStrategy {strategy}: the device "
+                "plugin does not support MPS on MIG"
+            )
+    return out
+
+
+# --- Mandatory: MIG ----------------------------------------------------------------------------
+
+
+def mig_capable_instances(r: Resource) -> list[str]:
+    """A node group or Karpenter pool labelled with a MIG layout (nvidia.com/mig.config) runs
+    only instance types whose GPUs have MIG (p4d, p4de, p5, p5e, p5en): elsewhere the manager
+    fails on every node and the plugin advertises no slice."""
+    capable = sorted(facts.MIG_GPU_OF_INSTANCE)
+    if r.type in NODE_GROUPS:
+        labels = r.props.get("labels") or {}
+        if labels.get(facts.MIG_CONFIG_LABEL) is None:
+            return []
+        types = list(r.props.get("instanceTypes") or [])
+        if not types:
+            return [
+                f"label {facts.MIG_CONFIG_LABEL} on a group without instanceTypes: set them "
+                f"to MIG-capable types {capable}"
+            ]
+        wrong = [t for t in types if t not in facts.MIG_GPU_OF_INSTANCE]
+        return (
+            [f"label {facts.MIG_CONFIG_LABEL} on instance types without MIG {wrong}: {capable}"]
+            if wrong
+            else []
+        )
+    if r.type != NODE_POOL:
+        return []
+    template = (r.props.get("spec") or {}).get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if labels.get(facts.MIG_CONFIG_LABEL) is None:
+        return []
+    restricted = False
+    out = []
+    for req in (template.get("spec") or {}).get("requirements") or []:
+        if not isinstance(req, Mapping) or req.get("operator") != "In":
+            continue
+        key = req.get("key")
+        if key == facts.INSTANCE_TYPE_LABEL:
+            allowed, what = facts.MIG_GPU_OF_INSTANCE, "instance types"
+        elif key == INSTANCE_FAMILY_LABEL:
+            allowed, what = MIG_CAPABLE_FAMILIES, "instance families"
+        else:
+            continue
+        restricted = True
+        wrong = [v for v in req.get("values") or [] if v not in allowed]
+        if wrong:
+            out.append(
+                f"spec.template.metadata.labels {facts.MIG_CONFIG_LABEL} with {what} without "
+                f"MIG {wrong}: MIG-capable {sorted(allowed)}"
+            )
+    if not restricted:
+        out.append(
+            f"spec.template.metadata.labels {facts.MIG_CONFIG_LABEL}, but no "
+            f"{facts.INSTANCE_TYPE_LABEL} or {INSTANCE_FAMILY_LABEL} In requirement keeps the "
+            f"pool to MIG-capable types {capable}"
+        )
     return out
 
 
@@ -529,6 +613,13 @@ RULES: tuple[Rule, ...] = (
     Rule("gpu-node-pool-setup", gpu_node_pool_setup.__doc__, "mandatory", gpu_node_pool_setup),
     Rule("node-class-nvidia-ami", node_class_ami.__doc__, "mandatory", node_class_ami),
     Rule("sharing-replicas", sharing_replicas.__doc__, "mandatory", sharing_replicas),
+    Rule("no-mps-on-mig", no_mps_on_mig.__doc__, "mandatory", no_mps_on_mig),
+    Rule(
+        "mig-capable-instances",
+        mig_capable_instances.__doc__,
+        "mandatory",
+        mig_capable_instances,
+    ),
     Rule("chart-pinned", chart_pinned.__doc__, "mandatory", chart_pinned),
     Rule("image-tagged", images_tagged.__doc__, "mandatory", images_tagged),
     Rule(

@@ -5,7 +5,9 @@
 Reads the cluster through the Kubernetes API and checks, per GPU node: the device plugin
 runs and is Ready (or Bottlerocket's built-in one), the node's config label names a profile
 that exists (and the one its node group or pool was given), allocatable virtual GPUs ==
-physical GPUs x replicas, the MPS control daemon on MPS nodes; then the demo pods share one
+physical GPUs x replicas, the MPS control daemon on MPS nodes; on MIG nodes (AL2023) the
+layout label, `nvidia.com/mig.config.state=success` and a Ready k8s-mig-manager pod, and on every
+MIG node allocatable per slice resource == GPUs x slices x replicas; then the demo pods share one
 GPU, Karpenter's controller, node classes, pools and overlays are Ready, and the GPU metrics
 exporter attributes metrics to the pods that use a GPU.
 
@@ -33,7 +35,7 @@ from typing import Any
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.builders import karpenter
+from eks_gpu_slicing.builders import karpenter, mig
 from eks_gpu_slicing.builders.device_plugin import CONFIG_MAP_LABELS
 from eks_gpu_slicing.settings import ConfigError, Settings
 from eks_gpu_slicing.settings.stack_files import settings_of_stack
@@ -64,6 +66,13 @@ DEVICE_PLUGIN_DAEMONSET = _PLUGIN_FULLNAME
 DEVICE_PLUGIN_CONTAINER = "nvidia-device-plugin-ctr"
 MPS_DAEMON_DAEMONSET = f"{_PLUGIN_FULLNAME}-mps-control-daemon"[:63].rstrip("-")
 MPS_DAEMON_CONTAINER = "mps-control-daemon-ctr"
+# What each value of nvidia.com/mig.config.state means for the node (mig-parted v0.15.0,
+# pkg/mig/reconfigure: pending -> rebooting -> success | failed).
+MIG_STATE_MEANING = {
+    "pending": "the manager is repartitioning the GPUs; the device plugin is paused",
+    "rebooting": "the node reboots to change MIG mode",
+    "failed": "mig-parted could not apply the layout; see the nvidia-mig-manager pod's log",
+}
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,10 @@ def is_mps_daemon(pod: Mapping) -> bool:
     ) == MPS_DAEMON_DAEMONSET or MPS_DAEMON_CONTAINER in _container_names(pod)
 
 
+def is_mig_manager(pod: Mapping) -> bool:
+    return _owner_daemonset(pod) == mig.NAME or mig.NAME in _container_names(pod)
+
+
 def _requests_gpu(pod: Mapping, resources: Iterable[str]) -> bool:
     """A pod holding (or about to hold) a GPU resource: extended resources are set in limits
     (and requests, if given, must equal them)."""
@@ -180,6 +193,7 @@ def expectations(settings: Settings) -> dict[str, Any]:
     profiles = {f"gpu-{name}": g.sharing for name, g in settings.gpu_node_groups.items()}
     pools = settings.karpenter_pools
     return {
+        "expectedMig": _expected_mig(settings),
         "expectedProfiles": profiles,
         "expectedPoolProfiles": {
             karpenter.node_pool_name(name): pool.sharing for name, pool in pools.items()
@@ -195,6 +209,23 @@ def expectations(settings: Settings) -> dict[str, Any]:
             ).values()
         ),
     }
+
+
+def _expected_mig(settings: Settings) -> dict[str, Any]:
+    """MIG profile -> its layout label and, per MIG-capable instance type it applies to, what
+    a node advertises: the report's `slicesPerNode` (SharingProfile.node_resources), GPUs x
+    slices x replicas per slice resource."""
+    expected = {}
+    for name, profile in settings.sharing.items():
+        if not profile.is_mig or profile.mig is None:
+            continue
+        resources = {
+            instance_type: profile.node_resources(facts.GPU_INSTANCES[instance_type])
+            for instance_type, gpu in facts.MIG_GPU_OF_INSTANCE.items()
+            if not profile.mig.problems_on(facts.MIG_GPUS[gpu])
+        }
+        expected[name] = {"layout": profile.mig.layout_name, "resources": resources}
+    return expected
 
 
 def _expected_profile(node: Mapping, state: Mapping[str, Any]) -> str | None:
@@ -220,6 +251,7 @@ def check_gpu_node(
     pods: list[Mapping],
     profiles: Mapping[str, Mapping[str, Any]],
     expected_profile: str | None = None,
+    expected_mig: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Result]:
     name = _name(node)
     labels = _labels(node)
@@ -254,8 +286,11 @@ def check_gpu_node(
     instance_type = labels.get(INSTANCE_TYPE_LABEL)
     instance = facts.GPU_INSTANCES.get(instance_type)
     config = profiles.get(profile or expected_profile or "")
+    mig_profile = (expected_mig or {}).get(profile or expected_profile or "")
     if instance is None:
         out.append(Result("allocatable", name, False, f"unknown GPU instance {instance_type}"))
+    elif mig_profile is not None:
+        out += check_mig_node(node, on_node, mig_profile, bottlerocket=bottlerocket)
     elif config is not None:
         resource, replicas, strategy = profile_capacity(config)
         expected = instance.gpus * replicas
@@ -274,6 +309,60 @@ def check_gpu_node(
                 else (_not_ready_detail(daemon[0]) if daemon else "no MPS control daemon")
             )
             out.append(Result("mps daemon", name, bool(ready), detail))
+    return out
+
+
+def check_mig_node(
+    node: Mapping, on_node: list[Mapping], expected: Mapping[str, Any], *, bottlerocket: bool
+) -> list[Result]:
+    """A node whose profile is MIG: its layout applied (AL2023: the manager's state label and
+    its pod), and every slice resource advertised as the stack computes it."""
+    name = _name(node)
+    labels = _labels(node)
+    out = []
+    if not bottlerocket:  # Bottlerocket partitions at boot: no manager, no state label
+        layout = labels.get(facts.MIG_CONFIG_LABEL)
+        state = labels.get(facts.MIG_CONFIG_STATE_LABEL)
+        if layout != expected["layout"]:
+            detail = f"{facts.MIG_CONFIG_LABEL}={layout!r}, expected {expected['layout']!r}"
+            out.append(Result("mig config", name, False, detail))
+        elif state != facts.MIG_CONFIG_STATE_SUCCESS:
+            if state is None:
+                why = f"no {facts.MIG_CONFIG_STATE_LABEL} label (the manager has not run)"
+            else:
+                why = f"{facts.MIG_CONFIG_STATE_LABEL}={state}"
+                if state in MIG_STATE_MEANING:
+                    why += f" ({MIG_STATE_MEANING[state]})"
+            out.append(Result("mig config", name, False, f"{layout}: {why}"))
+        else:
+            out.append(Result("mig config", name, True, f"{layout}: {state}"))
+        manager = [p for p in on_node if is_mig_manager(p)]
+        ready = [p for p in manager if _ready(p)]
+        detail = (
+            f"{_name(ready[0])} Ready"
+            if ready
+            else (_not_ready_detail(manager[0]) if manager else f"no {mig.NAME} pod")
+        )
+        out.append(Result("mig manager", name, bool(ready), detail))
+
+    instance_type = labels.get(INSTANCE_TYPE_LABEL, "")
+    wanted = (expected.get("resources") or {}).get(instance_type)
+    if wanted is None:
+        detail = f"the profile's layout {expected['layout']!r} does not apply to {instance_type}"
+        out.append(Result("allocatable", name, False, detail))
+        return out
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    wrong = [
+        f"{resource}={allocatable.get(resource, '0')}, expected {count}"
+        for resource, count in sorted(wanted.items())
+        if str(allocatable.get(resource, "0")) != str(count)
+    ]
+    gpus = facts.GPU_INSTANCES[instance_type].gpus
+    if wrong:
+        detail = "; ".join(wrong) + f" ({gpus} GPUs x slices x replicas)"
+    else:
+        detail = ", ".join(f"{r}={c}" for r, c in sorted(wanted.items()))
+    out.append(Result("allocatable", name, not wrong, detail))
     return out
 
 
@@ -401,11 +490,20 @@ def verify(state: Mapping[str, Any]) -> list[Result]:
     ]
     if not gpu_nodes:
         results.append(Result("gpu nodes", "-", False, "no node labelled as a GPU node"))
+    expected_mig = state.get("expectedMig") or {}
     for node in gpu_nodes:
-        results += check_gpu_node(node, pods, profiles, _expected_profile(node, state))
+        results += check_gpu_node(
+            node, pods, profiles, _expected_profile(node, state), expected_mig
+        )
     results += check_demo(pods, state.get("logs") or {})
     results += check_karpenter(state)
     gpu_resources = {facts.GPU_RESOURCE} | {profile_capacity(c)[0] for c in profiles.values()}
+    gpu_resources |= {
+        r
+        for m in expected_mig.values()
+        for per_type in (m.get("resources") or {}).values()
+        for r in per_type
+    }
     results += check_metrics(
         state.get("exporterPods") or [], state.get("metrics") or {}, pods, gpu_resources
     )
