@@ -14,7 +14,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 	time-tests render check verify outputs kubeconfig policy-venv checkov-venv schema
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -110,4 +110,4 @@ check: setup ## Render STACK, then check schemas, CRDs, plugin config, Helm valu
 	$(PY) -m eks_gpu_slicing.review.check $(STACK) $(if $(STACK_DIR),--dir $(STACK_DIR))
 
 verify: setup ## After `make up`: check GPU sharing works on STACK's cluster (KUBECONFIG_FILE=path skips the Pulumi CLI)
-	$(PY) -m eks_gpu_slicing.review.verify $(STACK) $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE))
+	$(PY) -m eks_gpu_slicing.review.verify $(STACK) $(if $(KUBECONFIG_FILE),--kubeconfig $(KUBECONFIG_FILE)) $(if $(STACK_DIR),--dir $(STACK_DIR))

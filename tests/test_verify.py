@@ -557,3 +557,16 @@ def test_renamed_and_mps_profiles_advertise_their_resource():
 def test_the_kubeconfig_output_is_read_as_json_text_or_a_mapping():
     assert verify.kubeconfig_dict('{"kind": "Config"}') == {"kind": "Config"}
     assert verify.kubeconfig_dict({"kind": "Config"}) == {"kind": "Config"}
+
+
+def test_a_stack_file_from_another_folder_and_a_broken_one_are_one_line(capsys, tmp_path):
+    """`make verify STACK=... STACK_DIR=examples` reads the stack file from that folder; a
+    stack file Pulumi could not read is one line too."""
+    (tmp_path / "Pulumi.broken.yaml").write_text("config:\n  eks-gpu-slicing:sharing: {a: 1\n")
+    assert verify.main(["broken", "--dir", str(tmp_path), "--kubeconfig", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Pulumi.broken.yaml, line" in err
+    # The example stack is found in examples/ and read; only the missing kubeconfig stops it.
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    assert verify.main(["mig", "--dir", str(examples), "--kubeconfig", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith("verify: cannot use the kubeconfig")

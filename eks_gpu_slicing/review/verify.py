@@ -30,6 +30,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -38,7 +39,7 @@ from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders import karpenter, mig
 from eks_gpu_slicing.builders.device_plugin import CONFIG_MAP_LABELS
 from eks_gpu_slicing.settings import ConfigError, Settings
-from eks_gpu_slicing.settings.stack_files import settings_of_stack
+from eks_gpu_slicing.settings.stack_files import StackFileError, settings_of_stack
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
@@ -627,16 +628,19 @@ def _sharing_config_map(core: Any, apps: Any, plain: Any, namespace: str) -> dic
     return found[0] if found else None
 
 
-def read_cluster(stack: str, kubeconfig: str | None) -> dict:
-    """The collected state of the stack's cluster; VerifyError when it cannot be read."""
+def read_cluster(stack: str, kubeconfig: str | None, root: Path | None = None) -> dict:
+    """The collected state of the stack's cluster; VerifyError when it cannot be read.
+    `root`: the folder of the stack file (default: the repository's)."""
     from kubernetes import config as kube_config
     from kubernetes.client import ApiException
     from urllib3.exceptions import HTTPError
 
     try:
-        settings = settings_of_stack(stack)
+        settings = settings_of_stack(stack, **({"root": root} if root else {}))
     except FileNotFoundError:
         raise VerifyError(f"no stack file Pulumi.{stack}.yaml") from None
+    except StackFileError as exc:
+        raise VerifyError(str(exc)) from None
     except ConfigError as exc:
         raise VerifyError(f"Pulumi.{stack}.yaml is not valid: {exc}") from None
     try:
@@ -664,13 +668,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stack", help="stack name")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: the stack's output)")
     parser.add_argument("--state", help="a collected state as JSON, instead of a cluster")
+    parser.add_argument(
+        "--dir", type=Path, help="folder of the stack file (default: the repository root)"
+    )
     args = parser.parse_args(argv)
     if args.state:
         with open(args.state) as f:
             state = json.load(f)
     else:
         try:
-            state = read_cluster(args.stack, args.kubeconfig)
+            state = read_cluster(args.stack, args.kubeconfig, args.dir)
         except VerifyError as exc:
             print(f"verify: {exc}", file=sys.stderr)
             return 2
