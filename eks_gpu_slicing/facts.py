@@ -511,7 +511,10 @@ MIG_CONFIG_STATE_SUCCESS = "success"
 MIG_DEPLOY_DEVICE_PLUGIN_LABEL = "nvidia.com/gpu.deploy.device-plugin"
 MIG_DEPLOY_GFD_LABEL = "nvidia.com/gpu.deploy.gpu-feature-discovery"
 MIG_DEPLOY_DCGM_EXPORTER_LABEL = "nvidia.com/gpu.deploy.dcgm-exporter"
-MIG_DEPLOY_CLIENT_LABEL = "nvidia.com/gpu.deploy.client"  # v0.15.0: any other DaemonSet
+# v0.15.0, for any other DaemonSet: paused only where the node has it, then waited for by
+# nodeSelector key (waitForPodsWithNodeSelector), in all namespaces; restored to "true".
+MIG_DEPLOY_CLIENT_LABEL = "nvidia.com/gpu.deploy.client"
+MIG_DEPLOY_CLIENT_VALUE = "true"
 MIG_PAUSED_VALUE = "paused-for-mig-change"
 # Our label on nodes whose profile is MIG: the mig-manager DaemonSet selects on it.
 MIG_NODE_LABEL = "eks-gpu-slicing/mig"

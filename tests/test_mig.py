@@ -18,6 +18,7 @@ from eks_gpu_slicing.builders import bottlerocket, device_plugin, gpu_metrics, k
 from eks_gpu_slicing.builders.workloads import gpu_node_group_labels, virtual_gpu_capacity
 from eks_gpu_slicing.review.mocks import run_program
 from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
+from tests.k8s_semantics import affinity_matches, selector_matches
 
 A100_40 = facts.MIG_GPUS["A100-40GB"]
 H100 = facts.MIG_GPUS["H100-80GB"]
@@ -352,25 +353,139 @@ def test_mig_manager_daemon_set_follows_the_upstream_example():
 def test_clients_step_aside_only_with_mig():
     plain = device_plugin.helm_values(config_map_name="cm", default_profile="d", checksum="c")
     assert "affinity" not in plain
+    assert facts.MIG_DEPLOY_CLIENT_LABEL not in plain["nodeSelector"]
     paused = device_plugin.helm_values(
         config_map_name="cm", default_profile="d", checksum="c", mig=True
     )
-    (term,) = paused["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+    terms = paused["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
-    keys = {e["key"]: e for e in term["matchExpressions"]}
-    assert keys[facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL] == {
-        "key": facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
-        "operator": "NotIn",
-        "values": [facts.MIG_PAUSED_VALUE],
-    }
+    for term in terms:
+        keys = {e["key"]: e for e in term["matchExpressions"]}
+        assert keys[facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL] == {
+            "key": facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
+            "operator": "NotIn",
+            "values": [facts.MIG_PAUSED_VALUE],
+        }
     metrics = gpu_metrics.helm_values(GpuMetricsSettings(), ["nvidia.com/gpu"])
     assert "affinity" not in metrics
+    assert facts.MIG_DEPLOY_CLIENT_LABEL not in metrics["nodeSelector"]
     metrics = gpu_metrics.helm_values(GpuMetricsSettings(), ["nvidia.com/gpu"], mig=True)
     (term,) = metrics["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
     assert term["matchExpressions"][0]["key"] == facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL
+
+
+# What k8s-mig-manager v0.15.0 does to a node's labels (pkg/mig/reconfigure/reconfigure.go):
+# state pending, every gpu.deploy.* label paused (gpu.deploy.client only where the node has
+# it), then, after the GPU clients are gone and the layout is applied, back to true, success.
+_MANAGER_PAUSES = (
+    facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
+    facts.MIG_DEPLOY_GFD_LABEL,
+    facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL,
+)
+
+
+def _manager_pauses(labels: dict[str, str]) -> dict[str, str]:
+    paused = {**labels, facts.MIG_CONFIG_STATE_LABEL: "pending"}
+    paused.update({label: facts.MIG_PAUSED_VALUE for label in _MANAGER_PAUSES})
+    if facts.MIG_DEPLOY_CLIENT_LABEL in labels:
+        paused[facts.MIG_DEPLOY_CLIENT_LABEL] = facts.MIG_PAUSED_VALUE
+    return paused
+
+
+def _manager_succeeds(labels: dict[str, str]) -> dict[str, str]:
+    done = {**labels, facts.MIG_CONFIG_STATE_LABEL: facts.MIG_CONFIG_STATE_SUCCESS}
+    done.update({label: "true" for label in _MANAGER_PAUSES})
+    if facts.MIG_DEPLOY_CLIENT_LABEL in labels:
+        done[facts.MIG_DEPLOY_CLIENT_LABEL] = facts.MIG_DEPLOY_CLIENT_VALUE
+    return done
+
+
+def _runs_on(values: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether the DaemonSet of these chart values places a pod on a node with `labels`."""
+    if not selector_matches(values["nodeSelector"], labels):
+        return False
+    return "affinity" not in values or affinity_matches(values["affinity"], labels)
+
+
+def _client_values() -> dict[str, dict[str, Any]]:
+    return {
+        "device plugin": device_plugin.helm_values(
+            config_map_name="cm", default_profile="d", checksum="c", mig=True
+        ),
+        "dcgm-exporter": gpu_metrics.helm_values(
+            GpuMetricsSettings(), ["nvidia.com/gpu"], mig=True
+        ),
+    }
+
+
+def test_the_manager_waits_for_our_device_plugin_and_dcgm_exporter(settings):
+    """v0.15.0 waits only for pods with the GPU Operator's `app=` labels in one namespace, and
+    for DaemonSet pods in any namespace whose nodeSelector has nvidia.com/gpu.deploy.client:
+    our plugin and exporter must be the latter, and leave the node once it is paused."""
+    group = settings.gpu_node_groups["a100"]
+    node = gpu_node_group_labels(group.sharing, settings.profile_of(group), mig_manager=True)
+    partitioned = _manager_succeeds(node)
+    for name, values in _client_values().items():
+        assert facts.MIG_DEPLOY_CLIENT_LABEL in values["nodeSelector"], name
+        assert _runs_on(values, partitioned), name
+        assert not _runs_on(values, _manager_pauses(partitioned)), name
+        assert _runs_on(values, _manager_succeeds(_manager_pauses(partitioned))), name
+
+
+def test_every_gpu_node_of_a_mig_stack_carries_the_client_label(settings):
+    """Groups and pools alike (one label function), MIG or not, AL2023 or Bottlerocket (the
+    exporter runs on all of them); stacks without the manager keep their labels as they were."""
+    pool = settings.karpenter_pools["h200"]
+    pool_labels = karpenter.node_pool(
+        pool_name="h200",
+        pool=pool,
+        profile=settings.sharing[pool.sharing],
+        node_class_name="nc",
+        mig_manager=True,
+    )["spec"]["template"]["metadata"]["labels"]
+    for labels in [
+        pool_labels,
+        gpu_node_group_labels("default", settings.sharing["default"], mig_manager=True),
+        gpu_node_group_labels(
+            "default", settings.sharing["default"], bottlerocket=True, mig_manager=True
+        ),
+    ]:
+        assert labels[facts.MIG_DEPLOY_CLIENT_LABEL] == facts.MIG_DEPLOY_CLIENT_VALUE
+    assert facts.MIG_DEPLOY_CLIENT_LABEL not in gpu_node_group_labels(
+        "default", settings.sharing["default"]
+    )
+    assert (
+        facts.MIG_DEPLOY_CLIENT_LABEL
+        not in karpenter.node_pool(
+            pool_name="h200",
+            pool=pool,
+            profile=settings.sharing[pool.sharing],
+            node_class_name="nc",
+        )["spec"]["template"]["metadata"]["labels"]
+    )
+
+
+def test_the_device_plugin_waits_for_the_layout_on_mig_nodes(settings):
+    """A GPU whose MIG mode is still off is advertised whole (device_map.go, v0.20.0): on a MIG
+    node the plugin starts only once the manager reports success, and never where it failed.
+    Nodes without MIG keep their plugin from the start."""
+    plugin = _client_values()["device plugin"]
+    group = settings.gpu_node_groups["a100"]
+    new_mig_node = gpu_node_group_labels(
+        group.sharing, settings.profile_of(group), mig_manager=True
+    )
+    assert not _runs_on(plugin, new_mig_node)
+    assert not _runs_on(plugin, _manager_pauses(new_mig_node))
+    assert not _runs_on(plugin, {**new_mig_node, facts.MIG_CONFIG_STATE_LABEL: "failed"})
+    assert _runs_on(plugin, _manager_succeeds(_manager_pauses(new_mig_node)))
+    plain_node = gpu_node_group_labels("default", settings.sharing["default"], mig_manager=True)
+    assert _runs_on(plugin, plain_node)
+    # The manager itself does not wait for the plugin: it runs on the new node.
+    manager = mig.daemon_set(namespace="n", config_map_name="cm", gpu_clients_namespace="n")
+    assert selector_matches(manager["spec"]["template"]["spec"]["nodeSelector"], new_mig_node)
 
 
 def test_node_overlays_carry_slices_per_instance_type(settings):
