@@ -239,6 +239,54 @@ def test_bottlerocket_takes_only_a_uniform_single_layout(profile):
     assert any(p.startswith("gpuNodeGroups.a100: profile 'probe'") for p in problems), problems
 
 
+def _bottlerocket_cases(supported: bool) -> list[tuple[str, str]]:
+    """(instance type, profile) for each MIG GPU's profiles Bottlerocket does (not) know."""
+    instance_of = {gpu: instance for instance, gpu in facts.MIG_GPU_OF_INSTANCE.items()}
+    return [
+        (instance_of[gpu.name], name)
+        for gpu in facts.MIG_GPUS.values()
+        for name in gpu.profiles
+        if (name in gpu.bottlerocket_profiles) == supported
+    ]
+
+
+@pytest.mark.parametrize(("instance_type", "slice_name"), _bottlerocket_cases(supported=False))
+def test_bottlerocket_refuses_a_profile_its_mig_manager_does_not_know(instance_type, slice_name):
+    """nvidia-migmanager (mig_profile.rs) turns an unknown profile into one 7g slice per GPU:
+    all-4g.* (and the 1g profiles it lacks on a GPU) would give the wrong slices silently."""
+    raw = bottlerocket_a100(mig_profile(f"all-{slice_name}", "single"))
+    raw["gpuNodeGroups"]["a100"]["instanceType"] = instance_type
+    problems = problems_of(raw)
+    assert any(
+        p.startswith("gpuNodeGroups.a100: profile 'probe'") and f"no {slice_name} " in p
+        for p in problems
+    ), problems
+
+
+@pytest.mark.parametrize(("instance_type", "slice_name"), _bottlerocket_cases(supported=True))
+def test_bottlerocket_takes_each_profile_its_mig_manager_knows(instance_type, slice_name):
+    raw = bottlerocket_a100(mig_profile(f"all-{slice_name}", "single"))
+    raw["gpuNodeGroups"]["a100"]["instanceType"] = instance_type
+    profile = load_settings(raw, stack="t").sharing["probe"]
+    gpu = facts.mig_gpu(instance_type)
+    table = bottlerocket.device_plugin_settings(profile)["mig"]["profile"]
+    assert table[gpu.bottlerocket_key] == slice_name
+    # Only GPUs whose Bottlerocket profiles include it get an entry.
+    assert all(
+        slice_name in g.bottlerocket_profiles
+        for g in facts.MIG_GPUS.values()
+        if g.bottlerocket_key in table
+    )
+
+
+def test_bottlerocket_profiles_are_profiles_of_their_gpu():
+    for gpu in facts.MIG_GPUS.values():
+        assert set(gpu.bottlerocket_profiles) <= set(gpu.profiles), gpu.name
+        # Its fallback, the whole GPU, is always among them.
+        whole = [n for n, p in gpu.profiles.items() if p.compute_slices == facts.MIG_COMPUTE_SLICES]
+        assert set(whole) <= set(gpu.bottlerocket_profiles), gpu.name
+
+
 def test_bottlerocket_uniform_single_is_accepted_and_written_to_its_settings():
     settings = load_settings(bottlerocket_a100(mig_profile("all-1g.5gb", "single")), stack="t")
     profile = settings.sharing["probe"]
