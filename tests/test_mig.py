@@ -18,6 +18,7 @@ from eks_gpu_slicing.builders import bottlerocket, device_plugin, gpu_metrics, k
 from eks_gpu_slicing.builders.workloads import gpu_node_group_labels, virtual_gpu_capacity
 from eks_gpu_slicing.review.mocks import run_program
 from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
+from eks_gpu_slicing.settings.sharing import MigSettings
 from tests.k8s_semantics import affinity_matches, selector_matches
 
 A100_40 = facts.MIG_GPUS["A100-40GB"]
@@ -218,6 +219,15 @@ def with_profile(profile: dict[str, Any], group: str = "a100") -> dict[str, Any]
 def test_bad_mig_profiles_are_refused_by_key_path(raw, expected):
     problems = problems_of(raw)
     assert any(expected in p for p in problems), problems
+
+
+def test_an_unknown_key_under_mig_lists_the_mig_keys():
+    raw = with_profile(mig_profile("all-1g.5gb", "single"))
+    raw["sharing"]["probe"]["mig"] |= {"lyout": "all-1g.5gb", "partition": True}
+    problems = problems_of(raw)
+    assert "sharing.probe.mig.lyout: unknown key; did you mean 'layout'?" in problems
+    known = ", ".join(sorted(f.alias or n for n, f in MigSettings.model_fields.items()))
+    assert f"sharing.probe.mig.partition: unknown key; known keys: {known}" in problems
 
 
 def bottlerocket_a100(profile: dict[str, Any]) -> dict[str, Any]:
