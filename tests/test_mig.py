@@ -6,6 +6,7 @@ Expected counts come from facts.MIG_GPUS (profiles, max counts, all-balanced), n
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pulumi_kubernetes as k8s
@@ -113,7 +114,52 @@ def test_profiles_fill_at_most_one_gpu_and_balanced_fits(gpu):
         # The name says the compute slices.
         assert profile.name.startswith(f"{profile.compute_slices}g.")
     assert set(gpu.balanced) <= set(gpu.profiles)
-    assert sum(gpu.profiles[n].compute_slices * c for n, c in gpu.balanced.items()) <= 7
+    compute = sum(gpu.profiles[n].compute_slices * c for n, c in gpu.balanced.items())
+    assert compute <= facts.MIG_COMPUTE_SLICES
+
+
+# mig-parted's catalogue at the pinned version, in the upstream reference folder beside the
+# repository (as test_upstream_reference.py finds it).
+MIG_PARTED_REFERENCE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "reference"
+    / f"mig-parted-{facts.MIG_MANAGER_VERSION.removeprefix('v')}"
+)
+
+
+def _catalogue_entry(layout: str, gpu: facts.MigGpu) -> dict[str, int] | None:
+    """The mig-devices config-default.yaml's `layout` gives this GPU: the entry whose
+    device-filter names its PCI ID, else the one without a filter (any GPU)."""
+    path = MIG_PARTED_REFERENCE / "config-default.yaml"
+    entries = yaml.safe_load(path.read_text())["mig-configs"].get(layout, [])
+    for entry in entries:
+        if gpu.pci_device_id in entry.get("device-filter", []):
+            return entry["mig-devices"]
+    unfiltered = [e for e in entries if "device-filter" not in e]
+    return unfiltered[0]["mig-devices"] if unfiltered else None
+
+
+@pytest.mark.skipif(
+    not MIG_PARTED_REFERENCE.is_dir(), reason=f"no upstream reference at {MIG_PARTED_REFERENCE}"
+)
+@pytest.mark.parametrize("gpu", facts.MIG_GPUS.values(), ids=lambda g: g.name)
+def test_mig_facts_agree_with_mig_parted_catalogue(gpu):
+    """PCI IDs, max counts (the all-<profile> layouts) and all-balanced per GPU, as
+    mig-parted's config-default.yaml has them; and no all-<profile> filtered to this GPU is
+    missing from the facts (media-extension and graphics profiles aside)."""
+    balanced = _catalogue_entry(facts.MIG_BALANCED_LAYOUT, gpu)
+    assert balanced == gpu.balanced, "its PCI ID matches no all-balanced entry, or the mix differs"
+    for name, profile in gpu.profiles.items():
+        assert _catalogue_entry(f"all-{name}", gpu) == {name: profile.max_count}, name
+    configs = yaml.safe_load((MIG_PARTED_REFERENCE / "config-default.yaml").read_text())
+    for layout, entries in configs["mig-configs"].items():
+        for entry in entries:
+            if gpu.pci_device_id not in entry.get("device-filter", []):
+                continue
+            names = [n for n in entry["mig-devices"] if "+" not in n]
+            if layout != facts.MIG_BALANCED_LAYOUT:
+                assert set(names) <= set(gpu.profiles), (layout, names)
 
 
 def test_h200_profiles_are_those_nvidia_smi_listed_without_media_extensions():
