@@ -622,6 +622,18 @@ def test_report_agrees_with_the_facts(settings):
     assert settings.virtual_gpu_capacity("h100-custom") == sum(CUSTOM.values()) * P5.gpus * 2
 
 
+def test_slice_prices_are_weighted_by_compute_slices_and_add_up_to_the_node(settings):
+    h100 = virtual_gpu_capacity(settings.gpu_node_groups["h100"], settings.sharing["h100-custom"])
+    prices = h100["usdPerSliceHour"]
+    small, large = (H100.profiles[n] for n in CUSTOM)
+    ratio = prices[large.resource_name] / prices[small.resource_name]
+    assert ratio == pytest.approx(large.compute_slices / small.compute_slices, rel=1e-3)
+    node = sum(prices[r] * n for r, n in h100["slicesPerNode"].items())
+    assert node == pytest.approx(P5.usd_per_hour, rel=1e-3)
+    a100 = virtual_gpu_capacity(settings.gpu_node_groups["a100"], settings.sharing["a100-small"])
+    assert a100["usdPerSliceHour"] == {facts.GPU_RESOURCE: a100["usdPerVirtualGpuHour"]}
+
+
 def test_dcgm_resource_names_cover_every_slice(settings):
     names = settings.gpu_resource_names()
     assert {H100.profiles[n].resource_name for n in CUSTOM} <= names

@@ -212,7 +212,36 @@ def virtual_gpu_capacity(
         report["migStrategy"] = profile.mig.strategy
         report["slicesPerNode"] = profile.node_resources(instance)
         report["sliceMemoryGiB"] = profile.slice_memory_gib(instance)
+        report["usdPerSliceHour"] = mig_slice_prices(profile, instance)
     return report
+
+
+def mig_slice_prices(
+    profile: SharingProfile, instance: facts.GpuInstance
+) -> dict[str, float | None]:
+    """MIG: resource -> on-demand USD per hour of one of its devices.
+
+    Each GPU's share of the node price is split between the layout's slices by compute slices
+    (a 3g slice costs three times a 1g one; slices the layout leaves unused cost nothing
+    extra, the used ones carry them), then between a slice's time-sliced replicas. The devices
+    of a node add up to its price. usdPerVirtualGpuHour averages over unlike slices instead.
+    """
+    gpu = facts.mig_gpu(instance.name)
+    if profile.mig is None or gpu is None:
+        return {}
+    slices = profile.mig.slices_on(gpu)
+    used = sum(gpu.profiles[n].compute_slices * c for n, c in slices.items())
+    per_gpu = instance.usd_per_hour / instance.gpus if instance.usd_per_hour is not None else None
+    replicas = profile.replicas or 1
+
+    def price(name: str) -> float | None:
+        if per_gpu is None or not used:
+            return None
+        return round(per_gpu * gpu.profiles[name].compute_slices / used / replicas, 4)
+
+    if profile.mig.strategy == "single":
+        return {facts.GPU_RESOURCE: price(next(iter(slices)))}
+    return {gpu.profiles[n].resource_name: price(n) for n in slices}
 
 
 def demo_deployment(
