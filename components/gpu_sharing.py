@@ -205,7 +205,10 @@ class GpuSharing(pulumi.ComponentResource):
                     ami_type=group.ami_type,
                     labels={
                         **gpu_node_group_labels(
-                            group.sharing, s.profile_of(group), bottlerocket=group.bottlerocket
+                            group.sharing,
+                            s.profile_of(group),
+                            bottlerocket=group.bottlerocket,
+                            mig_manager=bool(s.mig_layouts),
                         ),
                         **cluster.extra_gpu_node_labels,
                     },
@@ -305,6 +308,7 @@ class GpuSharing(pulumi.ComponentResource):
                 controller_depends_on=cluster.system_ready,
                 namespace_depends_on=self.namespaces.depends_on(s.karpenter.namespace),
                 extra_node_labels=cluster.extra_gpu_node_labels,
+                mig_manager=bool(s.mig_layouts),
                 pod_identity_agent_installed=cluster.pod_identity_agent_installed,
                 tags=self._args.tags,
             ),

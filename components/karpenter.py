@@ -45,6 +45,8 @@ class KarpenterArgs:
     pod_identity_agent_installed: bool = False
     # Labels every pool's nodes carry beyond the sharing ones (see GpuSharing).
     extra_node_labels: Mapping[str, str] = field(default_factory=dict)
+    # The stack runs the MIG manager: pool nodes carry its GPU-client label (docs/mig.md).
+    mig_manager: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -107,6 +109,7 @@ class Karpenter(pulumi.ComponentResource):
                 pool=pool,
                 profile=args.profiles[pool.sharing],
                 node_class_name=node_class.metadata.apply(lambda m: m["name"]),
+                mig_manager=args.mig_manager,
             )
             if args.extra_node_labels:
                 template = manifest["spec"]["template"]["metadata"]

@@ -511,7 +511,10 @@ MIG_CONFIG_STATE_SUCCESS = "success"
 MIG_DEPLOY_DEVICE_PLUGIN_LABEL = "nvidia.com/gpu.deploy.device-plugin"
 MIG_DEPLOY_GFD_LABEL = "nvidia.com/gpu.deploy.gpu-feature-discovery"
 MIG_DEPLOY_DCGM_EXPORTER_LABEL = "nvidia.com/gpu.deploy.dcgm-exporter"
-MIG_DEPLOY_CLIENT_LABEL = "nvidia.com/gpu.deploy.client"  # v0.15.0: any other DaemonSet
+# v0.15.0, for any other DaemonSet: paused only where the node has it, then waited for by
+# nodeSelector key (waitForPodsWithNodeSelector), in all namespaces; restored to "true".
+MIG_DEPLOY_CLIENT_LABEL = "nvidia.com/gpu.deploy.client"
+MIG_DEPLOY_CLIENT_VALUE = "true"
 MIG_PAUSED_VALUE = "paused-for-mig-change"
 # Our label on nodes whose profile is MIG: the mig-manager DaemonSet selects on it.
 MIG_NODE_LABEL = "eks-gpu-slicing/mig"
@@ -552,6 +555,10 @@ class MigGpu:
     bottlerocket_key: str  # key under settings.kubelet-device-plugins.nvidia.mig.profile
     profiles: dict[str, MigProfile]
     balanced: dict[str, int]
+    # The profiles Bottlerocket's nvidia-migmanager knows for this GPU (src/mig_profile.rs,
+    # one `all-<profile>` layout each). It maps any other value to the whole-GPU 7g profile
+    # (serde `other`), so a profile not listed here would silently give one slice per GPU.
+    bottlerocket_profiles: tuple[str, ...] = ()
 
 
 def _mig_profiles(rows: list[tuple[str, int, int, float, int]]) -> dict[str, MigProfile]:
@@ -580,6 +587,7 @@ MIG_GPUS: dict[str, MigGpu] = {
             ]
         ),
         {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1},
+        bottlerocket_profiles=("1g.5gb", "2g.10gb", "3g.20gb", "7g.40gb"),
     ),
     "A100-80GB": MigGpu(
         "A100-80GB",
@@ -596,6 +604,7 @@ MIG_GPUS: dict[str, MigGpu] = {
             ]
         ),
         {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1},
+        bottlerocket_profiles=("1g.10gb", "2g.20gb", "3g.40gb", "7g.80gb"),
     ),
     "H100-80GB": MigGpu(
         "H100-80GB",
@@ -612,6 +621,7 @@ MIG_GPUS: dict[str, MigGpu] = {
             ]
         ),
         {"1g.10gb": 2, "2g.20gb": 1, "3g.40gb": 1},
+        bottlerocket_profiles=("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "7g.80gb"),
     ),
     "H200-141GB": MigGpu(
         "H200-141GB",
@@ -628,6 +638,7 @@ MIG_GPUS: dict[str, MigGpu] = {
             ]
         ),
         {"1g.18gb": 2, "2g.35gb": 1, "3g.71gb": 1},
+        bottlerocket_profiles=("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "7g.141gb"),
     ),
 }
 

@@ -6,6 +6,7 @@ Expected counts come from facts.MIG_GPUS (profiles, max counts, all-balanced), n
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pulumi_kubernetes as k8s
@@ -18,6 +19,8 @@ from eks_gpu_slicing.builders import bottlerocket, device_plugin, gpu_metrics, k
 from eks_gpu_slicing.builders.workloads import gpu_node_group_labels, virtual_gpu_capacity
 from eks_gpu_slicing.review.mocks import run_program
 from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
+from eks_gpu_slicing.settings.sharing import MigSettings
+from tests.k8s_semantics import affinity_matches, selector_matches
 
 A100_40 = facts.MIG_GPUS["A100-40GB"]
 H100 = facts.MIG_GPUS["H100-80GB"]
@@ -111,7 +114,52 @@ def test_profiles_fill_at_most_one_gpu_and_balanced_fits(gpu):
         # The name says the compute slices.
         assert profile.name.startswith(f"{profile.compute_slices}g.")
     assert set(gpu.balanced) <= set(gpu.profiles)
-    assert sum(gpu.profiles[n].compute_slices * c for n, c in gpu.balanced.items()) <= 7
+    compute = sum(gpu.profiles[n].compute_slices * c for n, c in gpu.balanced.items())
+    assert compute <= facts.MIG_COMPUTE_SLICES
+
+
+# mig-parted's catalogue at the pinned version, in the upstream reference folder beside the
+# repository (as test_upstream_reference.py finds it).
+MIG_PARTED_REFERENCE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "reference"
+    / f"mig-parted-{facts.MIG_MANAGER_VERSION.removeprefix('v')}"
+)
+
+
+def _catalogue_entry(layout: str, gpu: facts.MigGpu) -> dict[str, int] | None:
+    """The mig-devices config-default.yaml's `layout` gives this GPU: the entry whose
+    device-filter names its PCI ID, else the one without a filter (any GPU)."""
+    path = MIG_PARTED_REFERENCE / "config-default.yaml"
+    entries = yaml.safe_load(path.read_text())["mig-configs"].get(layout, [])
+    for entry in entries:
+        if gpu.pci_device_id in entry.get("device-filter", []):
+            return entry["mig-devices"]
+    unfiltered = [e for e in entries if "device-filter" not in e]
+    return unfiltered[0]["mig-devices"] if unfiltered else None
+
+
+@pytest.mark.skipif(
+    not MIG_PARTED_REFERENCE.is_dir(), reason=f"no upstream reference at {MIG_PARTED_REFERENCE}"
+)
+@pytest.mark.parametrize("gpu", facts.MIG_GPUS.values(), ids=lambda g: g.name)
+def test_mig_facts_agree_with_mig_parted_catalogue(gpu):
+    """PCI IDs, max counts (the all-<profile> layouts) and all-balanced per GPU, as
+    mig-parted's config-default.yaml has them; and no all-<profile> filtered to this GPU is
+    missing from the facts (media-extension and graphics profiles aside)."""
+    balanced = _catalogue_entry(facts.MIG_BALANCED_LAYOUT, gpu)
+    assert balanced == gpu.balanced, "its PCI ID matches no all-balanced entry, or the mix differs"
+    for name, profile in gpu.profiles.items():
+        assert _catalogue_entry(f"all-{name}", gpu) == {name: profile.max_count}, name
+    configs = yaml.safe_load((MIG_PARTED_REFERENCE / "config-default.yaml").read_text())
+    for layout, entries in configs["mig-configs"].items():
+        for entry in entries:
+            if gpu.pci_device_id not in entry.get("device-filter", []):
+                continue
+            names = [n for n in entry["mig-devices"] if "+" not in n]
+            if layout != facts.MIG_BALANCED_LAYOUT:
+                assert set(names) <= set(gpu.profiles), (layout, names)
 
 
 def test_h200_profiles_are_those_nvidia_smi_listed_without_media_extensions():
@@ -219,6 +267,15 @@ def test_bad_mig_profiles_are_refused_by_key_path(raw, expected):
     assert any(expected in p for p in problems), problems
 
 
+def test_an_unknown_key_under_mig_lists_the_mig_keys():
+    raw = with_profile(mig_profile("all-1g.5gb", "single"))
+    raw["sharing"]["probe"]["mig"] |= {"lyout": "all-1g.5gb", "partition": True}
+    problems = problems_of(raw)
+    assert "sharing.probe.mig.lyout: unknown key; did you mean 'layout'?" in problems
+    known = ", ".join(sorted(f.alias or n for n, f in MigSettings.model_fields.items()))
+    assert f"sharing.probe.mig.partition: unknown key; known keys: {known}" in problems
+
+
 def bottlerocket_a100(profile: dict[str, Any]) -> dict[str, Any]:
     raw = with_profile(profile)
     raw["gpuNodeGroups"]["a100"]["amiType"] = facts.BOTTLEROCKET_GPU_AMI_TYPE
@@ -236,6 +293,54 @@ def bottlerocket_a100(profile: dict[str, Any]) -> dict[str, Any]:
 def test_bottlerocket_takes_only_a_uniform_single_layout(profile):
     problems = problems_of(bottlerocket_a100(profile))
     assert any(p.startswith("gpuNodeGroups.a100: profile 'probe'") for p in problems), problems
+
+
+def _bottlerocket_cases(supported: bool) -> list[tuple[str, str]]:
+    """(instance type, profile) for each MIG GPU's profiles Bottlerocket does (not) know."""
+    instance_of = {gpu: instance for instance, gpu in facts.MIG_GPU_OF_INSTANCE.items()}
+    return [
+        (instance_of[gpu.name], name)
+        for gpu in facts.MIG_GPUS.values()
+        for name in gpu.profiles
+        if (name in gpu.bottlerocket_profiles) == supported
+    ]
+
+
+@pytest.mark.parametrize(("instance_type", "slice_name"), _bottlerocket_cases(supported=False))
+def test_bottlerocket_refuses_a_profile_its_mig_manager_does_not_know(instance_type, slice_name):
+    """nvidia-migmanager (mig_profile.rs) turns an unknown profile into one 7g slice per GPU:
+    all-4g.* (and the 1g profiles it lacks on a GPU) would give the wrong slices silently."""
+    raw = bottlerocket_a100(mig_profile(f"all-{slice_name}", "single"))
+    raw["gpuNodeGroups"]["a100"]["instanceType"] = instance_type
+    problems = problems_of(raw)
+    assert any(
+        p.startswith("gpuNodeGroups.a100: profile 'probe'") and f"no {slice_name} " in p
+        for p in problems
+    ), problems
+
+
+@pytest.mark.parametrize(("instance_type", "slice_name"), _bottlerocket_cases(supported=True))
+def test_bottlerocket_takes_each_profile_its_mig_manager_knows(instance_type, slice_name):
+    raw = bottlerocket_a100(mig_profile(f"all-{slice_name}", "single"))
+    raw["gpuNodeGroups"]["a100"]["instanceType"] = instance_type
+    profile = load_settings(raw, stack="t").sharing["probe"]
+    gpu = facts.mig_gpu(instance_type)
+    table = bottlerocket.device_plugin_settings(profile)["mig"]["profile"]
+    assert table[gpu.bottlerocket_key] == slice_name
+    # Only GPUs whose Bottlerocket profiles include it get an entry.
+    assert all(
+        slice_name in g.bottlerocket_profiles
+        for g in facts.MIG_GPUS.values()
+        if g.bottlerocket_key in table
+    )
+
+
+def test_bottlerocket_profiles_are_profiles_of_their_gpu():
+    for gpu in facts.MIG_GPUS.values():
+        assert set(gpu.bottlerocket_profiles) <= set(gpu.profiles), gpu.name
+        # Its fallback, the whole GPU, is always among them.
+        whole = [n for n, p in gpu.profiles.items() if p.compute_slices == facts.MIG_COMPUTE_SLICES]
+        assert set(whole) <= set(gpu.bottlerocket_profiles), gpu.name
 
 
 def test_bottlerocket_uniform_single_is_accepted_and_written_to_its_settings():
@@ -352,25 +457,139 @@ def test_mig_manager_daemon_set_follows_the_upstream_example():
 def test_clients_step_aside_only_with_mig():
     plain = device_plugin.helm_values(config_map_name="cm", default_profile="d", checksum="c")
     assert "affinity" not in plain
+    assert facts.MIG_DEPLOY_CLIENT_LABEL not in plain["nodeSelector"]
     paused = device_plugin.helm_values(
         config_map_name="cm", default_profile="d", checksum="c", mig=True
     )
-    (term,) = paused["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+    terms = paused["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
-    keys = {e["key"]: e for e in term["matchExpressions"]}
-    assert keys[facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL] == {
-        "key": facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
-        "operator": "NotIn",
-        "values": [facts.MIG_PAUSED_VALUE],
-    }
+    for term in terms:
+        keys = {e["key"]: e for e in term["matchExpressions"]}
+        assert keys[facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL] == {
+            "key": facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
+            "operator": "NotIn",
+            "values": [facts.MIG_PAUSED_VALUE],
+        }
     metrics = gpu_metrics.helm_values(GpuMetricsSettings(), ["nvidia.com/gpu"])
     assert "affinity" not in metrics
+    assert facts.MIG_DEPLOY_CLIENT_LABEL not in metrics["nodeSelector"]
     metrics = gpu_metrics.helm_values(GpuMetricsSettings(), ["nvidia.com/gpu"], mig=True)
     (term,) = metrics["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"
     ]
     assert term["matchExpressions"][0]["key"] == facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL
+
+
+# What k8s-mig-manager v0.15.0 does to a node's labels (pkg/mig/reconfigure/reconfigure.go):
+# state pending, every gpu.deploy.* label paused (gpu.deploy.client only where the node has
+# it), then, after the GPU clients are gone and the layout is applied, back to true, success.
+_MANAGER_PAUSES = (
+    facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
+    facts.MIG_DEPLOY_GFD_LABEL,
+    facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL,
+)
+
+
+def _manager_pauses(labels: dict[str, str]) -> dict[str, str]:
+    paused = {**labels, facts.MIG_CONFIG_STATE_LABEL: "pending"}
+    paused.update({label: facts.MIG_PAUSED_VALUE for label in _MANAGER_PAUSES})
+    if facts.MIG_DEPLOY_CLIENT_LABEL in labels:
+        paused[facts.MIG_DEPLOY_CLIENT_LABEL] = facts.MIG_PAUSED_VALUE
+    return paused
+
+
+def _manager_succeeds(labels: dict[str, str]) -> dict[str, str]:
+    done = {**labels, facts.MIG_CONFIG_STATE_LABEL: facts.MIG_CONFIG_STATE_SUCCESS}
+    done.update({label: "true" for label in _MANAGER_PAUSES})
+    if facts.MIG_DEPLOY_CLIENT_LABEL in labels:
+        done[facts.MIG_DEPLOY_CLIENT_LABEL] = facts.MIG_DEPLOY_CLIENT_VALUE
+    return done
+
+
+def _runs_on(values: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether the DaemonSet of these chart values places a pod on a node with `labels`."""
+    if not selector_matches(values["nodeSelector"], labels):
+        return False
+    return "affinity" not in values or affinity_matches(values["affinity"], labels)
+
+
+def _client_values() -> dict[str, dict[str, Any]]:
+    return {
+        "device plugin": device_plugin.helm_values(
+            config_map_name="cm", default_profile="d", checksum="c", mig=True
+        ),
+        "dcgm-exporter": gpu_metrics.helm_values(
+            GpuMetricsSettings(), ["nvidia.com/gpu"], mig=True
+        ),
+    }
+
+
+def test_the_manager_waits_for_our_device_plugin_and_dcgm_exporter(settings):
+    """v0.15.0 waits only for pods with the GPU Operator's `app=` labels in one namespace, and
+    for DaemonSet pods in any namespace whose nodeSelector has nvidia.com/gpu.deploy.client:
+    our plugin and exporter must be the latter, and leave the node once it is paused."""
+    group = settings.gpu_node_groups["a100"]
+    node = gpu_node_group_labels(group.sharing, settings.profile_of(group), mig_manager=True)
+    partitioned = _manager_succeeds(node)
+    for name, values in _client_values().items():
+        assert facts.MIG_DEPLOY_CLIENT_LABEL in values["nodeSelector"], name
+        assert _runs_on(values, partitioned), name
+        assert not _runs_on(values, _manager_pauses(partitioned)), name
+        assert _runs_on(values, _manager_succeeds(_manager_pauses(partitioned))), name
+
+
+def test_every_gpu_node_of_a_mig_stack_carries_the_client_label(settings):
+    """Groups and pools alike (one label function), MIG or not, AL2023 or Bottlerocket (the
+    exporter runs on all of them); stacks without the manager keep their labels as they were."""
+    pool = settings.karpenter_pools["h200"]
+    pool_labels = karpenter.node_pool(
+        pool_name="h200",
+        pool=pool,
+        profile=settings.sharing[pool.sharing],
+        node_class_name="nc",
+        mig_manager=True,
+    )["spec"]["template"]["metadata"]["labels"]
+    for labels in [
+        pool_labels,
+        gpu_node_group_labels("default", settings.sharing["default"], mig_manager=True),
+        gpu_node_group_labels(
+            "default", settings.sharing["default"], bottlerocket=True, mig_manager=True
+        ),
+    ]:
+        assert labels[facts.MIG_DEPLOY_CLIENT_LABEL] == facts.MIG_DEPLOY_CLIENT_VALUE
+    assert facts.MIG_DEPLOY_CLIENT_LABEL not in gpu_node_group_labels(
+        "default", settings.sharing["default"]
+    )
+    assert (
+        facts.MIG_DEPLOY_CLIENT_LABEL
+        not in karpenter.node_pool(
+            pool_name="h200",
+            pool=pool,
+            profile=settings.sharing[pool.sharing],
+            node_class_name="nc",
+        )["spec"]["template"]["metadata"]["labels"]
+    )
+
+
+def test_the_device_plugin_waits_for_the_layout_on_mig_nodes(settings):
+    """A GPU whose MIG mode is still off is advertised whole (device_map.go, v0.20.0): on a MIG
+    node the plugin starts only once the manager reports success, and never where it failed.
+    Nodes without MIG keep their plugin from the start."""
+    plugin = _client_values()["device plugin"]
+    group = settings.gpu_node_groups["a100"]
+    new_mig_node = gpu_node_group_labels(
+        group.sharing, settings.profile_of(group), mig_manager=True
+    )
+    assert not _runs_on(plugin, new_mig_node)
+    assert not _runs_on(plugin, _manager_pauses(new_mig_node))
+    assert not _runs_on(plugin, {**new_mig_node, facts.MIG_CONFIG_STATE_LABEL: "failed"})
+    assert _runs_on(plugin, _manager_succeeds(_manager_pauses(new_mig_node)))
+    plain_node = gpu_node_group_labels("default", settings.sharing["default"], mig_manager=True)
+    assert _runs_on(plugin, plain_node)
+    # The manager itself does not wait for the plugin: it runs on the new node.
+    manager = mig.daemon_set(namespace="n", config_map_name="cm", gpu_clients_namespace="n")
+    assert selector_matches(manager["spec"]["template"]["spec"]["nodeSelector"], new_mig_node)
 
 
 def test_node_overlays_carry_slices_per_instance_type(settings):
@@ -401,6 +620,18 @@ def test_report_agrees_with_the_facts(settings):
     }
     assert h100["resourceName"] == H100.profiles["1g.10gb"].resource_name
     assert settings.virtual_gpu_capacity("h100-custom") == sum(CUSTOM.values()) * P5.gpus * 2
+
+
+def test_slice_prices_are_weighted_by_compute_slices_and_add_up_to_the_node(settings):
+    h100 = virtual_gpu_capacity(settings.gpu_node_groups["h100"], settings.sharing["h100-custom"])
+    prices = h100["usdPerSliceHour"]
+    small, large = (H100.profiles[n] for n in CUSTOM)
+    ratio = prices[large.resource_name] / prices[small.resource_name]
+    assert ratio == pytest.approx(large.compute_slices / small.compute_slices, rel=1e-3)
+    node = sum(prices[r] * n for r, n in h100["slicesPerNode"].items())
+    assert node == pytest.approx(P5.usd_per_hour, rel=1e-3)
+    a100 = virtual_gpu_capacity(settings.gpu_node_groups["a100"], settings.sharing["a100-small"])
+    assert a100["usdPerSliceHour"] == {facts.GPU_RESOURCE: a100["usdPerVirtualGpuHour"]}
 
 
 def test_dcgm_resource_names_cover_every_slice(settings):

@@ -96,6 +96,24 @@ def test_the_plugin_and_the_exporter_step_aside_while_gpus_are_repartitioned(ren
         assert {"key": label, "operator": "NotIn", "values": [PAUSED]} in expressions, release
 
 
+def test_the_manager_waits_for_the_plugin_and_the_exporter_on_every_gpu_node(rendered):
+    """k8s-mig-manager v0.15.0 waits for DaemonSet pods whose nodeSelector has
+    nvidia.com/gpu.deploy.client (its `app=` label waits never match our Helm pods): both
+    releases select on it, and every GPU node group and pool carries it."""
+    for release in ("nvidia-device-plugin", "dcgm-exporter"):
+        selector = helm_values(rendered, release)["nodeSelector"]
+        assert selector[facts.MIG_DEPLOY_CLIENT_LABEL] == facts.MIG_DEPLOY_CLIENT_VALUE, release
+    groups = [
+        r.inputs["labels"]
+        for r in rendered.deployment.resources.values()
+        if r.type == "eks:index:ManagedNodeGroup" and r.name.startswith("gpu-")
+    ]
+    pools = [p["spec"]["template"]["metadata"]["labels"] for p in objects(rendered, "NodePool")]
+    assert groups and pools
+    for labels in groups + pools:
+        assert labels[facts.MIG_DEPLOY_CLIENT_LABEL] == facts.MIG_DEPLOY_CLIENT_VALUE
+
+
 def test_node_groups_carry_their_layout_and_the_report_counts_slices(rendered):
     outputs = json.loads(rendered.files["outputs.json"])["gpuNodeGroups"]
     settings = rendered.settings

@@ -22,8 +22,9 @@ def device_plugin_settings(profile: SharingProfile) -> dict[str, Any]:
     Callers check bottlerocket_problems() first: MPS has no fail-requests setting there, and
     MIG there is a uniform `single` layout without replicas. Its MIG profile table takes one
     profile per GPU model (keys such as "a100.40gb", bottlerocket-os nvidia-migmanager); the
-    entry for every MIG GPU whose profiles include the layout's slice is written, so the same
-    user data partitions whichever of them the node has.
+    entry for every MIG GPU whose Bottlerocket profiles include the layout's slice is written,
+    so the same user data partitions whichever of them the node has (a GPU that lacks it gets
+    no entry rather than one Bottlerocket would turn into a whole-GPU slice).
     """
     if profile.is_mig and profile.mig is not None:
         slice_name = profile.mig.layout_name.removeprefix("all-")
@@ -33,7 +34,7 @@ def device_plugin_settings(profile: SharingProfile) -> dict[str, Any]:
                 "profile": {
                     gpu.bottlerocket_key: slice_name
                     for gpu in facts.MIG_GPUS.values()
-                    if slice_name in gpu.profiles
+                    if slice_name in gpu.bottlerocket_profiles
                 }
             },
         }

@@ -146,11 +146,17 @@ def helm_values(
     if mig:
         # The MIG manager pauses the plugin (and GFD) while it repartitions a node by setting
         # their nvidia.com/gpu.deploy.* labels to paused-for-mig-change, then back to true.
-        # A map-only nodeSelector cannot say "not paused", so the chart's affinity does; absent
-        # labels match too, so nodes without MIG keep their plugin. This replaces the chart's
-        # default affinity (NFD or gpu.present): nodeSelector already requires gpu.present.
+        # It waits for the pods to go only through nvidia.com/gpu.deploy.client in their
+        # nodeSelector (workloads.mig_client_node_selector; every GPU node of the stack has
+        # it). A map-only nodeSelector cannot say "not paused", so the chart's affinity does;
+        # absent labels match too, so nodes without MIG keep their plugin. On MIG nodes it
+        # also waits for the layout (partitioned_only). This replaces the chart's default
+        # affinity (NFD or gpu.present): nodeSelector already requires gpu.present.
+        values["nodeSelector"].update(workloads.mig_client_node_selector())
         values["affinity"] = workloads.mig_paused_affinity(
-            facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL, facts.MIG_DEPLOY_GFD_LABEL
+            facts.MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
+            facts.MIG_DEPLOY_GFD_LABEL,
+            partitioned_only=True,
         )
     if gfd:
         # GFD pulls in the Node Feature Discovery sub-chart. Its worker tolerates only

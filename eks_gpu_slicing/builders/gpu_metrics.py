@@ -10,7 +10,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.builders.workloads import gpu_toleration, mig_paused_affinity
+from eks_gpu_slicing.builders.workloads import (
+    gpu_toleration,
+    mig_client_node_selector,
+    mig_paused_affinity,
+)
 from eks_gpu_slicing.settings import GpuMetricsSettings
 
 # The exporter embeds DCGM's host engine; the chart's own default limit is 512Mi for one
@@ -35,7 +39,9 @@ def helm_values(
 
     `mig`: some node is partitioned by the MIG manager, which pauses the exporter while it
     repartitions (nvidia.com/gpu.deploy.dcgm-exporter=paused-for-mig-change): the exporter
-    then runs only where that label is not paused.
+    then runs only where that label is not paused, and selects on nvidia.com/gpu.deploy.client
+    (every GPU node of such a stack has it), the one key the manager waits on for pods outside
+    the GPU Operator's namespace and labels.
     """
     extra = sorted(set(resource_names) - {facts.GPU_RESOURCE})
     env = [{"name": facts.DCGM_VIRTUAL_GPUS_ENV, "value": "true"}]
@@ -61,6 +67,7 @@ def helm_values(
         "serviceMonitor": service_monitor_values(settings),
     }
     if mig:
+        values["nodeSelector"].update(mig_client_node_selector())
         values["affinity"] = mig_paused_affinity(facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL)
     return values
 

@@ -431,11 +431,13 @@ def node_pool(
     pool: KarpenterNodePoolSettings,
     profile: SharingProfile,
     node_class_name: Any,
+    mig_manager: bool = False,
 ) -> dict[str, Any]:
     """The NodePool (karpenter.sh/v1) of one pool, as {metadata, spec}.
 
     Labels and taint come from the functions node groups use, so the device plugin runs on
-    these nodes and loads the pool's profile."""
+    these nodes and loads the pool's profile. `mig_manager`: the stack runs the MIG manager
+    (gpu_node_group_labels)."""
     template_spec: dict[str, Any] = {
         "nodeClassRef": {
             "group": facts.NODE_CLASS_GROUP,
@@ -460,7 +462,9 @@ def node_pool(
     spec: dict[str, Any] = {
         "template": {
             # AL2023 nodes: the Helm plugin serves them (and its MPS daemon, on MPS pools).
-            "metadata": {"labels": gpu_node_group_labels(pool.sharing, profile)},
+            "metadata": {
+                "labels": gpu_node_group_labels(pool.sharing, profile, mig_manager=mig_manager)
+            },
             "spec": template_spec,
         },
         "disruption": {

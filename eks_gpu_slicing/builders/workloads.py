@@ -36,13 +36,22 @@ def gpu_node_labels(profile_name: str) -> dict[str, str]:
 
 
 def gpu_node_group_labels(
-    profile_name: str, profile: SharingProfile, *, bottlerocket: bool = False
+    profile_name: str,
+    profile: SharingProfile,
+    *,
+    bottlerocket: bool = False,
+    mig_manager: bool = False,
 ) -> dict[str, str]:
     """All labels of a GPU node group or Karpenter pool.
 
     Beyond gpu_node_labels(): which device plugin serves the node (the Helm release selects
     its own, so Bottlerocket's built-in plugin never has a rival on the same GPU), and, for
     MPS profiles, the label the chart's MPS control daemon selects on.
+
+    `mig_manager`: the stack runs the MIG manager (Settings.mig_layouts is not empty). Every
+    GPU node then carries nvidia.com/gpu.deploy.client=true, which the device plugin and
+    dcgm-exporter select on (mig_client_node_selector()), on MIG nodes or not, so that one
+    label set serves groups and pools alike.
     """
     labels = {
         **gpu_node_labels(profile_name),
@@ -57,23 +66,57 @@ def gpu_node_group_labels(
         # Bottlerocket partitions at boot from its own settings and runs no manager.
         labels[facts.MIG_CONFIG_LABEL] = profile.mig.layout_name
         labels[facts.MIG_NODE_LABEL] = facts.MIG_NODE_VALUE
+    if mig_manager:
+        labels.update(mig_client_node_selector())
     return labels
 
 
-def mig_paused_affinity(*labels: str) -> dict[str, Any]:
+def mig_client_node_selector() -> dict[str, str]:
+    """The nodeSelector entry that makes a DaemonSet a GPU client the MIG manager waits for.
+
+    k8s-mig-manager v0.15.0 (pkg/mig/reconfigure) waits for GPU clients by the GPU Operator's
+    `app=` pod labels in one namespace, which our Helm releases' pods do not carry; it also
+    sets nvidia.com/gpu.deploy.client to paused-for-mig-change (when the node has the label)
+    and then waits, in every namespace, for the node's DaemonSet pods whose nodeSelector has
+    that key. A DaemonSet selecting on it =true leaves the node when it is paused and comes
+    back when the manager sets it to true again; the manager repartitions in between.
+    """
+    return {facts.MIG_DEPLOY_CLIENT_LABEL: facts.MIG_DEPLOY_CLIENT_VALUE}
+
+
+def mig_paused_affinity(*labels: str, partitioned_only: bool = False) -> dict[str, Any]:
     """Node affinity that keeps a DaemonSet off nodes where the MIG manager has paused it
-    (any of `labels` set to paused-for-mig-change)."""
+    (any of `labels` set to paused-for-mig-change).
+
+    `partitioned_only` also keeps it off MIG nodes until their layout is applied: the node is
+    not a MIG node (no eks-gpu-slicing/mig label) OR nvidia.com/mig.config.state is success,
+    each term with the paused checks (terms are OR'd, expressions within one AND'd). The
+    device plugin needs this: it advertises a GPU whose MIG mode is off as a whole
+    nvidia.com/gpu even with migStrategy single or mixed (k8s-device-plugin v0.20.0,
+    internal/rm/device_map.go), so on a new node pods could bind whole GPUs before the
+    manager runs, and the mode change would then fail on GPUs in use. No deadlock: the
+    manager needs no device plugin to reach success; it only waits for the GPU clients to be
+    gone (and a node in `failed` keeps no plugin, so it advertises nothing it cannot give).
+    """
+    paused = [
+        {"key": label, "operator": "NotIn", "values": [facts.MIG_PAUSED_VALUE]} for label in labels
+    ]
+    gates: list[list[dict[str, Any]]] = [[]]
+    if partitioned_only:
+        gates = [
+            [{"key": facts.MIG_NODE_LABEL, "operator": "DoesNotExist"}],
+            [
+                {
+                    "key": facts.MIG_CONFIG_STATE_LABEL,
+                    "operator": "In",
+                    "values": [facts.MIG_CONFIG_STATE_SUCCESS],
+                }
+            ],
+        ]
     return {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {"key": label, "operator": "NotIn", "values": [facts.MIG_PAUSED_VALUE]}
-                            for label in labels
-                        ]
-                    }
-                ]
+                "nodeSelectorTerms": [{"matchExpressions": [*paused, *gate]} for gate in gates]
             }
         }
     }
@@ -169,7 +212,36 @@ def virtual_gpu_capacity(
         report["migStrategy"] = profile.mig.strategy
         report["slicesPerNode"] = profile.node_resources(instance)
         report["sliceMemoryGiB"] = profile.slice_memory_gib(instance)
+        report["usdPerSliceHour"] = mig_slice_prices(profile, instance)
     return report
+
+
+def mig_slice_prices(
+    profile: SharingProfile, instance: facts.GpuInstance
+) -> dict[str, float | None]:
+    """MIG: resource -> on-demand USD per hour of one of its devices.
+
+    Each GPU's share of the node price is split between the layout's slices by compute slices
+    (a 3g slice costs three times a 1g one; slices the layout leaves unused cost nothing
+    extra, the used ones carry them), then between a slice's time-sliced replicas. The devices
+    of a node add up to its price. usdPerVirtualGpuHour averages over unlike slices instead.
+    """
+    gpu = facts.mig_gpu(instance.name)
+    if profile.mig is None or gpu is None:
+        return {}
+    slices = profile.mig.slices_on(gpu)
+    used = sum(gpu.profiles[n].compute_slices * c for n, c in slices.items())
+    per_gpu = instance.usd_per_hour / instance.gpus if instance.usd_per_hour is not None else None
+    replicas = profile.replicas or 1
+
+    def price(name: str) -> float | None:
+        if per_gpu is None or not used:
+            return None
+        return round(per_gpu * gpu.profiles[name].compute_slices / used / replicas, 4)
+
+    if profile.mig.strategy == "single":
+        return {facts.GPU_RESOURCE: price(next(iter(slices)))}
+    return {gpu.profiles[n].resource_name: price(n) for n in slices}
 
 
 def demo_deployment(

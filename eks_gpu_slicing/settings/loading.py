@@ -177,6 +177,8 @@ def _describe(err: Mapping[str, Any]) -> str:
         known = _known_keys(parent)
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+        if not known:  # under a free map, or a type the hint cannot see into: say no more
+            hint = ""
         return f"{path}: unknown key{hint}"
     message = err["msg"]
     message = message.removeprefix("Value error, ")
@@ -189,6 +191,7 @@ def _known_keys(loc: tuple) -> list[str]:
     """The config keys allowed under a location, for did-you-mean hints."""
     model: Any = Settings
     for part in loc:
+        model = _without_none(model)
         if isinstance(model, type) and issubclass(model, BaseModel):
             field = _field_by_alias(model, str(part))
             model = field.annotation if field else None
@@ -196,11 +199,22 @@ def _known_keys(loc: tuple) -> list[str]:
             model = typing.get_args(model)[1]
         else:
             return []
+    model = _without_none(model)
     if typing.get_origin(model) is dict:  # loc names the map itself, its keys are free
         return []
     if isinstance(model, type) and issubclass(model, BaseModel):
         return sorted(f.alias or name for name, f in model.model_fields.items())
     return []
+
+
+def _without_none(annotation: Any) -> Any:
+    """An optional field's type without its None (`MigSettings | None` -> MigSettings), so
+    the keys of optional nested models are found too; other unions stay as they are."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
 
 
 def _field_by_alias(model: type[BaseModel], alias: str):

@@ -297,12 +297,15 @@ class SharingProfile(_Settings):
 DEFAULT_SHARING = {"default": SharingProfile(strategy="time-slicing", replicas=10)}
 
 
-def bottlerocket_problems(profile_name: str, profile: SharingProfile) -> list[str]:
+def bottlerocket_problems(
+    profile_name: str, profile: SharingProfile, gpu: facts.MigGpu | None = None
+) -> list[str]:
     """What a profile asks for that Bottlerocket's built-in plugin cannot be told.
 
     Its settings have replicas and rename-by-default for both strategies, but
     fail-requests-greater-than-one only for time-slicing (its MPS always fails them). Its MIG
-    takes one profile per GPU model and the `single` strategy only.
+    takes one profile per GPU model, only those it knows for that GPU (`gpu`, the node's MIG
+    GPU: facts.MigGpu.bottlerocket_profiles), and the `single` strategy only.
     """
     if profile.is_mig and profile.mig is not None:
         problems = []
@@ -313,6 +316,16 @@ def bottlerocket_problems(profile_name: str, profile: SharingProfile) -> list[st
                 "and the 'single' strategy only: use a uniform layout with strategy single, or "
                 "the AL2023 NVIDIA AMI"
             )
+        elif gpu is not None:
+            (slice_name,) = profile.mig.slices_on(gpu)
+            if slice_name not in gpu.bottlerocket_profiles:
+                layouts = ", ".join(f"all-{p}" for p in gpu.bottlerocket_profiles)
+                problems.append(
+                    f"profile '{profile_name}' (mig layout {profile.mig.layout_name}): "
+                    f"Bottlerocket's MIG manager has no {slice_name} on the {gpu.name} (it would "
+                    f"apply one whole-GPU slice instead); on Bottlerocket: {layouts}, or use "
+                    "the AL2023 NVIDIA AMI"
+                )
         if profile.replicas is not None:
             problems.append(
                 f"profile '{profile_name}': time-slicing MIG slices (replicas) on Bottlerocket "

@@ -213,7 +213,10 @@ class Settings(_Settings):
                     )
             if group.bottlerocket:
                 problems.extend(
-                    f"{where}: {p}" for p in bottlerocket_problems(group.sharing, profile)
+                    f"{where}: {p}"
+                    for p in bottlerocket_problems(
+                        group.sharing, profile, facts.mig_gpu(group.instance.name)
+                    )
                 )
         for name, pool in self.karpenter_pools.items():
             profile = self.sharing[pool.sharing]
