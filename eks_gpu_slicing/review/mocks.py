@@ -267,7 +267,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 self.existing_vpc_id = cluster["vpcConfig"]["vpcId"]
                 return cluster
             case "aws:ec2/getSubnet:getSubnet":
-                return self.existing_subnet(a["id"])
+                subnet = self.existing_subnet(a["id"])
+                # A failed invoke, as the provider reports one.
+                return subnet if subnet else ({}, [("id", "no matching EC2 Subnet found")])
             case "aws:ec2/getSecurityGroup:getSecurityGroup":
                 return {
                     "id": a["id"],
@@ -308,11 +310,10 @@ class ProgramMocks(pulumi.runtime.Mocks):
             },
         }
 
-    def existing_subnet(self, subnet_id: str) -> dict[str, Any]:
-        """A subnet as DescribeSubnets shows it; an error, as the provider gives, for one
-        configured as missing."""
+    def existing_subnet(self, subnet_id: str) -> dict[str, Any] | None:
+        """A subnet as DescribeSubnets shows it; None for one configured as missing."""
         if subnet_id in self.subnets and self.subnets[subnet_id] is None:
-            raise Exception(f"no matching EC2 Subnet found (id: {subnet_id})")
+            return None
         return {
             "id": subnet_id,
             "arn": self._arn("ec2", f"subnet/{subnet_id}"),
