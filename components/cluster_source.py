@@ -4,6 +4,7 @@ looked up by name (existing-cluster mode). Both end in the ClusterHandle GpuShar
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -20,7 +21,14 @@ from eks_gpu_slicing.builders.karpenter import discovery_tags
 from eks_gpu_slicing.builders.kubeconfig import exec_kubeconfig
 from eks_gpu_slicing.builders.workloads import system_node_labels
 from eks_gpu_slicing.settings import Settings
-from eks_gpu_slicing.settings.existing_cluster import LookedUpCluster, existing_cluster_problems
+from eks_gpu_slicing.settings.existing_cluster import (
+    DiscoveryTagging,
+    Ec2Object,
+    LookedUpCluster,
+    discovery_tagging,
+    existing_cluster_problems,
+    subnet_problems,
+)
 
 
 def create_cluster(
@@ -111,9 +119,19 @@ def look_up_cluster(
     )
 
 
-def read_existing_cluster(settings: Settings, aws_context: AwsContext) -> aws.eks.GetClusterResult:
-    """The existing cluster as EKS describes it; a RunError when it cannot be read or when it
-    and the settings disagree. Registers nothing."""
+@dataclass(frozen=True)
+class ReadCluster:
+    """An existing cluster as read and checked by read_existing_cluster."""
+
+    described: aws.eks.GetClusterResult
+    # Where a Karpenter installed here tags for discovery; None when none is installed here.
+    discovery_tagging: DiscoveryTagging | None
+
+
+def read_existing_cluster(settings: Settings, aws_context: AwsContext) -> ReadCluster:
+    """The existing cluster as EKS describes it, with its private subnets and (for a Karpenter
+    installed here) its security group as EC2 does; a RunError when one cannot be read or
+    when they and the settings disagree. Registers nothing."""
     existing = settings.existing_cluster
     assert existing is not None
     try:
@@ -123,13 +141,53 @@ def read_existing_cluster(settings: Settings, aws_context: AwsContext) -> aws.ek
             f"existingCluster.name: cannot read EKS cluster '{existing.name}' in "
             f"{aws_context.region}: {exc}"
         ) from None
-    problems = existing_cluster_problems(settings, _looked_up(found))
+    cluster = _looked_up(found)
+    problems = existing_cluster_problems(settings, cluster)
+    subnets, unread = _read_subnets(existing.private_subnet_ids)
+    problems += unread + subnet_problems(cluster, subnets)
+    tagging = None
+    if settings.karpenter.enabled and settings.karpenter.install and not unread:
+        try:
+            security_group = _security_group(cluster.cluster_security_group_id)
+        except Exception as exc:
+            problems.append(
+                f"karpenter.install: cannot read the security group of cluster "
+                f"'{cluster.name}' ({cluster.cluster_security_group_id}): {exc}"
+            )
+        else:
+            tagging, tag_problems = discovery_tagging(
+                cluster,
+                added_by=f"{pulumi.get_project()}/{pulumi.get_stack()}",
+                security_group=security_group,
+                subnets=subnets,
+            )
+            problems += tag_problems
     if problems:
         raise pulumi.RunError(
             f"existingCluster '{existing.name}' and this stack's configuration disagree:\n"
             + "\n".join(f"  - {p}" for p in problems)
         )
-    return found
+    return ReadCluster(described=found, discovery_tagging=tagging)
+
+
+def _read_subnets(subnet_ids: list[str]) -> tuple[list[Ec2Object], list[str]]:
+    """The subnets as EC2 describes them, and a problem for each that cannot be read."""
+    subnets, problems = [], []
+    for i, subnet_id in enumerate(subnet_ids):
+        try:
+            subnet = aws.ec2.get_subnet(id=subnet_id)
+        except Exception as exc:  # the provider's error says why (no such subnet, access)
+            problems.append(
+                f"existingCluster.privateSubnetIds[{i}]: cannot read subnet {subnet_id}: {exc}"
+            )
+            continue
+        subnets.append(Ec2Object(id=subnet.id, vpc_id=subnet.vpc_id, tags=subnet.tags or {}))
+    return subnets, problems
+
+
+def _security_group(group_id: str) -> Ec2Object:
+    group = aws.ec2.get_security_group(id=group_id)
+    return Ec2Object(id=group.id, vpc_id=group.vpc_id, tags=group.tags or {})
 
 
 def _looked_up(found: aws.eks.GetClusterResult) -> LookedUpCluster:
@@ -146,12 +204,13 @@ def _looked_up(found: aws.eks.GetClusterResult) -> LookedUpCluster:
 
 
 def existing_cluster_handle(
-    found: aws.eks.GetClusterResult,
+    read: ReadCluster,
     settings: Settings,
     aws_context: AwsContext,
     parent: pulumi.Resource | None = None,
 ) -> ClusterHandle:
     """The handle of a cluster read by read_existing_cluster, with its Kubernetes provider."""
+    found = read.described
     existing = settings.existing_cluster
     assert existing is not None
     kubeconfig = pulumi.Output.secret(
@@ -176,7 +235,7 @@ def existing_cluster_handle(
         provider=provider,
         private_subnet_ids=list(existing.private_subnet_ids),
         cluster_security_group_id=found.vpc_config.cluster_security_group_id,
-        untagged_private_subnet_ids=existing.private_subnet_ids,
+        discovery_tagging=read.discovery_tagging,
         extra_gpu_node_labels={facts.GPU_OPERATOR_OPERANDS_LABEL: "false"},
         pod_identity_agent_installed=existing.pod_identity_agent == "installed",
         kubeconfig=kubeconfig,

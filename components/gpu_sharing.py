@@ -36,6 +36,7 @@ from eks_gpu_slicing.builders.workloads import (
     virtual_gpu_capacity,
 )
 from eks_gpu_slicing.settings import Settings
+from eks_gpu_slicing.settings.existing_cluster import DiscoveryTagging
 
 GPU_SHARING_TYPE = f"{facts.COMPONENT_PACKAGE}:index:GpuSharing"
 
@@ -68,6 +69,9 @@ class ClusterHandle:
     # Private subnets this program did not create, tagged for Karpenter's discovery when it
     # installs Karpenter (subnets it creates carry the tag from the start).
     untagged_private_subnet_ids: Sequence[str] = ()
+    # On a cluster we were given, what that Karpenter tags instead (the cluster security group
+    # and subnets that lack the tag, read at run time); None: the above and the security group.
+    discovery_tagging: DiscoveryTagging | None = None
     # Labels our GPU nodes carry beyond the sharing ones: on a cluster we were given, the one
     # that keeps a GPU Operator's device plugin and other operands off them.
     extra_gpu_node_labels: Mapping[str, str] = field(default_factory=dict)
@@ -305,6 +309,7 @@ class GpuSharing(pulumi.ComponentResource):
                 cluster_depends_on=cluster.cluster_resources,
                 cluster_security_group_id=cluster.cluster_security_group_id,
                 existing_private_subnet_ids=cluster.untagged_private_subnet_ids,
+                existing_cluster_tagging=cluster.discovery_tagging,
                 controller_depends_on=cluster.system_ready,
                 namespace_depends_on=self.namespaces.depends_on(s.karpenter.namespace),
                 extra_node_labels=cluster.extra_gpu_node_labels,

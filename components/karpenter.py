@@ -15,6 +15,7 @@ from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import AwsContext
 from eks_gpu_slicing.builders import karpenter as build
 from eks_gpu_slicing.settings import KarpenterSettings, SharingProfile
+from eks_gpu_slicing.settings.existing_cluster import DiscoveryTagging
 
 QUEUE_TARGET_ID = "KarpenterInterruptionQueueTarget"
 
@@ -35,6 +36,9 @@ class KarpenterArgs:
     # Subnets this stack did not create, tagged here for discovery (created ones are tagged
     # in their subnet spec, so a refresh never sees the tag as drift).
     existing_private_subnet_ids: Sequence[str] = ()
+    # On an existing cluster: the resources to tag, read at run time (tags it carried already
+    # are left alone); replaces the two above.
+    existing_cluster_tagging: DiscoveryTagging | None = None
     # What the controller needs running first: system nodes and CoreDNS.
     controller_depends_on: Sequence[pulumi.Resource] = ()
     # What objects in its namespace wait for: the Namespace, when the stack creates it. Both
@@ -150,6 +154,39 @@ class Karpenter(pulumi.ComponentResource):
             }
         self.register_outputs(outputs)
 
+    @staticmethod
+    def _tag_existing(
+        name: str, tagging: DiscoveryTagging, child: pulumi.ResourceOptions
+    ) -> list[aws.ec2.Tag]:
+        """The discovery tag on an existing cluster's resources that lacked it, each after a
+        tag saying which stack added it: a later run keeps its own tags (and destroy removes
+        them, the discovery tag first), and leaves one it finds without that mark alone.
+        Named by the resource they tag, so reordering privateSubnetIds moves nothing."""
+        targets = {"cluster-sg": tagging.security_group_id} if tagging.security_group_id else {}
+        targets |= {subnet_id: subnet_id for subnet_id in tagging.subnet_ids}
+        tags = []
+        for target, resource_id in targets.items():
+            added_by = aws.ec2.Tag(
+                f"{name}-discovery-added-by-{target}",
+                resource_id=resource_id,
+                key=facts.DISCOVERY_TAG_ADDED_BY,
+                value=tagging.added_by,
+                opts=child,
+            )
+            tags += [
+                added_by,
+                aws.ec2.Tag(
+                    f"{name}-discovery-{target}",
+                    resource_id=resource_id,
+                    key=facts.KARPENTER_DISCOVERY_TAG,
+                    value=tagging.value,
+                    opts=pulumi.ResourceOptions.merge(
+                        child, pulumi.ResourceOptions(depends_on=[added_by])
+                    ),
+                ),
+            ]
+        return tags
+
     def _install(self, name: str, args: KarpenterArgs) -> None:
         """The controller: its nodes' role and access, discovery tags, interruption queue,
         IAM through Pod Identity, CRDs and chart."""
@@ -188,22 +225,25 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         # --- Discovery tags ---------------------------------------------------------------
-        if args.cluster_security_group_id is None:
+        if args.existing_cluster_tagging is not None:
+            self.discovery_tags = self._tag_existing(name, args.existing_cluster_tagging, child)
+        elif args.cluster_security_group_id is None:
             raise ValueError("installing Karpenter needs the cluster security group's ID")
-        tag_targets = {"cluster-sg": args.cluster_security_group_id} | {
-            f"subnet-{i}": subnet for i, subnet in enumerate(args.existing_private_subnet_ids)
-        }
-        self.discovery_tags = [
-            aws.ec2.Tag(
-                f"{name}-discovery-{target}",
-                resource_id=resource_id,
-                key=key,
-                value=value,
-                opts=after_cluster,
-            )
-            for target, resource_id in tag_targets.items()
-            for key, value in discovery.items()
-        ]
+        else:
+            tag_targets = {"cluster-sg": args.cluster_security_group_id} | {
+                f"subnet-{i}": subnet for i, subnet in enumerate(args.existing_private_subnet_ids)
+            }
+            self.discovery_tags = [
+                aws.ec2.Tag(
+                    f"{name}-discovery-{target}",
+                    resource_id=resource_id,
+                    key=key,
+                    value=value,
+                    opts=after_cluster,
+                )
+                for target, resource_id in tag_targets.items()
+                for key, value in discovery.items()
+            ]
 
         # --- Interruption queue -----------------------------------------------------------
         self.queue = aws.sqs.Queue(

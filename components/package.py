@@ -421,9 +421,9 @@ class GpuSharing(gpu_sharing.GpuSharing):
             pulumi.log.warn(warning)
         # Read and checked before the component registers, as the stack refuses a cluster.
         aws_context = look_up_aws_context(settings)
-        found = read_existing_cluster(settings, aws_context)
+        read = read_existing_cluster(settings, aws_context)
         pulumi.ComponentResource.__init__(self, gpu_sharing.GPU_SHARING_TYPE, name, None, opts)
-        cluster = existing_cluster_handle(found, settings, aws_context, parent=self)
+        cluster = existing_cluster_handle(read, settings, aws_context, parent=self)
         tags = {"project": facts.PROJECT, "stack": pulumi.get_stack(), **settings.tags}
         self._share(
             name,

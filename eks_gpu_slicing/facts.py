@@ -684,6 +684,11 @@ KARPENTER_CRD_RELEASE_NAME = "karpenter-crd"
 KARPENTER_SERVICE_ACCOUNT = "karpenter"
 KARPENTER_REPLICAS = 2
 KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
+# On an existing cluster's subnets and security group, beside each discovery tag this program
+# added: which stack added it (`<project>/<stack>`). A later run reads it to tell its own tag
+# (kept, and removed on destroy) from one that was there before (never touched). EC2 tag keys
+# and values allow letters, digits, spaces and + - = . _ : / @.
+DISCOVERY_TAG_ADDED_BY = "eks-gpu-slicing/discovery-tag-added-by"
 NODE_POOL_API_VERSION = "karpenter.sh/v1"
 NODE_OVERLAY_API_VERSION = "karpenter.sh/v1alpha1"
 NODE_CLASS_GROUP = "karpenter.k8s.aws"

@@ -192,6 +192,153 @@ def test_existing_cluster_with_karpenter_installed_and_agent_present():
     assert addon.inputs["addonName"] == facts.POD_IDENTITY_AGENT_ADDON
 
 
+# --- Karpenter's discovery tags on an existing cluster's subnets and security group ------------
+
+DISCOVERY = facts.KARPENTER_DISCOVERY_TAG
+ADDED_BY = facts.DISCOVERY_TAG_ADDED_BY
+# Who adds the tags in these runs: run_program's project and the stack `existing`.
+THIS_STACK = f"{facts.PROJECT}/existing"
+SUBNET_1, SUBNET_2 = EXISTING["privateSubnetIds"]
+
+
+def installing_karpenter() -> dict:
+    raw = existing_config(
+        karpenter={
+            "enabled": True,
+            "nodePools": {"g5": {"instanceTypes": ["g5.xlarge"], "limits": {"cpu": 32}}},
+        }
+    )
+    raw["existingCluster"]["podIdentityAgent"] = "installed"
+    return raw
+
+
+def cluster_security_group() -> str:
+    return ProgramMocks().existing_cluster("team-cluster")["vpcConfig"]["clusterSecurityGroupId"]
+
+
+def tags_put(deployment: Deployment) -> dict[str, dict[str, str]]:
+    """Per resource ID, the tags the stack puts on it (and removes on destroy)."""
+    put: dict[str, dict[str, str]] = {}
+    for tag in deployment.of_type("aws:ec2/tag:Tag"):
+        put.setdefault(tag.inputs["resourceId"], {})[tag.inputs["key"]] = tag.inputs["value"]
+    return put
+
+
+def test_untagged_resources_get_the_discovery_tag_after_a_tag_naming_this_stack():
+    deployment = run_existing(installing_karpenter())
+    ours = {DISCOVERY: "team-cluster", ADDED_BY: THIS_STACK}
+    assert tags_put(deployment) == {
+        cluster_security_group(): ours,
+        SUBNET_1: ours,
+        SUBNET_2: ours,
+    }
+    # Destroy removes the discovery tag before the mark saying it is ours.
+    by_urn = {t.urn: t for t in deployment.of_type("aws:ec2/tag:Tag")}
+    for tag in by_urn.values():
+        if tag.inputs["key"] == DISCOVERY:
+            (mark,) = (by_urn[d] for d in tag.dependencies if d in by_urn)
+            assert mark.inputs == {**tag.inputs, "key": ADDED_BY, "value": THIS_STACK}
+    # Named by what they tag: reordering privateSubnetIds replaces nothing.
+    assert {t.name for t in by_urn.values() if t.inputs["resourceId"] == SUBNET_1} == {
+        f"karpenter-discovery-{SUBNET_1}",
+        f"karpenter-discovery-added-by-{SUBNET_1}",
+    }
+
+
+def test_a_discovery_tag_that_was_there_is_left_alone_and_never_removed():
+    # Put there by terraform-aws-eks or eksctl: the same value, no mark of this stack.
+    deployment = run_existing(
+        installing_karpenter(),
+        subnets={SUBNET_1: {"tags": {DISCOVERY: "team-cluster", "Name": "private-a"}}},
+        cluster_security_group_tags={DISCOVERY: "team-cluster"},
+    )
+    # Only SUBNET_2 is tagged: nothing in the state points at the others, so destroy cannot
+    # touch their tags.
+    assert set(tags_put(deployment)) == {SUBNET_2}
+    # ...and Karpenter still finds all of them by the one value.
+    node_class = deployment.one("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    for terms in ("subnetSelectorTerms", "securityGroupSelectorTerms"):
+        assert node_class.inputs["spec"][terms] == [{"tags": {DISCOVERY: "team-cluster"}}]
+
+
+def test_tags_this_stack_added_on_an_earlier_run_stay_in_its_state():
+    # What AWS shows after the first `pulumi up`: without the mark, the second run would
+    # take its own tags for someone else's and destroy them by dropping them from the state.
+    ours = {DISCOVERY: "team-cluster", ADDED_BY: THIS_STACK}
+    again = run_existing(
+        installing_karpenter(),
+        subnets={SUBNET_1: {"tags": ours}, SUBNET_2: {"tags": ours}},
+        cluster_security_group_tags=ours,
+    )
+    first = run_existing(installing_karpenter())
+    assert sorted(t.urn for t in again.of_type("aws:ec2/tag:Tag")) == sorted(
+        t.urn for t in first.of_type("aws:ec2/tag:Tag")
+    )
+    assert tags_put(again) == tags_put(first)
+    # Another stack's mark on a subnet tagged for the same cluster: that stack's tag, left alone.
+    other = {DISCOVERY: "team-cluster", ADDED_BY: f"{facts.PROJECT}/other"}
+    deployment = run_existing(installing_karpenter(), subnets={SUBNET_2: {"tags": other}})
+    assert SUBNET_2 not in tags_put(deployment)
+
+
+def refused_before_registering(raw: dict, **mocks) -> str:
+    monitor = RecordingMonitor(ProgramMocks(**mocks))
+    with pytest.raises(pulumi.RunError) as exc:
+        run_program(engine_config(raw), stack="existing", monitor=monitor)
+    assert not monitor.registrations, "registered before refusing"
+    return str(exc.value)
+
+
+def test_a_discovery_tag_naming_another_cluster_is_refused_not_overwritten():
+    message = refused_before_registering(
+        installing_karpenter(),
+        subnets={SUBNET_2: {"tags": {DISCOVERY: "blue"}}},
+        cluster_security_group_tags={DISCOVERY: "blue"},
+    )
+    assert (
+        f"existingCluster.privateSubnetIds[1]: subnet {SUBNET_2} carries the tag "
+        f"{DISCOVERY}=blue, but the Karpenter installed here finds its subnets and security "
+        f"group by {DISCOVERY}=team-cluster" in message
+    )
+    assert (
+        f"karpenter.install: the security group of cluster 'team-cluster' "
+        f"({cluster_security_group()}) carries the tag {DISCOVERY}=blue" in message
+    )
+    assert "karpenter.install: false with karpenter.discoveryTagValue: blue" in message
+    assert f"change the tag on {SUBNET_2} to {DISCOVERY}=team-cluster" in message
+    assert SUBNET_1 not in message
+    # Pools for the Karpenter that uses it are what that message offers: nothing is tagged.
+    raw = installing_karpenter()
+    raw["karpenter"] |= {
+        "install": False,
+        "nodeRoleName": "KarpenterNode",
+        "discoveryTagValue": "blue",
+    }
+    deployment = run_existing(raw, subnets={SUBNET_2: {"tags": {DISCOVERY: "blue"}}})
+    assert not deployment.of_type("aws:ec2/tag:Tag")
+
+
+@pytest.mark.parametrize("karpenter", [False, True])
+def test_a_subnet_outside_the_clusters_vpc_is_refused_by_its_index(karpenter):
+    raw = installing_karpenter() if karpenter else existing_config()
+    vpc = ProgramMocks().existing_cluster("team-cluster")["vpcConfig"]["vpcId"]
+    message = refused_before_registering(
+        raw, subnets={SUBNET_2: {"vpcId": "vpc-0ffffffffffffffff"}}
+    )
+    assert (
+        f"existingCluster.privateSubnetIds[1]: subnet {SUBNET_2} is in vpc-0ffffffffffffffff, "
+        f"not in the VPC of cluster 'team-cluster' ({vpc})" in message
+    )
+    assert "privateSubnetIds[0]" not in message
+
+
+def test_a_subnet_that_cannot_be_read_is_refused_by_its_index():
+    message = refused_before_registering(installing_karpenter(), subnets={SUBNET_1: None})
+    # The provider's own reason follows.
+    assert f"existingCluster.privateSubnetIds[0]: cannot read subnet {SUBNET_1}: " in message
+    assert "no matching EC2 Subnet found" in message
+
+
 def test_pools_for_a_running_karpenter_install_nothing_of_it():
     raw = existing_config(
         karpenter={

@@ -22,6 +22,7 @@ from pulumi.provider.experimental.component import ComponentProvider
 from pydantic import BaseModel
 
 import components.package as package
+from eks_gpu_slicing import facts
 from eks_gpu_slicing.review import package_schema
 from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
 from eks_gpu_slicing.settings import (
@@ -420,6 +421,47 @@ def test_a_cluster_that_disagrees_is_refused_with_the_stacks_message():
     message = package_message(properties, cluster_version="1.35")
     assert "kubernetesVersion: the stack says 1.34, but cluster 'team-cluster' runs 1.35" in message
     assert message == stack_message(as_stack_config(properties), cluster_version="1.35")
+
+
+# The example's subnets, as an existing cluster's subnets may be found (see test_gpu_sharing).
+SUBNET_1, SUBNET_2 = yaml.safe_load(EXAMPLE.read_text())["resources"]["gpu-sharing"]["properties"][
+    "existingCluster"
+]["privateSubnetIds"]
+DISCOVERY = facts.KARPENTER_DISCOVERY_TAG
+SUBNETS_FOUND = {
+    "another-vpc": {"subnets": {SUBNET_2: {"vpcId": "vpc-0ffffffffffffffff"}}},
+    "tagged-for-another-cluster": {
+        "subnets": {SUBNET_1: {"tags": {DISCOVERY: "blue"}}},
+        "cluster_security_group_tags": {DISCOVERY: "blue"},
+    },
+    "missing": {"subnets": {SUBNET_1: None}},
+}
+
+
+@pytest.mark.parametrize("found", SUBNETS_FOUND.values(), ids=SUBNETS_FOUND)
+def test_subnets_and_tags_the_stack_refuses_are_refused_with_its_message(found):
+    properties = example_properties()
+    message = package_message(properties, **found)
+    assert message == stack_message(as_stack_config(properties), **found)
+    assert "existingCluster.privateSubnetIds[" in message
+
+
+def test_a_discovery_tag_that_was_there_is_left_alone_as_the_stack_leaves_it():
+    found = {
+        "subnets": {SUBNET_1: {"tags": {DISCOVERY: "team-cluster"}}},
+        "cluster_security_group_tags": {DISCOVERY: "team-cluster"},
+    }
+    properties = example_properties()
+    package_side = registered(construct(properties, **found))
+    stack = run_program(
+        engine_config_of_stack(STACK, ROOT / "examples"),
+        stack=STACK,
+        monitor=RecordingMonitor(ProgramMocks(**found)),
+    )
+    stack_side = registered(stack)
+    tags = {key for key in stack_side if key[0] == "aws:ec2/tag:Tag"}
+    assert tags == {key for key in package_side if key[0] == "aws:ec2/tag:Tag"}
+    assert {stack_side[key]["inputs"]["resourceId"] for key in tags} == {SUBNET_2}
 
 
 def test_an_output_input_is_refused_by_name():

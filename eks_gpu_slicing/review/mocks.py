@@ -156,8 +156,18 @@ class ProgramMocks(pulumi.runtime.Mocks):
         zones: Mapping[str, list[tuple[str, str]]] | None = None,
         cluster_version: str = facts.DEFAULT_KUBERNETES_VERSION,
         cluster_authentication_mode: str = "API_AND_CONFIG_MAP",
+        subnets: Mapping[str, Mapping[str, Any] | None] | None = None,
+        cluster_security_group_tags: Mapping[str, str] | None = None,
     ):
         self.region = region
+        # What `aws.ec2.get_subnet` answers, by subnet ID: `vpcId` and `tags` to override
+        # (a subnet not listed is an untagged one in the VPC of the cluster looked up), or
+        # None for a subnet that does not exist.
+        self.subnets = dict(subnets or {})
+        # The tags `aws.ec2.get_security_group` answers for the looked-up cluster's group.
+        self.cluster_security_group_tags = dict(cluster_security_group_tags or {})
+        # The VPC of the cluster `aws.eks.get_cluster` answered last.
+        self.existing_vpc_id = ""
         # What `aws.eks.get_cluster` answers for a cluster the program did not create.
         self.cluster_version = cluster_version
         self.cluster_authentication_mode = cluster_authentication_mode
@@ -253,7 +263,22 @@ class ProgramMocks(pulumi.runtime.Mocks):
                     "state": a.get("state"),
                 }
             case "aws:eks/getCluster:getCluster":
-                return self.existing_cluster(a["name"])
+                cluster = self.existing_cluster(a["name"])
+                self.existing_vpc_id = cluster["vpcConfig"]["vpcId"]
+                return cluster
+            case "aws:ec2/getSubnet:getSubnet":
+                subnet = self.existing_subnet(a["id"])
+                # A failed invoke, as the provider reports one.
+                return subnet if subnet else ({}, [("id", "no matching EC2 Subnet found")])
+            case "aws:ec2/getSecurityGroup:getSecurityGroup":
+                return {
+                    "id": a["id"],
+                    "arn": self._arn("ec2", f"security-group/{a['id']}"),
+                    "name": f"eks-cluster-sg-{a['id']}",
+                    "description": "EKS created security group",
+                    "vpcId": self.existing_vpc_id,
+                    "tags": dict(self.cluster_security_group_tags),
+                }
             case "eks:index:Cluster/getKubeconfig":
                 # `__self__` arrives as the component's URN: its last part is the name.
                 name = self.cluster_names[str(a["__self__"]).rsplit("::", 1)[-1]]
@@ -283,6 +308,18 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 "vpcId": f"vpc-0e{digest[:15]}",
                 "subnetIds": [f"subnet-0e{digest[:13]}{i:02x}" for i in range(4)],
             },
+        }
+
+    def existing_subnet(self, subnet_id: str) -> dict[str, Any] | None:
+        """A subnet as DescribeSubnets shows it; None for one configured as missing."""
+        if subnet_id in self.subnets and self.subnets[subnet_id] is None:
+            return None
+        return {
+            "id": subnet_id,
+            "arn": self._arn("ec2", f"subnet/{subnet_id}"),
+            "vpcId": self.existing_vpc_id,
+            "tags": {},
+            **(self.subnets.get(subnet_id) or {}),
         }
 
     def zones_of_region(self) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ checked once it has been read (`existing_cluster_problems`), before anything is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -141,3 +141,87 @@ def existing_cluster_problems(settings: Settings, cluster: LookedUpCluster) -> l
         if ami_problem:
             problems.append(f"{ami_problem} (the cluster runs {version})")
     return problems
+
+
+@dataclass(frozen=True)
+class Ec2Object:
+    """A subnet or security group as EC2 describes it (`aws.ec2.get_subnet`,
+    `aws.ec2.get_security_group`): where it is, and its tags."""
+
+    id: str
+    vpc_id: str
+    tags: Mapping[str, str]
+
+
+def subnet_problems(cluster: LookedUpCluster, subnets: Sequence[Ec2Object]) -> list[str]:
+    """`existingCluster.privateSubnetIds` entries outside the cluster's VPC (a node group there
+    would fail only at CreateNodegroup), each 'key: why'."""
+    return [
+        f"existingCluster.privateSubnetIds[{i}]: subnet {subnet.id} is in {subnet.vpc_id}, not "
+        f"in the VPC of cluster '{cluster.name}' ({cluster.vpc_id}); list private subnets of "
+        f"{cluster.vpc_id} (docs/existing-cluster.md shows how to find them)"
+        for i, subnet in enumerate(subnets)
+        if subnet.vpc_id != cluster.vpc_id
+    ]
+
+
+@dataclass(frozen=True)
+class DiscoveryTagging:
+    """Where a Karpenter installed on an existing cluster puts its discovery tag: on the
+    resources that lack it, and on those a run of the same stack tagged before (they carry
+    `facts.DISCOVERY_TAG_ADDED_BY: added_by`), never on one that carried it already."""
+
+    # `karpenter.sh/discovery`'s value: the cluster's name.
+    value: str
+    # Which stack adds the tags (`<project>/<stack>`), written beside each.
+    added_by: str
+    # The cluster security group, or None when it carries the tag already.
+    security_group_id: str | None
+    subnet_ids: tuple[str, ...]
+
+
+def discovery_tagging(
+    cluster: LookedUpCluster,
+    added_by: str,
+    security_group: Ec2Object,
+    subnets: Sequence[Ec2Object],
+) -> tuple[DiscoveryTagging, list[str]]:
+    """What to tag, and the resources whose discovery tag names another cluster or Karpenter
+    (overwriting it would take them from whatever discovers them by it), each 'key: why'."""
+    key = facts.KARPENTER_DISCOVERY_TAG
+    problems = []
+
+    def ours_to_tag(resource: Ec2Object, where: str) -> bool:
+        value = resource.tags.get(key)
+        if value == cluster.name or value is None:
+            # Absent, or put there by this stack before: tag (again). Put there by anyone
+            # else: leave it, and leave it on destroy.
+            return value is None or resource.tags.get(facts.DISCOVERY_TAG_ADDED_BY) == added_by
+        problems.append(
+            f"{where} carries the tag {key}={value}, but the Karpenter installed here finds "
+            f"its subnets and security group by {key}={cluster.name}, and this stack does not "
+            f"overwrite a tag it did not add. If a Karpenter already discovers by '{value}', "
+            f"add pools to it instead: karpenter.install: false with karpenter.discoveryTagValue:"
+            f" {value} and karpenter.nodeRoleName; otherwise change the tag on {resource.id} to "
+            f"{key}={cluster.name} (or remove it) and run again"
+        )
+        return False
+
+    tag_security_group = ours_to_tag(
+        security_group,
+        f"karpenter.install: the security group of cluster '{cluster.name}' ({security_group.id})",
+    )
+    subnet_ids = tuple(
+        subnet.id
+        for i, subnet in enumerate(subnets)
+        if ours_to_tag(subnet, f"existingCluster.privateSubnetIds[{i}]: subnet {subnet.id}")
+    )
+    return (
+        DiscoveryTagging(
+            value=cluster.name,
+            added_by=added_by,
+            security_group_id=security_group.id if tag_security_group else None,
+            subnet_ids=subnet_ids,
+        ),
+        problems,
+    )
