@@ -144,6 +144,49 @@ def test_private_only_endpoint_sends_no_public_cidrs():
     assert "publicAccessCidrs" not in cluster
 
 
+RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+def test_private_access_opens_443_on_the_cluster_security_group_before_any_kubernetes_object():
+    raw = copy.deepcopy(MINIMAL)
+    raw["clusterEndpoint"] = {
+        "publicAccess": False,
+        "privateAccessCidrs": ["10.100.0.0/16", "172.16.8.0/24"],
+        "privateAccessSecurityGroupIds": ["sg-0123456789abcdef0"],
+    }
+    deployment = run_program(engine_config(raw), stack="dev")
+    cluster_name = deployment.one(CLUSTER).inputs["name"]
+    # The group EKS created for the cluster: the one its private endpoint's interfaces are in.
+    cluster_group = ProgramMocks().existing_cluster(cluster_name)["vpcConfig"][
+        "clusterSecurityGroupId"
+    ]
+    rules = deployment.of_type(RULE)
+    sources = sorted(
+        r.inputs.get("cidrIpv4") or r.inputs["referencedSecurityGroupId"] for r in rules
+    )
+    assert sources == ["10.100.0.0/16", "172.16.8.0/24", "sg-0123456789abcdef0"]
+    for rule in rules:
+        assert rule.inputs["securityGroupId"] == cluster_group
+        assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
+            "tcp",
+            facts.KUBERNETES_API_PORT,
+            facts.KUBERNETES_API_PORT,
+        )
+    # Every Kubernetes object goes through the provider, which waits for every rule.
+    provider = deployment.one(K8S_PROVIDER, "cluster-k8s")
+    assert {r.urn for r in rules} <= set(provider.dependencies)
+
+
+def test_prod_admits_its_runner_network_to_the_api(prod):
+    wanted = raw_settings(engine_config_of_stack("prod"))["clusterEndpoint"]["privateAccessCidrs"]
+    assert wanted
+    assert sorted(r.inputs["cidrIpv4"] for r in prod.of_type(RULE)) == sorted(wanted)
+
+
+def test_no_private_access_settings_no_rules(dev):
+    assert not dev.of_type(RULE)
+
+
 def test_admin_roles_get_cluster_admin_access_entries():
     raw = copy.deepcopy(MINIMAL)
     raw["adminRoleArns"] = ["arn:aws:iam::123456789012:role/platform-admins"]

@@ -241,6 +241,23 @@ BAD_CONFIGS = [
         ["clusterEndpoint", "publicAccessCidrs only apply"],
     ),
     (
+        "private access from a documentation range",
+        with_changes(
+            clusterEndpoint={"publicAccess": False, "privateAccessCidrs": ["198.51.100.0/24"]}
+        ),
+        ["clusterEndpoint.privateAccessCidrs", "RFC 5737"],
+    ),
+    (
+        "private access CIDR malformed",
+        with_changes(clusterEndpoint={"privateAccessCidrs": ["10.100.0.1/16"]}),
+        ["clusterEndpoint.privateAccessCidrs", "10.100.0.1/16"],
+    ),
+    (
+        "private access from something that is not a security group",
+        with_changes(clusterEndpoint={"privateAccessSecurityGroupIds": ["vpc-0abc12345"]}),
+        ["clusterEndpoint.privateAccessSecurityGroupIds", "vpc-0abc12345"],
+    ),
+    (
         "existing VPC with one private subnet",
         with_changes(network={"vpcId": "vpc-0abc12345", "privateSubnetIds": ["subnet-0abc1234"]}),
         ["network", "at least 2"],
