@@ -536,6 +536,13 @@ def test_benchmark_is_off_by_default(dev):
 
 def test_benchmark_runs_the_committed_package_on_each_chosen_group():
     raw = dev_settings()
+    # A whole, time-sliced GPU (the Job refuses MPS groups) under a renamed resource.
+    raw["sharing"]["quarters"] = {
+        "strategy": "time-slicing",
+        "replicas": 4,
+        "renameByDefault": True,
+    }
+    raw["gpuNodeGroups"]["a10g"]["sharing"] = "quarters"
     raw["benchmark"] = {"enabled": True, "nodeGroups": ["a10g"], "durationSeconds": 2}
     deployment = run_program(engine_config(raw), stack="dev")
     script = deployment.one(CONFIG_MAP, "sharing-benchmark-script")
@@ -547,14 +554,14 @@ def test_benchmark_runs_the_committed_package_on_each_chosen_group():
     assert pod["volumes"][0]["configMap"]["name"] == script.outputs["metadata"]["name"]
     assert script.urn in job.dependencies
     assert pod["nodeSelector"]["node.kubernetes.io/instance-type"] == "g5.xlarge"
-    assert pod["nodeSelector"]["nvidia.com/device-plugin.config"] == "mps-slices"
+    assert pod["nodeSelector"]["nvidia.com/device-plugin.config"] == "quarters"
     command = pod["containers"][0]["command"][2]
-    assert "--clients 1,2,4 " in command  # the mps-slices profile has 4 replicas
+    assert "--clients 1,2,4 " in command  # the quarters profile has 4 replicas
     # durationSeconds x repetitions (default 3) of timed windows per case
     assert f"--rounds {math.ceil(2 * 3 / bench.DEFAULT_WINDOW_S)} " in command
     assert f"PYTHONPATH={BENCHMARK_MOUNT} python -m bench run " in command
     resources = pod["containers"][0]["resources"]
-    # The renamed resource the MPS group advertises.
+    # The renamed resource the group advertises.
     assert resources["limits"]["nvidia.com/gpu.shared"] == 1
     # Memory from the committed per-worker RSS: one group (no MPS mode asked for) of 4
     # workers (the profile's replicas) + margin.
