@@ -319,6 +319,14 @@ class Settings(_Settings):
 
     def _karpenter_warnings(self) -> list[str]:
         out = []
+        if self.karpenter.enabled and self.karpenter.ami_release_unknown:
+            out.append(
+                f"karpenter.amiRelease {self.karpenter.ami_release} is newer than the newest "
+                f"release this program knows ({facts.NEWEST_KNOWN_AMI_RELEASE}): check that it "
+                "exists in awslabs/amazon-eks-ami's CHANGELOG.md and carries kubernetesVersion "
+                f"{self.kubernetes_version}, or Karpenter reports AMINotFound and no pool node "
+                "launches"
+            )
         if self.karpenter.enabled and self.karpenter.version != facts.KARPENTER_VERSION:
             out.append(
                 f"karpenter.version {self.karpenter.version}: the CRDs, values and IAM policy "
