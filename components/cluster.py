@@ -205,8 +205,7 @@ class GpuCluster(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[self.cluster]),
         ).vpc_config.cluster_security_group_id
         sources = [
-            (cidr.replace("/", "-"), {"cidr_ipv4": cidr})
-            for cidr in endpoint.private_access_cidrs
+            (cidr.replace("/", "-"), {"cidr_ipv4": cidr}) for cidr in endpoint.private_access_cidrs
         ] + [
             (group, {"referenced_security_group_id": group})
             for group in endpoint.private_access_security_group_ids

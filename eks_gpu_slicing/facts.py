@@ -211,6 +211,7 @@ DOCUMENTATION_NETWORKS = tuple(
 # The Kubernetes API server's port on the cluster endpoint (HTTPS).
 KUBERNETES_API_PORT = 443
 
+
 # Amazon EKS Kubernetes release calendar (docs.aws.amazon.com/eks/latest/userguide/
 # kubernetes-versions.html), as of November 2026. Versions in extended support cost more per
 # cluster hour; versions not listed cannot be created.

@@ -83,7 +83,9 @@ class ClusterEndpointSettings(_Settings):
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, cidrs: list[str]) -> list[str]:
-        return _real_networks(cidrs, "put your VPN or CI egress ranges here, or set publicAccess: false")
+        return _real_networks(
+            cidrs, "put your VPN or CI egress ranges here, or set publicAccess: false"
+        )
 
     @field_validator("private_access_cidrs")
     @classmethod
