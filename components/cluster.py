@@ -166,12 +166,15 @@ class GpuCluster(pulumi.ComponentResource):
             else self.cluster.kubeconfig_json
         )
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        self.api_access_rules = self._api_access_rules(name, args)
         # pulumi-eks has no ready provider output; this one reads the cluster's kubeconfig
-        # (which calls `aws eks get-token`) and is handed to every Kubernetes resource.
+        # (which calls `aws eks get-token`) and is handed to every Kubernetes resource. It
+        # waits for the API access rules: from outside the cluster security group, the first
+        # Kubernetes object would otherwise race the rule that lets Pulumi reach the API.
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.api_access_rules),
         )
         self.cluster_name = pulumi.Output.from_input(args.cluster_name)
         self.register_outputs(
@@ -182,3 +185,43 @@ class GpuCluster(pulumi.ComponentResource):
                 "secretsKeyArn": self.secrets_key.arn,
             }
         )
+
+    def _api_access_rules(
+        self, name: str, args: GpuClusterArgs
+    ) -> list[aws.vpc.SecurityGroupIngressRule]:
+        """Port 443 on the cluster security group from each configured network and group.
+
+        The private endpoint's network interfaces are in the security group EKS creates for
+        the cluster, which admits only its members: a runner in a peered network (or in the
+        VPC, outside that group) reaches the API only through one of these rules.
+        """
+        endpoint = args.endpoint
+        if not (endpoint.private_access_cidrs or endpoint.private_access_security_group_ids):
+            return []
+        # Read after the cluster exists: pulumi-eks's `eks_cluster` output is a resource
+        # reference, which Pulumi's mocks cannot resolve.
+        security_group_id = aws.eks.get_cluster_output(
+            name=args.cluster_name,
+            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[self.cluster]),
+        ).vpc_config.cluster_security_group_id
+        sources = [
+            (cidr.replace("/", "-"), {"cidr_ipv4": cidr}) for cidr in endpoint.private_access_cidrs
+        ] + [
+            (group, {"referenced_security_group_id": group})
+            for group in endpoint.private_access_security_group_ids
+        ]
+        # Named after the source, not its position: removing one never replaces another.
+        return [
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-{key}",
+                security_group_id=security_group_id,
+                ip_protocol="tcp",
+                from_port=facts.KUBERNETES_API_PORT,
+                to_port=facts.KUBERNETES_API_PORT,
+                description=f"Kubernetes API of {args.cluster_name} (clusterEndpoint)",
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self),
+                **source,
+            )
+            for key, source in sources
+        ]

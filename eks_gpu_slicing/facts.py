@@ -208,6 +208,9 @@ DOCUMENTATION_NETWORKS = tuple(
 
 # --- EKS -----------------------------------------------------------------------------------
 
+# The Kubernetes API server's port on the cluster endpoint (HTTPS).
+KUBERNETES_API_PORT = 443
+
 
 # Amazon EKS Kubernetes release calendar (docs.aws.amazon.com/eks/latest/userguide/
 # kubernetes-versions.html), as of November 2026. Versions in extended support cost more per
@@ -266,6 +269,9 @@ AL2023_NVIDIA_AMI_RELEASES: dict[str, AmiReleaseSpan] = {
     "1.36": AmiReleaseSpan("v20260610"),  # NVIDIA driver 580.159.03
 }
 AMI_RELEASE_PATTERN = r"^v\d{8}$"
+# The newest release in the CHANGELOG this table was read from: a later one may exist, or may
+# be a typo (Karpenter then reports AMINotFound and no pool node launches), so it is warned.
+NEWEST_KNOWN_AMI_RELEASE = "v20260714"
 # AL2023 with the NVIDIA driver and container toolkit baked in; the device plugin is ours to
 # install. AL2 GPU AMIs stopped being published on 2025-11-26.
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"

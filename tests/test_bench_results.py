@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 
 import pytest
 
-from benchmarks.sharing.bench import cli, host_speed, pairing, results_csv, runs
+from benchmarks.sharing.bench import cli, host_speed, pairing, records, results_csv, runs
 from tests.bench_support import (
     COMMITTED,
     COMMITTED_RAW,
@@ -163,14 +164,68 @@ def test_committed_h200_results_load(path):
                 assert math.isclose(r.per_process_it_s * r.clients, r.aggregate_it_s, rel_tol=1e-3)
 
 
+# `ratio_host` is the ratio as measured, kept for reference and never capped: a single MPS
+# client measured against its own exclusive windows can come out a little above 1 by noise
+# (1.0326 and 1.0232 in the committed runs). The README states this tolerance.
+RATIO_HOST_NOISE = 0.05
+# Every column holding a ratio to the exclusive baseline, and how far above the physical
+# bound each may go. `ratio_halves_pct` is the gap between the run's halves, not a ratio.
+RATIO_COLUMNS = {"ratio_vs_exclusive": 0.0, "ratio_low": 0.0, "ratio_host": RATIO_HOST_NOISE}
+
+
+def ratio_bound_problems(row: records.Result) -> list[str]:
+    """Each ratio of the row above what its clients can deliver (plus the column's noise)."""
+    bound = host_speed.client_bound(row.clients)
+    return [
+        f"{row.key} {column} {value} > {bound} x {1 + noise}"
+        for column, noise in RATIO_COLUMNS.items()
+        if (value := getattr(row, column)) is not None and value > bound * (1 + noise)
+    ]
+
+
+def test_every_ratio_column_has_a_bound():
+    ratios = {c for c in results_csv.CSV_COLUMNS if c.startswith("ratio_")}
+    assert ratios - {"ratio_method", "ratio_halves_pct"} == set(RATIO_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "over"),
+    [
+        ("ratio_vs_exclusive", 1.0001, True),
+        ("ratio_low", 1.0001, True),
+        ("ratio_host", 1.0 + RATIO_HOST_NOISE, False),
+        ("ratio_host", 1.0 + RATIO_HOST_NOISE + 0.001, True),
+    ],
+)
+def test_ratio_bound_at_and_past_its_limit(column, value, over):
+    (row,) = [r for r in _results() if (r.mode, r.clients) == ("mps", 1)][:1]
+    row = dataclasses.replace(row, ratio_vs_exclusive=0.9, ratio_low=0.8, ratio_host=0.9)
+    assert bool(ratio_bound_problems(dataclasses.replace(row, **{column: value}))) is over
+
+
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
 def test_no_committed_ratio_exceeds_what_its_clients_can_deliver(path):
     """N clients deliver at most N lone processes' work, one MPS client at most one's: a
-    published ratio (whole run or low end) above that would be an artefact."""
+    published ratio (whole run or low end) above that would be an artefact; the as-measured
+    one may pass it by no more than measurement noise."""
     for r in results_csv.load_results(path):
         if r.status == "ok":
-            assert r.ratio_vs_exclusive <= host_speed.client_bound(r.clients), r.key
-            assert r.ratio_low <= host_speed.client_bound(r.clients), r.key
+            assert not ratio_bound_problems(r)
+
+
+def test_the_readme_names_every_as_measured_ratio_above_the_bound():
+    """Readers of the CSVs see ratio_host above N; the README says where and why."""
+    readme = (COMMITTED[0].parent / "README.md").read_text()
+    over = [
+        (path.name, r)
+        for path in COMMITTED
+        for r in results_csv.load_results(path)
+        if r.status == "ok" and r.ratio_host and r.ratio_host > host_speed.client_bound(r.clients)
+    ]
+    assert over  # if none is left, the README's examples are stale
+    for name, r in over:
+        assert f"{r.ratio_host:.4f}" in readme and name in readme, (name, r.key)
+    assert f"{RATIO_HOST_NOISE:.0%}".replace("%", " %") + " above that bound" in readme
 
 
 def test_summarize_recomputes_the_csv_from_the_raw_json(tmp_path):

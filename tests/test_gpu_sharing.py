@@ -63,9 +63,14 @@ def test_every_resource_of_before_is_adopted_not_replaced(stack, request):
     taken = adopted(deployment, before, stack, facts.PROJECT)
     lost = sorted(set(before) - set(taken.values()))
     assert not lost, f"these would be deleted and created again: {lost}"
-    # ...and nothing but GpuSharing itself is new.
+    # ...and nothing but GpuSharing itself is new, besides the API access rules added since
+    # (clusterEndpoint.privateAccess*: one per network or group).
     new = set(engine_urns(deployment, stack, facts.PROJECT).values()) - set(taken)
-    assert [urn.rsplit("::", 2)[1] for urn in new] == [GPU_SHARING_TYPE]
+    endpoint = settings_of_stack(stack).cluster_endpoint
+    rules = len(endpoint.private_access_cidrs) + len(endpoint.private_access_security_group_ids)
+    assert sorted(urn.rsplit("::", 2)[1].rsplit("$", 1)[-1] for urn in new) == sorted(
+        [GPU_SHARING_TYPE] + ["aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"] * rules
+    )
 
 
 def test_without_the_aliases_the_moved_parts_would_be_replaced(dev):

@@ -693,6 +693,37 @@ def test_a_release_no_longer_carrying_a_version_names_the_last_one(monkeypatch):
     assert "v20241024 to v20260318" in problem
 
 
+def as_release(day: dt.date) -> str:
+    return day.strftime("v%Y%m%d")
+
+
+def ami_warnings(release: str) -> list[str]:
+    raw = with_karpenter({"g5": pool()})
+    raw["karpenter"]["amiRelease"] = release
+    settings = load_settings(raw, stack="dev")
+    return [w for w in settings.warnings(dt.date.today()) if w.startswith("karpenter.amiRelease")]
+
+
+def test_an_ami_release_newer_than_the_table_knows_is_warned():
+    newest = dt.datetime.strptime(facts.NEWEST_KNOWN_AMI_RELEASE, "v%Y%m%d").date()
+    assert not ami_warnings(facts.NEWEST_KNOWN_AMI_RELEASE)
+    later = as_release(newest + dt.timedelta(days=1))
+    (warning,) = ami_warnings(later)
+    assert later in warning and facts.NEWEST_KNOWN_AMI_RELEASE in warning
+    assert "check that it exists" in warning
+
+
+def test_an_ami_release_dated_after_today_is_refused():
+    today = dt.datetime.now(dt.UTC).date()
+    # Today's release may exist: accepted (at most warned as newer than the table).
+    assert all(as_release(today) in w for w in ami_warnings(as_release(today)))
+    for release in (as_release(today + dt.timedelta(days=1)), "v20300101"):
+        raw = with_karpenter({"g5": pool()})
+        raw["karpenter"]["amiRelease"] = release
+        (problem,) = problems_of(raw)
+        assert problem.startswith("karpenter.amiRelease:") and "dated after today" in problem
+
+
 @pytest.mark.parametrize("release", ["20260610", "latest", "v2026061", "v20261399", "V20260610"])
 def test_a_malformed_ami_release_names_its_key(release):
     raw = with_karpenter({"g5": pool()})

@@ -144,6 +144,49 @@ def test_private_only_endpoint_sends_no_public_cidrs():
     assert "publicAccessCidrs" not in cluster
 
 
+RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+def test_private_access_opens_443_on_the_cluster_security_group_before_any_kubernetes_object():
+    raw = copy.deepcopy(MINIMAL)
+    raw["clusterEndpoint"] = {
+        "publicAccess": False,
+        "privateAccessCidrs": ["10.100.0.0/16", "172.16.8.0/24"],
+        "privateAccessSecurityGroupIds": ["sg-0123456789abcdef0"],
+    }
+    deployment = run_program(engine_config(raw), stack="dev")
+    cluster_name = deployment.one(CLUSTER).inputs["name"]
+    # The group EKS created for the cluster: the one its private endpoint's interfaces are in.
+    cluster_group = ProgramMocks().existing_cluster(cluster_name)["vpcConfig"][
+        "clusterSecurityGroupId"
+    ]
+    rules = deployment.of_type(RULE)
+    sources = sorted(
+        r.inputs.get("cidrIpv4") or r.inputs["referencedSecurityGroupId"] for r in rules
+    )
+    assert sources == ["10.100.0.0/16", "172.16.8.0/24", "sg-0123456789abcdef0"]
+    for rule in rules:
+        assert rule.inputs["securityGroupId"] == cluster_group
+        assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
+            "tcp",
+            facts.KUBERNETES_API_PORT,
+            facts.KUBERNETES_API_PORT,
+        )
+    # Every Kubernetes object goes through the provider, which waits for every rule.
+    provider = deployment.one(K8S_PROVIDER, "cluster-k8s")
+    assert {r.urn for r in rules} <= set(provider.dependencies)
+
+
+def test_prod_admits_its_runner_network_to_the_api(prod):
+    wanted = raw_settings(engine_config_of_stack("prod"))["clusterEndpoint"]["privateAccessCidrs"]
+    assert wanted
+    assert sorted(r.inputs["cidrIpv4"] for r in prod.of_type(RULE)) == sorted(wanted)
+
+
+def test_no_private_access_settings_no_rules(dev):
+    assert not dev.of_type(RULE)
+
+
 def test_admin_roles_get_cluster_admin_access_entries():
     raw = copy.deepcopy(MINIMAL)
     raw["adminRoleArns"] = ["arn:aws:iam::123456789012:role/platform-admins"]
@@ -493,6 +536,13 @@ def test_benchmark_is_off_by_default(dev):
 
 def test_benchmark_runs_the_committed_package_on_each_chosen_group():
     raw = dev_settings()
+    # A whole, time-sliced GPU (the Job refuses MPS groups) under a renamed resource.
+    raw["sharing"]["quarters"] = {
+        "strategy": "time-slicing",
+        "replicas": 4,
+        "renameByDefault": True,
+    }
+    raw["gpuNodeGroups"]["a10g"]["sharing"] = "quarters"
     raw["benchmark"] = {"enabled": True, "nodeGroups": ["a10g"], "durationSeconds": 2}
     deployment = run_program(engine_config(raw), stack="dev")
     script = deployment.one(CONFIG_MAP, "sharing-benchmark-script")
@@ -504,14 +554,14 @@ def test_benchmark_runs_the_committed_package_on_each_chosen_group():
     assert pod["volumes"][0]["configMap"]["name"] == script.outputs["metadata"]["name"]
     assert script.urn in job.dependencies
     assert pod["nodeSelector"]["node.kubernetes.io/instance-type"] == "g5.xlarge"
-    assert pod["nodeSelector"]["nvidia.com/device-plugin.config"] == "mps-slices"
+    assert pod["nodeSelector"]["nvidia.com/device-plugin.config"] == "quarters"
     command = pod["containers"][0]["command"][2]
-    assert "--clients 1,2,4 " in command  # the mps-slices profile has 4 replicas
+    assert "--clients 1,2,4 " in command  # the quarters profile has 4 replicas
     # durationSeconds x repetitions (default 3) of timed windows per case
     assert f"--rounds {math.ceil(2 * 3 / bench.DEFAULT_WINDOW_S)} " in command
     assert f"PYTHONPATH={BENCHMARK_MOUNT} python -m bench run " in command
     resources = pod["containers"][0]["resources"]
-    # The renamed resource the MPS group advertises.
+    # The renamed resource the group advertises.
     assert resources["limits"]["nvidia.com/gpu.shared"] == 1
     # Memory from the committed per-worker RSS: one group (no MPS mode asked for) of 4
     # workers (the profile's replicas) + margin.

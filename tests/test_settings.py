@@ -241,6 +241,23 @@ BAD_CONFIGS = [
         ["clusterEndpoint", "publicAccessCidrs only apply"],
     ),
     (
+        "private access from a documentation range",
+        with_changes(
+            clusterEndpoint={"publicAccess": False, "privateAccessCidrs": ["198.51.100.0/24"]}
+        ),
+        ["clusterEndpoint.privateAccessCidrs", "RFC 5737"],
+    ),
+    (
+        "private access CIDR malformed",
+        with_changes(clusterEndpoint={"privateAccessCidrs": ["10.100.0.1/16"]}),
+        ["clusterEndpoint.privateAccessCidrs", "10.100.0.1/16"],
+    ),
+    (
+        "private access from something that is not a security group",
+        with_changes(clusterEndpoint={"privateAccessSecurityGroupIds": ["vpc-0abc12345"]}),
+        ["clusterEndpoint.privateAccessSecurityGroupIds", "vpc-0abc12345"],
+    ),
+    (
         "existing VPC with one private subnet",
         with_changes(network={"vpcId": "vpc-0abc12345", "privateSubnetIds": ["subnet-0abc1234"]}),
         ["network", "at least 2"],
@@ -423,6 +440,42 @@ def test_benchmark_defaults_and_warning_for_an_empty_group():
     )
     off = load_settings(with_changes(), stack="t")
     assert off.benchmark_groups == {}
+
+
+SHARED_WHOLE_GPU_AND_NOT = {
+    "default": {"strategy": "time-slicing", "replicas": 4},
+    "mps": {"strategy": "mps", "replicas": 4},
+    "slices": {"strategy": "mig", "mig": {"layout": "all-1g.10gb", "strategy": "single"}},
+}
+
+
+def benchmark_stack(**benchmark: Any) -> dict[str, Any]:
+    """Three GPU groups: time-sliced, MPS and MIG."""
+    return with_changes(
+        sharing=SHARED_WHOLE_GPU_AND_NOT,
+        gpuNodeGroups={
+            "t4": t4(),
+            "t4-mps": t4(sharing="mps"),
+            "a100-mig": t4(instanceType="p4d.24xlarge", sharing="slices"),
+        },
+        benchmark={"enabled": True, **benchmark},
+    )
+
+
+def test_benchmark_leaves_mps_and_mig_groups_out_of_its_default_and_says_so():
+    settings = load_settings(benchmark_stack(), stack="t")
+    assert list(settings.benchmark_groups) == ["t4"]
+    (warning,) = [w for w in settings.warnings(dt.date(2026, 11, 28)) if "benchmark" in w]
+    assert "a100-mig, t4-mps" in warning
+
+
+@pytest.mark.parametrize(("group", "why"), [("t4-mps", "is MPS"), ("a100-mig", "is MIG")])
+def test_benchmark_refuses_a_chosen_mps_or_mig_group(group, why):
+    with pytest.raises(ConfigError) as err:
+        load_settings(benchmark_stack(nodeGroups=["t4", group]), stack="t")
+    (problem,) = err.value.problems
+    assert problem.startswith(f"benchmark.nodeGroups: {group}: ")
+    assert why in problem
 
 
 def test_more_virtual_gpus_than_the_node_can_run_pods_is_warned():

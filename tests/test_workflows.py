@@ -85,6 +85,7 @@ def evaluate(value, contexts: dict[str, dict[str, str]]):
     if not isinstance(value, str) or not (match := _EXPRESSION.match(value)):
         return value
     text = match.group(1)
+    text = re.sub(r"\bneeds\.([\w-]+)\.outputs\.([\w-]+)", r'ctx("needs", "\1.\2")', text)
     text = re.sub(r"\b(inputs|vars|matrix)\.([\w-]+)", r'ctx("\1", "\2")', text)
     text = text.replace("&&", " and ").replace("||", " or ")
     text = re.sub(r"!(?!=)", " not ", text)
@@ -139,7 +140,27 @@ def stacks_of(workflow: dict, job: dict) -> list[str]:
     include = job.get("strategy", {}).get("matrix", {}).get("include")
     if include is not None:
         return [e["stack"] for e in include]
+    stack = pulumi_step(job)["with"]["stack-name"]
+    if "${{" not in stack:  # a job of its own for one stack
+        return [stack]
     return workflow[True]["workflow_dispatch"]["inputs"]["stack"]["options"]
+
+
+def needed(workflow: dict, name: str) -> set[str]:
+    """Every job `name` waits for, directly or through others."""
+    needs = workflow["jobs"][name].get("needs", [])
+    direct = {needs} if isinstance(needs, str) else set(needs)
+    return direct.union(*(needed(workflow, n) for n in direct))
+
+
+def runner_checks(workflow: dict, name: str, variable: str) -> list[dict]:
+    """The steps, in jobs `name` waits for, that check the runner variable."""
+    return [
+        step
+        for job in sorted(needed(workflow, name))
+        for step in workflow["jobs"][job]["steps"]
+        if "run" in step and variable in step.get("env", {})
+    ]
 
 
 # --- Tests ------------------------------------------------------------------------------------
@@ -178,10 +199,10 @@ def test_every_stack_runs_where_its_api_endpoint_is_reachable(path):
     workflow = load(path)
     jobs = pulumi_jobs(workflow)
     assert jobs
+    assert sorted(s for job in jobs.values() for s in stacks_of(workflow, job)) == STACKS
     self_hosted = ["self-hosted", "in-vpc"]
     for name, job in jobs.items():
-        assert sorted(stacks_of(workflow, job)) == STACKS, name
-        for stack in STACKS:
+        for stack in stacks_of(workflow, job):
             variable = f"{stack.upper()}_RUNNER_LABELS"
             configured = runner_labels(job, stack, {variable: json.dumps(self_hosted)})
             if stack in PRIVATE_STACKS:
@@ -194,24 +215,78 @@ def test_every_stack_runs_where_its_api_endpoint_is_reachable(path):
                 assert all(HOSTED_LABEL.match(label) for label in configured), (name, stack)
 
 
-@pytest.mark.skipif(shutil.which("jq") is None, reason="the runner check uses jq, as on GitHub")
-@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_a_missing_or_hosted_runner_for_a_private_stack_stops_the_workflow(path):
+# Workflows that run every stack at once (destroy runs the one stack it is given, and checks
+# the runner only for a private one: test_destroy_checks_the_runner_only_for_a_private_stack).
+EVERY_STACK_WORKFLOWS = [p for p in WORKFLOWS if "workflow_dispatch" not in load(p)[True]]
+
+
+@pytest.mark.parametrize("path", EVERY_STACK_WORKFLOWS, ids=lambda p: p.name)
+def test_a_public_stack_runs_without_a_private_stacks_runner(path):
+    """A repository with AWS_ROLE_ARN and no PROD_RUNNER_LABELS still previews and deploys
+    dev: no public stack's job waits for a private stack's runner check."""
     workflow = load(path)
     for name, job in pulumi_jobs(workflow).items():
-        needs = job.get("needs", [])
-        needs = [needs] if isinstance(needs, str) else needs
-        checks = [s for n in needs for s in workflow["jobs"][n]["steps"] if "run" in s]
-        for stack in PRIVATE_STACKS:
+        stacks = set(stacks_of(workflow, job))
+        if stacks <= set(PRIVATE_STACKS):
+            continue
+        # A job (matrix) shared with a private stack shares its runner check's fate.
+        assert not stacks & set(PRIVATE_STACKS), name
+        for private in PRIVATE_STACKS:
+            assert not runner_checks(workflow, name, f"{private.upper()}_RUNNER_LABELS"), name
+        contexts = {"vars": {"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/ci"}}
+        assert evaluate(f"${{{{ {job.get('if', 'true')} }}}}", contexts), name
+
+
+def outputs_of(step: dict, variable: str, value: str, tmp_path: Path):
+    """(result, the step's $GITHUB_OUTPUT as a dict) for a run with `variable` = value."""
+    out = tmp_path / "github_output"
+    out.write_text("")
+    result = run_step(step, {variable: value, "GITHUB_OUTPUT": str(out)})
+    return result, dict(line.split("=", 1) for line in out.read_text().splitlines())
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="the runner check uses jq, as on GitHub")
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_a_missing_or_hosted_runner_for_a_private_stack_stops_its_leg(path, tmp_path):
+    """A hosted label fails the private stack's leg; no label at all fails it where it
+    deploys and skips it, with a warning, in pull requests (whose checks would otherwise be
+    red in every repository without a runner)."""
+    workflow = load(path)
+    for name, job in pulumi_jobs(workflow).items():
+        for stack in set(stacks_of(workflow, job)) & set(PRIVATE_STACKS):
             variable = f"{stack.upper()}_RUNNER_LABELS"
-            (check,) = [s for s in checks if variable in s.get("env", {})]
+            (check,) = runner_checks(workflow, name, variable)
             assert check["env"][variable] == f"${{{{ vars.{variable} }}}}"
-            for bad in ["", "not json", '"ubuntu-latest"', '["ubuntu-24.04"]', "[]"]:
-                result = run_step(check, {variable: bad})
+            for bad in ["not json", '"ubuntu-latest"', '["ubuntu-24.04"]', "[]"]:
+                result, _ = outputs_of(check, variable, bad, tmp_path)
                 assert result.returncode != 0, (name, bad)
                 assert f"Pulumi.{stack}.yaml" in result.stdout and variable in result.stdout
+            missing, outputs = outputs_of(check, variable, "", tmp_path)
+            assert f"Pulumi.{stack}.yaml" in missing.stdout and variable in missing.stdout
+            if path.name == "pull-request.yml":
+                assert missing.returncode == 0 and "::warning" in missing.stdout, name
+                assert not leg_runs(workflow, name, check, outputs), name
+            else:
+                assert missing.returncode != 0 and "::error" in missing.stdout, name
             for good in ['["self-hosted", "prod-vpc"]', '"prod-vpc"']:
-                assert run_step(check, {variable: good}).returncode == 0, (name, good)
+                result, outputs = outputs_of(check, variable, good, tmp_path)
+                assert result.returncode == 0, (name, good)
+                assert leg_runs(workflow, name, check, outputs), (name, good)
+
+
+def leg_runs(workflow: dict, name: str, check: dict, outputs: dict[str, str]) -> bool:
+    """Whether job `name` runs after its runner check succeeded with these step outputs."""
+    job = workflow["jobs"][name]
+    condition = job.get("if", "true")
+    if ".outputs." not in condition:
+        return True  # it waits for the check (`needs`) and nothing else about it
+    (checker,) = [n for n in needed(workflow, name) if check in workflow["jobs"][n]["steps"]]
+    job_outputs = {
+        f"{checker}.{key}": evaluate(value, {}) if "steps." not in value else outputs.get(key, "")
+        for key, value in workflow["jobs"][checker].get("outputs", {}).items()
+    }
+    contexts = {"vars": {"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/ci"}, "needs": job_outputs}
+    return bool(evaluate(f"${{{{ {condition} }}}}", contexts))
 
 
 def test_destroy_checks_the_runner_only_for_a_private_stack_and_then_runs():
@@ -282,9 +357,11 @@ def test_the_pull_request_job_needs_no_secrets_and_checks_every_stack():
     workflow = load(ROOT / ".github/workflows/pull-request.yml")
     offline = workflow["jobs"]["offline"]
     assert "secrets." not in yaml.safe_dump(offline)
-    preview = workflow["jobs"]["preview"]
-    assert preview["if"] == "vars.AWS_ROLE_ARN != ''"
-    assert sorted(stacks_of(workflow, preview)) == STACKS
+    previews = pulumi_jobs(workflow)
+    for name, preview in previews.items():
+        assert preview["if"].startswith("vars.AWS_ROLE_ARN != ''")
+        assert "offline" in needed(workflow, name)
+    assert sorted(s for job in previews.values() for s in stacks_of(workflow, job)) == STACKS
 
 
 def test_the_offline_job_and_ci_run_check_the_same_things():
@@ -305,9 +382,13 @@ def test_prod_deploys_behind_its_environment_after_dev():
     workflow = load(ROOT / ".github/workflows/deploy.yml")
     # PyYAML reads the `on:` key as True.
     assert workflow[True]["push"]["branches"] == ["main"]
-    job = workflow["jobs"]["up"]
-    assert job["environment"] == "${{ matrix.stack }}" and job["strategy"]["max-parallel"] == 1
-    assert stacks_of(workflow, job)[-1] == "prod"
+    jobs = {stacks_of(workflow, job)[0]: (name, job) for name, job in pulumi_jobs(workflow).items()}
+    assert sorted(jobs) == STACKS
+    for stack, (_, job) in jobs.items():
+        assert job["environment"] == stack
+    # prod waits for dev (one deploy at a time, dev first); dev waits for nothing of prod's.
+    assert jobs["dev"][0] in needed(workflow, jobs["prod"][0])
+    assert jobs["prod"][0] not in needed(workflow, jobs["dev"][0])
 
 
 def test_zizmor_finds_nothing_at_medium_or_above_and_the_schema_holds():

@@ -244,7 +244,21 @@ class KarpenterSettings(_Settings):
                 f"'{release}' is not an EKS-optimized AMI release: use v<YYYYMMDD> as in "
                 f"awslabs/amazon-eks-ami's CHANGELOG.md (e.g. {facts.KARPENTER_AL2023_AMI_RELEASE})"
             )
+        # A release is named after the day it was built: one dated later than today (UTC)
+        # cannot exist yet, and every pool would wait on AMINotFound.
+        today = dt.datetime.now(dt.UTC).date()
+        if dt.datetime.strptime(release, "v%Y%m%d").date() > today:
+            raise ValueError(
+                f"'{release}' is dated after today ({today.isoformat()}), so no such AMI "
+                f"release exists yet; use a release from awslabs/amazon-eks-ami's "
+                f"CHANGELOG.md (e.g. {facts.KARPENTER_AL2023_AMI_RELEASE})"
+            )
         return release
+
+    @property
+    def ami_release_unknown(self) -> bool:
+        """Whether the pinned release is newer than any this program's table knows."""
+        return self.ami_release > facts.NEWEST_KNOWN_AMI_RELEASE
 
     def ami_release_problem(self, kubernetes_version: str) -> str | None:
         """Why the pinned AMI release cannot launch nodes of this Kubernetes version, if so."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -9,6 +10,8 @@ from pydantic.alias_generators import to_camel
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import _SUBNET_ID, _VPC_ID, _ipv4_network, _Settings
+
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
 # --- Network and cluster access ------------------------------------------------------------
 
@@ -71,24 +74,36 @@ class ClusterEndpointSettings(_Settings):
 
     public_access: bool = True
     public_access_cidrs: list[str] = ["0.0.0.0/0"]
+    # The private endpoint's network interfaces are in the cluster security group EKS creates,
+    # which admits only its own members: anything else (a CI runner in a peered network, or
+    # in the same VPC outside that group) needs a rule for port 443.
+    private_access_cidrs: list[str] = []
+    private_access_security_group_ids: list[str] = []
 
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, cidrs: list[str]) -> list[str]:
-        documentation = []
-        for cidr in cidrs:
-            network = _ipv4_network(cidr)
-            if any(network.subnet_of(doc) for doc in facts.DOCUMENTATION_NETWORKS):
-                documentation.append(cidr)
-        if documentation:
-            # Nobody's traffic comes from these (RFC 5737): the cluster would be created and
-            # then every Kubernetes resource would fail, unreachable, after 15-20 minutes.
-            raise ValueError(
-                f"{', '.join(documentation)}: documentation-only ranges (RFC 5737) that no "
-                "real client uses; put your VPN or CI egress ranges here, or set "
-                "publicAccess: false"
-            )
+        return _real_networks(
+            cidrs, "put your VPN or CI egress ranges here, or set publicAccess: false"
+        )
+
+    @field_validator("private_access_cidrs")
+    @classmethod
+    def _private_cidrs(cls, cidrs: list[str]) -> list[str]:
+        _real_networks(cidrs, "put the network your runner or VPN clients are in here")
+        if len(set(cidrs)) != len(cidrs):
+            raise ValueError("lists a CIDR more than once")
         return cidrs
+
+    @field_validator("private_access_security_group_ids")
+    @classmethod
+    def _security_groups(cls, ids: list[str]) -> list[str]:
+        bad = [i for i in ids if not _SECURITY_GROUP_ID.match(i)]
+        if bad:
+            raise ValueError(f"not security group IDs (sg-...): {', '.join(bad)}")
+        if len(set(ids)) != len(ids):
+            raise ValueError("lists a security group more than once")
+        return ids
 
     @model_validator(mode="after")
     def _cidrs_need_public_access(self) -> ClusterEndpointSettings:
@@ -101,3 +116,19 @@ class ClusterEndpointSettings(_Settings):
     @property
     def open_to_world(self) -> bool:
         return self.public_access and "0.0.0.0/0" in self.public_access_cidrs
+
+
+def _real_networks(cidrs: list[str], instead: str) -> list[str]:
+    documentation = []
+    for cidr in cidrs:
+        network = _ipv4_network(cidr)
+        if any(network.subnet_of(doc) for doc in facts.DOCUMENTATION_NETWORKS):
+            documentation.append(cidr)
+    if documentation:
+        # Nobody's traffic comes from these (RFC 5737): the cluster would be created and
+        # then every Kubernetes resource would fail, unreachable, after 15-20 minutes.
+        raise ValueError(
+            f"{', '.join(documentation)}: documentation-only ranges (RFC 5737) that no "
+            f"real client uses; {instead}"
+        )
+    return cidrs

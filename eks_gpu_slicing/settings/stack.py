@@ -178,10 +178,21 @@ class Settings(_Settings):
         """GPU node groups that get a benchmark Job (none unless enabled), with profiles."""
         if not self.benchmark.enabled:
             return {}
-        names = self.benchmark.node_groups or list(self.gpu_node_groups)
+        names = self.benchmark.node_groups or [
+            name for name in self.gpu_node_groups if name not in self.unbenchmarkable_groups
+        ]
         return {
             name: (self.gpu_node_groups[name], self.profile_of(self.gpu_node_groups[name]))
             for name in names
+        }
+
+    @property
+    def unbenchmarkable_groups(self) -> dict[str, str]:
+        """GPU node group -> why the benchmark Job cannot measure whole-GPU sharing there."""
+        return {
+            name: why
+            for name, group in self.gpu_node_groups.items()
+            if (why := _why_not_benchmarkable(group.sharing, self.profile_of(group)))
         }
 
     def combination_problems(self) -> list[str]:
@@ -235,6 +246,14 @@ class Settings(_Settings):
                         f"each MPS client {per_client} MiB on a {instance.name}, less than a "
                         f"CUDA context needs (~{facts.CUDA_CONTEXT_MIB} MiB): lower replicas"
                     )
+        if self.benchmark.enabled:
+            unmeasurable = self.unbenchmarkable_groups
+            problems.extend(
+                f"benchmark.nodeGroups: {name}: {unmeasurable[name]}; list only groups with "
+                "a time-slicing or unshared profile"
+                for name in self.benchmark.node_groups or []
+                if name in unmeasurable
+            )
         return problems
 
     @property
@@ -303,6 +322,14 @@ class Settings(_Settings):
 
     def _karpenter_warnings(self) -> list[str]:
         out = []
+        if self.karpenter.enabled and self.karpenter.ami_release_unknown:
+            out.append(
+                f"karpenter.amiRelease {self.karpenter.ami_release} is newer than the newest "
+                f"release this program knows ({facts.NEWEST_KNOWN_AMI_RELEASE}): check that it "
+                "exists in awslabs/amazon-eks-ami's CHANGELOG.md and carries kubernetesVersion "
+                f"{self.kubernetes_version}, or Karpenter reports AMINotFound and no pool node "
+                "launches"
+            )
         if self.karpenter.enabled and self.karpenter.version != facts.KARPENTER_VERSION:
             out.append(
                 f"karpenter.version {self.karpenter.version}: the CRDs, values and IAM policy "
@@ -390,6 +417,14 @@ class Settings(_Settings):
                     f"{capacity} virtual GPUs of profile '{self.demo_profile_name}' at maxSize "
                     "and Karpenter pool limits; the rest stay Pending"
                 )
+        if self.benchmark.enabled and not self.benchmark.node_groups:
+            left_out = sorted(self.unbenchmarkable_groups)
+            if left_out:
+                out.append(
+                    f"benchmark: no Job on gpuNodeGroups {', '.join(left_out)}: their MPS or "
+                    "MIG profile leaves no whole GPU to measure sharing on"
+                    + ("" if self.benchmark_groups else "; no group is left to benchmark")
+                )
         for name, (group, _) in self.benchmark_groups.items():
             if group.desired_size == 0:
                 out.append(
@@ -397,6 +432,25 @@ class Settings(_Settings):
                     "its benchmark Job stays Pending until a node runs"
                 )
         return out
+
+
+def _why_not_benchmarkable(profile_name: str, profile: SharingProfile) -> str | None:
+    """Why the benchmark Job measures nothing meaningful on a node of this profile."""
+    if profile.strategy == "mps":
+        # The plugin's MPS daemon puts the GPU in exclusive-process mode and makes the Job's
+        # pod one MPS client with 1/replicas of the GPU: its "exclusive" and "time-slicing"
+        # rows would measure a client's share, and its own MPS modes fail to start.
+        return (
+            f"profile '{profile_name}' is MPS: the pod would be one MPS client with "
+            "1/replicas of the GPU, in exclusive-process mode, so it cannot measure "
+            "whole-GPU sharing"
+        )
+    if profile.is_mig:
+        return (
+            f"profile '{profile_name}' is MIG: the pod gets one MIG slice, not the whole "
+            "GPU, so it cannot measure whole-GPU sharing"
+        )
+    return None
 
 
 def _mig_problems(
