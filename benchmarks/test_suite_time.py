@@ -1,7 +1,7 @@
 """Time the whole test suite: the median wall time of three runs, once dependencies are
 installed, on the two pytest-xdist workers pyproject.toml sets. Measured 2026-11-29 on a
-2-core machine of CI's size: 959 tests, median 42.4 s (an earlier 893-test run: 73 s on one worker); the goal is to
-keep it under a minute on 2 cores.
+2-core machine of CI's size: 959 tests, median 42.4 s (an earlier 893-test run: 73 s on one
+worker); the goal is to keep it under a minute on 2 cores.
 
     make time-tests
 """
