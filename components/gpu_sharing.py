@@ -249,7 +249,13 @@ class GpuSharing(pulumi.ComponentResource):
                 profiles=s.sharing,
                 # MIG nodes: the plugin steps aside while the manager repartitions the GPUs.
                 mig=bool(s.mig_layouts),
-                depends_on=self.namespaces.depends_on(s.device_plugin.namespace),
+                depends_on=[
+                    *self.namespaces.depends_on(s.device_plugin.namespace),
+                    # With MIG the release selects nvidia.com/gpu.deploy.client=true, which the
+                    # node groups' labels bring: label the nodes first, so turning MIG on in a
+                    # running stack does not take the plugin off every GPU node meanwhile.
+                    *(self.node_groups.values() if s.mig_layouts else ()),
+                ],
             ),
             opts=self._part(),
         )

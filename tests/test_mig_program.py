@@ -161,3 +161,23 @@ def test_the_demo_requests_a_whole_slice_on_the_single_profile(rendered):
     assert container["resources"]["limits"][facts.GPU_RESOURCE] == 1
     selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
     assert selector[facts.DEVICE_PLUGIN_CONFIG_LABEL] == "a100-small"
+
+
+def test_the_plugin_release_waits_for_the_node_groups_that_bring_the_client_label(rendered):
+    """Turning MIG on relabels the groups' nodes in place; the release that then selects the
+    label must come after, or the plugin leaves every GPU node in between."""
+    resources = rendered.deployment.resources
+    (release,) = [
+        r
+        for r in resources.values()
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.name == "nvidia-device-plugin"
+    ]
+    groups = {
+        urn
+        for urn, r in resources.items()
+        if r.type == "eks:index:ManagedNodeGroup" and r.name.startswith("gpu-")
+    }
+    component_of = {urn: r.parent for urn, r in resources.items()}
+    waited = set(release.dependencies)
+    # Depending on a component waits for its children: count a node group's component too.
+    assert all(g in waited or component_of.get(g) in waited for g in groups), waited
