@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import yaml
 
 from eks_gpu_slicing import facts
@@ -41,9 +40,16 @@ from eks_gpu_slicing.review.manifests import (
     is_helm_release,
 )
 from eks_gpu_slicing.review.policy_rules import Resource, evaluate
-from eks_gpu_slicing.review.render import BUILD_DIR, Rendered, helm_release, render, summary, write
-from eks_gpu_slicing.settings import ConfigError
-from eks_gpu_slicing.settings.stack_files import StackFileError
+from eks_gpu_slicing.review.render import (
+    BUILD_DIR,
+    Rendered,
+    add_stack_arguments,
+    helm_release,
+    render,
+    render_or_exit_code,
+    summary,
+    write,
+)
 
 # Per chart: the `.Values` paths its templates read (a misspelt value is ignored by Helm
 # without a word). Charts whose paths are not encoded in facts are reported, not checked.
@@ -159,23 +165,11 @@ def _check_device_plugin(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
-    parser.add_argument(
-        "--dir", type=Path, help="folder of the stack file (default: the repository root)"
-    )
+    add_stack_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        # Only a given folder is passed on: the default is render()'s own.
-        rendered = render(args.stack, **({"root": args.dir} if args.dir else {}))
-    except (ConfigError, pulumi.RunError) as exc:
-        print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
-        return 1
-    except StackFileError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    rendered = render_or_exit_code(args, render)
+    if isinstance(rendered, int):
+        return rendered
     write(rendered, BUILD_DIR / args.stack)
     print("\n".join(summary(rendered, dt.date.today())))
     try:

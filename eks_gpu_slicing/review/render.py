@@ -23,6 +23,7 @@ import json
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,17 +183,23 @@ def summary(rendered: Rendered, today: dt.date) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The stack arguments `make render`, `make check` and `make validate` share."""
     parser.add_argument("stack", help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument(
         "--dir", type=Path, help="folder of the stack file (default: the repository root)"
     )
-    parser.add_argument("--out", type=Path, help="output folder (default build/render/<stack>)")
-    args = parser.parse_args(argv)
+
+
+def render_or_exit_code(
+    args: argparse.Namespace, render_stack: Callable[..., Rendered]
+) -> Rendered | int:
+    """The rendered stack, or the exit code after one line on stderr saying why not (1: a
+    stack file Pulumi or the settings refuse; 2: no such stack file). `render_stack` is the
+    caller's own `render`, so a test that replaces it there is heard."""
     try:
         # Only a given folder is passed on: the default is render()'s own.
-        rendered = render(args.stack, **({"root": args.dir} if args.dir else {}))
+        return render_stack(args.stack, **({"root": args.dir} if args.dir else {}))
     except (ConfigError, pulumi.RunError) as exc:
         print(f"Pulumi.{args.stack}.yaml: {exc}", file=sys.stderr)
         return 1
@@ -202,6 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_stack_arguments(parser)
+    parser.add_argument("--out", type=Path, help="output folder (default build/render/<stack>)")
+    args = parser.parse_args(argv)
+    rendered = render_or_exit_code(args, render)
+    if isinstance(rendered, int):
+        return rendered
     out_dir = args.out or BUILD_DIR / args.stack
     write(rendered, out_dir)
     print("\n".join(summary(rendered, dt.date.today())))
