@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,8 @@ import pytest
 
 from benchmarks.sharing.bench import cases, cli, mps, records, results_csv, summary
 from tests.bench_support import (
+    COMMITTED,
+    COMMITTED_RAW,
     GPU,
     _fake_interleaved_runner,
     _interleaved,
@@ -200,3 +204,143 @@ def test_main_exits_3_on_out_of_memory_and_1_on_a_crash(tmp_path, capsys):
 
     assert cli.main(argv, gpu=GPU, interleaved_runner=crash) == 1
     assert "planted crash" in capsys.readouterr().err
+
+
+# A file given to `table`, `plot` or `compare` in place of a results CSV, and the words that
+# say what is wrong with it (issue 22, item 10): one line on stderr naming the file, exit 2.
+def _bad_csv(path: Path, kind: str) -> None:
+    good = path.with_name("good.csv")
+    results_csv.write_csv(good, _results())
+    text = good.read_text()
+    header, first_row = text.splitlines()[:2]
+    content = {
+        "empty": "",
+        "header-only": header + "\n",
+        "cut-in-the-header": header[: header.index("ratio_method") + 5],
+        "cut-in-a-row": f"{header}\n{first_row}\n{first_row[: len(first_row) // 2]}",
+        "a-cell-too-many": f"{header}\n{first_row},surplus\n",
+        "json": '{"rows": []}\n',
+    }
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "not-utf8":
+        path.write_bytes(b"\xd0\xcf\x11\xe0 a spreadsheet\n")
+    elif kind == "gzip":
+        path.write_bytes(gzip.compress(text.encode()))
+    elif kind != "missing":
+        path.write_text(content[kind.removesuffix("-says-so")])
+
+
+BAD_CSVS = {
+    "missing": "no such file",
+    "empty": "empty file",
+    "folder": "is a folder",
+    "header-only": "only a header, no rows",
+    "cut-in-the-header": "unknown 'ratio'; missing ratio_method",
+    "cut-in-a-row": "csv:3: ",  # the line, then how many cells it has
+    "cut-in-a-row-says-so": "of the header's 33 cells; is the file cut short?",
+    "a-cell-too-many": ":2: more cells than the header's 33 columns",
+    "json": "unknown '{\"rows\": []}'",
+    "not-utf8": "can't decode",
+    "gzip": "is gzip-compressed",
+}
+
+
+@pytest.mark.parametrize("kind", BAD_CSVS)
+@pytest.mark.parametrize("command", ["table", "plot", "compare-first", "compare-second"])
+def test_an_unusable_results_csv_is_one_line_and_exit_2(tmp_path, capsys, kind, command):
+    bad, good, png = tmp_path / "results.csv", tmp_path / "other.csv", tmp_path / "plot.png"
+    results_csv.write_csv(good, _results())
+    _bad_csv(bad, kind)
+    argv = {
+        "table": ["table", str(bad)],
+        "plot": ["plot", str(bad), "--out", str(png)],
+        "compare-first": ["compare", str(bad), str(good)],
+        "compare-second": ["compare", str(good), str(bad)],
+    }[command]
+    assert cli.main(argv) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and not png.exists()
+    assert printed.err.startswith(f"ERROR: {bad}") and printed.err.count("\n") == 1
+    assert BAD_CSVS[kind] in printed.err
+
+
+def _bad_raw(path: Path, kind: str) -> None:
+    committed = COMMITTED_RAW[0].read_bytes()
+    plain = gzip.decompress(committed)
+    content = {
+        "empty": b"",
+        "a-results-csv": COMMITTED[0].read_bytes(),
+        "cut-json": plain[: len(plain) // 2],
+        "cut-gzip": committed[: len(committed) // 2],
+        "not-gzip-after-its-magic": b"\x1f\x8b not deflate data",
+        "gzip-of-cut-json": gzip.compress(plain[: len(plain) // 2]),
+        "an-object": b'{"settings": {}}',
+        "no-settings": b'[{"model": "mlp", "windows": []}]',
+        "settings-without-models": b'[{"settings": {}, "meta": {}}]',
+        "windows-not-the-schedule": json.dumps(
+            [{**entry, "windows": entry.get("windows", [])[:-1]} for entry in json.loads(plain)]
+        ).encode(),
+    }
+    if kind == "folder":
+        path.mkdir()
+    elif kind != "missing":
+        path.write_bytes(content[kind])
+
+
+BAD_RAWS = {
+    "missing": "no such file",
+    "empty": "empty file",
+    "folder": "is a folder",
+    "a-results-csv": "not JSON",
+    "cut-json": "not JSON",
+    "cut-gzip": "corrupt or cut-short gzip data",
+    "not-gzip-after-its-magic": "corrupt or cut-short gzip data",
+    "gzip-of-cut-json": "not JSON",
+    "an-object": "not a list of JSON objects",
+    "no-settings": "no settings entry",
+    "settings-without-models": "no 'models'",
+    "windows-not-the-schedule": "do not match the schedule",
+}
+
+
+@pytest.mark.parametrize("kind", BAD_RAWS)
+def test_an_unusable_raw_json_is_one_line_and_exit_2(tmp_path, capsys, kind):
+    bad, out = tmp_path / "raw.json.gz", tmp_path / "r.csv"
+    _bad_raw(bad, kind)
+    assert cli.main(["summarize", str(bad), "--out", str(out)]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and not out.exists()
+    assert printed.err.startswith(f"ERROR: {bad}: ") and printed.err.count("\n") == 1
+    assert BAD_RAWS[kind] in printed.err
+
+
+def test_an_output_that_cannot_be_written_stops_a_command_before_it_starts(tmp_path, capsys):
+    """A run takes minutes to hours: a --out that is a folder, or under a file, is refused
+    before the first window, not when the results are written."""
+    folder, a_file = tmp_path / "folder", tmp_path / "file"
+    folder.mkdir()
+    a_file.write_text("x")
+    good = tmp_path / "good.csv"
+    results_csv.write_csv(good, _results())
+
+    def never(settings):
+        raise AssertionError("the run started")
+
+    argv = ["run", "--models", "mlp", "--clients", "1,2", "--rounds", "2", "--out", str(folder)]
+    argv += ["--raw-out", str(a_file / "raw.json")]
+    assert cli.main(argv, gpu=GPU, interleaved_runner=never) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"ERROR: {folder}: is a folder; want the path of a file to write",
+        f"ERROR: {a_file / 'raw.json'}: {a_file} is not a folder",
+    ]
+    raw = COMMITTED_RAW[0]
+    for argv in (
+        ["plot", str(good), "--out", str(folder)],
+        ["summarize", str(raw), "--out", str(folder)],
+    ):
+        assert cli.main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"ERROR: {folder}: is a folder; want the path of a file to write\n"
+        )

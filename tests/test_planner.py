@@ -366,13 +366,21 @@ def _header() -> str:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (None, "no benchmark results at"),
+        (None, "no such file"),
         ("a,b\n1,2\n", "unexpected columns"),
         (b"\xd0\xcf\x11\xe0 not text", "can't decode"),
-        ("HEADER", "no exclusive baseline"),
+        ("HEADER", "only a header, no rows"),
         ("HEADER" + "x," * (len(results_csv.CSV_COLUMNS) - 1) + "x\n", ":2: "),
+        (
+            "".join(
+                line
+                for line in DEFAULT_RESULTS.read_text().splitlines(keepends=True)
+                if ",exclusive," not in line
+            ),
+            "no exclusive baseline",
+        ),
     ],
-    ids=["missing", "columns", "binary", "no-rows", "bad-row"],
+    ids=["missing", "columns", "binary", "no-rows", "bad-row", "no-baseline"],
 )
 def test_an_unusable_results_file_is_one_line_and_exit_2(tmp_path, capsys, content, expected):
     path = tmp_path / "results.csv"

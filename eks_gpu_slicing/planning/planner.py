@@ -44,7 +44,6 @@ with the in-cluster benchmark (`benchmark.enabled`).
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from collections.abc import Sequence
@@ -443,15 +442,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = bench.load_results(args.results)
         model = matching_model(results, workload.gpu_ms_per_request)
-    except FileNotFoundError:
-        print(f"planner: no benchmark results at {args.results}", file=sys.stderr)
-        return 2
-    # A file that is not a results CSV: a folder, undecodable, bad columns or rows, no
-    # exclusive baseline to match a workload against.
-    except (OSError, ValueError, csv.Error) as exc:
-        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        where = "" if str(args.results) in problem else f"{args.results}: "
-        print(f"planner: {where}{problem}", file=sys.stderr)
+    # A file that is not a results CSV (missing, a folder, undecodable, bad columns or rows,
+    # no rows: load_results names the file), or one with no exclusive baseline to match a
+    # workload against.
+    except ValueError as exc:
+        where = "" if str(exc).startswith(str(args.results)) else f"{args.results}: "
+        print(f"planner: {where}{exc}", file=sys.stderr)
         return 2
     curves = load_curves(results)
     plans = {t: plan_instance(workload, facts.GPU_INSTANCES[t], curves, model) for t in types}
