@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
+import subprocess
 
 import pytest
 import yaml
@@ -316,6 +318,38 @@ def test_cli_rejects_bad_input():
         main(["--memory-gib", "0", "--gpu-ms", "1"])
     with pytest.raises(SystemExit):
         main(["--memory-gib", "1", "--gpu-ms", "1", "--instance-types", "m5.large"])
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400"])
+@pytest.mark.parametrize(
+    ("variable", "argument"),
+    [("MEMORY_GIB", "--memory-gib"), ("GPU_MS", "--gpu-ms"), ("BUSY", "--busy")],
+)
+def test_make_plan_capacity_refuses_a_number_that_is_not_finite(capsys, variable, argument, value):
+    """NaN passes no comparison and inf every one: the planner refused neither, and planned
+    from them (a table from GPU_MS=nan) or failed later (a traceback, or a message blaming
+    the results file). The command is the one `make plan-capacity` runs."""
+    values = {"MEMORY_GIB": "2", "GPU_MS": "1", "BUSY": "0.5", variable: value}
+    plan = subprocess.run(
+        [
+            *("make", "--dry-run", "--always-make", "--no-print-directory", "plan-capacity"),
+            *(f"{k}={v}" for k, v in values.items()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    (command,) = [line for line in plan if " -m eks_gpu_slicing.planning.planner " in line]
+    argv = shlex.split(command)[3:]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err == (
+        f"planner: argument {argument}: {value!r} is not a finite number (see --help)\n"
+    )
 
 
 @pytest.mark.parametrize(
