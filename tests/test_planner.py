@@ -233,6 +233,49 @@ def test_mig_needs_a_slice_that_holds_the_pod(curves):
     assert recommend(plans).strategy != "mig"
 
 
+# One instance type per MIG GPU model, with every slice that splits it: the first (fewest
+# compute slices) of each memory size, which is the one a pod of that size is put on.
+EXACT_SLICES = [
+    (instance_type, profile)
+    for instance_type in {
+        facts.mig_gpu(t).name: t for t in sorted(facts.MIG_GPU_OF_INSTANCE, reverse=True)
+    }.values()
+    for profile in {
+        p.memory_gib: p
+        for p in sorted(
+            facts.mig_gpu(instance_type).profiles.values(),
+            key=lambda p: -p.compute_slices,
+        )
+        if p.max_count >= 2
+    }.values()
+]
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "profile"), EXACT_SLICES, ids=[f"{t}-{p.name}" for t, p in EXACT_SLICES]
+)
+def test_a_pod_whose_memory_equals_a_slices_fits_that_slice(capsys, instance_type, profile):
+    """A slice's memory (as nvidia-smi reports it) is the pod's whole device memory: a pod of
+    exactly that size fits it, with no headroom; a pod a little larger needs a larger slice."""
+
+    def mig_row(memory_gib: float) -> list[str]:
+        argv = ["--memory-gib", f"{memory_gib:g}", "--gpu-ms", "1", "--busy", "0.1"]
+        assert main([*argv, "--instance-types", instance_type]) == 0
+        out = capsys.readouterr().out
+        (row,) = [
+            line
+            for line in out.splitlines()
+            if line.startswith(f"| {instance_type} |") and "| mig" in line
+        ]
+        return [cell.strip() for cell in row.split("|")]
+
+    row = mig_row(profile.memory_gib)
+    assert row[4] == str(profile.max_count)  # replicas: one pod per slice
+    assert row[7] == "0.0"  # headroom
+    assert row[9].startswith(f"{profile.max_count} x {profile.name} per GPU;")
+    assert f" x {profile.name} per GPU" not in mig_row(profile.memory_gib + 0.01)[9]
+
+
 def test_mig_wins_a_tie_with_time_slicing(curves):
     """Same pods per GPU: MIG adds memory and fault isolation, so it is recommended."""
     p4d = facts.GPU_INSTANCES["p4d.24xlarge"]
