@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import subprocess
@@ -344,3 +345,74 @@ def test_an_output_that_cannot_be_written_stops_a_command_before_it_starts(tmp_p
         assert capsys.readouterr().err == (
             f"ERROR: {folder}: is a folder; want the path of a file to write\n"
         )
+
+
+# The run's guards (issue 22, item 30): what `run` prints and exits with when a guard holds
+# or trips, each at its limit.
+GUARDED = ["run", "--models", "mlp", "--clients", "1,2", "--rounds", "6", "--window", "0.5"]
+
+
+def _dropping_the_exclusive_window_before_a_lone_client(settings):
+    """A runner whose schedule lost the exclusive window before one MPS client's window:
+    the client would be paired with whatever ran before it."""
+    run = _interleaved_run(settings, lambda *_: 500.0)
+    lone = next(w for w in run.windows if (w.mode, w.clients) == ("mps", 1) and w.index > 1)
+    windows, samples = [], {model: {} for model in run.samples}
+    for w in run.windows:
+        if w.index != lone.index - 1:
+            kept = dataclasses.replace(w, index=len(windows))
+            for model in run.samples:
+                samples[model][kept.index] = run.samples[model][w.index]
+            windows.append(kept)
+    return dataclasses.replace(run, windows=tuple(windows), samples=samples)
+
+
+def test_a_lone_mps_client_without_its_exclusive_window_fails_the_run(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    runner = _dropping_the_exclusive_window_before_a_lone_client
+    assert cli.main([*GUARDED, "--out", str(out)], gpu=GPU, interleaved_runner=runner) == 1
+    err = capsys.readouterr().err
+    assert "ERROR: benchmark failed: mlp/mps: a client window without its exclusive one" in err
+    assert not out.exists()
+
+
+def _slowing_for_the_last_third(model, w, rank, t):
+    """Every process at 88 % for the last two of six rounds: the exclusive windows' thirds
+    (rounds 0-1, 2-3, 4-5) average 1000, 1000 and 880 it/s, over a mean of 960: 12.5 %."""
+    speed = 1000.0 if w.round < 4 else 880.0
+    return speed * {"exclusive": 1.0, "time-slicing": 0.45, "mps": 0.95}[w.mode]
+
+
+@pytest.mark.parametrize(("limit", "noted"), [("12.5", False), ("12.49", True)])
+def test_the_baseline_drift_note_at_its_limit(tmp_path, capsys, limit, noted):
+    out = tmp_path / "r.csv"
+    argv = [*GUARDED, "--out", str(out), "--max-baseline-spread", limit]
+    runner = _fake_interleaved_runner(_slowing_for_the_last_third)
+    assert cli.main(argv, gpu=GPU, interleaved_runner=runner) == 0  # a drift only notes
+    rows = results_csv.load_results(out)
+    assert {r.baseline_spread_pct for r in rows} == {12.5}  # every row, as the CSV has it
+    err = capsys.readouterr().err
+    assert ("NOTE: the baseline moved during the run" in err) == noted
+    if noted:
+        assert "model=mlp: the mean of the 18 exclusive windows differs by 12.5% " in err
+
+
+def _lone_client_probes_25_percent_apart(settings):
+    """Every lone MPS client's CPU probe after its window at 1.25 x the other three."""
+    run = _interleaved_run(settings, lambda model, w, rank, t: 1000.0 - 50 * (w.mode == "mps"))
+    for w in run.windows:
+        if (w.mode, w.clients) == ("mps", 1):
+            (client,) = run.samples["mlp"][w.index]
+            run.samples["mlp"][w.index] = [dataclasses.replace(client, cpu_probe_after_ms=3.125)]
+    return run
+
+
+@pytest.mark.parametrize(("tolerance", "kept"), [("0.25", 6), ("0.2499", 0)])
+def test_a_pair_whose_probes_differ_by_the_tolerance_is_kept(tmp_path, capsys, tolerance, kept):
+    out = tmp_path / "r.csv"
+    argv = [*GUARDED, "--out", str(out), "--pair-probe-tolerance", tolerance]
+    runner = _lone_client_probes_25_percent_apart
+    assert cli.main(argv, gpu=GPU, interleaved_runner=runner) == 0
+    lone = results_csv.results_by_key(results_csv.load_results(out))[("mlp", "mps", 1)]
+    assert (lone.pairs_kept, lone.pairs_excluded) == (kept, 6 - kept)
+    assert f"paired: {kept} of 6 pairs kept" in capsys.readouterr().out
