@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import functools
 import gzip
+import io
 import json
 import subprocess
 import sys
@@ -209,10 +212,17 @@ def test_main_exits_3_on_out_of_memory_and_1_on_a_crash(tmp_path, capsys):
 
 # A file given to `table`, `plot` or `compare` in place of a results CSV, and the words that
 # say what is wrong with it (issue 22, item 10): one line on stderr naming the file, exit 2.
+@functools.cache
+def _good_csv() -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=results_csv.CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(results_csv.result_to_row(r) for r in _results())
+    return buffer.getvalue()
+
+
 def _bad_csv(path: Path, kind: str) -> None:
-    good = path.with_name("good.csv")
-    results_csv.write_csv(good, _results())
-    text = good.read_text()
+    text = _good_csv()
     header, first_row = text.splitlines()[:2]
     content = {
         "empty": "",
@@ -251,7 +261,7 @@ BAD_CSVS = {
 @pytest.mark.parametrize("command", ["table", "plot", "compare-first", "compare-second"])
 def test_an_unusable_results_csv_is_one_line_and_exit_2(tmp_path, capsys, kind, command):
     bad, good, png = tmp_path / "results.csv", tmp_path / "other.csv", tmp_path / "plot.png"
-    results_csv.write_csv(good, _results())
+    good.write_text(_good_csv())
     _bad_csv(bad, kind)
     argv = {
         "table": ["table", str(bad)],
@@ -266,27 +276,33 @@ def test_an_unusable_results_csv_is_one_line_and_exit_2(tmp_path, capsys, kind, 
     assert BAD_CSVS[kind] in printed.err
 
 
-def _bad_raw(path: Path, kind: str) -> None:
+@functools.cache
+def _committed_raw() -> tuple[bytes, bytes]:
+    """(gzip, plain) bytes of a committed --raw-out file."""
     committed = COMMITTED_RAW[0].read_bytes()
-    plain = gzip.decompress(committed)
+    return committed, gzip.decompress(committed)
+
+
+def _bad_raw(path: Path, kind: str) -> None:
+    committed, plain = _committed_raw()
     content = {
-        "empty": b"",
-        "a-results-csv": COMMITTED[0].read_bytes(),
-        "cut-json": plain[: len(plain) // 2],
-        "cut-gzip": committed[: len(committed) // 2],
-        "not-gzip-after-its-magic": b"\x1f\x8b not deflate data",
-        "gzip-of-cut-json": gzip.compress(plain[: len(plain) // 2]),
-        "an-object": b'{"settings": {}}',
-        "no-settings": b'[{"model": "mlp", "windows": []}]',
-        "settings-without-models": b'[{"settings": {}, "meta": {}}]',
-        "windows-not-the-schedule": json.dumps(
+        "empty": lambda: b"",
+        "a-results-csv": lambda: COMMITTED[0].read_bytes(),
+        "cut-json": lambda: plain[: len(plain) // 2],
+        "cut-gzip": lambda: committed[: len(committed) // 2],
+        "not-gzip-after-its-magic": lambda: b"\x1f\x8b not deflate data",
+        "gzip-of-cut-json": lambda: gzip.compress(plain[: len(plain) // 2]),
+        "an-object": lambda: b'{"settings": {}}',
+        "no-settings": lambda: b'[{"model": "mlp", "windows": []}]',
+        "settings-without-models": lambda: b'[{"settings": {}, "meta": {}}]',
+        "windows-not-the-schedule": lambda: json.dumps(
             [{**entry, "windows": entry.get("windows", [])[:-1]} for entry in json.loads(plain)]
         ).encode(),
     }
     if kind == "folder":
         path.mkdir()
     elif kind != "missing":
-        path.write_bytes(content[kind])
+        path.write_bytes(content[kind]())
 
 
 BAD_RAWS = {
@@ -323,7 +339,7 @@ def test_an_output_that_cannot_be_written_stops_a_command_before_it_starts(tmp_p
     folder.mkdir()
     a_file.write_text("x")
     good = tmp_path / "good.csv"
-    results_csv.write_csv(good, _results())
+    good.write_text(_good_csv())
 
     def never(settings):
         raise AssertionError("the run started")
