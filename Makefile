@@ -63,7 +63,7 @@ validate: setup ## Check Pulumi.$(STACK).yaml offline and print each GPU group's
 plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GPU_MS=, BUSY=, TYPES=, RESULTS=
 	@test -n "$(MEMORY_GIB)" -a -n "$(GPU_MS)" || \
 	  { echo "usage: make plan-capacity MEMORY_GIB=<GiB per pod> GPU_MS=<ms per request> [BUSY=1] [TYPES=g4dn.xlarge,...] [RESULTS=file.csv]"; exit 2; }
-	$(PY) -m eks_gpu_slicing.planning.planner --memory-gib $(MEMORY_GIB) --gpu-ms $(GPU_MS) --busy $(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS))
+	$(PY) -m eks_gpu_slicing.planning.planner --memory-gib=$(MEMORY_GIB) --gpu-ms=$(GPU_MS) --busy=$(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS))
 
 schema: setup ## Regenerate provider/schema.json, the component package's schema (review the diff)
 	$(PY) -m eks_gpu_slicing.review.package_schema

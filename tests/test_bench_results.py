@@ -272,6 +272,9 @@ def test_committed_csvs_are_what_their_raw_windows_give(raw):
         assert c.ratio_low == pytest.approx(r.ratio_low, rel=1e-3)
         assert c.ratio_host == pytest.approx(r.ratio_host, rel=1e-3)
         assert c.aggregate_it_s == pytest.approx(r.aggregate_it_s, rel=1e-4)
+        # the baseline's windows and their spread over the run's thirds (written to 2 places)
+        assert c.baseline_runs == r.baseline_runs
+        assert c.baseline_spread_pct == pytest.approx(r.baseline_spread_pct, abs=0.0051)
 
 
 def test_files_before_the_halves_column_still_load(tmp_path):

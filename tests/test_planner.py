@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
+import subprocess
 
 import pytest
 import yaml
@@ -231,6 +233,49 @@ def test_mig_needs_a_slice_that_holds_the_pod(curves):
     assert recommend(plans).strategy != "mig"
 
 
+# One instance type per MIG GPU model, with every slice that splits it: the first (fewest
+# compute slices) of each memory size, which is the one a pod of that size is put on.
+EXACT_SLICES = [
+    (instance_type, profile)
+    for instance_type in {
+        facts.mig_gpu(t).name: t for t in sorted(facts.MIG_GPU_OF_INSTANCE, reverse=True)
+    }.values()
+    for profile in {
+        p.memory_gib: p
+        for p in sorted(
+            facts.mig_gpu(instance_type).profiles.values(),
+            key=lambda p: -p.compute_slices,
+        )
+        if p.max_count >= 2
+    }.values()
+]
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "profile"), EXACT_SLICES, ids=[f"{t}-{p.name}" for t, p in EXACT_SLICES]
+)
+def test_a_pod_whose_memory_equals_a_slices_fits_that_slice(capsys, instance_type, profile):
+    """A slice's memory (as nvidia-smi reports it) is the pod's whole device memory: a pod of
+    exactly that size fits it, with no headroom; a pod a little larger needs a larger slice."""
+
+    def mig_row(memory_gib: float) -> list[str]:
+        argv = ["--memory-gib", f"{memory_gib:g}", "--gpu-ms", "1", "--busy", "0.1"]
+        assert main([*argv, "--instance-types", instance_type]) == 0
+        out = capsys.readouterr().out
+        (row,) = [
+            line
+            for line in out.splitlines()
+            if line.startswith(f"| {instance_type} |") and "| mig" in line
+        ]
+        return [cell.strip() for cell in row.split("|")]
+
+    row = mig_row(profile.memory_gib)
+    assert row[4] == str(profile.max_count)  # replicas: one pod per slice
+    assert row[7] == "0.0"  # headroom
+    assert row[9].startswith(f"{profile.max_count} x {profile.name} per GPU;")
+    assert f" x {profile.name} per GPU" not in mig_row(profile.memory_gib + 0.01)[9]
+
+
 def test_mig_wins_a_tie_with_time_slicing(curves):
     """Same pods per GPU: MIG adds memory and fault isolation, so it is recommended."""
     p4d = facts.GPU_INSTANCES["p4d.24xlarge"]
@@ -318,6 +363,38 @@ def test_cli_rejects_bad_input():
         main(["--memory-gib", "1", "--gpu-ms", "1", "--instance-types", "m5.large"])
 
 
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400"])
+@pytest.mark.parametrize(
+    ("variable", "argument"),
+    [("MEMORY_GIB", "--memory-gib"), ("GPU_MS", "--gpu-ms"), ("BUSY", "--busy")],
+)
+def test_make_plan_capacity_refuses_a_number_that_is_not_finite(capsys, variable, argument, value):
+    """NaN passes no comparison and inf every one: the planner refused neither, and planned
+    from them (a table from GPU_MS=nan) or failed later (a traceback, or a message blaming
+    the results file). The command is the one `make plan-capacity` runs."""
+    values = {"MEMORY_GIB": "2", "GPU_MS": "1", "BUSY": "0.5", variable: value}
+    plan = subprocess.run(
+        [
+            *("make", "--dry-run", "--always-make", "--no-print-directory", "plan-capacity"),
+            *(f"{k}={v}" for k, v in values.items()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    (command,) = [line for line in plan if " -m eks_gpu_slicing.planning.planner " in line]
+    argv = shlex.split(command)[3:]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err == (
+        f"planner: argument {argument}: {value!r} is not a finite number (see --help)\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("memory", "busy", "types"),
     [
@@ -366,13 +443,21 @@ def _header() -> str:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (None, "no benchmark results at"),
+        (None, "no such file"),
         ("a,b\n1,2\n", "unexpected columns"),
         (b"\xd0\xcf\x11\xe0 not text", "can't decode"),
-        ("HEADER", "no exclusive baseline"),
+        ("HEADER", "only a header, no rows"),
         ("HEADER" + "x," * (len(results_csv.CSV_COLUMNS) - 1) + "x\n", ":2: "),
+        (
+            "".join(
+                line
+                for line in DEFAULT_RESULTS.read_text().splitlines(keepends=True)
+                if ",exclusive," not in line
+            ),
+            "no exclusive baseline",
+        ),
     ],
-    ids=["missing", "columns", "binary", "no-rows", "bad-row"],
+    ids=["missing", "columns", "binary", "no-rows", "bad-row", "no-baseline"],
 )
 def test_an_unusable_results_file_is_one_line_and_exit_2(tmp_path, capsys, content, expected):
     path = tmp_path / "results.csv"

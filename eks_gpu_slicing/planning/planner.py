@@ -44,7 +44,6 @@ with the in-cluster benchmark (`benchmark.enabled`).
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from collections.abc import Sequence
@@ -425,11 +424,30 @@ def format_plans(
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line, as the planner's other errors (the usage is at --help): under
+        # `make plan-capacity` a usage block only hides what was wrong.
+        self.exit(2, f"planner: {message} (see --help)\n")
+
+
+def _finite(text: str) -> float:
+    """A number argument: 'nan', 'inf' or 1e400 would pass every comparison below or none,
+    and plan from NaN (or fail later blaming the results file)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--memory-gib", type=float, required=True, help="GPU memory per pod")
-    parser.add_argument("--gpu-ms", type=float, required=True, help="GPU ms per request alone")
-    parser.add_argument("--busy", type=float, default=1.0, help="GPU busy share of one pod")
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memory-gib", type=_finite, required=True, help="GPU memory per pod")
+    parser.add_argument("--gpu-ms", type=_finite, required=True, help="GPU ms per request alone")
+    parser.add_argument("--busy", type=_finite, default=1.0, help="GPU busy share of one pod")
     parser.add_argument("--instance-types", help="comma-separated (default: smallest per family)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     args = parser.parse_args(argv)
@@ -443,15 +461,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = bench.load_results(args.results)
         model = matching_model(results, workload.gpu_ms_per_request)
-    except FileNotFoundError:
-        print(f"planner: no benchmark results at {args.results}", file=sys.stderr)
-        return 2
-    # A file that is not a results CSV: a folder, undecodable, bad columns or rows, no
-    # exclusive baseline to match a workload against.
-    except (OSError, ValueError, csv.Error) as exc:
-        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        where = "" if str(args.results) in problem else f"{args.results}: "
-        print(f"planner: {where}{problem}", file=sys.stderr)
+    # A file that is not a results CSV (missing, a folder, undecodable, bad columns or rows,
+    # no rows: load_results names the file), or one with no exclusive baseline to match a
+    # workload against.
+    except ValueError as exc:
+        where = "" if str(exc).startswith(str(args.results)) else f"{args.results}: "
+        print(f"planner: {where}{exc}", file=sys.stderr)
         return 2
     curves = load_curves(results)
     plans = {t: plan_instance(workload, facts.GPU_INSTANCES[t], curves, model) for t in types}

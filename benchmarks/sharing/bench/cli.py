@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,11 +36,10 @@ from .cases import (
 )
 from .host_speed import REFERENCE_LAUNCH_MS, REFERENCE_NONE
 from .plots import plot_results
-from .records import BenchmarkError, OutOfMemoryFailure, Result
+from .records import BenchmarkError, InputFileError, OutOfMemoryFailure, Result
 from .results_csv import compare_runs, format_table, load_results, write_csv
 from .runs import (
-    interleaved_from_raw,
-    read_raw,
+    load_raw_run,
     run_interleaved_benchmark,
     summarize_interleaved_run,
 )
@@ -340,12 +340,47 @@ def describe_plan(settings: Settings) -> str:
     )
 
 
+def output_problem(path: Path) -> str | None:
+    """Why `path` cannot be written, found before the work whose result goes there (a run
+    takes minutes to hours), or None."""
+    if path.is_dir():
+        return f"{path}: is a folder; want the path of a file to write"
+    folder = next(p for p in path.absolute().parents if p.exists())  # the root always exists
+    if not folder.is_dir():
+        return f"{path}: {folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{path}: not writable"
+    return None
+
+
+# The files each command writes, checked before it starts.
+OUTPUTS = {"run": ("out", "raw_out", "plot"), "plot": ("out",), "summarize": ("out",)}
+
+
 def main(
     argv: Sequence[str] | None = None,
     gpu: GpuInfo | None = None,
     interleaved_runner: InterleavedRunner | None = None,
 ) -> int:
+    """The exit status: 2 for a file that cannot be read or written (one line on stderr
+    naming it), else the command's own (see _verdict for `run`)."""
     args = parse_args(argv)
+    outputs = [getattr(args, name) for name in OUTPUTS.get(args.command, ())]
+    problems = [p for path in outputs if path is not None and (p := output_problem(path))]
+    for problem in problems:
+        print(f"ERROR: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    try:
+        return _command(args, gpu, interleaved_runner)
+    except InputFileError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+
+
+def _command(
+    args: argparse.Namespace, gpu: GpuInfo | None, interleaved_runner: InterleavedRunner | None
+) -> int:
     if args.command == "plan":
         print(describe_plan(settings_from_args(args)))
         return 0
@@ -365,7 +400,7 @@ def main(
             return 4
         return 0
     if args.command == "summarize":
-        settings, meta, run = interleaved_from_raw(read_raw(args.raw))
+        settings, meta, run = load_raw_run(args.raw)
         results = summarize_interleaved_run(settings, run, meta, reference=args.reference)
         write_csv(args.out, results)
         print(f"wrote {len(results)} rows to {args.out}")
