@@ -61,7 +61,7 @@ class ExistingClusterSettings(_Settings):
             "cluster-wide controllers (Karpenter's controller, Node Feature Discovery's master "
             "and garbage collector with devicePlugin.gfd). Unset: no selector, so they run on "
             "any untainted node. Give labels every such node carries, e.g. "
-            "{eks.amazonaws.com/nodegroup: system}; a selector no node matches leaves them "
+            "{eks.amazonaws.com/nodegroup: core}; a selector no node matches leaves them "
             "Pending."
         ),
     )
@@ -290,9 +290,9 @@ def node_group_security_warnings(
         f"nodes of this stack are in (the cluster security group "
         f"{cluster.cluster_security_group_id}"
         + (f" and {', '.join(node_security_group_ids)}" if node_security_group_ids else "")
-        + "). If CoreDNS or pods GPU pods call run there and those groups admit only their own "
-        "members, GPU pods cannot reach them: add the node group's node security group to "
-        "existingCluster.nodeSecurityGroupIds (docs/existing-cluster.md)"
+        + "). If CoreDNS, or anything GPU pods call, runs there and those groups admit only "
+        "their own members, GPU pods cannot reach it: add the node group's node security group "
+        "to existingCluster.nodeSecurityGroupIds (docs/existing-cluster.md)"
         for group in node_groups
         if group.security_group_ids is not None and not set(group.security_group_ids) & ours
     ]
