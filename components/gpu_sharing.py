@@ -72,9 +72,21 @@ class ClusterHandle:
     # On a cluster we were given, what that Karpenter tags instead (the cluster security group
     # and subnets that lack the tag, read at run time); None: the above and the security group.
     discovery_tagging: DiscoveryTagging | None = None
-    # Labels our GPU nodes carry beyond the sharing ones: on a cluster we were given, the one
-    # that keeps a GPU Operator's device plugin and other operands off them.
+    # Labels our GPU nodes carry beyond the sharing ones: on a cluster we were given, those
+    # that keep a GPU Operator's device plugin and other operands off them.
     extra_gpu_node_labels: Mapping[str, str] = field(default_factory=dict)
+    # Labels of the nodes where cluster-wide controllers run (Karpenter's controller, NFD's
+    # master and gc): a created cluster's system node group; on one we were given, what the
+    # stack file names (existingCluster.systemNodeSelector), else none.
+    system_node_selector: Mapping[str, str] = field(default_factory=dict)
+    # The security groups of our GPU nodes (launch templates and Karpenter node classes), the
+    # cluster security group first; empty: EKS's default, the cluster security group alone
+    # (and, for node classes, what the discovery tag finds). EKS adds the cluster security
+    # group only to a launch template that names no group, so it is listed when others are.
+    gpu_node_security_group_ids: Sequence[str] = ()
+    # Whether the cluster may run GPU nodes this stack does not own (one we were given):
+    # DaemonSets meant for our GPU nodes then select ours, not every nvidia.com/gpu.present.
+    other_gpu_nodes: bool = False
     # Whether the EKS Pod Identity Agent add-on runs already (Karpenter's controller needs it;
     # it is created when not).
     pod_identity_agent_installed: bool = False
@@ -217,6 +229,7 @@ class GpuSharing(pulumi.ComponentResource):
                         **cluster.extra_gpu_node_labels,
                     },
                     taints=gpu_node_taints(),
+                    security_group_ids=cluster.gpu_node_security_group_ids,
                     bottlerocket_user_data=(
                         bottlerocket_user_data(s.profile_of(group)) if group.bottlerocket else None
                     ),
@@ -249,6 +262,7 @@ class GpuSharing(pulumi.ComponentResource):
                 profiles=s.sharing,
                 # MIG nodes: the plugin steps aside while the manager repartitions the GPUs.
                 mig=bool(s.mig_layouts),
+                system_node_selector=self._cluster.system_node_selector,
                 depends_on=[
                     *self.namespaces.depends_on(s.device_plugin.namespace),
                     # With MIG the release selects nvidia.com/gpu.deploy.client=true, which the
@@ -292,6 +306,7 @@ class GpuSharing(pulumi.ComponentResource):
                 settings=s.gpu_metrics,
                 resource_names=s.gpu_resource_names(),
                 mig=bool(s.mig_layouts),
+                our_nodes_only=self._cluster.other_gpu_nodes,
                 depends_on=[
                     *self.node_groups.values(),
                     *self.namespaces.depends_on(s.gpu_metrics.namespace),
@@ -319,6 +334,8 @@ class GpuSharing(pulumi.ComponentResource):
                 controller_depends_on=cluster.system_ready,
                 namespace_depends_on=self.namespaces.depends_on(s.karpenter.namespace),
                 extra_node_labels=cluster.extra_gpu_node_labels,
+                system_node_selector=cluster.system_node_selector,
+                node_security_group_ids=cluster.gpu_node_security_group_ids,
                 mig_manager=bool(s.mig_layouts),
                 pod_identity_agent_installed=cluster.pod_identity_agent_installed,
                 tags=self._args.tags,

@@ -51,11 +51,17 @@ class KarpenterArgs:
     extra_node_labels: Mapping[str, str] = field(default_factory=dict)
     # The stack runs the MIG manager: pool nodes carry its GPU-client label (docs/mig.md).
     mig_manager: bool = False
+    # Where the controller runs: the cluster's system nodes (ClusterHandle's), or anywhere.
+    system_node_selector: Mapping[str, str] = field(default_factory=dict)
+    # Security groups every pool's nodes are in beside what the discovery tag finds (see
+    # ClusterHandle.gpu_node_security_group_ids).
+    node_security_group_ids: Sequence[str] = ()
     tags: dict[str, str] = field(default_factory=dict)
 
 
 class Karpenter(pulumi.ComponentResource):
-    """The controller on the system nodes, and GPU node pools that know about sharing.
+    """The controller (on the system nodes, where the cluster has them), and GPU node pools
+    that know about sharing.
 
     Every pool object depends on the controller's release, so `pulumi destroy` deletes the
     pools first while the controller still runs and terminates the instances it launched
@@ -97,6 +103,7 @@ class Karpenter(pulumi.ComponentResource):
                 node_role_name=node_role_name,
                 ami_release=s.ami_release,
                 tags=args.tags,
+                security_group_ids=args.node_security_group_ids,
             )
             node_class = k8s.apiextensions.CustomResource(
                 f"{name}-{pool_name}-nodeclass",
@@ -366,7 +373,11 @@ class Karpenter(pulumi.ComponentResource):
             namespace=s.namespace,
             # The CRDs belong to the karpenter-crd release, which upgrades them.
             skip_crds=True,
-            values=build.helm_values(cluster_name=args.cluster_name, queue_name=self.queue.name),
+            values=build.helm_values(
+                cluster_name=args.cluster_name,
+                queue_name=self.queue.name,
+                system_node_selector=args.system_node_selector,
+            ),
             max_history=10,
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,

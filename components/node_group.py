@@ -30,10 +30,17 @@ class NodeGroupArgs:
     # Bottlerocket settings (TOML) for the launch template's user data.
     bottlerocket_user_data: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The nodes' security groups, the cluster security group among them; empty: none named,
+    # and EKS puts the nodes in the cluster security group.
+    security_group_ids: Sequence[str] = ()
 
 
 def launch_template_args(
-    *, disk_size_gib: int, tags: dict[str, str], bottlerocket_user_data: str | None = None
+    *,
+    disk_size_gib: int,
+    tags: dict[str, str],
+    bottlerocket_user_data: str | None = None,
+    security_group_ids: Sequence[str] = (),
 ) -> dict:
     """The launch template a managed node group starts its instances from.
 
@@ -46,6 +53,9 @@ def launch_template_args(
       and kube-proxy use the host network and still reach it);
     - an encrypted gp3 volume deleted with the instance: AL2023's root volume, or
       Bottlerocket's data volume (images and containers; its small OS volume stays as is).
+    With `security_group_ids`, the instances' security groups: EKS then adds the cluster
+    security group no more ("Customize managed nodes with launch templates", Amazon EKS User
+    Guide), so the caller lists it among them.
     """
     args: dict = {
         "block_device_mappings": [
@@ -74,6 +84,8 @@ def launch_template_args(
         ],
         "tags": tags,
     }
+    if security_group_ids:
+        args["vpc_security_group_ids"] = list(security_group_ids)
     if bottlerocket_user_data is not None:
         args["user_data"] = base64.b64encode(bottlerocket_user_data.encode()).decode()
     return args
@@ -103,6 +115,7 @@ class NodeGroup(pulumi.ComponentResource):
                 disk_size_gib=group.disk_size_gib,
                 tags=args.tags,
                 bottlerocket_user_data=args.bottlerocket_user_data,
+                security_group_ids=args.security_group_ids,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -50,6 +50,16 @@ class ExistingCluster(TypedDict):
         "Needed only to install Karpenter: `installed` when the cluster already runs the eks-pod-"
         "identity-agent add-on, `create` to add it (and remove it on destroy)."
     )
+    system_node_selector: NotRequired[dict[str, str]]
+    (
+        "Node labels of the cluster's system nodes, where Karpenter's controller and Node "
+        "Feature Discovery's master and gc run (default: no selector, any untainted node)."
+    )
+    node_security_group_ids: NotRequired[list[str]]
+    (
+        "Security groups the cluster's other nodes run in besides the cluster security group "
+        "(sg-...): GPU nodes get them too, beside the cluster security group."
+    )
 
 
 class MigPartitioning(TypedDict):
@@ -424,7 +434,11 @@ class GpuSharing(gpu_sharing.GpuSharing):
         read = read_existing_cluster(settings, aws_context)
         pulumi.ComponentResource.__init__(self, gpu_sharing.GPU_SHARING_TYPE, name, None, opts)
         cluster = existing_cluster_handle(read, settings, aws_context, parent=self)
-        tags = {"project": facts.PROJECT, "stack": pulumi.get_stack(), **settings.tags}
+        tags = {
+            facts.PROJECT_TAG: facts.PROJECT,
+            facts.STACK_TAG: pulumi.get_stack(),
+            **settings.tags,
+        }
         self._share(
             name,
             gpu_sharing.GpuSharingArgs(

@@ -809,3 +809,41 @@ def zone_id_prefix(region: str) -> str:
     """The part of a Region's zone IDs before `-az<n>` (eu-west-1 -> euw1)."""
     area, *words = region.split("-")
     return area + "".join(_REGION_WORD_INITIALS.get(word, word) for word in words)
+
+
+# --- Existing clusters ----------------------------------------------------------------------------
+
+# Tags every AWS resource of a stack carries: this project's name and the stack's. `tags` may
+# not set them (they would silently replace these).
+PROJECT_TAG = "project"
+STACK_TAG = "stack"
+
+# How GPU nodes this stack adds to a cluster it was given keep the NVIDIA GPU Operator's
+# operands (driver, toolkit, device plugin, GFD, DCGM, exporters, validator, MIG manager) off:
+# each operand's DaemonSet selects `nvidia.com/gpu.deploy.<operand>: "true"` (gpu-operator
+# v26.7.0 assets/state-*/…daemonset.yaml), and the operator sets a missing one to "true" but
+# keeps any value a node has (controllers/state_manager.go, addGPUStateLabels: honoured since
+# v24.9.0 at least). "false" also survives k8s-mig-manager v0.15.0, which pauses and restores
+# only labels that are not "false" and sets the five it knows to "true" where absent
+# (pkg/mig/reconfigure/reconfigure.go, maybeSetPaused/maybeSetTrue).
+# Not GPU_OPERATOR_OPERANDS_LABEL=false instead: then the operator deletes every
+# nvidia.com/gpu.deploy.* label of the node (removeAllGPUStateLabels), these and, from v26.7.0,
+# MIG_DEPLOY_CLIENT_LABEL, which our MIG-paused DaemonSets select on; and after a MIG change
+# the manager sets the five it knows back to "true", pulling the operands onto the node.
+GPU_OPERATOR_OPERAND_LABELS = (
+    "nvidia.com/gpu.deploy.driver",
+    "nvidia.com/gpu.deploy.container-toolkit",
+    MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
+    MIG_DEPLOY_GFD_LABEL,
+    "nvidia.com/gpu.deploy.dcgm",
+    MIG_DEPLOY_DCGM_EXPORTER_LABEL,
+    "nvidia.com/gpu.deploy.node-status-exporter",
+    "nvidia.com/gpu.deploy.operator-validator",
+    "nvidia.com/gpu.deploy.mig-manager",
+    # No operand of the operator any more, but one of the five the MIG manager sets.
+    "nvidia.com/gpu.deploy.nvsm",
+)
+GPU_OPERATOR_OPERAND_OFF = "false"
+# EC2 allows at most 16 security groups per network interface (a quota, 5 by default): the
+# cluster security group and at most 15 of existingCluster.nodeSecurityGroupIds.
+MAX_SECURITY_GROUPS_PER_INTERFACE = 16

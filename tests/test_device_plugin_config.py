@@ -14,6 +14,7 @@ from eks_gpu_slicing.builders.device_plugin import (
     device_plugin_config,
     helm_values,
 )
+from eks_gpu_slicing.builders.workloads import system_node_labels
 from eks_gpu_slicing.review.helm import value_paths
 from eks_gpu_slicing.settings import SharingProfile
 
@@ -164,7 +165,13 @@ def test_helm_values_point_at_the_configmap_and_never_embed_a_map():
 
 @pytest.mark.parametrize("gfd", [False, True])
 def test_every_helm_value_path_is_one_the_chart_reads(gfd):
-    values = helm_values(config_map_name="cm", default_profile="default", checksum="0", gfd=gfd)
+    values = helm_values(
+        config_map_name="cm",
+        default_profile="default",
+        checksum="0",
+        gfd=gfd,
+        system_node_selector=system_node_labels(),
+    )
     paths = set(value_paths(values, facts.DEVICE_PLUGIN_VALUE_PATHS))
     nfd = {"nfd.worker.tolerations", "nfd.master.nodeSelector", "nfd.gc.nodeSelector"}
     assert paths == {

@@ -14,6 +14,7 @@ from eks_gpu_slicing.builders.workloads import (
     gpu_toleration,
     mig_client_node_selector,
     mig_paused_affinity,
+    our_gpu_nodes_affinity,
 )
 from eks_gpu_slicing.settings import GpuMetricsSettings
 
@@ -28,7 +29,11 @@ SCRAPE_TIMEOUT_S = 10
 
 
 def helm_values(
-    settings: GpuMetricsSettings, resource_names: Iterable[str], *, mig: bool = False
+    settings: GpuMetricsSettings,
+    resource_names: Iterable[str],
+    *,
+    mig: bool = False,
+    our_nodes_only: bool = False,
 ) -> dict[str, Any]:
     """Values for the dcgm-exporter chart.
 
@@ -42,6 +47,10 @@ def helm_values(
     then runs only where that label is not paused, and selects on nvidia.com/gpu.deploy.client
     (every GPU node of such a stack has it), the one key the manager waits on for pods outside
     the GPU Operator's namespace and labels.
+
+    `our_nodes_only`: the cluster may run GPU nodes this stack does not own (one it was
+    given), which carry nvidia.com/gpu.present too and may run an exporter of their own: the
+    exporter then runs only on our groups' and pools' nodes.
     """
     extra = sorted(set(resource_names) - {facts.GPU_RESOURCE})
     env = [{"name": facts.DCGM_VIRTUAL_GPUS_ENV, "value": "true"}]
@@ -69,6 +78,8 @@ def helm_values(
     if mig:
         values["nodeSelector"].update(mig_client_node_selector())
         values["affinity"] = mig_paused_affinity(facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL)
+    if our_nodes_only:
+        values["affinity"] = our_gpu_nodes_affinity(values.get("affinity"))
     return values
 
 

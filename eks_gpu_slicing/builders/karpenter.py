@@ -9,7 +9,7 @@ component (components/karpenter.py) only turns these into resources.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eks_gpu_slicing import facts
@@ -17,7 +17,6 @@ from eks_gpu_slicing.builders.workloads import (
     gpu_node_group_labels,
     gpu_node_taints,
     kubernetes_taints,
-    system_node_labels,
 )
 from eks_gpu_slicing.settings import KarpenterNodePoolSettings, SharingProfile
 
@@ -344,10 +343,14 @@ INTERRUPTION_EVENTS: dict[str, dict[str, list[str]]] = {
 # --- The controller's Helm values ----------------------------------------------------------
 
 
-def helm_values(*, cluster_name: str, queue_name: Any) -> dict[str, Any]:
+def helm_values(
+    *, cluster_name: str, queue_name: Any, system_node_selector: Mapping[str, str]
+) -> dict[str, Any]:
     """Values of the `karpenter` chart. The chart's default affinity (no node with a
-    `karpenter.sh/nodepool` label) stays; the node selector puts the controller on the
-    system node group, which Karpenter does not manage and so can never remove."""
+    `karpenter.sh/nodepool` label) stays; `system_node_selector` (the cluster handle's: the
+    system node group of a cluster this stack creates, whatever the stack file names on one
+    it was given, or nothing) puts the controller on nodes Karpenter does not manage and so
+    can never remove. The GPU taint keeps it off GPU nodes either way."""
     return {
         "settings": {
             "clusterName": cluster_name,
@@ -358,7 +361,7 @@ def helm_values(*, cluster_name: str, queue_name: Any) -> dict[str, Any]:
         # Named, so the Pod Identity association can refer to it.
         "serviceAccount": {"name": facts.KARPENTER_SERVICE_ACCOUNT},
         "replicas": facts.KARPENTER_REPLICAS,
-        "nodeSelector": {"kubernetes.io/os": "linux", **system_node_labels()},
+        "nodeSelector": {"kubernetes.io/os": "linux", **system_node_selector},
     }
 
 
@@ -389,8 +392,14 @@ def node_class(
     node_role_name: Any,
     ami_release: str,
     tags: Mapping[str, str],
+    security_group_ids: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """The EC2NodeClass (karpenter.k8s.aws/v1) of one pool, as {metadata, spec}."""
+    """The EC2NodeClass (karpenter.k8s.aws/v1) of one pool, as {metadata, spec}.
+
+    `security_group_ids`: groups the pool's nodes must be in beside those the discovery tag
+    finds (the cluster handle's GPU node groups: an existing cluster's node security groups
+    and its cluster security group), each a term of its own (terms are OR'd; an `id` term
+    takes no other field)."""
     selector = [{"tags": discovery_tags(cluster_name)}]
     spec: dict[str, Any] = {
         # Alone, as the CRD requires of an alias; the NVIDIA variant is chosen per instance.
@@ -398,7 +407,7 @@ def node_class(
         # Karpenter creates the instance profile for this role (IAMIntegration policy).
         "role": node_role_name,
         "subnetSelectorTerms": selector,
-        "securityGroupSelectorTerms": selector,
+        "securityGroupSelectorTerms": [*selector, *({"id": i} for i in security_group_ids)],
         "blockDeviceMappings": [
             {
                 "deviceName": facts.AL2023_ROOT_DEVICE,

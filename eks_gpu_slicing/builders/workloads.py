@@ -123,8 +123,40 @@ def mig_paused_affinity(*labels: str, partitioned_only: bool = False) -> dict[st
 
 
 def system_node_labels() -> dict[str, str]:
-    """Labels of the system node group, where cluster-wide controllers are placed."""
+    """Labels of the system node group of a cluster this stack creates, where cluster-wide
+    controllers are placed (a cluster it was given has no such group: ClusterHandle says)."""
     return {facts.NODE_ROLE_LABEL: facts.SYSTEM_NODE_ROLE}
+
+
+def gpu_operator_opt_out_labels() -> dict[str, str]:
+    """Labels of our GPU nodes on a cluster we were given: they keep the NVIDIA GPU Operator's
+    operands off, and survive both the operator and the MIG manager (see
+    facts.GPU_OPERATOR_OPERAND_LABELS). None of our DaemonSets requires them absent or true:
+    the device plugin and dcgm-exporter step aside for the MIG manager by
+    nvidia.com/gpu.deploy.client, and only refuse the paused value of the others."""
+    return {label: facts.GPU_OPERATOR_OPERAND_OFF for label in facts.GPU_OPERATOR_OPERAND_LABELS}
+
+
+def our_gpu_nodes_affinity(affinity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`affinity` (or none) narrowed to the GPU nodes of this stack's groups and pools: every
+    one carries eks-gpu-slicing/device-plugin (helm or bottlerocket), which a map-only
+    nodeSelector cannot match whatever its value. For DaemonSets meant for every GPU node of
+    ours on a cluster that may run other GPU nodes (nvidia.com/gpu.present alone matches
+    those too: nodeadm sets it on AL2023 NVIDIA nodes from Kubernetes 1.35)."""
+    ours = {"key": facts.DEVICE_PLUGIN_SOURCE_LABEL, "operator": "Exists"}
+    required = ((affinity or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {"nodeSelectorTerms": [{"matchExpressions": []}]}
+    # Terms are OR'd: the expression goes into each, so none admits another's node.
+    terms = [
+        {**term, "matchExpressions": [*term.get("matchExpressions", []), ours]}
+        for term in required["nodeSelectorTerms"]
+    ]
+    node_affinity = {
+        **(affinity or {}).get("nodeAffinity", {}),
+        "requiredDuringSchedulingIgnoredDuringExecution": {**required, "nodeSelectorTerms": terms},
+    }
+    return {**(affinity or {}), "nodeAffinity": node_affinity}
 
 
 def gpu_node_taints() -> list[dict[str, str]]:

@@ -55,6 +55,7 @@ def load_settings(
         problems.extend(_describe(err) for err in exc.errors())
     problems.extend(_gpu_capacity_problems(data))
     problems.extend(_reference_problems(data))
+    problems.extend(_stack_tag_problems(data))
     if settings is not None and not problems:
         # Rules that need the whole, well-formed configuration (a profile on a given GPU).
         problems.extend(settings.combination_problems())
@@ -167,6 +168,20 @@ def _reference_problems(data: Mapping[str, Any]) -> list[str]:
             if name not in groups:
                 problems.append(f"benchmark.nodeGroups: no GPU node group '{name}'")
     return problems
+
+
+def _stack_tag_problems(data: Mapping[str, Any]) -> list[str]:
+    """`tags` keys that would replace the tags every resource of the stack carries."""
+    tags = data.get("tags")
+    if not isinstance(tags, Mapping):
+        return []
+    return [
+        f"tags.{key}: set by the stack itself on every resource ({facts.PROJECT_TAG}: "
+        f"{facts.PROJECT}, {facts.STACK_TAG}: <stack name>) and not replaceable; use another "
+        "key, such as team or cost-center"
+        for key in (facts.PROJECT_TAG, facts.STACK_TAG)
+        if key in tags
+    ]
 
 
 def _describe(err: Mapping[str, Any]) -> str:
