@@ -51,6 +51,9 @@ class KarpenterArgs:
     extra_node_labels: Mapping[str, str] = field(default_factory=dict)
     # The stack runs the MIG manager: pool nodes carry its GPU-client label (docs/mig.md).
     mig_manager: bool = False
+    # The MIG manager's config: a pool whose nodes are labelled with a layout waits for it, so
+    # no node joins with a layout name the config lacks.
+    mig_config: pulumi.Resource | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -125,7 +128,13 @@ class Karpenter(pulumi.ComponentResource):
                 kind="NodePool",
                 metadata=manifest["metadata"],
                 spec=manifest["spec"],
-                opts=after_controller,
+                opts=(
+                    pulumi.ResourceOptions.merge(
+                        after_controller, pulumi.ResourceOptions(depends_on=[args.mig_config])
+                    )
+                    if profile.is_mig and args.mig_config is not None
+                    else after_controller
+                ),
             )
             self.node_overlays[pool_name] = [
                 k8s.apiextensions.CustomResource(

@@ -30,6 +30,9 @@ class NodeGroupArgs:
     # Bottlerocket settings (TOML) for the launch template's user data.
     bottlerocket_user_data: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # What the group waits for before its nodes are labelled: a group whose labels name a MIG
+    # layout waits for the MIG manager's config that holds it (docs/mig.md).
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 def launch_template_args(
@@ -127,7 +130,9 @@ class NodeGroup(pulumi.ComponentResource):
             subnet_ids=args.subnet_ids,
             tags=args.tags,
         )
-        joins = pulumi.ResourceOptions(parent=self, depends_on=list(args.node_role_policies))
+        joins = pulumi.ResourceOptions(
+            parent=self, depends_on=[*args.node_role_policies, *args.depends_on]
+        )
         if args.eks_cluster is not None:
             self.node_group = eks.ManagedNodeGroup(
                 name,

@@ -9,6 +9,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
@@ -420,6 +422,57 @@ def test_mig_parted_config_has_exactly_the_layouts_in_use(settings):
     assert h200["mig-devices"] == H200.balanced
 
 
+def test_all_disabled_turns_mig_off_on_every_gpu(settings):
+    """The layout a node is relabelled with to leave MIG: every device, MIG mode off, no
+    slices (mig-parted's own `all-disabled`, when the upstream reference is here)."""
+    (entry,) = mig.mig_parted_config(settings.mig_layouts)["mig-configs"]["all-disabled"]
+    assert entry == {"devices": "all", "mig-enabled": False}
+    if MIG_PARTED_REFERENCE.is_dir():
+        catalogue = yaml.safe_load((MIG_PARTED_REFERENCE / "config-default.yaml").read_text())
+        assert [entry] == catalogue["mig-configs"]["all-disabled"]
+
+
+# Every API call k8s-mig-manager v0.15.0 makes when CONFIG_FILE is set, as (verb, resource):
+# cmd/nvidia-mig-manager/main.go (the informer on its node) and pkg/mig/reconfigure/
+# reconfigure.go (getCurrentNodeLabels, setNodeLabels on every run, waitForPodDeletion,
+# waitForPodsWithNodeSelector, deletePod). Without CONFIG_FILE it would also get its own pod
+# and create a ConfigMap (setupMigConfig), which this stack never needs.
+MANAGER_API_CALLS = {
+    ("list", "nodes"),
+    ("watch", "nodes"),
+    ("get", "nodes"),
+    ("patch", "nodes"),
+    ("list", "pods"),
+    ("delete", "pods"),
+}
+
+
+def _granted(rules: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {
+        (verb, resource)
+        for rule in rules
+        if rule["apiGroups"] == [""]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_manager_role_grants_exactly_the_calls_it_makes():
+    role = mig.cluster_role()
+    assert all(rule["apiGroups"] == [""] for rule in role["rules"])
+    assert _granted(role["rules"]) == MANAGER_API_CALLS
+    env = {e["name"]: e.get("value") for e in _manager_env()}
+    assert env["CONFIG_FILE"], "without CONFIG_FILE the manager makes calls the role lacks"
+
+
+def _manager_env() -> list[dict[str, Any]]:
+    ds = mig.daemon_set(
+        namespace="n", config_map_name="cm", gpu_clients_namespace="n", config_checksum="c"
+    )
+    (container,) = ds["spec"]["template"]["spec"]["containers"]
+    return container["env"]
+
+
 def test_a_layout_that_differs_per_gpu_gets_a_device_filter_per_gpu():
     raw = mig_stack()
     raw["gpuNodeGroups"]["a100"]["sharing"] = "h200-balanced"
@@ -434,7 +487,12 @@ def test_a_layout_that_differs_per_gpu_gets_a_device_filter_per_gpu():
 
 
 def test_mig_manager_daemon_set_follows_the_upstream_example():
-    ds = mig.daemon_set(namespace="kube-system", config_map_name="cm", gpu_clients_namespace="x")
+    ds = mig.daemon_set(
+        namespace="kube-system",
+        config_map_name="cm",
+        gpu_clients_namespace="x",
+        config_checksum="c",
+    )
     pod = ds["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "nvcr.io/nvidia/cloud-native/k8s-mig-manager:v0.15.0"
@@ -588,7 +646,9 @@ def test_the_device_plugin_waits_for_the_layout_on_mig_nodes(settings):
     plain_node = gpu_node_group_labels("default", settings.sharing["default"], mig_manager=True)
     assert _runs_on(plugin, plain_node)
     # The manager itself does not wait for the plugin: it runs on the new node.
-    manager = mig.daemon_set(namespace="n", config_map_name="cm", gpu_clients_namespace="n")
+    manager = mig.daemon_set(
+        namespace="n", config_map_name="cm", gpu_clients_namespace="n", config_checksum="c"
+    )
     assert selector_matches(manager["spec"]["template"]["spec"]["nodeSelector"], new_mig_node)
 
 
@@ -650,16 +710,34 @@ def test_demo_requests_the_smallest_slice_on_its_profiles_gpu():
 # --- The component under mocks --------------------------------------------------------------
 
 
-def test_mig_manager_component_registers_config_rbac_and_daemon_set(settings):
+def _manager_under_mocks(settings) -> tuple[Any, dict[str, Any], str]:
+    """The component alone under mocks, serving one stand-in GPU node group: (deployment, its
+    children by type, the node group's URN)."""
+
     def program():
         provider = k8s.Provider("k8s", kubeconfig="{}")
-        MigManager(
+        manager = MigManager(
             "mig", MigManagerArgs(provider=provider, namespace="kube-system", settings=settings)
         )
+        group = aws.eks.NodeGroup(
+            "gpu-a100",
+            cluster_name="c",
+            node_role_arn="arn:aws:iam::123456789012:role/n",
+            subnet_ids=["subnet-1"],
+            scaling_config={"min_size": 0, "desired_size": 1, "max_size": 1},
+            opts=pulumi.ResourceOptions(depends_on=[manager.config_map]),
+        )
+        manager.serve([group])
 
     deployment = run_program({}, stack="test", program=program)
     component = deployment.one("eks-gpu-slicing:gpu:MigManager")
     children = {r.type: r for r in deployment.resources.values() if r.parent == component.urn}
+    (group,) = deployment.of_type("aws:eks/nodeGroup:NodeGroup")
+    return deployment, children, group.urn
+
+
+def test_mig_manager_component_registers_config_rbac_and_daemon_set(settings):
+    _, children, _ = _manager_under_mocks(settings)
     assert set(children) == {
         "kubernetes:core/v1:ConfigMap",
         "kubernetes:core/v1:ServiceAccount",
@@ -678,3 +756,33 @@ def test_mig_manager_component_registers_config_rbac_and_daemon_set(settings):
     )
     binding = children["kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"].urn
     assert binding in ds.dependencies
+
+
+def test_the_manager_waits_for_the_node_groups_it_serves_and_its_config_does_not(settings):
+    """The config first (node groups that name its layouts wait for it), the DaemonSet after
+    the node groups: no node is ever labelled with a layout the config lacks."""
+    _, children, group = _manager_under_mocks(settings)
+    assert group in children["kubernetes:apps/v1:DaemonSet"].dependencies
+    for kind, child in children.items():
+        if kind != "kubernetes:apps/v1:DaemonSet":
+            assert group not in child.dependencies, kind
+
+
+def _manager_annotations(settings) -> dict[str, str]:
+    _, children, _ = _manager_under_mocks(settings)
+    template = children["kubernetes:apps/v1:DaemonSet"].inputs["spec"]["template"]
+    return template["metadata"]["annotations"]
+
+
+def test_a_changed_layout_restarts_the_manager_and_an_unchanged_one_does_not(settings):
+    """k8s-mig-manager v0.15.0 never rereads its config file: only a new pod sees a new layout
+    (cmd/nvidia-mig-manager/main.go). The pod template changes exactly when the config does."""
+    before = _manager_annotations(settings)
+    assert _manager_annotations(load_settings(mig_stack(), stack="test")) == before
+    changed = mig_stack()
+    changed["sharing"]["a100-small"]["mig"]["layout"] = "all-2g.10gb"
+    after = _manager_annotations(load_settings(changed, stack="test"))
+    assert after.keys() == before.keys() and after != before
+    # The same key and digest the device plugin's pods carry for their config.
+    data = mig.config_map("kube-system", load_settings(changed, stack="test"))["data"]
+    assert after == {device_plugin.CONFIG_CHECKSUM_ANNOTATION: device_plugin.config_checksum(data)}

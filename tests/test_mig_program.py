@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import device_plugin
 from eks_gpu_slicing.review import check, render
 from eks_gpu_slicing.settings.stack_files import ROOT
 
@@ -181,3 +182,54 @@ def test_the_plugin_release_waits_for_the_node_groups_that_bring_the_client_labe
     waited = set(release.dependencies)
     # Depending on a component waits for its children: count a node group's component too.
     assert all(g in waited or component_of.get(g) in waited for g in groups), waited
+
+
+def test_a_layout_change_converges(rendered):
+    """A changed layout relabels a managed node group's nodes in place (and a pool's template).
+    k8s-mig-manager v0.15.0 checks the new name against the file it mounted and, if missing,
+    sets `failed` and waits for the next label change (cmd/nvidia-mig-manager/main.go,
+    pkg/mig/reconfigure/reconfigure.go). So: every group and pool that names a layout waits
+    for the config that holds it, the config waits for no node group, and the manager's pods
+    carry the config's checksum (a changed config is a new pod, which applies the label)."""
+    resources = rendered.deployment.resources
+    (config,) = [
+        urn
+        for urn, r in resources.items()
+        if r.type == "kubernetes:core/v1:ConfigMap" and r.name == "mig-manager-config"
+    ]
+    labelled = [
+        r
+        for r in resources.values()
+        if (r.type == "eks:index:ManagedNodeGroup" and facts.MIG_CONFIG_LABEL in r.inputs["labels"])
+        or (
+            r.type == "kubernetes:karpenter.sh/v1:NodePool"
+            and facts.MIG_CONFIG_LABEL in r.inputs["spec"]["template"]["metadata"]["labels"]
+        )
+    ]
+    assert {r.name for r in labelled} == {"gpu-a100", "gpu-h100", "karpenter-h200-nodepool"}
+    for r in labelled:
+        assert config in r.dependencies, r.name
+    node_groups = {urn for urn, r in resources.items() if r.type == "eks:index:ManagedNodeGroup"}
+    assert not node_groups & _waits_for(resources, config)
+    (daemon_set,) = objects(rendered, "DaemonSet")
+    annotations = daemon_set["spec"]["template"]["metadata"]["annotations"]
+    config_data = resources[config].inputs["data"]
+    assert annotations == {
+        device_plugin.CONFIG_CHECKSUM_ANNOTATION: device_plugin.config_checksum(config_data)
+    }
+
+
+def _waits_for(resources: dict[str, Any], urn: str) -> set[str]:
+    """Everything a resource waits for, directly or through what it waits for (a dependency
+    on a component counts its parent chain too)."""
+    seen: set[str] = set()
+    todo = [urn]
+    while todo:
+        current = resources.get(todo.pop())
+        if current is None:
+            continue
+        for dep in [*current.dependencies, *([current.parent] if current.parent else [])]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen

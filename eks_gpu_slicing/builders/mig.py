@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders.device_plugin import CONFIG_CHECKSUM_ANNOTATION
 from eks_gpu_slicing.builders.workloads import gpu_toleration
 from eks_gpu_slicing.settings import Settings
 from eks_gpu_slicing.settings.sharing import MigSettings
@@ -73,18 +74,22 @@ def service_account(namespace: str) -> dict[str, Any]:
 
 
 def cluster_role() -> dict[str, Any]:
-    """What the manager does with the API: read and label its node, list, wait for and delete
-    GPU client pods on it (pkg/mig/reconfigure). Narrower than the upstream example's
-    `""/*/*`: nodes get, list, patch and update; pods get, list, watch and delete."""
+    """Exactly the API calls k8s-mig-manager v0.15.0 makes with CONFIG_FILE set:
+    - nodes list and watch: the informer on its own node (cmd/nvidia-mig-manager/main.go,
+      ContinuouslySyncMigConfigChanges);
+    - nodes get and patch: read the node's labels, then merge-patch nvidia.com/mig.config.state
+      and the nvidia.com/gpu.deploy.* labels on every run (pkg/mig/reconfigure/reconfigure.go,
+      getCurrentNodeLabels, setNodeLabels);
+    - pods list and delete: wait for GPU client pods on the node to go, delete the GPU
+      Operator's validator pods (waitForPodDeletion, waitForPodsWithNodeSelector, deletePod).
+    Its other calls (get its own pod, create a per-node ConfigMap) are made only when it
+    generates the config from the hardware, which CONFIG_FILE turns off. The upstream example
+    grants `""/*/*`."""
     return {
         "metadata": {"name": NAME, "labels": LABELS},
         "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["nodes"],
-                "verbs": ["get", "list", "watch", "patch", "update"],
-            },
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]},
         ],
     }
 
@@ -102,7 +107,11 @@ def cluster_role_binding(namespace: str) -> dict[str, Any]:
 
 
 def daemon_set(
-    *, namespace: str, config_map_name: Any, gpu_clients_namespace: str
+    *,
+    namespace: str,
+    config_map_name: Any,
+    gpu_clients_namespace: str,
+    config_checksum: str,
 ) -> dict[str, Any]:
     """The standalone k8s-mig-manager, as {metadata, spec}.
 
@@ -114,6 +123,14 @@ def daemon_set(
     nodes whose profile is MIG (our label) and tolerates the GPU taint.
     `gpu_clients_namespace` is where it looks for GPU client pods to wait for: the device
     plugin's namespace.
+
+    `config_checksum` (of the ConfigMap's data) is a pod annotation, so a changed config rolls
+    the manager. It must: k8s-mig-manager v0.15.0 reacts only to a change of a node's
+    nvidia.com/mig.config label and to its own start (cmd/nvidia-mig-manager/main.go, the
+    node informer's Update and Add handlers), never to its config file. A node relabelled with
+    a layout its mounted file lacks ends in `failed` (pkg/mig/reconfigure/reconfigure.go,
+    validateMigConfig) until something restarts the manager; the new pod reads the new file
+    and applies the node's label.
     """
     env = [
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
@@ -136,7 +153,10 @@ def daemon_set(
         "spec": {
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": {**LABELS, **selector}},
+                "metadata": {
+                    "labels": {**LABELS, **selector},
+                    "annotations": {CONFIG_CHECKSUM_ANNOTATION: config_checksum},
+                },
                 "spec": {
                     "serviceAccountName": NAME,
                     "hostPID": True,
