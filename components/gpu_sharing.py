@@ -27,6 +27,7 @@ from components.namespaces import Namespaces, NamespacesArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import AwsContext
+from eks_gpu_slicing.builders import mig
 from eks_gpu_slicing.builders.bottlerocket import user_data as bottlerocket_user_data
 from eks_gpu_slicing.builders.karpenter import node_pool_capacity
 from eks_gpu_slicing.builders.pod_security import namespace_levels, workload_placements
@@ -223,6 +224,11 @@ class GpuSharing(pulumi.ComponentResource):
                     taints=gpu_node_taints(),
                     bottlerocket_user_data=(
                         bottlerocket_user_data(s.profile_of(group)) if group.bottlerocket else None
+                    ),
+                    # MIG on AL2023: the manager's layout is reapplied after a reboot before
+                    # the device plugin may start (mig.node_user_data).
+                    al2023_user_data=mig.al2023_user_data(
+                        s.profile_of(group), bottlerocket=group.bottlerocket
                     ),
                     tags=self._args.tags,
                     depends_on=self._mig_config_for(s.profile_of(group), group.bottlerocket),

@@ -100,6 +100,7 @@ class Karpenter(pulumi.ComponentResource):
                 node_role_name=node_role_name,
                 ami_release=s.ami_release,
                 tags=args.tags,
+                profile=profile,
             )
             node_class = k8s.apiextensions.CustomResource(
                 f"{name}-{pool_name}-nodeclass",

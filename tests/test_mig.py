@@ -5,7 +5,16 @@ Expected counts come from facts.MIG_GPUS (profiles, max counts, all-balanced), n
 
 from __future__ import annotations
 
+import ast
 import copy
+import email
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +26,14 @@ import yaml
 
 from components.mig_manager import MigManager, MigManagerArgs
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.builders import bottlerocket, device_plugin, gpu_metrics, karpenter, mig
+from eks_gpu_slicing.builders import (
+    bottlerocket,
+    device_plugin,
+    gpu_metrics,
+    karpenter,
+    mig,
+    mig_state_reset,
+)
 from eks_gpu_slicing.builders.workloads import gpu_node_group_labels, virtual_gpu_capacity
 from eks_gpu_slicing.review.mocks import run_program
 from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
@@ -786,3 +802,215 @@ def test_a_changed_layout_restarts_the_manager_and_an_unchanged_one_does_not(set
     # The same key and digest the device plugin's pods carry for their config.
     data = mig.config_map("kube-system", load_settings(changed, stack="test"))["data"]
     assert after == {device_plugin.CONFIG_CHECKSUM_ANNOTATION: device_plugin.config_checksum(data)}
+
+
+# --- After a reboot: the state label is reset before the kubelet starts -----------------------
+
+
+def _boothook() -> str:
+    (part,) = email.message_from_string(mig.node_user_data()).get_payload()
+    assert part.get_content_type() == "text/cloud-boothook"
+    return part.get_payload()
+
+
+def _embedded_script() -> str:
+    """The Python the boothook feeds to python3 on stdin (between its heredoc markers)."""
+    lines = _boothook().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("exec python3 - "))
+    end = lines.index(lines[start].rsplit("<<", 1)[1].strip("'"))
+    return "\n".join(lines[start + 1 : end]) + "\n"
+
+
+def test_mig_nodes_reset_their_state_label_at_every_boot():
+    """cloud-init runs a boothook at every boot (handlers/boot_hook.py, PER_ALWAYS), before
+    nodeadm starts the kubelet (nodeadm-run.service is After=cloud-final.service)."""
+    hook = _boothook()
+    assert hook.startswith("#cloud-boothook\n#!/bin/sh\n")
+    (command,) = [line for line in hook.splitlines() if line.startswith("exec ")]
+    assert shlex.split(command.split("<<")[0]) == [
+        "exec",
+        "python3",
+        "-",
+        facts.MIG_CONFIG_STATE_LABEL,
+        mig.BOOT_STATE,
+    ]
+    assert _embedded_script() == mig.STATE_RESET_SCRIPT.read_text()
+    # AL2023's system Python, which runs it, is 3.9.
+    ast.parse(_embedded_script(), feature_version=(3, 9))
+
+
+def test_after_a_reboot_the_plugin_waits_for_the_manager_again(settings):
+    """A rebooted node keeps its labels but not its slices: with the state reset the kubelet
+    refuses the device plugin's pod (node affinity is checked again at admission), while the
+    manager, which reapplies the layout when it starts, runs there."""
+    group = settings.gpu_node_groups["a100"]
+    node = gpu_node_group_labels(group.sharing, settings.profile_of(group), mig_manager=True)
+    partitioned = _manager_succeeds(_manager_pauses(node))
+    plugin = _client_values()["device plugin"]
+    assert _runs_on(plugin, partitioned)
+    rebooted = {**partitioned, facts.MIG_CONFIG_STATE_LABEL: mig.BOOT_STATE}
+    assert not _runs_on(plugin, rebooted)
+    manager = mig.daemon_set(
+        namespace="n", config_map_name="cm", gpu_clients_namespace="n", config_checksum="c"
+    )
+    assert selector_matches(manager["spec"]["template"]["spec"]["nodeSelector"], rebooted)
+    assert _runs_on(plugin, _manager_succeeds(_manager_pauses(rebooted)))
+
+
+class _FakeNodesApi:
+    """An API server that answers merge patches of nodes: 200 for `nodes`, else 404; or
+    `status` for everything. Records (method, path, headers, body)."""
+
+    def __init__(self, nodes: set[str], status: int | None = None):
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PATCH(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                api.requests.append(("PATCH", self.path, dict(self.headers), body))
+                name = self.path.rsplit("/", 1)[1]
+                code = status or (200 if name in nodes else 404)
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self):
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _node_files(tmp_path: Path, server: str, node: str = "ip-10-0-1-10.ec2.internal"):
+    """What nodeadm leaves on a node: the kubelet's kubeconfig (its credential command here
+    echoes a fixed ExecCredential) and environment, laid out as nodeadm writes them."""
+    credential = {"kind": "ExecCredential", "status": {"token": "k8s-aws-v1.token"}}
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kubernetes", "cluster": {"server": server}}],
+        "current-context": "kubelet",
+        "contexts": [{"name": "kubelet", "context": {"cluster": "kubernetes", "user": "kubelet"}}],
+        "users": [
+            {
+                "name": "kubelet",
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": shutil.which("echo"),
+                        "args": [json.dumps(credential)],
+                    }
+                },
+            }
+        ],
+    }
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+    (tmp_path / "environment").write_text(
+        f"NODEADM_KUBELET_ARGS=--node-ip=10.0.1.10 --hostname-override={node} --v=2\n"
+    )
+    return tmp_path / "kubeconfig", tmp_path / "environment"
+
+
+def _boot(kubeconfig: Path, environment: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The boothook's command, on this machine's Python, pointed at the files above."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-",
+            facts.MIG_CONFIG_STATE_LABEL,
+            mig.BOOT_STATE,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--kubelet-environment",
+            str(environment),
+            *extra,
+        ],
+        input=_embedded_script(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_boot_script_patches_its_own_node_with_the_kubelets_credentials(tmp_path):
+    node = "ip-10-0-1-10.ec2.internal"
+    with _FakeNodesApi({node}) as api:
+        done = _boot(*_node_files(tmp_path, api.url, node))
+    assert done.returncode == 0, done.stderr
+    ((method, path, headers, body),) = api.requests
+    assert (method, path) == ("PATCH", f"/api/v1/nodes/{node}")
+    assert headers["Authorization"] == "Bearer k8s-aws-v1.token"
+    assert headers["Content-Type"] == "application/merge-patch+json"
+    assert body == {"metadata": {"labels": {facts.MIG_CONFIG_STATE_LABEL: mig.BOOT_STATE}}}
+
+
+def test_the_boot_script_leaves_a_new_node_alone_and_never_hangs_the_boot(tmp_path, capsys):
+    def boot(kubeconfig: Path, environment: Path, *extra: str) -> int:
+        return mig_state_reset.main(
+            [
+                facts.MIG_CONFIG_STATE_LABEL,
+                mig.BOOT_STATE,
+                "--kubeconfig",
+                str(kubeconfig),
+                "--kubelet-environment",
+                str(environment),
+                *extra,
+            ]
+        )
+
+    # First boot: the Node does not exist yet (404), nothing to reset.
+    with _FakeNodesApi(set()) as api:
+        assert boot(*_node_files(tmp_path, api.url)) == 0
+    assert "not registered yet" in capsys.readouterr().err
+    # No kubelet files at all: nothing is asked.
+    with _FakeNodesApi(set()) as api:
+        assert boot(tmp_path / "none", tmp_path / "none-either") == 0
+    assert api.requests == []
+    # An API server that keeps failing: a bounded number of tries, then a line saying so.
+    with _FakeNodesApi(set(), status=503) as api:
+        files = _node_files(tmp_path, api.url)
+        assert boot(*files, "--attempts", "2", "--retry-seconds", "0") == 1
+    assert len(api.requests) == 2
+    assert "gave up" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_only_al2023_mig_groups_and_pools_get_the_boot_time_reset(settings):
+    """Bottlerocket partitions at boot by itself (its TOML, no manager); profiles without MIG
+    need nothing: EKS and Karpenter bootstrap those nodes from no user data of ours."""
+    reset = mig.node_user_data()
+    assert mig.al2023_user_data(settings.sharing["a100-small"]) == reset
+    assert mig.al2023_user_data(settings.sharing["a100-small"], bottlerocket=True) is None
+    assert mig.al2023_user_data(settings.sharing["default"]) is None
+    pool = settings.karpenter_pools["h200"]
+    node_class = karpenter.node_class(
+        pool_name="h200",
+        pool=pool,
+        cluster_name="c",
+        node_role_name="r",
+        ami_release=facts.KARPENTER_AL2023_AMI_RELEASE,
+        tags={},
+        profile=settings.sharing[pool.sharing],
+    )
+    assert node_class["spec"]["userData"] == reset
+    plain = karpenter.node_class(
+        pool_name="h200",
+        pool=pool,
+        cluster_name="c",
+        node_role_name="r",
+        ami_release=facts.KARPENTER_AL2023_AMI_RELEASE,
+        tags={},
+        profile=settings.sharing["default"],
+    )
+    assert "userData" not in plain["spec"]

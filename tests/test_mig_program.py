@@ -8,6 +8,7 @@ counts come from facts.MIG_GPUS and facts.GPU_INSTANCES, never typed in.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.builders import device_plugin
+from eks_gpu_slicing.builders import device_plugin, mig
 from eks_gpu_slicing.review import check, render
 from eks_gpu_slicing.settings.stack_files import ROOT
 
@@ -233,3 +234,22 @@ def _waits_for(resources: dict[str, Any], urn: str) -> set[str]:
                 seen.add(dep)
                 todo.append(dep)
     return seen
+
+
+def test_mig_nodes_get_the_boot_time_reset_and_no_other_node_does(rendered):
+    """After an EC2 reboot the node keeps mig.config.state=success but not its slices: MIG
+    groups' launch templates and MIG pools' node classes reset it at boot (mig.node_user_data);
+    the system group's template stays without user data, as EKS bootstraps it."""
+    resources = rendered.deployment.resources
+    templates = {
+        r.name.removesuffix("-launch-template"): r.inputs.get("userData")
+        for r in resources.values()
+        if r.type == "aws:ec2/launchTemplate:LaunchTemplate"
+    }
+    reset = mig.node_user_data()
+    assert templates.keys() == {"system", "gpu-a100", "gpu-h100"}
+    assert templates["system"] is None
+    for name in ("gpu-a100", "gpu-h100"):
+        assert base64.b64decode(templates[name]).decode() == reset, name
+    (node_class,) = objects(rendered, "EC2NodeClass")
+    assert node_class["spec"]["userData"] == reset

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import mig
 from eks_gpu_slicing.builders.workloads import (
     gpu_node_group_labels,
     gpu_node_taints,
@@ -389,8 +390,12 @@ def node_class(
     node_role_name: Any,
     ami_release: str,
     tags: Mapping[str, str],
+    profile: SharingProfile | None = None,
 ) -> dict[str, Any]:
-    """The EC2NodeClass (karpenter.k8s.aws/v1) of one pool, as {metadata, spec}."""
+    """The EC2NodeClass (karpenter.k8s.aws/v1) of one pool, as {metadata, spec}.
+
+    A pool whose `profile` is MIG gets user data: the boot-time reset of the MIG manager's
+    state (mig.node_user_data), MIME parts Karpenter adds to the NodeConfig it generates."""
     selector = [{"tags": discovery_tags(cluster_name)}]
     spec: dict[str, Any] = {
         # Alone, as the CRD requires of an alias; the NVIDIA variant is chosen per instance.
@@ -422,6 +427,9 @@ def node_class(
     }
     if pool.max_pods is not None:
         spec["kubelet"] = {"maxPods": pool.max_pods}
+    user_data = mig.al2023_user_data(profile) if profile is not None else None
+    if user_data is not None:
+        spec["userData"] = user_data
     return {"metadata": {"name": node_pool_name(pool_name)}, "spec": spec}
 
 
