@@ -21,7 +21,7 @@ from eks_gpu_slicing.settings.base import (
 )
 from eks_gpu_slicing.settings.existing_cluster import ExistingClusterSettings
 from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
-from eks_gpu_slicing.settings.karpenter import KarpenterSettings
+from eks_gpu_slicing.settings.karpenter import KarpenterNodePoolSettings, KarpenterSettings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import (
@@ -336,6 +336,7 @@ class Settings(_Settings):
                 f"this program emits are checked against {facts.KARPENTER_VERSION}"
             )
         for name, pool in self.karpenter_pools.items():
+            out.extend(_unpriced_on_demand_warnings(name, pool))
             profile = self.sharing.get(pool.sharing)
             if profile is None:
                 continue
@@ -432,6 +433,28 @@ class Settings(_Settings):
                     "its benchmark Job stays Pending until a node runs"
                 )
         return out
+
+
+def _unpriced_on_demand_warnings(name: str, pool: KarpenterNodePoolSettings) -> list[str]:
+    """An on-demand pool listing a type EC2 sells without an on-demand price (p5e.48xlarge:
+    Capacity Blocks only): Karpenter makes an on-demand offering available only when it has a
+    price for it (karpenter-provider-aws v1.14.1, pkg/providers/instancetype/offering/
+    base_resolver.go), so it silently never launches that type on-demand."""
+    if "on-demand" not in pool.capacity_types:
+        return []
+    others = [t for t in pool.capacity_types if t != "on-demand"]
+    return [
+        f"karpenter.nodePools.{name}: {instance.name} has no on-demand price (EC2 sells it "
+        "through Capacity Blocks only), and Karpenter never launches a type on-demand without "
+        "one: "
+        + (
+            f"this pool launches it only as {' or '.join(others)}, if EC2 offers it so"
+            if others
+            else "this pool never launches it; take it out of instanceTypes"
+        )
+        for instance in pool.instances
+        if instance.usd_per_hour is None
+    ]
 
 
 def _why_not_benchmarkable(profile_name: str, profile: SharingProfile) -> str | None:
