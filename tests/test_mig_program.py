@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ import yaml
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders import device_plugin, mig
-from eks_gpu_slicing.review import check, render
+from eks_gpu_slicing.review import check, render, validate
 from eks_gpu_slicing.settings.stack_files import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -259,3 +260,24 @@ def test_mig_nodes_get_the_boot_time_reset_and_no_other_node_does(rendered):
         assert base64.b64decode(templates[name]).decode() == reset, name
     (node_class,) = objects(rendered, "EC2NodeClass")
     assert node_class["spec"]["userData"] == reset
+
+
+def test_summaries_count_each_slice_resource(rendered, capsys):
+    """A `mixed` layout advertises several slice resources: render's and check's summary, and
+    `make validate`'s tables, give each its own count (as outputs.json does), never the
+    total under the smallest slice's name."""
+    outputs = json.loads(rendered.files["outputs.json"])["gpuNodeGroups"]
+    h100 = outputs["h100"]["slicesPerNode"]
+    assert len(h100) == 2
+    per_node = " + ".join(f"{n} {r}" for r, n in h100.items())
+    (line,) = [x for x in render.summary(rendered, dt.date(2026, 12, 1)) if x.startswith("  h100:")]
+    assert f", {per_node} per node, " in line
+    assert validate.main(["mig", "--dir", str(EXAMPLES)]) == 0
+    rows = [re.split(r"\s{2,}", x.strip()) for x in capsys.readouterr().out.splitlines()]
+    for resource, count in h100.items():
+        assert [resource, str(count), str(count)] in [r[-5:-2] for r in rows], resource
+    pool = rendered.settings.karpenter_pools["h200"]
+    profile = rendered.settings.sharing[pool.sharing]
+    for instance in pool.instances:
+        for resource, count in profile.node_resources(instance).items():
+            assert [resource, f"{instance.name}: {count}"] in [r[-2:] for r in rows], resource

@@ -244,6 +244,17 @@ def mig_slice_prices(
     return {gpu.profiles[n].resource_name: price(n) for n in slices}
 
 
+def report_resources(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Resource -> (per node, at maxSize) from a group's sharing report (virtual_gpu_capacity):
+    each slice resource of a MIG profile (a `mixed` layout advertises several, e.g. 64
+    nvidia.com/mig-1g.10gb and 16 nvidia.com/mig-3g.40gb on a p5), otherwise its one resource.
+    What `make validate`, render and check print."""
+    per_node = report["virtualGpusPerNode"]
+    slices = report.get("slicesPerNode") or {report["resourceName"]: per_node}
+    nodes = report["virtualGpusAtMaxSize"] // per_node if per_node else 0
+    return {resource: (count, count * nodes) for resource, count in slices.items()}
+
+
 def demo_deployment(
     *,
     replicas: int,
