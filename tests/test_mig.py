@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import datetime as dt
 import email
 import json
 import shlex
@@ -283,6 +284,15 @@ def with_profile(profile: dict[str, Any], group: str = "a100") -> dict[str, Any]
 def test_bad_mig_profiles_are_refused_by_key_path(raw, expected):
     problems = problems_of(raw)
     assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize("count", [0, -2])
+def test_custom_layout_counts_below_one_are_refused(count):
+    problems = problems_of(with_profile(mig_profile({"1g.5gb": 2, "2g.10gb": count})))
+    assert problems == [f"sharing.probe.mig.layout: counts must be at least 1: 2g.10gb: {count}"]
+    # One of a profile is a layout (the boundary).
+    fine = load_settings(with_profile(mig_profile({"1g.5gb": 2, "2g.10gb": 1})), stack="t")
+    assert fine.sharing["probe"].mig.slices_on(A100_40) == {"1g.5gb": 2, "2g.10gb": 1}
 
 
 def test_an_unknown_key_under_mig_lists_the_mig_keys():
@@ -696,6 +706,61 @@ def test_report_agrees_with_the_facts(settings):
     }
     assert h100["resourceName"] == H100.profiles["1g.10gb"].resource_name
     assert settings.virtual_gpu_capacity("h100-custom") == sum(CUSTOM.values()) * P5.gpus * 2
+
+
+def test_the_report_shows_a_time_sliced_mig_profiles_replicas(settings):
+    """Each slice time-sliced `replicas` ways: the report says how many, and each device's
+    memory is its slice's share."""
+    h100 = virtual_gpu_capacity(settings.gpu_node_groups["h100"], settings.sharing["h100-custom"])
+    assert h100["replicas"] == settings.sharing["h100-custom"].replicas == 2
+    smallest = min(H100.profiles[n].memory_gib for n in CUSTOM)
+    assert h100["gpuMemoryPerVirtualGpuGiB"] == round(int(smallest * 1024) // 2 / 1024, 2)
+    a100 = virtual_gpu_capacity(settings.gpu_node_groups["a100"], settings.sharing["a100-small"])
+    assert a100["replicas"] == 1
+
+
+def _memory_warnings(replicas: int | None) -> list[str]:
+    profile = mig_profile("all-1g.5gb", "single", **({"replicas": replicas} if replicas else {}))
+    settings = load_settings(with_profile(profile), stack="t")
+    return [w for w in settings.warnings(dt.date(2026, 12, 1)) if "CUDA context" in w]
+
+
+def test_a_mig_slice_time_sliced_below_a_gib_per_device_is_warned():
+    """The warning on MIG counts the slice's own memory over its replicas, not the GPU's: a
+    1g.5gb slice (4.75 GiB) time-sliced 5 ways leaves under 1 GiB per pod, 4 ways does not,
+    and an unshared slice is never warned about."""
+    slice_mib = int(A100_40.profiles["1g.5gb"].memory_gib * 1024)
+    assert slice_mib // 5 < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU <= slice_mib // 4
+    (warning,) = _memory_warnings(5)
+    assert warning.startswith(f"gpuNodeGroups.a100: profile 'probe' leaves {slice_mib // 5} MiB")
+    assert "its smallest MIG slice, time-sliced 5 ways" in warning
+    assert _memory_warnings(4) == []
+    assert _memory_warnings(None) == []
+
+
+def test_the_benchmark_leaves_every_mig_group_out_by_default():
+    """The benchmark's pod would hold one slice, not the whole GPU it measures sharing on."""
+    raw = mig_stack(
+        benchmark={"enabled": True},
+        gpuNodeGroups={
+            **MIG_STACK["gpuNodeGroups"],
+            "g5": {
+                "instanceType": "g5.xlarge",
+                "minSize": 0,
+                "desiredSize": 1,
+                "maxSize": 1,
+                "sharing": "default",
+            },
+        },
+    )
+    settings = load_settings(raw, stack="t")
+    assert list(settings.benchmark_groups) == ["g5"]
+    (warning,) = [w for w in settings.warnings(dt.date(2026, 12, 1)) if "benchmark" in w]
+    assert "no Job on gpuNodeGroups a100, h100" in warning
+    only_mig = load_settings(mig_stack(benchmark={"enabled": True}), stack="t")
+    assert only_mig.benchmark_groups == {}
+    (warning,) = [w for w in only_mig.warnings(dt.date(2026, 12, 1)) if "benchmark" in w]
+    assert warning.endswith("no group is left to benchmark")
 
 
 def test_slice_prices_are_weighted_by_compute_slices_and_add_up_to_the_node(settings):

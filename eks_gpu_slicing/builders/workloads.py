@@ -178,12 +178,7 @@ def virtual_gpu_capacity(
     """
     instance = group.instance
     per_node = instance.gpus * profile.devices_per_gpu(instance)
-    memory_per_virtual = profile.gpu_memory_per_virtual_gpu_mib(instance.gpu_memory_mib)
-    if profile.is_mig:
-        slice_gib = profile.slice_memory_gib(instance)
-        memory_per_virtual = int(min(slice_gib.values(), default=0) * 1024) // (
-            profile.replicas or 1
-        )
+    memory_per_virtual = profile.memory_per_device_mib(instance)
     report = {
         "instanceType": group.instance_type,
         "amiType": group.ami_type,

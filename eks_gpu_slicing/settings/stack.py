@@ -390,15 +390,18 @@ class Settings(_Settings):
             out.append(f"sharing profiles not used by any GPU node group: {', '.join(unused)}")
         for name, group in self.gpu_node_groups.items():
             profile = self.profile_of(group)
-            per_virtual = profile.gpu_memory_per_virtual_gpu_mib(group.instance.gpu_memory_mib)
-            if (
-                profile.shared
-                and not profile.is_mig
-                and per_virtual < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU
-            ):
+            # MIG: the smallest slice's own memory over its replicas (a whole slice, unshared,
+            # has at least a 1g profile's memory).
+            per_virtual = profile.memory_per_device_mib(group.instance)
+            if profile.shared and per_virtual < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU:
+                where = (
+                    f"per device (its smallest MIG slice, time-sliced {profile.replicas} ways)"
+                    if profile.is_mig
+                    else "per virtual GPU"
+                )
                 out.append(
                     f"gpuNodeGroups.{name}: profile '{group.sharing}' leaves {per_virtual} MiB "
-                    f"of GPU memory per virtual GPU on a {group.instance_type}; a CUDA context "
+                    f"of GPU memory {where} on a {group.instance_type}; a CUDA context "
                     "alone takes about 0.7 GiB"
                 )
             per_node = group.instance.gpus * profile.devices_per_gpu(group.instance)
