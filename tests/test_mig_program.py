@@ -219,6 +219,10 @@ def test_a_layout_change_converges(rendered):
         assert config in r.dependencies, r.name
     node_groups = {urn for urn, r in resources.items() if r.type == "eks:index:ManagedNodeGroup"}
     assert not node_groups & _waits_for(resources, config)
+    # The manager itself comes after every GPU node group it serves.
+    (manager,) = [r for r in resources.values() if r.type == "kubernetes:apps/v1:DaemonSet"]
+    gpu_groups = {urn for urn in node_groups if resources[urn].name.startswith("gpu-")}
+    assert gpu_groups and gpu_groups <= set(manager.dependencies)
     (daemon_set,) = objects(rendered, "DaemonSet")
     annotations = daemon_set["spec"]["template"]["metadata"]["annotations"]
     config_data = resources[config].inputs["data"]
