@@ -27,6 +27,7 @@ from components.namespaces import Namespaces, NamespacesArgs
 from components.node_group import NodeGroup, NodeGroupArgs
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import AwsContext
+from eks_gpu_slicing.builders import mig
 from eks_gpu_slicing.builders.bottlerocket import user_data as bottlerocket_user_data
 from eks_gpu_slicing.builders.karpenter import node_pool_capacity
 from eks_gpu_slicing.builders.pod_security import namespace_levels, workload_placements
@@ -35,7 +36,7 @@ from eks_gpu_slicing.builders.workloads import (
     gpu_node_taints,
     virtual_gpu_capacity,
 )
-from eks_gpu_slicing.settings import Settings
+from eks_gpu_slicing.settings import Settings, SharingProfile
 from eks_gpu_slicing.settings.existing_cluster import DiscoveryTagging
 
 GPU_SHARING_TYPE = f"{facts.COMPONENT_PACKAGE}:index:GpuSharing"
@@ -135,10 +136,14 @@ class GpuSharing(pulumi.ComponentResource):
         self._settings = args.settings
         self._cluster = args.cluster
         node_role, node_role_policies = self._node_role()
-        self.node_groups = self._node_groups(node_role, node_role_policies)
         self.namespaces = self._namespaces()
-        self.device_plugin = self._device_plugin()
+        # The MIG config before the node groups whose labels name its layouts, the manager's
+        # DaemonSet after them (MigManager says why).
         self.mig_manager = self._mig_manager()
+        self.node_groups = self._node_groups(node_role, node_role_policies)
+        if self.mig_manager is not None:
+            self.mig_manager.serve(list(self.node_groups.values()))
+        self.device_plugin = self._device_plugin()
         self.gpu_metrics = self._gpu_metrics()
         self.karpenter = self._karpenter()
         self.demo = self._demo()
@@ -233,12 +238,27 @@ class GpuSharing(pulumi.ComponentResource):
                     bottlerocket_user_data=(
                         bottlerocket_user_data(s.profile_of(group)) if group.bottlerocket else None
                     ),
+                    # MIG on AL2023: the manager's layout is reapplied after a reboot before
+                    # the device plugin may start (mig.node_user_data).
+                    al2023_user_data=mig.al2023_user_data(
+                        s.profile_of(group), bottlerocket=group.bottlerocket
+                    ),
                     tags=self._args.tags,
+                    depends_on=self._mig_config_for(s.profile_of(group), group.bottlerocket),
                 ),
                 opts=self._part(),
             )
             for group_name, group in s.gpu_node_groups.items()
         }
+
+    def _mig_config_for(
+        self, profile: SharingProfile, bottlerocket: bool = False
+    ) -> list[pulumi.Resource]:
+        """What a node group of this profile waits for: the MIG manager's config, when its
+        nodes are labelled with a layout the manager applies (AL2023 MIG)."""
+        if self.mig_manager is None or not profile.is_mig or bottlerocket:
+            return []
+        return [self.mig_manager.config_map]
 
     def _namespaces(self) -> Namespaces:
         s = self._settings
@@ -276,7 +296,8 @@ class GpuSharing(pulumi.ComponentResource):
 
     def _mig_manager(self) -> MigManager | None:
         """k8s-mig-manager and its config, only where some AL2023 group or pool has a MIG
-        profile (new with MIG, so no alias: nothing of an older stack to adopt)."""
+        profile (new with MIG, so no alias: nothing of an older stack to adopt). Its DaemonSet
+        is registered once the node groups are (MigManager.serve)."""
         s = self._settings
         if not s.mig_layouts:
             return None
@@ -287,10 +308,7 @@ class GpuSharing(pulumi.ComponentResource):
                 provider=self._cluster.provider,
                 namespace=namespace,
                 settings=s,
-                depends_on=[
-                    *self.node_groups.values(),
-                    *self.namespaces.depends_on(namespace),
-                ],
+                depends_on=self.namespaces.depends_on(namespace),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -337,6 +355,7 @@ class GpuSharing(pulumi.ComponentResource):
                 system_node_selector=cluster.system_node_selector,
                 node_security_group_ids=cluster.gpu_node_security_group_ids,
                 mig_manager=bool(s.mig_layouts),
+                mig_config=self.mig_manager.config_map if self.mig_manager else None,
                 pod_identity_agent_installed=cluster.pod_identity_agent_installed,
                 tags=self._args.tags,
             ),

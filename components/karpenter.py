@@ -56,6 +56,9 @@ class KarpenterArgs:
     # Security groups every pool's nodes are in beside what the discovery tag finds (see
     # ClusterHandle.gpu_node_security_group_ids).
     node_security_group_ids: Sequence[str] = ()
+    # The MIG manager's config: a pool whose nodes are labelled with a layout waits for it, so
+    # no node joins with a layout name the config lacks.
+    mig_config: pulumi.Resource | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -104,6 +107,7 @@ class Karpenter(pulumi.ComponentResource):
                 ami_release=s.ami_release,
                 tags=args.tags,
                 security_group_ids=args.node_security_group_ids,
+                profile=profile,
             )
             node_class = k8s.apiextensions.CustomResource(
                 f"{name}-{pool_name}-nodeclass",
@@ -132,7 +136,13 @@ class Karpenter(pulumi.ComponentResource):
                 kind="NodePool",
                 metadata=manifest["metadata"],
                 spec=manifest["spec"],
-                opts=after_controller,
+                opts=(
+                    pulumi.ResourceOptions.merge(
+                        after_controller, pulumi.ResourceOptions(depends_on=[args.mig_config])
+                    )
+                    if profile.is_mig and args.mig_config is not None
+                    else after_controller
+                ),
             )
             self.node_overlays[pool_name] = [
                 k8s.apiextensions.CustomResource(

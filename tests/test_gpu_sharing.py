@@ -476,6 +476,34 @@ def test_without_kubernetes_version_the_clusters_own_is_taken():
     assert "runs Kubernetes 1.19, which this program has no facts for" in message
 
 
+def _existing_with_karpenter(ami_release: str) -> dict:
+    raw = existing_config(
+        karpenter={
+            "enabled": True,
+            "amiRelease": ami_release,
+            "nodePools": {"g5": {"instanceTypes": ["g5.xlarge"], "limits": {"cpu": 32}}},
+        }
+    )
+    raw["existingCluster"]["podIdentityAgent"] = "installed"
+    return raw
+
+
+def test_without_kubernetes_version_the_ami_release_is_checked_against_the_clusters():
+    """Not against the default version: v20260505 carries the default (1.35) but not a 1.36
+    cluster's version, v20251112 a 1.34 cluster's but not the default."""
+    default = facts.AL2023_NVIDIA_AMI_RELEASES[facts.DEFAULT_KUBERNETES_VERSION]
+    newer = facts.AL2023_NVIDIA_AMI_RELEASES["1.36"]
+    assert default.carries("v20260505") and not newer.carries("v20260505")
+    message = run_refused(_existing_with_karpenter("v20260505"), cluster_version="1.36")
+    assert "karpenter.amiRelease: AMI release v20260505" in message
+    assert "(the cluster runs 1.36)" in message
+    older = _existing_with_karpenter("v20251112")
+    assert not default.carries("v20251112")
+    assert facts.AL2023_NVIDIA_AMI_RELEASES["1.34"].carries("v20251112")
+    # Offline, the default version is not this stack's to check the release against.
+    assert load_settings(older, stack="existing").karpenter.ami_release == "v20251112"
+
+
 def test_the_example_existing_cluster_stack_renders_offline():
     examples = ROOT / "examples"
     settings = settings_of_stack("existing", examples)

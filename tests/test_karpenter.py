@@ -847,6 +847,33 @@ def test_a_demo_served_only_by_a_pool_is_not_told_it_stays_pending():
     assert demo_warnings(pool_only_demo(500, {"ephemeral-storage": "10Ti"})) == []
 
 
+def _unpriced_warnings(capacity_types: list[str]) -> list[str]:
+    raw = with_karpenter(
+        {
+            "h200": pool(
+                instanceTypes=["p5e.48xlarge", "p5en.48xlarge"],
+                capacityTypes=capacity_types,
+                limits={"nodes": 1},
+            )
+        }
+    )
+    warnings = load_settings(raw, stack="dev").warnings(dt.date(2026, 1, 1))
+    return [w for w in warnings if "no on-demand price" in w]
+
+
+def test_an_on_demand_pool_listing_a_type_without_an_on_demand_price_is_warned():
+    """Karpenter v1.14.1 makes an on-demand offering available only with a price
+    (offering/base_resolver.go): p5e.48xlarge (Capacity Blocks only) never launches there."""
+    unpriced = [i.name for i in facts.GPU_INSTANCES.values() if i.usd_per_hour is None]
+    assert unpriced == ["p5e.48xlarge"]
+    (warning,) = _unpriced_warnings(["on-demand"])
+    assert warning.startswith("karpenter.nodePools.h200: p5e.48xlarge has no on-demand price")
+    assert "never launches it; take it out of instanceTypes" in warning
+    (warning,) = _unpriced_warnings(["on-demand", "reserved"])
+    assert warning.endswith("this pool launches it only as reserved, if EC2 offers it so")
+    assert _unpriced_warnings(["spot"]) == []
+
+
 def test_a_demo_beyond_what_its_pool_may_launch_is_warned():
     gpus_limit = 2
     g5 = facts.GPU_INSTANCES["g5.xlarge"]

@@ -431,6 +431,126 @@ def test_bottlerocket_mig_nodes_run_no_manager(cluster, tmp_path, capsys):
     assert failed(table) == [("allocatable", MIG)]
 
 
+def _mig_slices_more_than_expected(cluster):
+    # A stale or wrong layout can advertise more than the profile's: not what the stack set.
+    allocatable = obj(cluster, "Node", MIG)["status"]["allocatable"]
+    allocatable["nvidia.com/mig-1g.5gb"] = str(int(allocatable["nvidia.com/mig-1g.5gb"]) * 2)
+
+
+def _mig_node_of_a_type_the_layout_does_not_fit(cluster):
+    labels = obj(cluster, "Node", MIG)["metadata"]["labels"]
+    labels[verify.INSTANCE_TYPE_LABEL] = "g5.xlarge"
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        (_mig_slices_more_than_expected, "nvidia.com/mig-1g.5gb=64, expected 32"),
+        (
+            _mig_node_of_a_type_the_layout_does_not_fit,
+            "the profile's layout 'all-balanced' does not apply to g5.xlarge",
+        ),
+    ],
+    ids=["more-slices", "layout-does-not-fit"],
+)
+def test_mig_allocatable_is_exactly_what_the_layout_gives_its_instance_type(
+    cluster, tmp_path, capsys, fault, words
+):
+    fault(cluster)
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    ((check, subject, detail),) = failures(table)
+    assert (check, subject) == ("allocatable", MIG) and words in detail
+
+
+def test_a_mixed_layout_is_expected_per_gpu_of_the_nodes_instance_type(cluster, tmp_path, capsys):
+    """all-balanced differs per GPU model: the same profile on a p5 advertises the H100's
+    slices, not the p4d's A100 ones."""
+    settings = verify.settings_of_stack(STACK)
+    profile = settings.sharing["a100-mixed"]
+    p5 = facts.GPU_INSTANCES["p5.48xlarge"]
+    h100 = profile.node_resources(p5)
+    assert set(h100).isdisjoint(profile.node_resources(facts.GPU_INSTANCES["p4d.24xlarge"]))
+    node = obj(cluster, "Node", MIG)
+    node["metadata"]["labels"][verify.INSTANCE_TYPE_LABEL] = p5.name
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert failed(table) == [("allocatable", MIG)]
+    smallest = next(iter(h100))
+    assert f"{smallest}=0, expected {h100[smallest]}" in failures(table)[0][2]
+    allocatable = node["status"]["allocatable"]
+    for resource in [r for r in allocatable if r.startswith(facts.MIG_RESOURCE_PREFIX)]:
+        del allocatable[resource]
+    allocatable.update({r: str(n) for r, n in h100.items()})
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert (code, failures(table)) == (0, [])
+
+
+def test_mig_expectations_cover_exactly_the_types_each_layout_fits(tmp_path, capsys, monkeypatch):
+    """The MIG example's custom H100 layout has no A100 40GB form (no 3g.40gb there): verify
+    expects it only where it fits, and reads that stack's cluster without failing to start."""
+    examples = stack_files.ROOT / "examples"
+    settings = stack_files.settings_of_stack("mig", examples)
+    expected = verify.expectations(settings)["expectedMig"]
+    for name, profile in settings.sharing.items():
+        if not profile.is_mig:
+            continue
+        fits = {
+            instance
+            for instance, gpu in facts.MIG_GPU_OF_INSTANCE.items()
+            if not profile.mig.problems_on(facts.MIG_GPUS[gpu])
+        }
+        assert set(expected[name]["resources"]) == fits, name
+    assert "p4d.24xlarge" not in expected["h100-custom"]["resources"]
+    monkeypatch.setattr(
+        verify, "settings_of_stack", functools.partial(stack_files.settings_of_stack, root=examples)
+    )
+    with FakeKubeApi(RECORDED["objects"], logs=RECORDED["logs"], proxy=RECORDED["proxy"]) as api:
+        code = verify.main(["mig", "--kubeconfig", str(api.kubeconfig(tmp_path / "kubeconfig"))])
+    # Another stack's cluster: its nodes' profiles are not the example's; reported, not a crash.
+    assert code == 1 and "failed" in capsys.readouterr().out
+
+
+def _slice_user_on_the_mig_node(cluster) -> None:
+    """A workload pod holding one MIG slice on the MIG node, and an exporter there."""
+    demo = next(p for p in pods_on(cluster, T4) if "gpu-deployment" in p["metadata"]["name"])
+    user = copy.deepcopy(demo)
+    user["metadata"].update(name="slice-user", labels={"app": "slice-user"}, uid="slice-user-uid")
+    user["spec"]["nodeName"] = MIG
+    (container,) = user["spec"]["containers"]
+    # Not the first slice resource of its profile's plugin config (which names the config's
+    # resource): only the stack's per-type slice expectations know it is a GPU.
+    container["resources"] = {"limits": {"nvidia.com/mig-3g.20gb": "1"}}
+    exporter = copy.deepcopy(obj(cluster, "Pod", "dcgm-exporter-b4c6d"))
+    exporter["metadata"].update(name="dcgm-exporter-m6i6g", uid="dcgm-exporter-m6i6g-uid")
+    exporter["spec"]["nodeName"] = MIG
+    cluster["objects"] += [user, exporter]
+    cluster["proxy"]["gpu-monitoring/dcgm-exporter-m6i6g:9400/metrics"] = (
+        "# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n"
+        'DCGM_FI_DEV_GPU_UTIL{gpu="0",GPU_I_ID="7",GPU_I_PROFILE="1g.5gb",'
+        f'Hostname="{MIG}"}} 0\n'
+    )
+
+
+def test_a_pod_on_a_mig_slice_needs_its_own_metrics(cluster, tmp_path, capsys):
+    """Slice resources count as GPUs in the metrics check: a pod holding a slice with no
+    series of its own fails the exporter on its node; with one, it passes."""
+    _slice_user_on_the_mig_node(cluster)
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    assert failures(table) == [
+        ("gpu metrics", "dcgm-exporter-m6i6g", "no series with pod label for slice-user")
+    ]
+    cluster["proxy"]["gpu-monitoring/dcgm-exporter-m6i6g:9400/metrics"] += (
+        'DCGM_FI_DEV_GPU_UTIL{gpu="0",GPU_I_ID="1",GPU_I_PROFILE="3g.20gb",'
+        f'Hostname="{MIG}",container="cuda",namespace="default",pod="slice-user"}} 41\n'
+    )
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert (code, failures(table)) == (0, [])
+    assert re.search(
+        r"^ok\s+gpu metrics\s+dcgm-exporter-m6i6g\s+per-pod series for 1 pods", table, re.M
+    )
+
+
 def test_demo_pods_on_different_gpus_or_not_ready_fail(cluster, tmp_path, capsys):
     for i, key in enumerate(sorted(cluster["logs"])):
         cluster["logs"][key] = (

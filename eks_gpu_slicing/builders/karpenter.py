@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import mig
 from eks_gpu_slicing.builders.workloads import (
     gpu_node_group_labels,
     gpu_node_taints,
@@ -393,13 +394,16 @@ def node_class(
     ami_release: str,
     tags: Mapping[str, str],
     security_group_ids: Sequence[Any] = (),
+    profile: SharingProfile | None = None,
 ) -> dict[str, Any]:
     """The EC2NodeClass (karpenter.k8s.aws/v1) of one pool, as {metadata, spec}.
 
     `security_group_ids`: groups the pool's nodes must be in beside those the discovery tag
     finds (the cluster handle's GPU node groups: an existing cluster's node security groups
     and its cluster security group), each a term of its own (terms are OR'd; an `id` term
-    takes no other field)."""
+    takes no other field). A pool whose `profile` is MIG gets user data: the boot-time reset
+    of the MIG manager's state (mig.node_user_data), MIME parts Karpenter adds to the
+    NodeConfig it generates."""
     selector = [{"tags": discovery_tags(cluster_name)}]
     spec: dict[str, Any] = {
         # Alone, as the CRD requires of an alias; the NVIDIA variant is chosen per instance.
@@ -431,6 +435,9 @@ def node_class(
     }
     if pool.max_pods is not None:
         spec["kubelet"] = {"maxPods": pool.max_pods}
+    user_data = mig.al2023_user_data(profile) if profile is not None else None
+    if user_data is not None:
+        spec["userData"] = user_data
     return {"metadata": {"name": node_pool_name(pool_name)}, "spec": spec}
 
 

@@ -210,12 +210,7 @@ def virtual_gpu_capacity(
     """
     instance = group.instance
     per_node = instance.gpus * profile.devices_per_gpu(instance)
-    memory_per_virtual = profile.gpu_memory_per_virtual_gpu_mib(instance.gpu_memory_mib)
-    if profile.is_mig:
-        slice_gib = profile.slice_memory_gib(instance)
-        memory_per_virtual = int(min(slice_gib.values(), default=0) * 1024) // (
-            profile.replicas or 1
-        )
+    memory_per_virtual = profile.memory_per_device_mib(instance)
     report = {
         "instanceType": group.instance_type,
         "amiType": group.ami_type,
@@ -274,6 +269,17 @@ def mig_slice_prices(
     if profile.mig.strategy == "single":
         return {facts.GPU_RESOURCE: price(next(iter(slices)))}
     return {gpu.profiles[n].resource_name: price(n) for n in slices}
+
+
+def report_resources(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Resource -> (per node, at maxSize) from a group's sharing report (virtual_gpu_capacity):
+    each slice resource of a MIG profile (a `mixed` layout advertises several, e.g. 64
+    nvidia.com/mig-1g.10gb and 16 nvidia.com/mig-3g.40gb on a p5), otherwise its one resource.
+    What `make validate`, render and check print."""
+    per_node = report["virtualGpusPerNode"]
+    slices = report.get("slicesPerNode") or {report["resourceName"]: per_node}
+    nodes = report["virtualGpusAtMaxSize"] // per_node if per_node else 0
+    return {resource: (count, count * nodes) for resource, count in slices.items()}
 
 
 def demo_deployment(

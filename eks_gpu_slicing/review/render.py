@@ -31,6 +31,7 @@ from typing import Any
 import pulumi
 import yaml
 
+from eks_gpu_slicing.builders.workloads import report_resources
 from eks_gpu_slicing.review.manifests import is_helm_release, is_kubernetes_object, manifest_of
 from eks_gpu_slicing.review.mocks import Deployment, Registration, run_program
 from eks_gpu_slicing.settings import ConfigError, Settings
@@ -174,10 +175,13 @@ def summary(rendered: Rendered, today: dt.date) -> list[str]:
     lines += [f"  {t.ljust(width)}  {n}" for t, n in sorted(counts.items())]
     lines.append("GPU sharing (stack output gpuNodeGroups):")
     for group, c in sorted(rendered.deployment.outputs.get("gpuNodeGroups", {}).items()):
+        # One count per resource: a MIG `mixed` layout advertises several slice resources.
+        counts = report_resources(c)
+        per_node = " + ".join(f"{n} {r}" for r, (n, _) in counts.items())
+        at_max = " + ".join(str(m) for _, m in counts.values())
         lines.append(
             f"  {group}: {c['instanceType']} x{c['gpusPerNode']} GPU, profile {c['profile']}"
-            f" ({c['strategy']}), {c['virtualGpusPerNode']} {c['resourceName']} per node,"
-            f" {c['virtualGpusAtMaxSize']} at maxSize"
+            f" ({c['strategy']}), {per_node} per node, {at_max} at maxSize"
         )
     lines += [f"warning: {w}" for w in rendered.settings.warnings(today)]
     return lines

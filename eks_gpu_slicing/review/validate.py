@@ -14,7 +14,11 @@ import sys
 from pathlib import Path
 
 from eks_gpu_slicing.builders.karpenter import node_pool_capacity
-from eks_gpu_slicing.builders.workloads import benchmark_sizing, virtual_gpu_capacity
+from eks_gpu_slicing.builders.workloads import (
+    benchmark_sizing,
+    report_resources,
+    virtual_gpu_capacity,
+)
 from eks_gpu_slicing.settings import ConfigError
 from eks_gpu_slicing.settings.stack_files import (
     ROOT,
@@ -62,19 +66,30 @@ def main(argv: list[str] | None = None) -> int:
     reports = {}
     for name, group in settings.gpu_node_groups.items():
         c = reports[name] = virtual_gpu_capacity(group, settings.profile_of(group), region)
-        rows.append(
-            (
+        # One row per resource: a MIG `mixed` layout advertises several slice resources, each
+        # with its own count, memory and price (the report's per-slice figures).
+        for i, (resource, (per_node, at_max)) in enumerate(report_resources(c).items()):
+            memory = c["gpuMemoryPerVirtualGpuGiB"]
+            price = c["usdPerVirtualGpuHour"]
+            if "sliceMemoryGiB" in c:
+                memory = round(c["sliceMemoryGiB"][resource] / c["replicas"], 2)
+                price = c["usdPerSliceHour"][resource]
+            first = (
                 name,
                 c["instanceType"],
                 f"{c['gpusPerNode']}x {c['gpuModel']} {c['gpuMemoryGiB']:g} GiB",
                 f"{c['profile']} ({c['strategy']})",
-                c["resourceName"],
-                str(c["virtualGpusPerNode"]),
-                str(c["virtualGpusAtMaxSize"]),
-                f"{c['gpuMemoryPerVirtualGpuGiB']:g}",
-                f"{c['usdPerVirtualGpuHour']:.4f}",
             )
-        )
+            rows.append(
+                (
+                    *(first if i == 0 else ("",) * len(first)),
+                    resource,
+                    str(per_node),
+                    str(at_max),
+                    f"{memory:g}",
+                    "-" if price is None else f"{price:.4f}",
+                )
+            )
     _print_table(rows)
     if reports:
         print(f"prices: {next(iter(reports.values()))['priceSource']}")
@@ -86,8 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         rows = [("pool", "profile", "resource", "virtual GPUs per instance type")]
         for name, pool in pools.items():
             c = node_pool_capacity(name, pool, settings.sharing[pool.sharing])
-            per_type = ", ".join(f"{t}: {n}" for t, n in c["virtualGpusPerInstanceType"].items())
-            rows.append((name, f"{c['profile']} ({c['strategy']})", c["resourceName"], per_type))
+            # One row per resource, as for groups: each MIG slice resource with the types
+            # that advertise it (a pool's GPUs may differ, and so may their slices).
+            per_type = c.get("resourcesPerInstanceType") or {
+                t: {c["resourceName"]: n} for t, n in c["virtualGpusPerInstanceType"].items()
+            }
+            resources = list(dict.fromkeys(r for counts in per_type.values() for r in counts))
+            for i, resource in enumerate(resources):
+                counts = ", ".join(
+                    f"{t}: {n[resource]}" for t, n in per_type.items() if resource in n
+                )
+                profile = f"{c['profile']} ({c['strategy']})"
+                rows.append(
+                    (name, profile, resource, counts) if i == 0 else ("", "", resource, counts)
+                )
         _print_table(rows)
     _print_benchmark_sizing(settings)
     return 0

@@ -70,7 +70,8 @@ MPS_DAEMON_CONTAINER = "mps-control-daemon-ctr"
 # What each value of nvidia.com/mig.config.state means for the node (mig-parted v0.15.0,
 # pkg/mig/reconfigure: pending -> rebooting -> success | failed).
 MIG_STATE_MEANING = {
-    "pending": "the manager is repartitioning the GPUs; the device plugin is paused",
+    "pending": "the manager is repartitioning the GPUs (a MIG node also says so from its boot "
+    "until the manager has run); the device plugin is paused",
     "rebooting": "the node reboots to change MIG mode",
     "failed": "mig-parted could not apply the layout; see the nvidia-mig-manager pod's log",
 }

@@ -253,6 +253,15 @@ class SharingProfile(_Settings):
             return {facts.GPU_RESOURCE: gpu.profiles[next(iter(slices))].memory_gib}
         return {gpu.profiles[n].resource_name: gpu.profiles[n].memory_gib for n in slices}
 
+    def memory_per_device_mib(self, instance: facts.GpuInstance) -> int:
+        """Device memory each advertised device can count on: the GPU's share
+        (gpu_memory_per_virtual_gpu_mib) or, for MIG, the smallest slice's own memory over
+        its time-sliced replicas."""
+        if not self.is_mig:
+            return self.gpu_memory_per_virtual_gpu_mib(instance.gpu_memory_mib)
+        smallest = min(self.slice_memory_gib(instance).values(), default=0)
+        return int(smallest * 1024) // (self.replicas or 1)
+
     @property
     def fail_requests_over_one(self) -> bool:
         """What the plugin will do with a request for more than one replica."""

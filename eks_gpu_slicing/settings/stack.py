@@ -21,7 +21,7 @@ from eks_gpu_slicing.settings.base import (
 )
 from eks_gpu_slicing.settings.existing_cluster import ExistingClusterSettings
 from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
-from eks_gpu_slicing.settings.karpenter import KarpenterSettings
+from eks_gpu_slicing.settings.karpenter import KarpenterNodePoolSettings, KarpenterSettings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import (
@@ -336,6 +336,7 @@ class Settings(_Settings):
                 f"this program emits are checked against {facts.KARPENTER_VERSION}"
             )
         for name, pool in self.karpenter_pools.items():
+            out.extend(_unpriced_on_demand_warnings(name, pool))
             profile = self.sharing.get(pool.sharing)
             if profile is None:
                 continue
@@ -389,15 +390,18 @@ class Settings(_Settings):
             out.append(f"sharing profiles not used by any GPU node group: {', '.join(unused)}")
         for name, group in self.gpu_node_groups.items():
             profile = self.profile_of(group)
-            per_virtual = profile.gpu_memory_per_virtual_gpu_mib(group.instance.gpu_memory_mib)
-            if (
-                profile.shared
-                and not profile.is_mig
-                and per_virtual < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU
-            ):
+            # MIG: the smallest slice's own memory over its replicas (a whole slice, unshared,
+            # has at least a 1g profile's memory).
+            per_virtual = profile.memory_per_device_mib(group.instance)
+            if profile.shared and per_virtual < facts.MIN_COMFORTABLE_GPU_MIB_PER_VIRTUAL_GPU:
+                where = (
+                    f"per device (its smallest MIG slice, time-sliced {profile.replicas} ways)"
+                    if profile.is_mig
+                    else "per virtual GPU"
+                )
                 out.append(
                     f"gpuNodeGroups.{name}: profile '{group.sharing}' leaves {per_virtual} MiB "
-                    f"of GPU memory per virtual GPU on a {group.instance_type}; a CUDA context "
+                    f"of GPU memory {where} on a {group.instance_type}; a CUDA context "
                     "alone takes about 0.7 GiB"
                 )
             per_node = group.instance.gpus * profile.devices_per_gpu(group.instance)
@@ -432,6 +436,28 @@ class Settings(_Settings):
                     "its benchmark Job stays Pending until a node runs"
                 )
         return out
+
+
+def _unpriced_on_demand_warnings(name: str, pool: KarpenterNodePoolSettings) -> list[str]:
+    """An on-demand pool listing a type EC2 sells without an on-demand price (p5e.48xlarge:
+    Capacity Blocks only): Karpenter makes an on-demand offering available only when it has a
+    price for it (karpenter-provider-aws v1.14.1, pkg/providers/instancetype/offering/
+    base_resolver.go), so it silently never launches that type on-demand."""
+    if "on-demand" not in pool.capacity_types:
+        return []
+    others = [t for t in pool.capacity_types if t != "on-demand"]
+    return [
+        f"karpenter.nodePools.{name}: {instance.name} has no on-demand price (EC2 sells it "
+        "through Capacity Blocks only), and Karpenter never launches a type on-demand without "
+        "one: "
+        + (
+            f"this pool launches it only as {' or '.join(others)}, if EC2 offers it so"
+            if others
+            else "this pool never launches it; take it out of instanceTypes"
+        )
+        for instance in pool.instances
+        if instance.usd_per_hour is None
+    ]
 
 
 def _why_not_benchmarkable(profile_name: str, profile: SharingProfile) -> str | None:
