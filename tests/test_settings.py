@@ -423,6 +423,33 @@ def test_standard_support_ending_soon_is_warned():
     assert not settings.warnings(dt.date(2026, 1, 1))
 
 
+def support_warnings(version: str, today: dt.date) -> list[str]:
+    settings = load_settings(with_changes(kubernetesVersion=version), stack="t")
+    return [w for w in settings.warnings(today) if w.startswith("kubernetesVersion")]
+
+
+def test_support_warnings_follow_the_day_they_are_given():
+    """EKS's calendar moves a version from standard to extended support (billed higher) on its
+    end-of-standard-support day, and stops supporting it a year later: the warning is the one
+    for the day it is given, never one that day has made false."""
+    # 1.34: standard support ends 2026-12-02, extended support 2027-12-02.
+    assert support_warnings("1.34", dt.date(2026, 9, 1)) == []
+    (soon,) = support_warnings("1.34", dt.date(2026, 12, 1))
+    assert "standard support ends 2026-12-02; plan the upgrade" in soon
+    for day in (dt.date(2026, 12, 2), dt.date(2026, 12, 6), dt.date(2027, 12, 1)):
+        (extended,) = support_warnings("1.34", day)
+        assert "is in EKS extended support since 2026-12-02 until 2027-12-02" in extended
+        assert "higher hourly rate" in extended and "ends 2026-12-02" not in extended
+    (ended,) = support_warnings("1.34", dt.date(2027, 12, 2))
+    assert "support ended 2027-12-02" in ended and "creates no cluster" in ended
+    # 1.33 was in standard support before 2026-07-29, 1.31 left extended support 2026-11-26.
+    assert support_warnings("1.33", dt.date(2026, 1, 1)) == []
+    assert "extended support since 2026-07-29" in support_warnings("1.33", dt.date(2026, 12, 6))[0]
+    assert "support ended 2026-11-26" in support_warnings("1.31", dt.date(2026, 12, 6))[0]
+    # A version whose end of standard support is not announced yet is never warned about.
+    assert support_warnings("1.36", dt.date(2030, 1, 1)) == []
+
+
 def test_benchmark_defaults_and_warning_for_an_empty_group():
     settings = load_settings(
         with_changes(
