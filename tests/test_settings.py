@@ -10,6 +10,7 @@ import pytest
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings import ConfigError, decode_config_value, load_settings
+from eks_gpu_slicing.settings.stack_files import ROOT
 from tests.conftest import MINIMAL
 
 
@@ -421,6 +422,31 @@ def test_standard_support_ending_soon_is_warned():
     settings = load_settings(with_changes(kubernetesVersion="1.34"), stack="t")
     assert any("2026-12-02" in w for w in settings.warnings(dt.date(2026, 11, 28)))
     assert not settings.warnings(dt.date(2026, 1, 1))
+
+
+def cidr_keys() -> list[str]:
+    """Every key docs/configuration.md types as a CIDR or a list of them."""
+    rows = (ROOT / "docs" / "configuration.md").read_text().splitlines()
+    cells = [row.split("|") for row in rows if row.startswith("| `")]
+    return [c[1].strip().strip("`") for c in cells if "CIDR" in c[2]]
+
+
+@pytest.mark.parametrize("key", cidr_keys())
+def test_a_cidr_without_prefix_length_is_refused_by_key(key):
+    """`10.100.0.0` would reach AWS as written (ipaddress alone reads it as a /32)."""
+    section, name = key.split(".")
+    value = "10.100.0.0" if name == "cidrBlock" else ["10.100.0.0"]
+    (problem,) = problems_of(with_changes(**{section: {name: value}}))
+    assert problem.startswith(f"{key}: '10.100.0.0' is not a CIDR block")
+    assert "no prefix length" in problem
+
+
+def test_cidr_keys_are_found_in_the_docs():
+    assert cidr_keys() == [
+        "network.cidrBlock",
+        "clusterEndpoint.publicAccessCidrs",
+        "clusterEndpoint.privateAccessCidrs",
+    ]
 
 
 def support_warnings(version: str, today: dt.date) -> list[str]:
