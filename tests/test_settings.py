@@ -249,6 +249,11 @@ BAD_CONFIGS = [
         ["clusterEndpoint.privateAccessCidrs", "RFC 5737"],
     ),
     (
+        "private-only endpoint that nothing may reach",
+        with_changes(clusterEndpoint={"publicAccess": False}),
+        ["clusterEndpoint", "neither privateAccessCidrs nor privateAccessSecurityGroupIds"],
+    ),
+    (
         "private access CIDR malformed",
         with_changes(clusterEndpoint={"privateAccessCidrs": ["10.100.0.1/16"]}),
         ["clusterEndpoint.privateAccessCidrs", "10.100.0.1/16"],
@@ -422,6 +427,17 @@ def test_standard_support_ending_soon_is_warned():
     settings = load_settings(with_changes(kubernetesVersion="1.34"), stack="t")
     assert any("2026-12-02" in w for w in settings.warnings(dt.date(2026, 11, 28)))
     assert not settings.warnings(dt.date(2026, 1, 1))
+
+
+def test_a_private_only_endpoint_is_accepted_with_either_kind_of_private_access():
+    for access in (
+        {"privateAccessCidrs": ["10.100.0.0/16"]},
+        {"privateAccessSecurityGroupIds": ["sg-0123456789abcdef0"]},
+    ):
+        settings = load_settings(
+            with_changes(clusterEndpoint={"publicAccess": False, **access}), stack="t"
+        )
+        assert settings.cluster_endpoint.public_access is False
 
 
 def cidr_keys() -> list[str]:
