@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import field_validator
+from pydantic import PrivateAttr, field_validator
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.addons import (
@@ -57,6 +57,8 @@ class Settings(_Settings):
     karpenter: KarpenterSettings = KarpenterSettings()
     # Add GPU sharing to this cluster instead of creating one (docs/existing-cluster.md).
     existing_cluster: ExistingClusterSettings | None = None
+    # What an offline tool shows in place of the secrets it cannot read (settings/secrets.py).
+    _secret_notes: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("cluster_name")
     @classmethod
@@ -352,7 +354,7 @@ class Settings(_Settings):
 
     def warnings(self, today: dt.date) -> list[str]:
         """Things that deploy but that a reviewer should hear about."""
-        out = []
+        out = list(self._secret_notes)
         if self.decides_kubernetes_version:
             # (An existing cluster's owner decides its version and its support plan.)
             out.extend(_support_warnings(facts.KUBERNETES_RELEASES[self.kubernetes_version], today))
