@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from eks_gpu_slicing.review import check, render, validate, verify
-from eks_gpu_slicing.settings import ConfigError
+from eks_gpu_slicing.settings import ConfigError, load_settings
 from eks_gpu_slicing.settings.secrets import MASK, is_secret, secret_paths
 from eks_gpu_slicing.settings.stack_files import (
     engine_config_of_stack,
@@ -134,3 +134,34 @@ def test_a_secret_the_tools_need_is_one_problem_naming_its_key(stack_dir):
         assert "a secret (`secure:`) that offline tools cannot read" in problem
     assert "tagz: unknown key; did you mean 'tags'?" in problems
     assert not any("v1:" in p or "secure'" in p for p in problems)
+
+
+SECRET = {"secure": "v1:c2VjcmV0"}
+GROUP = {"instanceType": "g4dn.xlarge", "minSize": 1, "desiredSize": 1, "maxSize": 1}
+
+
+@pytest.mark.parametrize(
+    ("sections", "key"),
+    [
+        ({"gpuNodeGroups": {"t4": {**GROUP, "sharing": SECRET}}}, "gpuNodeGroups.t4.sharing"),
+        ({"gpuNodeGroups": {"t4": SECRET}}, "gpuNodeGroups.t4"),
+        ({"gpuNodeGroups": SECRET}, "gpuNodeGroups"),
+        ({"sharing": SECRET}, "sharing"),
+        ({"sharing": {"default": {"replicas": SECRET}}}, "sharing.default.replicas"),
+        ({"benchmark": {"enabled": True, "nodeGroups": [SECRET]}}, "benchmark.nodeGroups.0"),
+        ({"karpenter": SECRET}, "karpenter"),
+        ({"kubernetesVersion": SECRET}, "kubernetesVersion"),
+        ({"tags": {"team": {"name": SECRET}}}, "tags.team.name"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_secret_anywhere_else_is_one_problem_naming_its_key(sections, key):
+    """Wherever it is (a whole section, a reference to a profile or group, a number), it is
+    reported once, as a secret; the checks that read other keys against it neither fail nor
+    take it for a map of profiles or groups."""
+    raw = {"gpuNodeGroups": {"t4": GROUP}, **sections}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(raw, stack="t")
+    problems = [p for p in caught.value.problems if "secret" in p]
+    assert [p.split(":")[0] for p in problems] == [key]
+    assert not any("secure" in p.replace("`secure:`", "") for p in caught.value.problems)

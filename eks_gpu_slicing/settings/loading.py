@@ -66,8 +66,10 @@ def load_settings(
             if err["type"] == "extra_forbidden" or not secrets.covers(err["loc"])
         )
     problems.extend(secrets.problems(unknown_keys))
-    problems.extend(_gpu_capacity_problems(data))
-    problems.extend(_reference_problems(data))
+    if not secrets.unreadable:
+        # (With a value missing, they would judge a configuration that is not the stack's.)
+        problems.extend(_gpu_capacity_problems(data))
+        problems.extend(_reference_problems(data))
     if settings is not None and not problems:
         # Rules that need the whole, well-formed configuration (a profile on a given GPU).
         problems.extend(settings.combination_problems())

@@ -52,6 +52,29 @@ def path_text(path: Path) -> str:
     return ".".join(str(part) for part in path)
 
 
+class _Unreadable:
+    """Stands in, while the settings are checked, for a secret they need and cannot read: no
+    type accepts it, so its key is reported once, as this secret (or, under a misspelt key,
+    as that key); and it is neither text nor a mapping nor a list, so nothing that reads the
+    raw config takes it for one."""
+
+    def __repr__(self) -> str:
+        return MASK
+
+
+UNREADABLE = _Unreadable()
+
+
+def _replaced(value: Any, path: Path, new: Any) -> Any:
+    """A copy of `value` with what is at `path` replaced by `new` (the original untouched)."""
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, list):
+        return [_replaced(v, rest, new) if i == head else v for i, v in enumerate(value)]
+    return {k: _replaced(v, rest, new) if k == head else v for k, v in value.items()}
+
+
 def _shown(path: Path) -> bool:
     kind = SHOWN.get(str(path[0]))
     return (kind == "value" and len(path) == 1) or (kind in ("list", "map") and len(path) <= 2)
@@ -111,11 +134,12 @@ class HiddenSecrets:
 
 def hide_secrets(raw: Mapping[str, Any]) -> HiddenSecrets:
     """Split a stack's secrets into those shown as MASK (taken out of `data`) and those the
-    offline tools cannot do without (left in place, reported by `problems`)."""
+    offline tools cannot do without (UNREADABLE in `data`, reported by `problems`)."""
     hidden = HiddenSecrets(data=dict(raw), raw=raw)
     for path in secret_paths(dict(raw)):
         if not _shown(path):
             hidden.unreadable.append(path)
+            hidden.data = _replaced(hidden.data, path, UNREADABLE)
             continue
         hidden.shown.append(path)
         key = str(path[0])
