@@ -213,24 +213,36 @@ KUBERNETES_API_PORT = 443
 
 
 # Amazon EKS Kubernetes release calendar (docs.aws.amazon.com/eks/latest/userguide/
-# kubernetes-versions.html), as of November 2026. Versions in extended support cost more per
-# cluster hour; versions not listed cannot be created.
+# kubernetes-versions.html, "Amazon EKS Kubernetes release calendar"; dates in UTC). A version
+# is in standard support until its end date, then in extended support (billed at a higher rate
+# per cluster hour, from the start of that day) for 12 months; on the end of extended support
+# EKS stops creating clusters on it and upgrades existing control planes on its own. Which
+# phase a version is in depends on the day: `support_on(today)`. Versions not listed cannot
+# be created.
 @dataclass(frozen=True)
 class KubernetesRelease:
     version: str
-    support: str  # "standard" | "extended"
-    standard_support_ends: dt.date | None = None  # where known
+    standard_support_ends: dt.date | None = None  # None: not announced yet
+    extended_support_ends: dt.date | None = None
+
+    def support_on(self, today: dt.date) -> str:
+        """ "standard", "extended" or "ended" on that day."""
+        if self.extended_support_ends and today >= self.extended_support_ends:
+            return "ended"
+        if self.standard_support_ends and today >= self.standard_support_ends:
+            return "extended"
+        return "standard"
 
 
 KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
     r.version: r
     for r in (
-        KubernetesRelease("1.31", "extended"),
-        KubernetesRelease("1.32", "extended"),
-        KubernetesRelease("1.33", "extended"),
-        KubernetesRelease("1.34", "standard", dt.date(2026, 12, 2)),
-        KubernetesRelease("1.35", "standard", dt.date(2027, 3, 27)),
-        KubernetesRelease("1.36", "standard"),
+        KubernetesRelease("1.31", dt.date(2025, 11, 26), dt.date(2026, 11, 26)),
+        KubernetesRelease("1.32", dt.date(2026, 3, 23), dt.date(2027, 3, 23)),
+        KubernetesRelease("1.33", dt.date(2026, 7, 29), dt.date(2027, 7, 29)),
+        KubernetesRelease("1.34", dt.date(2026, 12, 2), dt.date(2027, 12, 2)),
+        KubernetesRelease("1.35", dt.date(2027, 3, 27), dt.date(2028, 3, 27)),
+        KubernetesRelease("1.36"),
     )
 }
 DEFAULT_KUBERNETES_VERSION = "1.35"

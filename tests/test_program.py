@@ -138,7 +138,7 @@ def test_prod_is_protected_and_not_open_to_the_world(prod, dev):
 
 def test_private_only_endpoint_sends_no_public_cidrs():
     raw = copy.deepcopy(MINIMAL)
-    raw["clusterEndpoint"] = {"publicAccess": False}
+    raw["clusterEndpoint"] = {"publicAccess": False, "privateAccessCidrs": ["10.100.0.0/16"]}
     cluster = run_program(engine_config(raw), stack="dev").one(CLUSTER).inputs
     assert cluster["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in cluster

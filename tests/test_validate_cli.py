@@ -117,6 +117,25 @@ def test_a_key_given_twice_is_refused_with_both_lines(stack_dir, capsys, tool):
     assert "already defined at line 3" in line
 
 
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_folder_named_like_a_stack_file_is_one_line_and_no_stack(stack_dir, capsys, tool):
+    (stack_dir / "Pulumi.x.yaml").mkdir()
+    assert TOOLS[tool]("x", stack_dir) == 1
+    line = _only_line(capsys.readouterr().err)
+    assert line == f"Pulumi.x.yaml: a folder, not a stack file, in {stack_dir}"
+    # Nor is it offered as a stack when another one is missing.
+    assert main(["y", "--dir", str(stack_dir)]) == 2
+    assert "(stacks: none)" in _only_line(capsys.readouterr().err)
+
+
+def test_a_stack_file_that_is_not_text_is_one_line(tmp_path, capsys):
+    (tmp_path / "Pulumi.bin.yaml").write_bytes(b"config:\n  a: \xff\xfe\n")
+    assert main(["bin", "--dir", str(tmp_path)]) == 1
+    assert _only_line(capsys.readouterr().err) == (
+        "Pulumi.bin.yaml: not UTF-8 text (byte 13), so not YAML Pulumi reads"
+    )
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "key", "lines"),
     [

@@ -16,15 +16,17 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders import karpenter
 from eks_gpu_slicing.builders.device_plugin import CONFIG_MAP_LABELS
 from eks_gpu_slicing.builders.workloads import virtual_gpu_capacity
 from eks_gpu_slicing.review import verify
-from eks_gpu_slicing.review.mocks import run_program
+from eks_gpu_slicing.review.mocks import _mock_kubeconfig, run_program
 from eks_gpu_slicing.settings import stack_files
 from tests.fake_kube_api import FakeKubeApi
 
@@ -675,8 +677,91 @@ def test_renamed_and_mps_profiles_advertise_their_resource():
 
 
 def test_the_kubeconfig_output_is_read_as_json_text_or_a_mapping():
-    assert verify.kubeconfig_dict('{"kind": "Config"}') == {"kind": "Config"}
-    assert verify.kubeconfig_dict({"kind": "Config"}) == {"kind": "Config"}
+    config = _mock_kubeconfig("gpu")  # pulumi-eks's kubeconfig, as the mocks give it
+    assert verify.kubeconfig_dict(json.dumps(config)) == config
+    assert verify.kubeconfig_dict(config) == config
+    for bad, why in (("not json", "not JSON"), ('{"kind": "Config"}', "no `clusters` list")):
+        with pytest.raises(verify.VerifyError, match=why):
+            verify.kubeconfig_dict(bad)
+
+
+GOOD_KUBECONFIG = {
+    "apiVersion": "v1",
+    "kind": "Config",
+    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+    "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+    "current-context": "x",
+    "users": [{"name": "u", "user": {"token": "t"}}],
+}
+
+
+def _changed(**changes: Any) -> str:
+    config = {**copy.deepcopy(GOOD_KUBECONFIG), **changes}
+    return yaml.safe_dump({k: v for k, v in config.items() if v is not None})
+
+
+# (case, what the file holds, None for a folder; a part of the one line verify prints)
+BAD_KUBECONFIGS = [
+    ("not YAML", "clusters: [1\n", "line 2, column 1: not valid YAML"),
+    ("a YAML string", "hello\n", "not a kubeconfig: a YAML string"),
+    ("a YAML list", "[1, 2]\n", "not a kubeconfig: a YAML list"),
+    ("another kind of YAML", "apiVersion: v1\nkind: Pod\n", "no `clusters` list"),
+    ("empty", "", "the file is empty"),
+    ("a folder", None, "it is a folder, not a kubeconfig file"),
+    ("not text", b"\xff\xfe\x00", "not a text file"),
+    ("no current context", _changed(**{"current-context": None}), "no `current-context`"),
+    ("a context it lacks", _changed(**{"current-context": "y"}), "'y' is not in `contexts`"),
+    ("an entry that is not one", _changed(users=["u"]), "users[0] is not a"),
+    (
+        "a user it lacks",
+        _changed(contexts=[{"name": "x", "context": {"cluster": "c", "user": "v"}}]),
+        "names user 'v', which is not in `users`",
+    ),
+    (
+        "no server",
+        _changed(clusters=[{"name": "c", "cluster": {"server": 5}}]),
+        "cluster 'c' has no `server` address",
+    ),
+    (
+        "exec without a command",
+        _changed(users=[{"name": "u", "user": {"exec": 5}}]),
+        "`exec` needs a `command`",
+    ),
+    (
+        "a field of a type the client cannot read",
+        _changed(
+            clusters=[
+                {
+                    "name": "c",
+                    "cluster": {"server": "https://127.0.0.1:1", "certificate-authority-data": 5},
+                }
+            ]
+        ),
+        "a field of the wrong type",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(content, expected) for _, content, expected in BAD_KUBECONFIGS],
+    ids=[case for case, _, _ in BAD_KUBECONFIGS],
+)
+def test_a_kubeconfig_verify_cannot_use_is_one_line_naming_it(content, expected, capsys, tmp_path):
+    """`make verify KUBECONFIG_FILE=...` with a file that is not YAML, not a kubeconfig, or a
+    folder: one line naming the file and why, exit 2, before any request."""
+    path = tmp_path / "kubeconfig"
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    assert verify.main([STACK, "--kubeconfig", str(path)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert out.err.startswith(f"verify: cannot use the kubeconfig {path}")
+    assert expected in out.err
 
 
 def test_a_stack_file_from_another_folder_and_a_broken_one_are_one_line(capsys, tmp_path):

@@ -552,7 +552,100 @@ def stack_output(stack: str, name: str) -> Any:
 
 def kubeconfig_dict(value: Any) -> dict:
     """The stack's kubeconfig output is pulumi-eks's kubeconfig JSON, as a string."""
-    return json.loads(value) if isinstance(value, str) else dict(value)
+    try:
+        config = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError as exc:
+        raise VerifyError(f"the stack's kubeconfig output is not JSON ({exc})") from None
+    problem = kubeconfig_problem(config)
+    if problem:
+        raise VerifyError(f"cannot use the stack's kubeconfig output: {problem}")
+    return dict(config)
+
+
+def read_kubeconfig(path: str) -> dict:
+    """A kubeconfig file's document; VerifyError, one line naming the file, for anything
+    the Kubernetes client could not use (it would raise its own errors, or Python's, from
+    deep inside its loader)."""
+    where = f"cannot use the kubeconfig {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VerifyError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise VerifyError(f"{where}: it is a folder, not a kubeconfig file") from None
+    except UnicodeDecodeError:
+        raise VerifyError(f"{where}: not a text file, so not a kubeconfig") from None
+    except OSError as exc:
+        raise VerifyError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        config = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise VerifyError(f"{where}{at}: not valid YAML ({exc.problem or exc.context})") from None
+    except yaml.YAMLError as exc:
+        raise VerifyError(f"{where}: not valid YAML ({exc})") from None
+    problem = kubeconfig_problem(config)
+    if problem:
+        raise VerifyError(f"{where}: {problem}")
+    return config
+
+
+def kubeconfig_problem(config: Any) -> str | None:
+    """Why a parsed document is not a kubeconfig the client can connect with, or None.
+
+    The shape is client-go's clientcmd v1 Config (tools/clientcmd/api/v1/types.go):
+    `clusters`, `users` and `contexts` are lists of `{name, cluster|user|context}`, a cluster
+    has a `server`, a context names a cluster and a user, and `current-context` names the
+    context to use (the Python client refuses a file without one)."""
+    if config is None:
+        return "the file is empty"
+    if not isinstance(config, Mapping):
+        kind = _yaml_kind(config)
+        return f"not a kubeconfig: a YAML {kind}, not a mapping of clusters, contexts and users"
+    entries: dict[str, dict[str, Any]] = {}
+    for section, body in (("clusters", "cluster"), ("contexts", "context"), ("users", "user")):
+        items = config.get(section)
+        if not isinstance(items, list):
+            return f"not a kubeconfig: no `{section}` list"
+        entries[section] = {}
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+                return f"{section}[{i}] is not a `{{name: ..., {body}: ...}}` entry"
+            if not isinstance(item.get(body) or {}, Mapping):
+                return f"{section}[{i}] ({item['name']}): `{body}` is not a mapping"
+            entries[section][item["name"]] = item.get(body) or {}
+    current = config.get("current-context")
+    if not isinstance(current, str) or not current:
+        return "no `current-context` naming the context to use"
+    context = entries["contexts"].get(current)
+    if context is None:
+        return f"current-context '{current}' is not in `contexts`"
+    for key, section in (("cluster", "clusters"), ("user", "users")):
+        name = context.get(key)
+        if name not in entries[section]:
+            return f"context '{current}' names {key} {name!r}, which is not in `{section}`"
+    server = entries["clusters"][context["cluster"]].get("server")
+    if not isinstance(server, str) or not server:
+        return f"cluster '{context['cluster']}' has no `server` address (https://...)"
+    user = entries["users"][context["user"]]
+    exec_ = user.get("exec")
+    # (The client logs a bad `exec` and goes on without credentials.)
+    if exec_ is not None and not (
+        isinstance(exec_, Mapping) and isinstance(exec_.get("command"), str)
+    ):
+        return f"user '{context['user']}': `exec` needs a `command` to run (aws, for EKS)"
+    if not isinstance(user.get("token", ""), str):
+        return f"user '{context['user']}': `token` is not a string"
+    return None
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
 
 
 def collect(api_client: Any, *, namespace: str, expected: Mapping[str, Any]) -> dict:
@@ -644,15 +737,29 @@ def read_cluster(stack: str, kubeconfig: str | None, root: Path | None = None) -
         raise VerifyError(str(exc)) from None
     except ConfigError as exc:
         raise VerifyError(f"Pulumi.{stack}.yaml is not valid: {exc}") from None
+    if kubeconfig:
+        # Checked first, so that a file the client cannot use is one line naming it.
+        read_kubeconfig(kubeconfig)
     try:
         if kubeconfig:
+            # The client reads the file itself: it resolves relative certificate paths
+            # against the file's folder.
             api = kube_config.new_client_from_config(config_file=kubeconfig)
         else:
             api = kube_config.new_client_from_config_dict(
                 kubeconfig_dict(stack_output(stack, "kubeconfig"))
             )
     except kube_config.ConfigException as exc:
-        raise VerifyError(f"cannot use the kubeconfig: {exc}") from None
+        where = f" {kubeconfig}" if kubeconfig else ""
+        raise VerifyError(f"cannot use the kubeconfig{where}: {exc}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # The client's loader takes every field to be of the type it expects, and fails
+        # inside itself on one that is not (a number for certificate data, say).
+        where = kubeconfig or "the stack's kubeconfig output"
+        raise VerifyError(
+            f"cannot use the kubeconfig {where}: a field of the wrong type "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     try:
         return collect(
             api, namespace=settings.device_plugin.namespace, expected=expectations(settings)

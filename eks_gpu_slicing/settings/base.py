@@ -95,6 +95,15 @@ def _subset(chosen: list[str], allowed: tuple[str, ...], what: str) -> list[str]
 
 
 def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
+    """A CIDR block as written (`a.b.c.d/n`, no host bits), or ValueError saying why not."""
+    if "/" not in cidr:
+        # ipaddress reads a bare address as its /32, but the stack passes the text on as
+        # written, and AWS refuses a CIDR without a prefix length; nor can we tell whether
+        # one address or its network was meant.
+        raise ValueError(
+            f"'{cidr}' is not a CIDR block: it has no prefix length (such as /16 for a "
+            "network, /32 for one address)"
+        )
     try:
         return ipaddress.IPv4Network(cidr, strict=True)
     except ValueError as exc:

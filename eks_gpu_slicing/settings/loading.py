@@ -17,6 +17,7 @@ from eks_gpu_slicing.settings.base import ConfigError
 from eks_gpu_slicing.settings.existing_cluster import static_problems as existing_cluster_problems
 from eks_gpu_slicing.settings.karpenter import karpenter_pool_profiles, karpenter_reference_problems
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings
+from eks_gpu_slicing.settings.secrets import HiddenSecrets, hide_secrets, is_secret
 from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING
 from eks_gpu_slicing.settings.stack import Settings
 
@@ -37,7 +38,10 @@ def load_settings(
     reported together. `config_keys`: every key of the stack's config, namespaced, so a
     section under a misspelt namespace is reported rather than dropped.
     """
-    data = dict(raw)
+    # Secrets an offline tool could not decrypt: those it can show are taken out here and
+    # shown as a mask once the rest is valid; the others are problems (settings/secrets.py).
+    secrets = hide_secrets(raw)
+    data = secrets.data
     # Checked before clusterName gets its default, so that a clusterName the file sets is told
     # apart from one it leaves out.
     problems: list[str] = config_namespace_problems(config_keys)
@@ -49,12 +53,23 @@ def load_settings(
         existing_name if isinstance(existing_name, str) else f"{facts.PROJECT}-{stack}",
     )
     settings = None
+    unknown_keys: list[tuple] = []
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(err) for err in exc.errors())
-    problems.extend(_gpu_capacity_problems(data))
-    problems.extend(_reference_problems(data))
+        errors = exc.errors()
+        unknown_keys = [err["loc"] for err in errors if err["type"] == "extra_forbidden"]
+        # An unreadable secret is one problem of its own, not a wrong type or format.
+        problems.extend(
+            _describe(err)
+            for err in errors
+            if err["type"] == "extra_forbidden" or not secrets.covers(err["loc"])
+        )
+    problems.extend(secrets.problems(unknown_keys))
+    if not secrets.unreadable:
+        # (With a value missing, they would judge a configuration that is not the stack's.)
+        problems.extend(_gpu_capacity_problems(data))
+        problems.extend(_reference_problems(data))
     problems.extend(_stack_tag_problems(data))
     if settings is not None and not problems:
         # Rules that need the whole, well-formed configuration (a profile on a given GPU).
@@ -62,7 +77,21 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     assert settings is not None
+    if secrets.shown:
+        settings = _with_secrets_shown(settings, secrets)
     return settings
+
+
+def _with_secrets_shown(settings: Settings, secrets: HiddenSecrets) -> Settings:
+    """The validated settings with each secret an offline tool can show put back as the
+    mask, and notes saying so among the warnings."""
+    update = {}
+    for alias, value in secrets.shown_values().items():
+        name = next(n for n, f in Settings.model_fields.items() if (f.alias or n) == alias)
+        update[name] = value
+    shown = settings.model_copy(update=update)
+    shown._secret_notes = tuple(secrets.notes())
+    return shown
 
 
 def config_namespace_problems(keys: Iterable[str]) -> list[str]:
@@ -90,13 +119,18 @@ def decode_config_value(key: str, value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
+    try:
+        decoded = json.loads(value)
+    except json.JSONDecodeError:
+        return value
+    if is_secret(decoded):
+        # A secret the reader could not decrypt (the engine always does): a value it cannot
+        # see, whatever the key's type, never its ciphertext as text.
+        return decoded
     field = _field_by_alias(Settings, key)
     if field is not None and _is_string_field(field.annotation):
         return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
+    return decoded
 
 
 def _gpu_capacity_problems(data: Mapping[str, Any]) -> list[str]:

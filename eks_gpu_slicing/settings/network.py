@@ -111,6 +111,21 @@ class ClusterEndpointSettings(_Settings):
             raise ValueError("publicAccessCidrs only apply with publicAccess: true")
         if self.public_access and not self.public_access_cidrs:
             raise ValueError("publicAccess: true needs at least one CIDR in publicAccessCidrs")
+        if not (
+            self.public_access
+            or self.private_access_cidrs
+            or self.private_access_security_group_ids
+        ):
+            # The private endpoint's interfaces admit only the cluster security group's own
+            # members, and nothing that deploys is one: `pulumi up` would create the cluster
+            # and then fail on its first Kubernetes object, every time.
+            raise ValueError(
+                "publicAccess: false with neither privateAccessCidrs nor "
+                "privateAccessSecurityGroupIds leaves the API reachable by nothing that could "
+                "deploy to it (the cluster security group admits only its own members): set "
+                "privateAccessCidrs to the network you run Pulumi from (or "
+                "privateAccessSecurityGroupIds to its security group), or publicAccess: true"
+            )
         return self
 
     @property

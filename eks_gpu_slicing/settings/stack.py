@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import field_validator
+from pydantic import PrivateAttr, field_validator
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.addons import (
@@ -57,6 +57,8 @@ class Settings(_Settings):
     karpenter: KarpenterSettings = KarpenterSettings()
     # Add GPU sharing to this cluster instead of creating one (docs/existing-cluster.md).
     existing_cluster: ExistingClusterSettings | None = None
+    # What an offline tool shows in place of the secrets it cannot read (settings/secrets.py).
+    _secret_notes: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("cluster_name")
     @classmethod
@@ -353,20 +355,10 @@ class Settings(_Settings):
 
     def warnings(self, today: dt.date) -> list[str]:
         """Things that deploy but that a reviewer should hear about."""
-        out = []
-        release = facts.KUBERNETES_RELEASES[self.kubernetes_version]
-        if not self.decides_kubernetes_version:
-            pass  # the existing cluster's owner decides its version and its support plan
-        elif release.support == "extended":
-            out.append(
-                f"kubernetesVersion {release.version} is in EKS extended support, "
-                "which is billed at a higher hourly rate"
-            )
-        elif release.standard_support_ends and (release.standard_support_ends - today).days < 60:
-            out.append(
-                f"kubernetesVersion {release.version}: standard support ends "
-                f"{release.standard_support_ends.isoformat()}; plan the upgrade"
-            )
+        out = list(self._secret_notes)
+        if self.decides_kubernetes_version:
+            # (An existing cluster's owner decides its version and its support plan.)
+            out.extend(_support_warnings(facts.KUBERNETES_RELEASES[self.kubernetes_version], today))
         if self.protect and self.cluster_endpoint.open_to_world:
             out.append("clusterEndpoint: a protected stack's API endpoint is open to 0.0.0.0/0")
         if self.device_plugin.chart_version != facts.DEVICE_PLUGIN_CHART_VERSION:
@@ -458,6 +450,33 @@ def _unpriced_on_demand_warnings(name: str, pool: KarpenterNodePoolSettings) -> 
         for instance in pool.instances
         if instance.usd_per_hour is None
     ]
+
+
+def _support_warnings(release: facts.KubernetesRelease, today: dt.date) -> list[str]:
+    """What EKS's release calendar means for this version on `today`."""
+    standard_ends, extended_ends = release.standard_support_ends, release.extended_support_ends
+    phase = release.support_on(today)
+    if phase == "ended":
+        assert extended_ends is not None
+        return [
+            f"kubernetesVersion {release.version}: EKS support ended {extended_ends.isoformat()}; "
+            "EKS creates no cluster on it and upgrades existing control planes on its own: "
+            "upgrade to a newer version"
+        ]
+    if phase == "extended":
+        assert standard_ends is not None
+        until = f" until {extended_ends.isoformat()}" if extended_ends else ""
+        return [
+            f"kubernetesVersion {release.version} is in EKS extended support since "
+            f"{standard_ends.isoformat()}{until}, which is billed at a higher hourly rate; "
+            "plan the upgrade"
+        ]
+    if standard_ends and (standard_ends - today).days < 60:
+        return [
+            f"kubernetesVersion {release.version}: standard support ends "
+            f"{standard_ends.isoformat()}; plan the upgrade"
+        ]
+    return []
 
 
 def _why_not_benchmarkable(profile_name: str, profile: SharingProfile) -> str | None:
