@@ -131,7 +131,7 @@ def test_every_committed_results_file_is_found():
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
-def test_committed_h200_results_load(path):
+def test_committed_results_load(path):
     results = results_csv.load_results(path)
     keys = results_csv.results_by_key(results)
     assert len(keys) == len(results)  # one row per (model, mode, N)
@@ -145,7 +145,7 @@ def test_committed_h200_results_load(path):
                 # every row's ratio is at its model's reference host speed, or as measured
                 assert r.reference_launch_ms == base.reference_launch_ms
                 if r.ratio_method == "paired":  # measured against its own exclusive windows
-                    assert (r.mode, r.clients) in (("mps", 1), ("mps-limited", 1))
+                    assert (r.mode, r.clients) in (("mps", 1), ("mps-limited", 1), ("hami", 1))
                     assert r.pairs_kept >= pairing.PAIR_MIN_KEPT
                     assert r.repetitions == r.pairs_kept
                 else:

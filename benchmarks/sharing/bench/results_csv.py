@@ -8,7 +8,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cases import sort_results
+from .cases import HAMI_MODE, sort_results
 from .pairing import PAIRED_LOW_PERCENTILE
 from .records import (
     RATIO_BASELINE,
@@ -21,6 +21,9 @@ from .records import (
     read_input,
 )
 from .summary import INTERLEAVED_LOW_PERCENTILE
+
+# Whose windows a paired row's throughput and latencies are, by mode (else the MPS client's).
+PAIRED_CLIENT = {HAMI_MODE: "capped client"}
 
 CSV_COLUMNS = (
     "date",
@@ -377,7 +380,8 @@ def format_table(results: Sequence[Result]) -> str:
                     f"¹ {r.mode} N={r.clients}: ratios from windows paired with an exclusive "
                     f"process on the same CPU core, median (low: p{PAIRED_LOW_PERCENTILE:g}) of "
                     f"{r.repetitions} pairs; {r.pairs_kept} kept, {r.pairs_excluded} excluded "
-                    "for differing CPU probes; it/s and latencies are the MPS client's windows."
+                    "for differing CPU probes; it/s and latencies are the "
+                    f"{PAIRED_CLIENT.get(r.mode, 'MPS client')}'s windows."
                 )
             lines.append(
                 f"| {mode} | {r.clients} | {_fmt(r.aggregate_it_s, 0) or '–'} "
