@@ -451,7 +451,12 @@ def output_problem(path: Path) -> str | None:
 
 
 # The files each command writes, checked before it starts.
-OUTPUTS = {"run": ("out", "raw_out", "plot"), "plot": ("out",), "summarize": ("out",)}
+OUTPUTS = {
+    "run": ("out", "raw_out", "plot"),
+    "plot": ("out",),
+    "summarize": ("out",),
+    "hami-check": ("out",),
+}
 
 
 def main(
@@ -470,14 +475,17 @@ def main(
     if problems:
         return 2
     try:
-        return _command(args, gpu, interleaved_runner)
+        return _command(args, gpu, interleaved_runner, cap_check_runner)
     except InputFileError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
 
 
 def _command(
-    args: argparse.Namespace, gpu: GpuInfo | None, interleaved_runner: InterleavedRunner | None
+    args: argparse.Namespace,
+    gpu: GpuInfo | None,
+    interleaved_runner: InterleavedRunner | None,
+    cap_check_runner: Callable[..., dict[str, dict]] | None,
 ) -> int:
     if args.command == "plan":
         print(describe_plan(settings_from_args(args)))
