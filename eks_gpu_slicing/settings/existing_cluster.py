@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings
+from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings, listing
 
 if TYPE_CHECKING:
     from eks_gpu_slicing.settings.stack import Settings
@@ -29,19 +29,33 @@ CREATED_CLUSTER_KEYS = {
     "clusterLogRetentionDays": "the control-plane log group is the existing cluster's",
     "protect": "it guards the control plane and its secrets key, which this stack does not own",
 }
+# Keys that are not inputs of the component package (components/package.py), which is for an
+# existing cluster only: those above, and the cluster's name, which is existingCluster.name.
+NOT_PACKAGE_INPUTS = {**CREATED_CLUSTER_KEYS, "clusterName": "it is existingCluster.name"}
 
 
 class ExistingClusterSettings(_Settings):
     """An EKS cluster this stack adds GPU sharing to, and leaves alone otherwise."""
 
-    name: str
-    # Where the GPU node groups run: private subnets of the cluster's VPC (see
-    # docs/existing-cluster.md for how to list them).
-    private_subnet_ids: list[str]
-    # Karpenter's controller gets its AWS credentials through EKS Pod Identity, whose agent is
-    # an EKS add-on: `installed` when the cluster runs it already (creating it again fails),
-    # `create` to add it (and remove it on destroy). Needed only to install Karpenter.
-    pod_identity_agent: Literal["installed", "create"] | None = None
+    name: str = Field(
+        description="Name of the EKS cluster, read with eks:DescribeCluster when the program "
+        "runs. clusterName is taken from it, and kubernetesVersion, when set, must equal its "
+        "version. It must authenticate with "
+        f"{listing(facts.ACCESS_ENTRY_AUTHENTICATION_MODES, last='or')} (access entries)."
+    )
+    private_subnet_ids: list[str] = Field(
+        description="Private subnets (`subnet-...`) of the cluster's VPC for the GPU node "
+        "groups (and, with a Karpenter installed here, tagged for its discovery where "
+        "untagged: docs/existing-cluster.md#karpenters-discovery-tags). Each must be in the "
+        "cluster's VPC, which is checked when the program runs."
+    )
+    pod_identity_agent: Literal["installed", "create"] | None = Field(
+        default=None,
+        description="Required to install Karpenter, whose controller gets its AWS credentials "
+        f"through EKS Pod Identity: `installed` when the cluster runs the "
+        f"{facts.POD_IDENTITY_AGENT_ADDON} add-on already (creating it again fails), `create` "
+        "to add it (and remove it on destroy).",
+    )
 
     @field_validator("name")
     @classmethod
