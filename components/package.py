@@ -23,7 +23,7 @@ import datetime as dt
 import math
 import typing
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 from pulumi.provider.experimental.component import ComponentProvider
@@ -37,6 +37,10 @@ from eks_gpu_slicing.settings import ConfigError, Settings, load_settings
 from eks_gpu_slicing.settings.existing_cluster import CREATED_CLUSTER_KEYS, NOT_PACKAGE_INPUTS
 
 # --- Outputs ---------------------------------------------------------------------------------
+# Written here, not generated: they are the stack's reports (builders/workloads.py and
+# builders/karpenter.py), and tests/test_package.py checks every key those build is declared,
+# with the ones that are not always there NotRequired. One-line docstrings: Python 3.13
+# dedents a docstring's later lines, and the schema must not depend on the Python version.
 
 
 class GpuNodeGroupReport(TypedDict):
@@ -49,11 +53,11 @@ class GpuNodeGroupReport(TypedDict):
     profile: str
     """Sharing profile name."""
     strategy: str
-    """Sharing strategy of the profile."""
+    """Sharing strategy of the profile: time-slicing, mps, none or mig."""
     replicas: int
-    """Virtual GPUs per physical GPU."""
+    """Virtual GPUs per physical GPU (per MIG slice, with MIG)."""
     resource_name: str
-    """Extended resource pods request (nvidia.com/gpu or nvidia.com/gpu.shared)."""
+    """Extended resource a pod requests (with MIG mixed: the smallest slice's)."""
     gpu_model: str
     """NVIDIA GPU model."""
     gpu_memory_gi_b: float
@@ -61,17 +65,27 @@ class GpuNodeGroupReport(TypedDict):
     gpus_per_node: int
     """Physical GPUs per node."""
     virtual_gpus_per_node: int
-    """Virtual GPUs one node advertises."""
+    """Virtual GPUs (or MIG slices and their replicas) one node advertises."""
     virtual_gpus_at_max_size: int
     """Virtual GPUs of the group at maxSize."""
     gpu_memory_per_virtual_gpu_gi_b: float
     """GPU memory each virtual GPU can count on, GiB."""
-    usd_per_virtual_gpu_hour: float
-    """On-demand price per virtual GPU and hour, USD."""
+    usd_per_virtual_gpu_hour: NotRequired[float]
+    """On-demand USD per virtual GPU and hour; absent without an on-demand price."""
     price_source: str
     """Where the price is from (on-demand, region, date)."""
     isolation: str
     """What the strategy isolates between pods, and what it does not."""
+    mig_layout: NotRequired[str]
+    """MIG only: the layout's name, the value of the nodes' nvidia.com/mig.config label."""
+    mig_strategy: NotRequired[str]
+    """MIG only: the device plugin's MIG strategy, single or mixed."""
+    slices_per_node: NotRequired[dict[str, int]]
+    """MIG only: per slice resource, the devices one node advertises."""
+    slice_memory_gi_b: NotRequired[dict[str, float]]
+    """MIG only: per slice resource, the device memory of one slice, GiB."""
+    usd_per_slice_hour: NotRequired[dict[str, float]]
+    """MIG only: per slice resource, on-demand USD per device and hour (if priced)."""
 
 
 class KarpenterNodePoolReport(TypedDict):
@@ -82,11 +96,13 @@ class KarpenterNodePoolReport(TypedDict):
     profile: str
     """Sharing profile name."""
     strategy: str
-    """Sharing strategy of the profile."""
+    """Sharing strategy of the profile: time-slicing, mps, none or mig."""
     resource_name: str
-    """Extended resource pods request."""
+    """Extended resource a pod requests (MIG mixed: the first instance type's smallest slice)."""
     virtual_gpus_per_instance_type: dict[str, int]
-    """Virtual GPUs one node of each instance type advertises."""
+    """Virtual GPUs (or MIG slices and their replicas) one node of each instance type advertises."""
+    resources_per_instance_type: NotRequired[dict[str, dict[str, int]]]
+    """MIG only: per instance type, each slice resource and how many one node advertises."""
 
 
 # --- Inputs back into the stack's configuration ------------------------------------------------
@@ -186,7 +202,7 @@ def settings_of_args(args: Mapping[str, Any], stack: str) -> Settings:
 
 
 class GpuSharing(gpu_sharing.GpuSharing):
-    """Shared NVIDIA GPUs (time-slicing or MPS) on an existing EKS cluster."""
+    """NVIDIA GPUs shared between pods (time-slicing, MPS or MIG) on an existing EKS cluster."""
 
     # GPU managed node groups, the NVIDIA device plugin and its sharing ConfigMap, optional
     # Karpenter pools, GPU metrics, a demo and a benchmark: the stack's GpuSharing, with the

@@ -27,6 +27,8 @@ from pydantic import BaseModel
 import components.package as package
 import components.package_inputs as package_inputs
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders.karpenter import node_pool_capacity
+from eks_gpu_slicing.builders.workloads import virtual_gpu_capacity
 from eks_gpu_slicing.review import generate
 from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
 from eks_gpu_slicing.settings import (
@@ -39,6 +41,7 @@ from eks_gpu_slicing.settings import (
     KarpenterSettings,
     Settings,
     SharingProfile,
+    load_settings,
 )
 from eks_gpu_slicing.settings.existing_cluster import (
     NOT_PACKAGE_INPUTS,
@@ -49,6 +52,7 @@ from eks_gpu_slicing.settings.stack_files import (
     ROOT,
     engine_config_of_stack,
     read_stack_file,
+    settings_of_stack,
 )
 from tests.conftest import engine_config
 
@@ -349,18 +353,76 @@ def test_the_package_registers_what_the_existing_cluster_stack_registers(
     assert from_the_package.one(TOKEN).urn.endswith("::gpu-sharing")
 
 
+def _check_report(where: str, report: dict[str, Any], type_name: str) -> None:
+    """A report as the schema declares it: only declared keys, every required one, each of
+    its declared type (no nulls)."""
+    types_ = schema()["types"]
+    type_ = types_[f"eks-gpu-slicing:index:{type_name}"]
+    _check_value(where, report, {"$ref": f"#/types/eks-gpu-slicing:index:{type_name}"}, types_)
+    assert set(type_.get("required", [])) <= set(report), where
+
+
 def test_the_package_outputs_are_the_stacks_and_match_the_schemas_report_types(
     from_the_package, from_the_stack
 ):
     for key in ("devicePluginConfigMap", "gpuNodeGroups", "karpenterNodePools"):
         assert from_the_package.outputs[key] == from_the_stack.outputs[key], key
-    types_ = schema()["types"]
-    report = set(types_["eks-gpu-slicing:index:GpuNodeGroupReport"]["properties"])
-    for group in from_the_package.outputs["gpuNodeGroups"].values():
-        assert set(group) == report
-    pool_report = set(types_["eks-gpu-slicing:index:KarpenterNodePoolReport"]["properties"])
-    for pool in from_the_package.outputs["karpenterNodePools"].values():
-        assert set(pool) == pool_report
+    for name, group in from_the_package.outputs["gpuNodeGroups"].items():
+        _check_report(f"gpuNodeGroups.{name}", group, "GpuNodeGroupReport")
+    for name, pool in from_the_package.outputs["karpenterNodePools"].items():
+        _check_report(f"karpenterNodePools.{name}", pool, "KarpenterNodePoolReport")
+
+
+def _reports(settings: Settings) -> list[tuple[str, dict[str, Any], str]]:
+    groups = [
+        (f"gpuNodeGroups.{name}", virtual_gpu_capacity(g, settings.profile_of(g)), "GpuNodeGroup")
+        for name, g in settings.gpu_node_groups.items()
+    ]
+    pools = [
+        (
+            f"karpenterNodePools.{name}",
+            node_pool_capacity(name, pool, settings.sharing[pool.sharing]),
+            "KarpenterNodePool",
+        )
+        for name, pool in settings.karpenter_pools.items()
+    ]
+    return [(where, report, f"{kind}Report") for where, report, kind in groups + pools]
+
+
+# Every stack and example, and a p5e group (no on-demand price) shared by MIG and by
+# time-slicing: the reports the schema must declare, MIG's keys and missing prices included.
+P5E = {"instanceType": "p5e.48xlarge", "minSize": 0, "desiredSize": 0, "maxSize": 1}
+REPORTED = {
+    "dev": lambda: settings_of_stack("dev"),
+    "prod": lambda: settings_of_stack("prod"),
+    "existing": lambda: settings_of_stack("existing", ROOT / "examples"),
+    "mig": lambda: settings_of_stack("mig", ROOT / "examples"),
+    "p5e": lambda: load_settings(
+        {
+            "sharing": {
+                "default": {"strategy": "time-slicing", "replicas": 4},
+                "h200": {"strategy": "mig", "mig": {"layout": "all-balanced", "strategy": "mixed"}},
+            },
+            "gpuNodeGroups": {"shared": P5E, "mig": {**P5E, "sharing": "h200"}},
+        },
+        stack="p5e",
+    ),
+}
+
+
+@pytest.mark.parametrize("source", REPORTED)
+def test_every_report_the_stack_builds_is_declared_in_the_schema_as_it_can_be(source):
+    reports = _reports(REPORTED[source]())
+    assert reports
+    for where, report, type_name in reports:
+        _check_report(f"{source}: {where}", report, type_name)
+
+
+def test_a_group_without_an_on_demand_price_reports_no_price_rather_than_null():
+    (shared, mig) = [r for _, r, _ in _reports(REPORTED["p5e"]())]
+    assert facts.GPU_INSTANCES["p5e.48xlarge"].usd_per_hour is None
+    assert "usdPerVirtualGpuHour" not in shared and "usdPerVirtualGpuHour" not in mig
+    assert "usdPerSliceHour" not in mig and mig["slicesPerNode"]
 
 
 def test_the_package_leaves_the_cluster_alone_and_adopts_nothing(from_the_package):

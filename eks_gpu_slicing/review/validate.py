@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(c["virtualGpusPerNode"]),
                 str(c["virtualGpusAtMaxSize"]),
                 f"{c['gpuMemoryPerVirtualGpuGiB']:g}",
-                f"{c['usdPerVirtualGpuHour']:.4f}",
+                f"{c['usdPerVirtualGpuHour']:.4f}" if "usdPerVirtualGpuHour" in c else "no price",
             )
         )
     _print_table(rows)
