@@ -1,7 +1,7 @@
 """GpuSharing as a Pulumi component package: the same component, for programs in any language.
 
-`pulumi package add` runs provider/__main__.py, which serves the class below through the
-SDK's component provider; it infers the package schema
+`pulumi package add` runs provider/__main__.py, which serves the class below through
+`GpuSharingProvider`, the SDK's component provider; it infers the package schema
 (provider/schema.json, reviewed and tested) from the type annotations and docstrings here and
 in components/package_inputs.py. So this module must not use
 `from __future__ import annotations`: the analyzer needs the annotations as types.
@@ -11,8 +11,8 @@ in the schema): a stack file's `existingCluster`, `sharing`, `gpuNodeGroups`, ..
 pasted as the component's properties. Their types are generated from the settings models
 (`make generate` writes components/package_inputs.py). They are turned back into the raw
 configuration the stack reads and validated by the same code (`load_settings`), so the
-component refuses what the stack refuses, with the same messages, before it registers
-anything. Then it reads and checks the cluster as an existing-cluster
+component refuses what the stack refuses, with the same messages (a misspelt key included),
+before it registers anything. Then it reads and checks the cluster as an existing-cluster
 stack does and runs the stack's own GpuSharing body.
 
 Every input is plain (known when the program runs, not an Output): the values decide which
@@ -113,8 +113,10 @@ def plain_config(value: Any, typ: Any, path: str = "") -> Any:
     configuration the stack reads: keys of the input types camel-cased as the schema names
     them, map keys (profile, group and pool names, tags) kept, whole numbers as ints
     (numbers cross the wire as doubles), and a quantity that is a whole number as an int,
-    as an unquoted one is in a stack file. A null is a key left out, as in a stack file. An
-    Output is refused: the values must be known."""
+    as an unquoted one is in a stack file. A null is a key left out, as in a stack file. A
+    key the schema does not declare (GpuSharingProvider keeps it) is passed on as given, so
+    load_settings refuses it as it refuses a misspelt key in a stack file. An Output is
+    refused: the values must be known."""
     if isinstance(value, pulumi.Output):
         raise pulumi.RunError(
             f"{path or 'args'}: must be a known value, not an Output: it decides which "
@@ -248,6 +250,25 @@ PACKAGE_NAME = facts.COMPONENT_PACKAGE
 PACKAGE_VERSION = "0.0.0"
 
 
-def provider() -> ComponentProvider:
+class GpuSharingProvider(ComponentProvider):
+    """The SDK's component provider for GpuSharing, except that an input the schema does not
+    declare is kept (under the name it was given) rather than dropped without a word, so
+    GpuSharing refuses it with the stack's did-you-mean. The SDK's provider maps only the declared
+    properties, at every level (pulumi 3.272, provider/experimental/component.py,
+    map_input_properties)."""
+
+    def __init__(self) -> None:
+        super().__init__([GpuSharing], PACKAGE_NAME, None, PACKAGE_VERSION)
+
+    def map_input_properties(self, inputs, properties, mapping, component_name, property_path):
+        mapped = super().map_input_properties(
+            inputs, properties, mapping, component_name, property_path
+        )
+        if isinstance(inputs, Mapping):
+            mapped.update({k: v for k, v in inputs.items() if k not in properties})
+        return mapped
+
+
+def provider() -> GpuSharingProvider:
     """What provider/__main__.py serves (and provider/schema.json is generated from)."""
-    return ComponentProvider([GpuSharing], PACKAGE_NAME, None, PACKAGE_VERSION)
+    return GpuSharingProvider()

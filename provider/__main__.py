@@ -1,7 +1,8 @@
 """The eks-gpu-slicing component package's plugin: serves GpuSharing (components/package.py).
 
 `pulumi package add` and every later `pulumi up` of a consuming program start it; the SDK's
-component provider infers the schema (checked in as provider/schema.json) from the
+component provider (GpuSharingProvider, which also keeps inputs the schema does not declare,
+so they are refused by name) infers the schema (checked in as provider/schema.json) from the
 component's annotations. The stack program is the repository root's __main__.py, not this.
 """
 

@@ -10,7 +10,9 @@ the committed schema is the one it serves is tests/test_generate.py's.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
+import logging
 import re
 import runpy
 import types
@@ -21,7 +23,6 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from pulumi.provider.experimental.component import ComponentProvider
 from pydantic import BaseModel
 
 import components.package as package
@@ -259,8 +260,7 @@ def test_the_plugin_entry_serves_gpu_sharing_under_the_schemas_name(monkeypatch)
     runpy.run_path(str(ROOT / "provider" / "__main__.py"), run_name="__main__")
     document = schema()
     provider = served["provider"]
-    assert isinstance(provider, ComponentProvider)
-    assert list(provider._components.values()) == [package.GpuSharing]
+    assert isinstance(provider, package.GpuSharingProvider)
     assert json.loads(provider.schema) == document
     assert (document["name"], document["version"]) == (
         package.PACKAGE_NAME,
@@ -500,6 +500,113 @@ def test_a_cluster_that_disagrees_is_refused_with_the_stacks_message():
     message = package_message(properties, cluster_version="1.35")
     assert "kubernetesVersion: the stack says 1.34, but cluster 'team-cluster' runs 1.35" in message
     assert message == stack_message(as_stack_config(properties), cluster_version="1.35")
+
+
+def _misspelt_profile_key(p: dict) -> None:
+    p["sharing"]["default"]["failRequestGreaterThanOne"] = p["sharing"]["default"].pop(
+        "failRequestsGreaterThanOne"
+    )
+
+
+def _misspelt_replicas(p: dict) -> None:
+    p["sharing"]["default"]["replica"] = p["sharing"]["default"].pop("replicas")
+
+
+def _misspelt_section(p: dict) -> None:
+    p["gpuNodeGroup"] = p.pop("gpuNodeGroups")
+    p["karpenter"]["nodePools"]["g5"]["limit"] = {"nodes": "2"}
+
+
+def _created_cluster_keys(p: dict) -> None:
+    p["network"] = {"natGateways": "onePerAz"}
+    p["protect"] = True
+
+
+# Inputs the schema does not declare: the stack refuses the same keys in a stack file.
+UNDECLARED = {
+    "failRequestGreaterThanOne": (
+        _misspelt_profile_key,
+        "sharing.default.failRequestGreaterThanOne: unknown key; did you mean "
+        "'failRequestsGreaterThanOne'?",
+    ),
+    "replica": (
+        _misspelt_replicas,
+        "sharing.default.replica: unknown key; did you mean 'replicas'?",
+    ),
+    "section": (
+        _misspelt_section,
+        "gpuNodeGroup: unknown key; did you mean 'gpuNodeGroups'?",
+    ),
+    "network and protect": (
+        _created_cluster_keys,
+        "network: only applies to a cluster this stack creates",
+    ),
+}
+
+
+@pytest.mark.parametrize("spoil", UNDECLARED.values(), ids=UNDECLARED)
+def test_an_input_the_schema_does_not_declare_is_refused_with_the_stacks_message(spoil):
+    """The SDK's provider drops what the schema does not declare without a word; GpuSharing
+    refuses it by name, as the stack refuses a misspelt key."""
+    edit, expected = spoil
+    properties = example_properties()
+    edit(properties)
+    message = package_message(properties)
+    assert expected in message
+    assert message == stack_message(as_stack_config(properties))
+
+
+def test_a_nested_misspelt_key_is_named_with_its_path():
+    properties = example_properties()
+    _misspelt_section(properties)
+    message = package_message(properties)
+    assert "karpenter.nodePools.g5.limit: unknown key; did you mean 'limits'?" in message
+    assert "protect" not in message
+
+
+def test_cluster_name_is_not_an_input_even_when_it_names_the_cluster():
+    """The stack takes clusterName equal to existingCluster.name; the package has no such
+    input (the schema does not declare it), so it is refused, not ignored."""
+    properties = example_properties()
+    properties["clusterName"] = properties["existingCluster"]["name"]
+    properties["sharing"]["default"]["replicas"] = 1
+    message = package_message(properties)
+    assert "  - clusterName: not an input of GpuSharing (it is existingCluster.name)" in message
+    assert "sharing.default.replicas" in message  # with the other problems, in one error
+
+
+def test_an_input_given_as_null_is_left_out(from_the_package):
+    """A null reaches the provider for a property a program sets to null (or leaves unset in
+    some SDKs): it is the key left out, as in a stack file, at every level."""
+    properties = example_properties()
+    properties["kubernetesVersion"] = None
+    properties["demoWorkload"] = None
+    properties["sharing"]["default"]["renameByDefault"] = None
+    properties["gpuNodeGroups"]["t4"]["diskSizeGiB"] = None
+    properties["karpenter"]["nodePools"]["g5"]["weight"] = None
+    assert registered(construct(properties)) == registered(from_the_package)
+
+
+def test_the_settings_warnings_reach_the_pulumi_log(caplog):
+    properties = example_properties()
+    properties["devicePlugin"] = {"chartVersion": "0.19.0"}
+    properties["sharing"]["unused"] = {"strategy": "none"}
+    with caplog.at_level(logging.WARNING):
+        construct(properties)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = settings_of_args_warnings(properties)
+    assert expected and all(w in warned for w in expected)
+    assert any(w.startswith("devicePlugin.chartVersion 0.19.0:") for w in expected)
+    assert any("sharing profiles not used by any GPU node group: unused" in w for w in expected)
+
+
+def settings_of_args_warnings(properties: dict[str, Any]) -> list[str]:
+    """The warnings the stack gives for the same settings."""
+    config = as_stack_config(properties)
+    settings = load_settings(
+        {**config, "clusterName": config["existingCluster"]["name"]}, stack=STACK
+    )
+    return settings.warnings(dt.date.today())
 
 
 # The example's subnets, as an existing cluster's subnets may be found (see test_gpu_sharing).
