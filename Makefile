@@ -3,6 +3,9 @@ STACK ?= dev
 # Where Pulumi.$(STACK).yaml lives for validate, render and check (default: here), e.g. examples.
 STACK_DIR ?=
 VENV ?= .venv
+# The interpreter that creates $(VENV): .ci/run also tests on the newest supported Python with
+# `make test PYTHON=python3.13 VENV=.venv-python3.13`.
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 # The policy pack's own interpreter: PulumiPolicy.yaml names it (runtime.options.virtualenv), and
 # the Pulumi CLI runs a local pack with it but never creates it.
@@ -17,7 +20,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
