@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import (
+    DEFAULT_PROFILE,
     ChartVersion,
     Namespace,
     PinnedImage,
@@ -34,7 +35,7 @@ class DevicePluginSettings(_Settings):
         "built in. `default` is refused.",
     )
     default_profile: str = Field(
-        default="default",
+        default=DEFAULT_PROFILE,
         description="The sharing profile for GPU nodes without a profile label (the chart's "
         "config.default); the stack's own GPU nodes always carry one.",
     )

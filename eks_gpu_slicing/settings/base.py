@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from eks_gpu_slicing import facts
@@ -51,6 +51,12 @@ Namespace = Annotated[str, AfterValidator(_namespace_name)]
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 # A Helm chart pinned to one release.
 ChartVersion = Annotated[str, AfterValidator(_exact_version)]
+# A node's root volume in GiB (node groups and Karpenter pools alike); 16384 GiB (16 TiB) is
+# the largest gp3 volume.
+RootVolumeGiB = Annotated[int, Field(ge=20, le=16384)]
+# The sharing profile a stack has when it defines none, and the one groups, pools and the
+# device plugin use unless they name another.
+DEFAULT_PROFILE = "default"
 
 
 # Every configuration key is declared once, in these models: its stack-file name (the field's

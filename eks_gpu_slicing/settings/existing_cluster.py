@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings, listing
+from eks_gpu_slicing.settings.karpenter import KarpenterSettings
 
 if TYPE_CHECKING:
     from eks_gpu_slicing.settings.stack import Settings
@@ -82,7 +83,9 @@ def static_problems(data: Mapping[str, Any]) -> list[str]:
     existing = data.get("existingCluster")
     karpenter = data.get("karpenter")
     karpenter = karpenter if isinstance(karpenter, Mapping) else {}
-    installs_karpenter = karpenter.get("enabled") is True and karpenter.get("install", True)
+    installs_karpenter = karpenter.get("enabled") is True and karpenter.get(
+        "install", KarpenterSettings.model_fields["install"].default
+    )
     if not isinstance(existing, Mapping):
         if karpenter.get("install") is False:
             return [

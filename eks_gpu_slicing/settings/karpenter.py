@@ -10,7 +10,14 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import ChartVersion, Namespace, _check_names, _Settings
+from eks_gpu_slicing.settings.base import (
+    DEFAULT_PROFILE,
+    ChartVersion,
+    Namespace,
+    RootVolumeGiB,
+    _check_names,
+    _Settings,
+)
 from eks_gpu_slicing.settings.node_groups import known_gpu_instance
 
 # The NodePool CRD's own patterns (karpenter.sh_nodepools.yaml, v1.14.1): what the API server
@@ -117,15 +124,13 @@ class KarpenterNodePoolSettings(_Settings):
         description="Kubelet maxPods, in the EC2NodeClass. Unset: Karpenter derives it from "
         "the instance type's network interfaces.",
     )
-    volume_size_gib: int = Field(
+    volume_size_gib: RootVolumeGiB = Field(
         default=100,
-        ge=20,
-        le=16384,
         alias="volumeSizeGiB",
         description="Root volume size in GiB (gp3, encrypted, deleted with the instance).",
     )
     sharing: str = Field(
-        default="default",
+        default=DEFAULT_PROFILE,
         description="Name of the sharing profile of the pool's GPUs (node label, device-plugin "
         "config, overlay capacity).",
     )

@@ -7,7 +7,13 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _EC2_INSTANCE_TYPE, _Settings, listing
+from eks_gpu_slicing.settings.base import (
+    _EC2_INSTANCE_TYPE,
+    DEFAULT_PROFILE,
+    RootVolumeGiB,
+    _Settings,
+    listing,
+)
 
 
 def known_gpu_instance(instance_type: str) -> str:
@@ -36,10 +42,8 @@ class NodeGroupSettings(_Settings):
     min_size: int = Field(ge=0, description="Fewest nodes; minSize ≤ desiredSize ≤ maxSize.")
     desired_size: int = Field(ge=0, description="Nodes to start with, from minSize to maxSize.")
     max_size: int = Field(ge=1, description="Most nodes.")
-    disk_size_gib: int = Field(
+    disk_size_gib: RootVolumeGiB = Field(
         default=100,
-        ge=20,
-        le=16384,
         alias="diskSizeGiB",
         description="Root volume size in GiB, set in the group's launch template (container "
         "images with CUDA are large). Changing it rolls the group's nodes.",
@@ -71,7 +75,7 @@ class GpuNodeGroupSettings(NodeGroupSettings):
         f"{listing(facts.GPU_FAMILIES)} (sizes in eks_gpu_slicing/facts.py), e.g. g4dn.xlarge."
     )
     sharing: str = Field(
-        default="default", description="Name of the sharing profile of this group's GPUs."
+        default=DEFAULT_PROFILE, description="Name of the sharing profile of this group's GPUs."
     )
     ami_type: Literal[facts.GPU_AMI_TYPE, facts.BOTTLEROCKET_GPU_AMI_TYPE] = Field(
         default=facts.GPU_AMI_TYPE,
@@ -113,10 +117,8 @@ class SystemNodeGroupSettings(NodeGroupSettings):
         default=2, description="System nodes to start with, from minSize to maxSize (at least 1)."
     )
     max_size: int = Field(default=3, ge=1, description="Most system nodes.")
-    disk_size_gib: int = Field(
+    disk_size_gib: RootVolumeGiB = Field(
         default=50,
-        ge=20,
-        le=16384,
         alias="diskSizeGiB",
         description="Root volume size in GiB, set in the group's launch template.",
     )

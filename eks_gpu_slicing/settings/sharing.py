@@ -8,7 +8,12 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _Settings, listing, package_map_alternative
+from eks_gpu_slicing.settings.base import (
+    DEFAULT_PROFILE,
+    _Settings,
+    listing,
+    package_map_alternative,
+)
 
 SharingStrategy = Literal["time-slicing", "mps", "none", "mig"]
 MigStrategy = Literal["single", "mixed"]
@@ -340,7 +345,7 @@ class SharingProfile(_Settings):
         return facts.GPU_RESOURCE
 
 
-DEFAULT_SHARING = {"default": SharingProfile(strategy="time-slicing", replicas=10)}
+DEFAULT_SHARING = {DEFAULT_PROFILE: SharingProfile(strategy="time-slicing", replicas=10)}
 
 
 def bottlerocket_problems(
