@@ -405,6 +405,7 @@ def test_the_tests_run_on_the_oldest_and_the_newest_supported_python():
     ci_run = (ROOT / ".ci" / "run").read_text()
     assert f"NEWEST_PYTHON=${{NEWEST_PYTHON:-python{newest}}}" in ci_run
     assert 'make test PYTHON="$NEWEST_PYTHON"' in ci_run
+    assert "grep -E '^" + newest.replace(".", "\\.") + "(" in ci_run  # pyenv's install of it
     readme = (ROOT / "README.md").read_text()
     assert f"Python {oldest} or later" in readme and newest in readme
 
