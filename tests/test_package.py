@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -62,7 +63,9 @@ EXAMPLE = ROOT / "examples" / "yaml-existing-cluster" / "Pulumi.yaml"
 STACK = "existing"
 
 
+@functools.cache
 def schema() -> dict[str, Any]:
+    """The schema the plugin serves (built once: the tests only read it)."""
     return generate.inferred_schema()
 
 
