@@ -76,30 +76,25 @@ K8S_NO_SCHEDULE = "NoSchedule"
 # second plugin never advertises the same GPUs.
 GPU_OPERATOR_OPERANDS_LABEL = "nvidia.com/gpu.deploy.operands"
 
-# Chart values this program sets. The chart 0.20.0 templates read these paths (see
-# shared/reference/nvidia-device-plugin-0.20.0/values-paths.txt); a misspelt value is
-# ignored by Helm without a word, so tests check every path we emit is in this set.
+# The chart values this program sets, with every option on (gfd, MIG): exactly the paths
+# builders/device_plugin.helm_values emits, each one the chart 0.20.0 templates read
+# (shared/reference/nvidia-device-plugin-0.20.0/values-paths.txt, the NFD sub-chart's under
+# `nfd.`). Helm ignores a misspelt value without a word: `make check` refuses any other path,
+# and tests/test_device_plugin_config.py and test_upstream_reference.py check both ways.
 DEVICE_PLUGIN_VALUE_PATHS = frozenset(
     {
         "config.name",
         "config.default",
-        "config.map",
-        "config.fallbackStrategies",
         "nodeSelector",
-        "affinity",
+        "affinity",  # with MIG
         "tolerations",
         "podAnnotations",
-        "priorityClassName",
-        "devicePlugin.enabled",
         "gfd.enabled",
         "mps.root",
         # The Node Feature Discovery sub-chart (with gfd.enabled), aliased `nfd`.
         "nfd.worker.tolerations",
         "nfd.master.nodeSelector",
         "nfd.gc.nodeSelector",
-        "allowDefaultNamespace",
-        "updateStrategy",
-        "resources",
     }
 )
 

@@ -18,7 +18,7 @@ from eks_gpu_slicing.builders.gpu_metrics import helm_values
 from eks_gpu_slicing.review.helm import value_paths
 from eks_gpu_slicing.review.mocks import Deployment, run_program
 from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
-from eks_gpu_slicing.settings.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT, settings_of_stack
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import selector_matches, tolerates
 from tests.test_program import NAMESPACE, NODE_GROUP, RELEASE, dev_settings
@@ -48,7 +48,10 @@ def test_defaults_are_off_with_a_namespace_of_its_own(minimal):
     settings = load_settings(minimal, stack="t")
     metrics = settings.gpu_metrics
     assert metrics.enabled is False
-    assert (metrics.chart_version, metrics.namespace) == ("4.8.2", "gpu-monitoring")
+    assert (metrics.chart_version, metrics.namespace) == (
+        facts.DCGM_EXPORTER_CHART_VERSION,
+        "gpu-monitoring",
+    )
     assert (metrics.service_monitor, metrics.interval) == (False, "15s")
     assert "gpu-monitoring" not in settings.namespaces
     minimal["gpuMetrics"] = {"enabled": True}
@@ -149,7 +152,7 @@ def test_release_is_pinned_in_its_namespace(dev):
     release = dev.one(RELEASE, EXPORTER)
     inputs = release.inputs
     assert inputs["chart"] == "dcgm-exporter"
-    assert inputs["version"] == "4.8.2"
+    assert inputs["version"] == settings_of_stack("dev").gpu_metrics.chart_version
     assert inputs["repositoryOpts"] == {
         "repo": "https://nvidia.github.io/dcgm-exporter/helm-charts"
     }

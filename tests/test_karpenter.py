@@ -36,6 +36,7 @@ from eks_gpu_slicing.review.validate import main as validate_main
 from eks_gpu_slicing.settings import ConfigError, KarpenterNodePoolSettings, load_settings
 from eks_gpu_slicing.settings.karpenter import quantity_value
 from eks_gpu_slicing.settings.sharing import SharingProfile
+from eks_gpu_slicing.settings.stack_files import settings_of_stack
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import selector_matches, tolerates
 from tests.test_program import dev_settings
@@ -272,7 +273,7 @@ def test_controller_and_crd_releases_are_pinned_and_configured(dev):
     controller = dev.one(RELEASE, "karpenter").inputs
     assert crds["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
     assert controller["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
-    assert crds["version"] == controller["version"] == "1.14.1"
+    assert crds["version"] == controller["version"] == settings_of_stack("dev").karpenter.version
     assert crds["namespace"] == controller["namespace"] == "kube-system"
     assert controller["skipCrds"] is True
     values = controller["values"]

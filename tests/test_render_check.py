@@ -42,7 +42,10 @@ def test_render_writes_every_object_release_and_resource(dev, tmp_path):
     assert "kubernetes/deployment-gpu-demo-gpu-deployment.yaml" in files
     assert "helm/kube-system-nvidia-device-plugin.yaml" in files
     release = yaml.safe_load((tmp_path / "helm/kube-system-nvidia-device-plugin.yaml").read_text())
-    assert (release["chart"], release["version"]) == ("nvidia-device-plugin", "0.20.0")
+    assert (release["chart"], release["version"]) == (
+        "nvidia-device-plugin",
+        dev.settings.device_plugin.chart_version,
+    )
     assert release["values"]["config"]["name"] in config_map
     summary = json.loads((tmp_path / "resources.json").read_text())
     assert {r["urn"] for r in summary} == set(dev.deployment.resources)
@@ -104,7 +107,7 @@ def test_check_names_resource_and_rule_for_each_kind_of_mistake(dev):
     expected = [
         ("HelmRelease nvidia-device-plugin", "[helm-value-paths] nodeselector"),
         ("ConfigMap nvidia-device-plugin-config", "[device-plugin-config] default"),
-        ("Deployment demo", "[openapi-1.35]"),
+        ("Deployment demo", f"[openapi-{rendered.settings.kubernetes_version}]"),
         ("ManagedNodeGroup gpu-t4", "[policy:gpu-node-group-setup]"),
         ("kubernetes:helm.sh/v3:Release nvidia-device-plugin", "[policy:chart-pinned]"),
         ("kubernetes:core/v1:ConfigMap nvidia-device-plugin-config", "[policy:sharing-replicas]"),

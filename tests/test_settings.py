@@ -35,12 +35,12 @@ def t4(**fields: Any) -> dict[str, Any]:
 def test_minimal_config_gets_documented_defaults(minimal):
     settings = load_settings(minimal, stack="dev")
     assert settings.cluster_name == "eks-gpu-slicing-dev"
-    assert settings.kubernetes_version == "1.35"
+    assert settings.kubernetes_version == facts.DEFAULT_KUBERNETES_VERSION
     assert settings.protect is False
     assert settings.network.create_vpc
     assert settings.network.availability_zone_count >= 2
     assert settings.cluster_endpoint.public_access is True
-    assert settings.device_plugin.chart_version == "0.20.0"
+    assert settings.device_plugin.chart_version == facts.DEVICE_PLUGIN_CHART_VERSION
     assert settings.device_plugin.namespace == "kube-system"
     default = settings.sharing["default"]
     assert (default.strategy, default.replicas) == ("time-slicing", 10)

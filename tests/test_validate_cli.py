@@ -42,6 +42,17 @@ def test_invalid_stack_lists_problems_and_fails(tmp_path, capsys):
     assert "sharing.default.replicas" in err
 
 
+def test_a_group_without_an_on_demand_price_is_printed_without_one(tmp_path, capsys):
+    (tmp_path / "Pulumi.p5e.yaml").write_text(
+        "config:\n"
+        "  eks-gpu-slicing:gpuNodeGroups:\n"
+        "    h200: {instanceType: p5e.48xlarge, minSize: 0, desiredSize: 0, maxSize: 1}\n"
+    )
+    assert main(["p5e", "--dir", str(tmp_path)]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "p5e.48xlarge" in line]
+    assert row.endswith("no price")
+
+
 def test_missing_stack_file_is_reported(tmp_path):
     assert main(["nope", "--dir", str(tmp_path)]) == 2
 

@@ -224,29 +224,29 @@ def virtual_gpu_capacity(
         "virtualGpusPerNode": per_node,
         "virtualGpusAtMaxSize": per_node * group.max_size,
         "gpuMemoryPerVirtualGpuGiB": round(memory_per_virtual / 1024, 2),
-        "usdPerVirtualGpuHour": (
-            round(instance.usd_per_hour / per_node, 4)
-            if instance.usd_per_hour is not None and per_node
-            else None
-        ),
         "priceSource": f"on-demand, {facts.PRICE_REGION}, {facts.PRICES_AS_OF}"
         + ("" if region in (None, facts.PRICE_REGION) else f" (not {region})"),
         "isolation": ISOLATION[profile.strategy],
     }
+    # An instance type without an on-demand price (p5e) has no price key: absent, not null,
+    # so the component package's report declares it as it can really be (optional, a number).
+    if instance.usd_per_hour is not None and per_node:
+        report["usdPerVirtualGpuHour"] = round(instance.usd_per_hour / per_node, 4)
     if profile.is_mig and profile.mig is not None:
         # Per slice type: how many a node advertises and each one's device memory.
         report["migLayout"] = profile.mig.layout_name
         report["migStrategy"] = profile.mig.strategy
         report["slicesPerNode"] = profile.node_resources(instance)
         report["sliceMemoryGiB"] = profile.slice_memory_gib(instance)
-        report["usdPerSliceHour"] = mig_slice_prices(profile, instance)
+        prices = mig_slice_prices(profile, instance)
+        if prices:
+            report["usdPerSliceHour"] = prices
     return report
 
 
-def mig_slice_prices(
-    profile: SharingProfile, instance: facts.GpuInstance
-) -> dict[str, float | None]:
-    """MIG: resource -> on-demand USD per hour of one of its devices.
+def mig_slice_prices(profile: SharingProfile, instance: facts.GpuInstance) -> dict[str, float]:
+    """MIG: resource -> on-demand USD per hour of one of its devices (empty when the instance
+    type has no on-demand price).
 
     Each GPU's share of the node price is split between the layout's slices by compute slices
     (a 3g slice costs three times a 1g one; slices the layout leaves unused cost nothing
@@ -254,16 +254,16 @@ def mig_slice_prices(
     of a node add up to its price. usdPerVirtualGpuHour averages over unlike slices instead.
     """
     gpu = facts.mig_gpu(instance.name)
-    if profile.mig is None or gpu is None:
+    if profile.mig is None or gpu is None or instance.usd_per_hour is None:
         return {}
     slices = profile.mig.slices_on(gpu)
     used = sum(gpu.profiles[n].compute_slices * c for n, c in slices.items())
-    per_gpu = instance.usd_per_hour / instance.gpus if instance.usd_per_hour is not None else None
+    if not used:
+        return {}
+    per_gpu = instance.usd_per_hour / instance.gpus
     replicas = profile.replicas or 1
 
-    def price(name: str) -> float | None:
-        if per_gpu is None or not used:
-            return None
+    def price(name: str) -> float:
         return round(per_gpu * gpu.profiles[name].compute_slices / used / replicas, 4)
 
     if profile.mig.strategy == "single":

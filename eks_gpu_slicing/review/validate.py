@@ -70,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         # with its own count, memory and price (the report's per-slice figures).
         for i, (resource, (per_node, at_max)) in enumerate(report_resources(c).items()):
             memory = c["gpuMemoryPerVirtualGpuGiB"]
-            price = c["usdPerVirtualGpuHour"]
+            # No price (p5e.48xlarge: Capacity Blocks only) is an absent key, not a null.
+            price = c.get("usdPerVirtualGpuHour")
             if "sliceMemoryGiB" in c:
                 memory = round(c["sliceMemoryGiB"][resource] / c["replicas"], 2)
-                price = c["usdPerSliceHour"][resource]
+                price = c.get("usdPerSliceHour", {}).get(resource)
             first = (
                 name,
                 c["instanceType"],
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     str(per_node),
                     str(at_max),
                     f"{memory:g}",
-                    "-" if price is None else f"{price:.4f}",
+                    "no price" if price is None else f"{price:.4f}",
                 )
             )
     _print_table(rows)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings
+from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings, listing
+from eks_gpu_slicing.settings.karpenter import KarpenterSettings
 from eks_gpu_slicing.settings.network import _SECURITY_GROUP_ID
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ CREATED_CLUSTER_KEYS = {
     "clusterLogRetentionDays": "the control-plane log group is the existing cluster's",
     "protect": "it guards the control plane and its secrets key, which this stack does not own",
 }
+# Keys that are not inputs of the component package (components/package.py), which is for an
+# existing cluster only: those above, and the cluster's name, which is existingCluster.name.
+NOT_PACKAGE_INPUTS = {**CREATED_CLUSTER_KEYS, "clusterName": "it is existingCluster.name"}
 
 # A Kubernetes label key (an optional DNS subdomain prefix and `/`, then a name of at most 63
 # characters) and value (at most 63, possibly empty): apimachinery's IsQualifiedName and
@@ -46,14 +50,27 @@ _MAX_LABEL_PREFIX = 253
 class ExistingClusterSettings(_Settings):
     """An EKS cluster this stack adds GPU sharing to, and leaves alone otherwise."""
 
-    name: str
-    # Where the GPU node groups run: private subnets of the cluster's VPC (see
-    # docs/existing-cluster.md for how to list them).
-    private_subnet_ids: list[str]
-    # Karpenter's controller gets its AWS credentials through EKS Pod Identity, whose agent is
-    # an EKS add-on: `installed` when the cluster runs it already (creating it again fails),
-    # `create` to add it (and remove it on destroy). Needed only to install Karpenter.
-    pod_identity_agent: Literal["installed", "create"] | None = None
+    name: str = Field(
+        description="Name of the EKS cluster, read with eks:DescribeCluster when the program "
+        "runs. clusterName is taken from it, and kubernetesVersion, when set, must equal its "
+        "version. With a Karpenter installed here it must authenticate with "
+        f"{listing(facts.ACCESS_ENTRY_AUTHENTICATION_MODES, last='or')} (access entries); "
+        "managed node groups alone also work on a CONFIG_MAP cluster."
+    )
+    private_subnet_ids: list[str] = Field(
+        description="Private subnets (`subnet-...`) of the cluster's VPC for the GPU node "
+        "groups (and, with a Karpenter installed here, tagged for its discovery where "
+        "untagged: docs/existing-cluster.md#karpenters-discovery-tags). Each must be in the "
+        "cluster's VPC, which is checked when the program runs."
+    )
+    pod_identity_agent: Literal["installed", "create"] | None = Field(
+        default=None,
+        description="Required to install Karpenter, whose controller gets its AWS credentials "
+        f"through EKS Pod Identity: `installed` when the cluster runs the "
+        f"{facts.POD_IDENTITY_AGENT_ADDON} add-on already (creating it again fails), `create` "
+        "to add it (and remove it on destroy); `create` is refused unless a Karpenter is "
+        "installed here (karpenter.enabled, install not false), the only reason to add it.",
+    )
     system_node_selector: dict[str, str] = Field(
         default={},
         description=(
@@ -61,8 +78,9 @@ class ExistingClusterSettings(_Settings):
             "cluster-wide controllers (Karpenter's controller, Node Feature Discovery's master "
             "and garbage collector with devicePlugin.gfd). Unset: no selector, so they run on "
             "any untainted node. Give labels every such node carries, e.g. "
-            "{eks.amazonaws.com/nodegroup: core}; a selector no node matches leaves them "
-            "Pending."
+            "{eks.amazonaws.com/nodegroup: core}, valid Kubernetes label keys and values; a "
+            "selector no node matches leaves them Pending. See "
+            "docs/existing-cluster.md#where-cluster-wide-controllers-run."
         ),
     )
     node_security_group_ids: list[str] = Field(
@@ -71,8 +89,11 @@ class ExistingClusterSettings(_Settings):
             "Security groups the cluster's other nodes run in besides (or instead of) the EKS "
             "cluster security group, such as terraform-aws-eks's node security group (sg-...). "
             "GPU node groups' launch templates and Karpenter node classes get them beside the "
-            "cluster security group, so GPU pods reach CoreDNS and other pods where those "
-            "groups' rules admit only their own members."
+            "cluster security group (EKS adds the cluster security group only to a launch "
+            "template that names none), so GPU pods reach CoreDNS and other pods where those "
+            "groups' rules admit only their own members. At most 15; each must be in the "
+            "cluster's VPC, checked when the program runs. See "
+            "docs/existing-cluster.md#security-groups-of-gpu-nodes."
         ),
     )
 
@@ -132,7 +153,9 @@ def static_problems(data: Mapping[str, Any]) -> list[str]:
     existing = data.get("existingCluster")
     karpenter = data.get("karpenter")
     karpenter = karpenter if isinstance(karpenter, Mapping) else {}
-    installs_karpenter = karpenter.get("enabled") is True and karpenter.get("install", True)
+    installs_karpenter = karpenter.get("enabled") is True and karpenter.get(
+        "install", KarpenterSettings.model_fields["install"].default
+    )
     if not isinstance(existing, Mapping):
         if karpenter.get("install") is False:
             return [

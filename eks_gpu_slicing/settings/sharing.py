@@ -5,10 +5,15 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _Settings
+from eks_gpu_slicing.settings.base import (
+    DEFAULT_PROFILE,
+    _Settings,
+    listing,
+    package_map_alternative,
+)
 
 SharingStrategy = Literal["time-slicing", "mps", "none", "mig"]
 MigStrategy = Literal["single", "mixed"]
@@ -20,6 +25,8 @@ _KNOWN_MIG_PROFILES = {
     for name, p in gpu.profiles.items()
 }
 _UNIFORM_PREFIX = "all-"
+# Instance families whose GPUs have MIG (p4d, p5, ...).
+_MIG_FAMILIES = sorted({name.split(".")[0] for name in facts.MIG_GPU_OF_INSTANCE})
 # A Kubernetes label value's limit: a custom layout's generated name longer than this is hashed.
 _LABEL_VALUE_MAX = 63
 
@@ -32,12 +39,30 @@ class MigSettings(_Settings):
     """How each GPU is partitioned: a catalogue layout name or a custom map, and how the
     device plugin advertises the slices."""
 
-    # `all-<profile>` (every slice that profile, as many as fit), `all-balanced` (mig-parted's
-    # per-GPU mix), or {profile: count} per GPU.
-    layout: str | dict[str, int]
-    # The device plugin's flags.migStrategy: `single` advertises every slice as nvidia.com/gpu
-    # (uniform layouts only); `mixed` one resource per slice type (nvidia.com/mig-<profile>).
-    strategy: MigStrategy
+    # The component package's name for this section (a Pulumi package type name).
+    model_config = ConfigDict(title="MigPartitioning")
+
+    layout: str | dict[str, int] = Field(
+        description="How each GPU is partitioned: every slice one profile, as many as the GPU "
+        f"takes (`{_UNIFORM_PREFIX}<profile>`, e.g. `{_UNIFORM_PREFIX}1g.10gb`); mig-parted's "
+        f"per-GPU mix (`{facts.MIG_BALANCED_LAYOUT}`); or a custom map of profile to count per "
+        "GPU (`{1g.10gb: 4, 3g.40gb: 1}`). Checked per node group and pool against the GPU's "
+        f"profiles and maximum counts, its {facts.MIG_COMPUTE_SLICES} compute and "
+        f"{facts.MIG_MEMORY_SLICES} memory slices; media-extension (`+me`) profiles are "
+        f"refused. Becomes the node label {facts.MIG_CONFIG_LABEL} (a custom map gets a stable "
+        "generated name).",
+        json_schema_extra=package_map_alternative(
+            "customLayout",
+            "A custom layout: a map of MIG profile to count per GPU (e.g. "
+            "`{1g.10gb: 4, 3g.40gb: 1}`), the map form of `layout`; give one of the two.",
+        ),
+    )
+    strategy: MigStrategy = Field(
+        description="The device plugin's flags.migStrategy. `single`: every slice is "
+        f"{facts.GPU_RESOURCE} (uniform layouts only). `mixed`: one resource per slice type, "
+        f"{facts.MIG_RESOURCE_PREFIX}<profile>. Bottlerocket groups take only a uniform "
+        "layout with `single` and no replicas."
+    )
 
     @field_validator("layout")
     @classmethod
@@ -142,14 +167,40 @@ class MigSettings(_Settings):
 class SharingProfile(_Settings):
     """How each physical GPU on a node is advertised: one device, or `replicas` virtual ones."""
 
-    strategy: SharingStrategy = "time-slicing"
-    replicas: int | None = None
-    rename_by_default: bool = False
-    # Unset: the plugin's own default for the strategy (false for time-slicing, true for MPS).
-    fail_requests_greater_than_one: bool | None = None
-    # Only with strategy `mig`: how each GPU is partitioned. `replicas` then time-slices
-    # every slice (optional).
-    mig: MigSettings | None = None
+    strategy: SharingStrategy = Field(
+        default="time-slicing",
+        description="`time-slicing`: replicas take turns on the whole GPU. `mps`: replicas run "
+        "at once as clients of one MPS server, each capped at 1/replicas of the memory and SMs "
+        "(docs/strategies.md#mps). `none`: whole GPUs, unshared. `mig`: hardware partitions on "
+        f"the A100, H100 and H200 instance types ({listing(_MIG_FAMILIES)}); needs mig "
+        "(docs/mig.md).",
+    )
+    replicas: int | None = Field(
+        default=None,
+        description=f"Virtual GPUs per physical GPU, at least {facts.MIN_SHARING_REPLICAS} (the "
+        "plugin crashes on fewer). Required unless the strategy is `none` (leave it out) or "
+        "`mig` (optional: it time-slices every slice). With `mps`: at most "
+        f"{facts.MPS_MAX_CLIENTS_PER_GPU} (an MPS server's client limit), and each client's "
+        f"share of the GPU's memory must hold a CUDA context (~{facts.CUDA_CONTEXT_MIB} MiB), "
+        "checked per node group.",
+    )
+    rename_by_default: bool = Field(
+        default=False,
+        description=f"Advertise `{facts.GPU_RESOURCE}{facts.SHARED_RESOURCE_SUFFIX}` instead of "
+        f"`{facts.GPU_RESOURCE}`, so pods opt in to a shared GPU explicitly.",
+    )
+    fail_requests_greater_than_one: bool | None = Field(
+        default=None,
+        description="Refuse pods asking for more than 1 replica (more replicas never meant "
+        "more GPU). Unset: the plugin's default for the strategy, false for time-slicing and "
+        "true for MPS; written into the config entry either way.",
+    )
+    mig: MigSettings | None = Field(
+        default=None,
+        description="With strategy `mig` only (MPS on MIG slices is not supported by the "
+        "device plugin): how each GPU is partitioned. replicas is then optional and "
+        "time-slices every slice; renameByDefault is refused. See docs/mig.md.",
+    )
 
     @field_validator("replicas")
     @classmethod
@@ -303,7 +354,7 @@ class SharingProfile(_Settings):
         return facts.GPU_RESOURCE
 
 
-DEFAULT_SHARING = {"default": SharingProfile(strategy="time-slicing", replicas=10)}
+DEFAULT_SHARING = {DEFAULT_PROFILE: SharingProfile(strategy="time-slicing", replicas=10)}
 
 
 def bottlerocket_problems(

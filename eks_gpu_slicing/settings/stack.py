@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.addons import (
@@ -18,8 +18,10 @@ from eks_gpu_slicing.settings.base import (
     _KUBERNETES_VERSION,
     _check_names,
     _Settings,
+    listing,
+    shown_default,
 )
-from eks_gpu_slicing.settings.existing_cluster import ExistingClusterSettings
+from eks_gpu_slicing.settings.existing_cluster import CREATED_CLUSTER_KEYS, ExistingClusterSettings
 from eks_gpu_slicing.settings.gpu_metrics import GpuMetricsSettings
 from eks_gpu_slicing.settings.karpenter import KarpenterNodePoolSettings, KarpenterSettings
 from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSettings
@@ -33,30 +35,116 @@ from eks_gpu_slicing.settings.sharing import (
 
 # --- The whole stack -------------------------------------------------------------------------
 
+# EKS's calendar as the reference states it: fixed dates, so the generated text does not change
+# from day to day; the warnings themselves follow the day validation runs (_support_warnings).
+_STANDARD_SUPPORT_ENDS = [
+    f"{v} {r.standard_support_ends.isoformat()}"
+    for v, r in facts.KUBERNETES_RELEASES.items()
+    if r.standard_support_ends
+]
+
 
 class Settings(_Settings):
     """Everything one stack (environment) configures, validated."""
 
-    cluster_name: str
-    kubernetes_version: str = facts.DEFAULT_KUBERNETES_VERSION
-    protect: bool = False
-    # Days CloudWatch keeps the control-plane logs of the group the stack creates for them.
-    cluster_log_retention_days: int = 90
-    admin_role_arns: list[str] = []
-    tags: dict[str, str] = {}
-    network: NetworkSettings = NetworkSettings()
-    cluster_endpoint: ClusterEndpointSettings = ClusterEndpointSettings()
-    system_node_group: SystemNodeGroupSettings = SystemNodeGroupSettings()
-    # With Karpenter pools, none is needed (load_settings checks there is GPU capacity).
-    gpu_node_groups: dict[str, GpuNodeGroupSettings] = {}
-    sharing: dict[str, SharingProfile] = DEFAULT_SHARING
-    device_plugin: DevicePluginSettings = DevicePluginSettings()
-    demo_workload: DemoWorkloadSettings = DemoWorkloadSettings()
-    benchmark: BenchmarkSettings = BenchmarkSettings()
-    gpu_metrics: GpuMetricsSettings = GpuMetricsSettings()
-    karpenter: KarpenterSettings = KarpenterSettings()
-    # Add GPU sharing to this cluster instead of creating one (docs/existing-cluster.md).
-    existing_cluster: ExistingClusterSettings | None = None
+    cluster_name: str = Field(
+        description="EKS cluster name. Changing it replaces the cluster. With existingCluster it "
+        "is taken from existingCluster.name.",
+        json_schema_extra=shown_default(f"`{facts.PROJECT}-<stack>`"),
+    )
+    kubernetes_version: str = Field(
+        default=facts.DEFAULT_KUBERNETES_VERSION,
+        description=f"Kubernetes minor version of the control plane: "
+        f"{listing(facts.KUBERNETES_RELEASES, last='or')}. EKS standard support ends: "
+        f"{listing(_STANDARD_SUPPORT_ENDS)}; after that a version is in extended support for a "
+        "year, billed at a higher hourly rate: validation warns from 60 days before the end of "
+        "standard support, by the day it runs. Quote it: an unquoted 1.30 is YAML for 1.3. With "
+        "existingCluster it must equal the cluster's version, and the cluster's own is used "
+        "when it is left out.",
+    )
+    protect: bool = Field(
+        default=False,
+        description="Pulumi `protect` on the cluster and its KMS key, plus EKS deletion "
+        "protection.",
+    )
+    cluster_log_retention_days: int = Field(
+        default=90,
+        description="Days CloudWatch keeps the control-plane log group "
+        f"`{facts.CLUSTER_LOG_GROUP.format(cluster_name='<cluster>')}`, which the stack creates "
+        "before the cluster (so `destroy` removes it); one of CloudWatch's retentions: "
+        f"{', '.join(str(d) for d in facts.LOG_RETENTION_DAYS)}.",
+    )
+    admin_role_arns: list[str] = Field(
+        default=[],
+        description="IAM role or user ARNs given "
+        f"`{facts.CLUSTER_ADMIN_ACCESS_POLICY}` through access entries. The identity running "
+        "`pulumi up` is admin already (EKS's creator entry): if it is listed (an assumed-role "
+        "session is matched to its role, path or not), it is skipped with a warning, since a "
+        "second entry would fail with 409.",
+    )
+    tags: dict[str, str] = Field(
+        default={},
+        description="Extra AWS tags on every AWS resource the stack creates that takes tags "
+        f"(`{facts.PROJECT_TAG}` and `{facts.STACK_TAG}` are always set, to the project and the "
+        "stack name, and refused here: use another key, such as team or cost-center).",
+    )
+    network: NetworkSettings = Field(
+        default=NetworkSettings(),
+        description="The VPC: created here (the default), or an existing one given by vpcId "
+        "and its subnets.",
+    )
+    cluster_endpoint: ClusterEndpointSettings = Field(
+        default=ClusterEndpointSettings(),
+        description="Who can reach the Kubernetes API. Private access from the VPC is always on.",
+    )
+    system_node_group: SystemNodeGroupSettings = Field(
+        default=SystemNodeGroupSettings(),
+        description="The CPU node group for cluster add-ons (CoreDNS, Karpenter's controller), "
+        "which cannot run on the tainted GPU nodes.",
+    )
+    gpu_node_groups: dict[str, GpuNodeGroupSettings] = Field(
+        default={},
+        description="GPU managed node groups, keyed by a stable name (1–32 of `a-z0-9-`): adding "
+        "one never renames another. Resource name `gpu-<name>`. At least one is required "
+        "unless Karpenter node pools are configured.",
+    )
+    sharing: dict[str, SharingProfile] = Field(
+        default=DEFAULT_SHARING,
+        description="Sharing profiles by name; each becomes one entry of the device plugin's "
+        "ConfigMap, and devicePlugin.defaultProfile must be one of them. Names: 1–32 of "
+        "`a-z0-9-`, starting with a letter, and not a YAML keyword "
+        f"({listing(sorted(k for k in facts.YAML_1_1_KEYWORDS if k.isalpha()))}): the chart "
+        "writes the default profile's name unquoted into YAML.",
+    )
+    device_plugin: DevicePluginSettings = Field(
+        default=DevicePluginSettings(),
+        description="The NVIDIA device plugin Helm release and its sharing ConfigMap.",
+    )
+    demo_workload: DemoWorkloadSettings = Field(
+        default=DemoWorkloadSettings(),
+        description="A demo Deployment of pods that each ask for one virtual GPU.",
+    )
+    benchmark: BenchmarkSettings = Field(
+        default=BenchmarkSettings(),
+        description="The GPU sharing benchmark, as a Job on each chosen GPU node group.",
+    )
+    gpu_metrics: GpuMetricsSettings = Field(
+        default=GpuMetricsSettings(),
+        description="NVIDIA's DCGM exporter on every GPU node, with per-pod metrics on shared "
+        "GPUs.",
+    )
+    karpenter: KarpenterSettings = Field(
+        default=KarpenterSettings(),
+        description="Karpenter: installed here with GPU node pools, or only pools added to a "
+        "Karpenter that runs already.",
+    )
+    existing_cluster: ExistingClusterSettings | None = Field(
+        default=None,
+        description="Add GPU sharing to this EKS cluster instead of creating one: no VPC, "
+        "cluster, KMS key, log group, system node group or CoreDNS add-on. "
+        f"{listing(CREATED_CLUSTER_KEYS)} are refused beside it. See "
+        "docs/existing-cluster.md.",
+    )
     # What an offline tool shows in place of the secrets it cannot read (settings/secrets.py).
     _secret_notes: tuple[str, ...] = PrivateAttr(default=())
 
