@@ -10,7 +10,6 @@ import pytest
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings import ConfigError, decode_config_value, load_settings
-from eks_gpu_slicing.settings.stack_files import ROOT
 from tests.conftest import MINIMAL
 
 
@@ -441,10 +440,11 @@ def test_a_private_only_endpoint_is_accepted_with_either_kind_of_private_access(
 
 
 def cidr_keys() -> list[str]:
-    """Every key docs/configuration.md types as a CIDR or a list of them."""
-    rows = (ROOT / "docs" / "configuration.md").read_text().splitlines()
-    cells = [row.split("|") for row in rows if row.startswith("| `")]
-    return [c[1].strip().strip("`") for c in cells if "CIDR" in c[2]]
+    """Every key of the settings models that takes a CIDR or a list of them (by name: the
+    reference's type column, generated from the models, says only "string")."""
+    from eks_gpu_slicing.review.generate import config_keys
+
+    return [k.path for k in config_keys() if k.name.endswith(("Cidrs", "cidrBlock"))]
 
 
 @pytest.mark.parametrize("key", cidr_keys())
