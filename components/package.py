@@ -78,12 +78,32 @@ class MigPartitioning(TypedDict):
     )
 
 
+class HamiSlices(TypedDict):
+    """HAMi's memory-capped slices of each GPU of a `hami` profile (docs/strategies.md#hami)."""
+
+    split_count: int
+    (
+        "Containers that may share one GPU, 2 or more: nvidia.com/gpu = GPUs x splitCount. Each "
+        "container's device memory is capped at its nvidia.com/gpumem request (MiB)."
+    )
+    memory_scaling: NotRequired[float]
+    (
+        "Device memory HAMi hands out per GPU as a multiple of the GPU's own, above 0 and at "
+        "most 2 (default 1; above 1 oversubscribes)."
+    )
+    core_policy: NotRequired[str]
+    (
+        "How a container's nvidia.com/gpucores limit applies: `default` (only while another "
+        "container uses the GPU), `force` (always) or `disable` (never)."
+    )
+
+
 class SharingProfile(TypedDict):
     """How each physical GPU on a node is advertised: one device, `replicas` virtual ones, or
     hardware slices (MIG)."""
 
     strategy: NotRequired[str]
-    """`time-slicing` (the default), `mps`, `mig` or `none`."""
+    """`time-slicing` (the default), `mps`, `mig`, `hami` or `none`."""
     replicas: NotRequired[int]
     (
         "Virtual GPUs per physical GPU, at least 2 (at most 48 with MPS); required unless the "
@@ -101,6 +121,8 @@ class SharingProfile(TypedDict):
     )
     mig: NotRequired[MigPartitioning]
     """With strategy `mig`: the layout and MIG strategy (`replicas` then time-slices each slice)."""
+    hami: NotRequired[HamiSlices]
+    """With strategy `hami` (required there): HAMi's slices; every hami profile must agree."""
 
 
 class GpuNodeGroup(TypedDict):

@@ -110,6 +110,7 @@ SYSTEM_CHARTS = frozenset(
         facts.KARPENTER_CHART,
         facts.KARPENTER_CRD_CHART,
         facts.DCGM_EXPORTER_CHART,
+        facts.HAMI_CHART,
     }
 )
 # Families every one of whose instance types in the facts table has MIG GPUs: a Karpenter pool
