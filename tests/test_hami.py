@@ -459,3 +459,20 @@ def test_the_example_has_a_hami_group_and_a_karpenter_pool_on_another_profile(re
     assert [g.instance.family for g in settings.hami_groups.values()] == ["g5"]
     assert settings.karpenter_pools
     assert not any(settings.sharing[p.sharing].is_hami for p in settings.karpenter_pools.values())
+
+
+def test_make_validate_prints_slices_the_even_share_and_what_caps_a_pod(capsys):
+    from eks_gpu_slicing.review import validate
+
+    assert validate.main(["hami", "--dir", str(EXAMPLES)]) == 0
+    out = capsys.readouterr().out
+    g5 = facts.GPU_INSTANCES["g5.xlarge"]
+    (row,) = [line for line in out.splitlines() if line.startswith("a10g ")]
+    cells = row.split()
+    assert cells[cells.index("nvidia.com/gpu") + 1] == str(g5.gpus * 4)
+    assert f"{round(g5.gpu_memory_mib // 4 / 1024, 2):g}" in cells
+    assert "isolation, a10g: memory-capped (software)" in out
+    assert (
+        f"memory per slice, a10g: each pod's device memory is capped at what it requests in "
+        f"{facts.HAMI_MEMORY_RESOURCE}" in out
+    )
