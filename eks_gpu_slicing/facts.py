@@ -714,6 +714,15 @@ HAMI_CORE_POLICIES = ("default", "force", "disable")
 # `count` (deviceSplitCount), `devmem` (MiB x memoryScaling), `devcore`, `type` and `health`
 # (pkg/device/nvidia/device.go RegisterAnnos; pkg/device/devices.go DeviceInfo).
 HAMI_NODE_REGISTER_ANNOTATION = "hami.io/node-nvidia-register"
+# HAMi's per-container metrics, served by its device plugin's vGPUmonitor sidecar on :9394
+# (Service <fullname>-device-plugin-monitor, port 31992; cmd/vGPUmonitor/metrics.go), with
+# these labels: what dcgm-exporter cannot attribute on a hami node (its device IDs
+# GPU-<uuid>-<n> are not ones dcgm-exporter 4.5.3-4.8.2 maps to a GPU).
+HAMI_MEMORY_USED_METRIC = "hami_vgpu_memory_used_bytes"
+HAMI_MEMORY_LIMIT_METRIC = "hami_vgpu_memory_limit_bytes"
+HAMI_CONTAINER_METRIC_LABELS = frozenset(
+    {"namespace", "pod", "container", "vdevice_index", "device_uuid"}
+)
 # Pod labels of the chart's two workloads (templates/device-plugin/daemonsetnvidia.yaml,
 # templates/scheduler/deployment.yaml).
 HAMI_COMPONENT_LABEL = "app.kubernetes.io/component"

@@ -476,3 +476,11 @@ def test_make_validate_prints_slices_the_even_share_and_what_caps_a_pod(capsys):
         f"memory per slice, a10g: each pod's device memory is capped at what it requests in "
         f"{facts.HAMI_MEMORY_RESOURCE}" in out
     )
+
+
+def test_dcgm_exporter_is_told_no_resource_besides_nvidia_com_gpu_for_hami(rendered):
+    """Pods of hami profiles request nvidia.com/gpu, which the exporter attributes by default
+    (it cannot map HAMi's device IDs to a GPU all the same: builders/gpu_metrics.py)."""
+    assert rendered.settings.gpu_resource_names() == {facts.GPU_RESOURCE}
+    values = release(rendered, facts.DCGM_EXPORTER_RELEASE_NAME).inputs["values"]
+    assert facts.DCGM_RESOURCE_NAMES_ENV not in {e["name"] for e in values["extraEnv"]}
