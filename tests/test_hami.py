@@ -484,3 +484,22 @@ def test_dcgm_exporter_is_told_no_resource_besides_nvidia_com_gpu_for_hami(rende
     assert rendered.settings.gpu_resource_names() == {facts.GPU_RESOURCE}
     values = release(rendered, facts.DCGM_EXPORTER_RELEASE_NAME).inputs["values"]
     assert facts.DCGM_RESOURCE_NAMES_ENV not in {e["name"] for e in values["extraEnv"]}
+
+
+def test_on_an_existing_cluster_the_kube_scheduler_follows_the_clusters_own_version(raw):
+    """Its version is read from EKS when the program runs (kubernetesVersion left out)."""
+    from eks_gpu_slicing.review.mocks import ProgramMocks, RecordingMonitor, run_program
+    from tests.conftest import engine_config
+    from tests.test_gpu_sharing import EXISTING
+
+    raw["existingCluster"] = copy.deepcopy(EXISTING)
+    raw["existingCluster"]["systemNodeSelector"] = {"eks.amazonaws.com/nodegroup": "core"}
+    monitor = RecordingMonitor(ProgramMocks(cluster_version="1.33"))
+    deployment = run_program(engine_config(raw), stack="existing", monitor=monitor)
+    (hami_release,) = [
+        r for r in deployment.resources.values() if r.inputs.get("chart") == facts.HAMI_CHART
+    ]
+    values = hami_release.inputs["values"]
+    assert values["scheduler"]["kubeScheduler"]["image"]["tag"] == "v1.33.0"
+    # The scheduler goes where the stack file says the cluster's system nodes are.
+    assert values["scheduler"]["nodeSelector"] == {"eks.amazonaws.com/nodegroup": "core"}
