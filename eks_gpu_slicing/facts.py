@@ -730,8 +730,9 @@ HAMI_DEVICE_PLUGIN_COMPONENT = "hami-device-plugin"
 HAMI_SCHEDULER_COMPONENT = "hami-scheduler"
 # The scheduler's kube-scheduler container: the upstream image, whose registry EKS nodes pull
 # from through the VPC's NAT (the chart's default is an Aliyun mirror in China). Tag v1.<minor>.0
-# exists for every Kubernetes minor, and the version-skew policy only forbids a kube-scheduler
-# newer than the API server.
+# is published with every Kubernetes minor (kubernetes/kubernetes CHANGELOG-1.<minor>.md,
+# "Container Images"; v1.31.0 to v1.36.0 seen pulled by digest in public manifests), and the
+# version-skew policy only forbids a kube-scheduler newer than the API server.
 KUBE_SCHEDULER_REGISTRY = "registry.k8s.io"
 KUBE_SCHEDULER_REPOSITORY = "kube-scheduler"
 
