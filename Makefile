@@ -63,10 +63,10 @@ format: setup ## Apply ruff's formatting and safe fixes
 validate: setup ## Check Pulumi.$(STACK).yaml offline and print each GPU group's capacity
 	$(PY) -m eks_gpu_slicing.review.validate $(STACK) $(if $(STACK_DIR),--dir $(STACK_DIR))
 
-plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GPU_MS=, BUSY=, TYPES=, RESULTS=
+plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GPU_MS=, BUSY=, TYPES=, RESULTS=, HAMI=1
 	@test -n "$(MEMORY_GIB)" -a -n "$(GPU_MS)" || \
-	  { echo "usage: make plan-capacity MEMORY_GIB=<GiB per pod> GPU_MS=<ms per request> [BUSY=1] [TYPES=g4dn.xlarge,...] [RESULTS=file.csv]"; exit 2; }
-	$(PY) -m eks_gpu_slicing.planning.planner --memory-gib=$(MEMORY_GIB) --gpu-ms=$(GPU_MS) --busy=$(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS))
+	  { echo "usage: make plan-capacity MEMORY_GIB=<GiB per pod> GPU_MS=<ms per request> [BUSY=1] [TYPES=g4dn.xlarge,...] [RESULTS=file.csv] [HAMI=1]"; exit 2; }
+	$(PY) -m eks_gpu_slicing.planning.planner --memory-gib=$(MEMORY_GIB) --gpu-ms=$(GPU_MS) --busy=$(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS)) $(if $(HAMI),--hami)
 
 generate: setup ## Write what the settings models declare: docs/configuration.md's table, the package's input types and schema
 	$(PY) -m eks_gpu_slicing.review.generate

@@ -22,6 +22,9 @@ class DemoWorkloadArgs:
     # What each pod requests: the profile's resource, or with MIG `mixed` a slice type of
     # the GPU the demo's nodes have (Settings.demo_resource_name).
     resource_name: str | None = None
+    # The GPU the demo is sized for (Settings.demo_instance): a hami pod asks for the even
+    # share of its memory.
+    instance: facts.GpuInstance | None = None
     # The GPU nodes and the device plugin: without them the pods can never become ready,
     # and Pulumi waits for a Deployment's pods.
     depends_on: Sequence[pulumi.Resource] = ()
@@ -39,6 +42,7 @@ class DemoWorkload(pulumi.ComponentResource):
             profile_name=args.profile_name,
             profile=args.profile,
             resource_name=args.resource_name,
+            instance=args.instance,
         )
         self.deployment = k8s.apps.v1.Deployment(
             name,

@@ -21,6 +21,7 @@ from components.benchmark import SharingBenchmark, SharingBenchmarkArgs
 from components.demo_workload import DemoWorkload, DemoWorkloadArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
+from components.hami import Hami, HamiArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.mig_manager import MigManager, MigManagerArgs
 from components.namespaces import Namespaces, NamespacesArgs
@@ -109,7 +110,7 @@ class GpuSharingArgs:
 class GpuSharing(pulumi.ComponentResource):
     """Shared NVIDIA GPUs on one EKS cluster.
 
-    Attributes: `node_groups` (name -> NodeGroup), `namespaces`, `device_plugin`,
+    Attributes: `node_groups` (name -> NodeGroup), `namespaces`, `device_plugin`, `hami`,
     `gpu_metrics`, `karpenter`, `demo`, `benchmark` (None when off), and the reports the stack
     exports (named as its outputs, which the component package serves too):
     `device_plugin_config_map`, `gpu_node_groups` (name -> capacity report),
@@ -144,6 +145,7 @@ class GpuSharing(pulumi.ComponentResource):
         if self.mig_manager is not None:
             self.mig_manager.serve(list(self.node_groups.values()))
         self.device_plugin = self._device_plugin()
+        self.hami = self._hami()
         self.gpu_metrics = self._gpu_metrics()
         self.karpenter = self._karpenter()
         self.demo = self._demo()
@@ -294,6 +296,28 @@ class GpuSharing(pulumi.ComponentResource):
             opts=self._part(),
         )
 
+    def _hami(self) -> Hami | None:
+        """HAMi, only where some node group has a hami profile (new with hami, so no alias:
+        nothing of an older stack to adopt)."""
+        s = self._settings
+        if s.hami is None:
+            return None
+        return Hami(
+            "hami",
+            HamiArgs(
+                provider=self._cluster.provider,
+                settings=s.hami,
+                kubernetes_version=self._cluster.kubernetes_version,
+                system_node_selector=self._cluster.system_node_selector,
+                bottlerocket=s.hami_on_bottlerocket,
+                depends_on=[
+                    *self.namespaces.depends_on(facts.HAMI_NAMESPACE),
+                    *self._cluster.system_ready,
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _mig_manager(self) -> MigManager | None:
         """k8s-mig-manager and its config, only where some AL2023 group or pool has a MIG
         profile (new with MIG, so no alias: nothing of an older stack to adopt). Its DaemonSet
@@ -366,16 +390,20 @@ class GpuSharing(pulumi.ComponentResource):
         s = self._settings
         if not s.demo_workload.enabled:
             return None
+        demo_profile = s.sharing[s.demo_profile_name]
         return DemoWorkload(
             "demo",
             DemoWorkloadArgs(
                 provider=self._cluster.provider,
                 settings=s.demo_workload,
                 profile_name=s.demo_profile_name,
-                profile=s.sharing[s.demo_profile_name],
+                profile=demo_profile,
                 resource_name=s.demo_resource_name,
+                instance=s.demo_instance,
                 depends_on=[
                     self.device_plugin,
+                    # A hami demo's pods need HAMi's scheduler and webhook.
+                    *([self.hami] if self.hami is not None and demo_profile.is_hami else []),
                     *self.node_groups.values(),
                     *self.namespaces.depends_on(s.demo_workload.namespace),
                 ],

@@ -43,6 +43,25 @@ from eks_gpu_slicing.settings.existing_cluster import CREATED_CLUSTER_KEYS, NOT_
 # dedents a docstring's later lines, and the schema must not depend on the Python version.
 
 
+class HamiReport(TypedDict):
+    """What one HAMi installation gives a hami group's slices."""
+
+    split_count: int
+    """Containers that may share one GPU."""
+    memory_scaling: float
+    """Device memory HAMi hands out per GPU, as a multiple of the GPU's own."""
+    core_policy: str
+    """How a container's nvidia.com/gpucores limit applies: default, force or disable."""
+    scheduler_name: str
+    """The scheduler a hami pod names (schedulerName)."""
+    memory_resource: str
+    """The resource a hami pod requests its device memory in (MiB)."""
+    even_share_mi_b: int
+    """GPU memory x memoryScaling / splitCount, MiB: the share if every slice asked alike."""
+    memory_per_slice: str
+    """What caps a slice's memory: each pod's own request."""
+
+
 class GpuNodeGroupReport(TypedDict):
     """What a GPU node group advertises to the scheduler, and what each virtual GPU is."""
 
@@ -53,7 +72,7 @@ class GpuNodeGroupReport(TypedDict):
     profile: str
     """Sharing profile name."""
     strategy: str
-    """Sharing strategy of the profile: time-slicing, mps, none or mig."""
+    """Sharing strategy of the profile: time-slicing, mps, none, mig or hami."""
     replicas: int
     """Virtual GPUs per physical GPU (per MIG slice, with MIG)."""
     resource_name: str
@@ -86,6 +105,8 @@ class GpuNodeGroupReport(TypedDict):
     """MIG only: per slice resource, the device memory of one slice, GiB."""
     usd_per_slice_hour: NotRequired[dict[str, float]]
     """MIG only: per slice resource, on-demand USD per device and hour (if priced)."""
+    hami: NotRequired[HamiReport]
+    """hami only: the installation's values and what caps each slice's memory."""
 
 
 class KarpenterNodePoolReport(TypedDict):

@@ -77,6 +77,39 @@ class MigPartitioning(TypedDict):
     )
 
 
+class HamiSlices(TypedDict):
+    (
+        "A `hami` profile's slices: how many containers share a GPU, how much memory HAMi may hand "
+        "out, and how its core limit behaves. One HAMi installation serves every hami node of a "
+        "stack (its device plugin's per-node configuration matches exact node names only), so "
+        "every hami profile of a stack must agree on all of these."
+    )
+
+    split_count: int
+    (
+        "Containers that may share one GPU: HAMi's device plugin advertises `nvidia.com/gpu` = "
+        "GPUs x splitCount (chart value devicePlugin.deviceSplitCount). Each container's device "
+        "memory is capped at what it requests in `nvidia.com/gpumem` (MiB); the scheduler places "
+        "it on a GPU with that much left. At least 2 and at most 737."
+    )
+    memory_scaling: NotRequired[float]
+    (
+        "Device memory HAMi hands out per GPU, as a multiple of the GPU's own "
+        "(devicePlugin.deviceMemoryScaling): below 1 keeps the rest unassigned; above 1 "
+        "oversubscribes (HAMi-core's CUDA_OVERSUBSCRIBE, experimental upstream), so pods may "
+        "together declare more memory than the GPU has. More than 0 and at most 2.0. Default: "
+        "`1.0`."
+    )
+    core_policy: NotRequired[str]
+    (
+        "How HAMi-core applies a container's `nvidia.com/gpucores` (percent of the GPU's SMs; "
+        "devices.nvidia.gpuCorePolicy): `default` only while another container uses the same GPU, "
+        "`force` always, `disable` never (it then only places pods). The limit is soft (it "
+        "throttles kernel launches) and a pod that requests no gpucores is not limited. One of "
+        "`default`, `force` or `disable`. Default: `default`."
+    )
+
+
 class SharingProfile(TypedDict):
     "How each physical GPU on a node is advertised: one device, or `replicas` virtual ones."
 
@@ -86,7 +119,9 @@ class SharingProfile(TypedDict):
         "clients of one MPS server, each capped at 1/replicas of the memory and SMs "
         "(docs/strategies.md#mps). `none`: whole GPUs, unshared. `mig`: hardware partitions on the "
         "A100, H100 and H200 instance types (`p4d`, `p4de`, `p5`, `p5e` and `p5en`); needs mig "
-        "(docs/mig.md). One of `time-slicing`, `mps`, `none` or `mig`. Default: `time-slicing`."
+        "(docs/mig.md). `hami`: HAMi's memory-capped software slices, each pod capped at the GPU "
+        "memory it requests; needs hami (docs/strategies.md#hami). One of `time-slicing`, `mps`, "
+        "`none`, `mig` or `hami`. Default: `time-slicing`."
     )
     replicas: NotRequired[int]
     (
@@ -111,6 +146,21 @@ class SharingProfile(TypedDict):
         "With strategy `mig` only (MPS on MIG slices is not supported by the device plugin): how "
         "each GPU is partitioned. replicas is then optional and time-slices every slice; "
         "renameByDefault is refused. See docs/mig.md."
+    )
+    hami: NotRequired[HamiSlices]
+    (
+        "With strategy `hami` only, and required there: HAMi's slices of each GPU, each "
+        "container's device memory capped by HAMi-core at its `nvidia.com/gpumem` request. "
+        "replicas, renameByDefault, failRequestsGreaterThanOne and mig are refused beside it. One "
+        "HAMi installation serves every hami node of a stack (its device plugin's per-node "
+        "settings match exact node names only), so every hami profile of a stack must set the same "
+        "values (each difference is refused by key). Its nodes carry "
+        "`eks-gpu-slicing/device-plugin: hami`: HAMi's device plugin runs there, NVIDIA's plugin, "
+        "GFD and the MIG manager do not; on Bottlerocket the built-in plugin is turned off "
+        "(Bottlerocket 1.63.0+), and AL2023 and Bottlerocket hami groups cannot be mixed in one "
+        "stack. Managed node groups only: a Karpenter pool of a hami profile is refused. Pods name "
+        "`schedulerName: hami-scheduler` and ask for `nvidia.com/gpu: 1` plus `nvidia.com/gpumem: "
+        "<MiB>`. See docs/strategies.md#hami."
     )
 
 

@@ -56,6 +56,9 @@ DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 DEVICE_PLUGIN_SOURCE_LABEL = "eks-gpu-slicing/device-plugin"
 DEVICE_PLUGIN_FROM_HELM = "helm"
 DEVICE_PLUGIN_BUILT_IN = "bottlerocket"
+# Nodes of `hami` profiles: HAMi's device plugin serves them (its DaemonSet selects this value),
+# and neither NVIDIA's release nor Bottlerocket's built-in plugin (turned off there) does.
+DEVICE_PLUGIN_FROM_HAMI = "hami"
 # Our label on the system node group: where cluster-wide controllers (NFD's master and
 # garbage collector) run, never on GPU nodes.
 NODE_ROLE_LABEL = "eks-gpu-slicing/node-role"
@@ -287,7 +290,10 @@ CPU_AMI_TYPE = "AL2023_x86_64_STANDARD"
 # settings.kubelet-device-plugins.nvidia.* (time-slicing since Bottlerocket 1.25.0, MPS in
 # the 1.54 docs); EKS merges our user data (TOML) with its bootstrap settings.
 BOTTLEROCKET_GPU_AMI_TYPE = "BOTTLEROCKET_x86_64_NVIDIA"
-BOTTLEROCKET_MIN_VERSION = {"time-slicing": "1.25.0", "mps": "1.54.0"}
+BOTTLEROCKET_MIN_VERSION = {"time-slicing": "1.25.0", "mps": "1.54.0", "hami": "1.63.0"}
+# settings.kubelet-device-plugins.nvidia.enabled (1.63.0+): false turns the built-in plugin off,
+# as a node whose GPUs another plugin (HAMi's) advertises needs.
+BOTTLEROCKET_PLUGIN_ENABLED_KEY = "enabled"
 # Bottlerocket's data volume (images, containers); its OS volume is /dev/xvda.
 BOTTLEROCKET_DATA_DEVICE = "/dev/xvdb"
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
@@ -672,6 +678,109 @@ def mig_gpu(instance_type: str) -> MigGpu | None:
     name = MIG_GPU_OF_INSTANCE.get(instance_type)
     return MIG_GPUS[name] if name else None
 
+
+# --- HAMi (github.com/Project-HAMi/HAMi): memory-capped software slices ----------------------
+
+# Chart `hami` 2.10.0 = tag v2.10.0 (commit 4707fb02); the values, templates and value paths
+# this program's output is checked against are in shared/reference/hami-2.10.0.
+HAMI_CHART = "hami"
+HAMI_CHART_REPO = "https://project-hami.github.io/HAMi/"
+HAMI_CHART_VERSION = "2.10.0"
+# With release `hami` the chart's fullname is `hami` (the release name contains the chart's
+# name, templates/_helpers.tpl): objects hami-scheduler, hami-device-plugin, hami-webhook.
+HAMI_RELEASE_NAME = "hami"
+# Its own namespace: the device plugin needs the `privileged` Pod Security level.
+HAMI_NAMESPACE = "hami-system"
+# The scheduler name pods of hami profiles carry (values `schedulerName`, the chart's default):
+# the extender's kube-scheduler runs under it and the webhook mutates only such pods while
+# scheduler.forceOverwriteDefaultScheduler is false (pkg/scheduler/webhook.go, Handle).
+HAMI_SCHEDULER_NAME = "hami-scheduler"
+# What a pod of a hami profile requests (values resourceName / resourceMem / resourceCores, the
+# chart's defaults; pkg/device/nvidia/device.go). Only nvidia.com/gpu reaches a node's
+# allocatable (GPUs x deviceSplitCount); memory and cores are placed by HAMi's extender alone.
+HAMI_MEMORY_RESOURCE = "nvidia.com/gpumem"  # MiB per vGPU, a plain integer
+HAMI_CORES_RESOURCE = "nvidia.com/gpucores"  # percent of one GPU's SMs
+# devices.nvidia.gpuCorePolicy: `default` (HAMi-core applies a container's gpucores limit only
+# while another container uses the GPU: vGPUmonitor's feedback switches it), `force` (always),
+# `disable` (never; gpucores then only places pods). pkg/device/nvidia/device.go consts,
+# HAMi-core set_env_utilization_switch.
+HAMI_CORE_POLICIES = ("default", "force", "disable")
+# The node annotation the device plugin writes: a JSON list, one entry per GPU, each with its
+# `count` (deviceSplitCount), `devmem` (MiB x memoryScaling), `devcore`, `type` and `health`
+# (pkg/device/nvidia/device.go RegisterAnnos; pkg/device/devices.go DeviceInfo).
+HAMI_NODE_REGISTER_ANNOTATION = "hami.io/node-nvidia-register"
+# HAMi's per-container metrics, served by its device plugin's vGPUmonitor sidecar on :9394
+# (Service <fullname>-device-plugin-monitor, port 31992; cmd/vGPUmonitor/metrics.go), with
+# these labels: what dcgm-exporter cannot attribute on a hami node (its device IDs
+# GPU-<uuid>-<n> are not ones dcgm-exporter 4.5.3-4.8.2 maps to a GPU).
+HAMI_MEMORY_USED_METRIC = "hami_vgpu_memory_used_bytes"
+HAMI_MEMORY_LIMIT_METRIC = "hami_vgpu_memory_limit_bytes"
+HAMI_CONTAINER_METRIC_LABELS = frozenset(
+    {"namespace", "pod", "container", "vdevice_index", "device_uuid"}
+)
+# Pod labels of the chart's two workloads (templates/device-plugin/daemonsetnvidia.yaml,
+# templates/scheduler/deployment.yaml).
+HAMI_COMPONENT_LABEL = "app.kubernetes.io/component"
+HAMI_DEVICE_PLUGIN_COMPONENT = "hami-device-plugin"
+HAMI_SCHEDULER_COMPONENT = "hami-scheduler"
+# The scheduler's kube-scheduler container: the upstream image, whose registry EKS nodes pull
+# from through the VPC's NAT (the chart's default is an Aliyun mirror in China). Tag v1.<minor>.0
+# is published with every Kubernetes minor (kubernetes/kubernetes CHANGELOG-1.<minor>.md,
+# "Container Images"; v1.31.0 to v1.36.0 seen pulled by digest in public manifests), and the
+# version-skew policy only forbids a kube-scheduler newer than the API server.
+KUBE_SCHEDULER_REGISTRY = "registry.k8s.io"
+KUBE_SCHEDULER_REPOSITORY = "kube-scheduler"
+
+
+def kube_scheduler_tag(kubernetes_version: str) -> str:
+    """The kube-scheduler image tag for a control plane's minor version (`1.35` -> v1.35.0)."""
+    return f"v{kubernetes_version}.0"
+
+
+# Where HAMi-core lives on the host: global.gpuHookPath, with the library, ld.so.preload and the
+# per-container cache directories under <hook>/vgpu. The plugin returns host paths built from
+# the hook path (plugin/server.go Allocate, plugin/util.go GetLibPath) while the chart mounts
+# devicePlugin.libPath at <hook>/vgpu and the monitor reads <hook>/vgpu/containers from
+# devicePlugin.monitor.ctrPath, so the three are set together (HAMi #2861). AL2023: the chart's
+# default /usr/local. Bottlerocket: /usr/local is read-only (HAMi #1713); /var/lib is writable.
+HAMI_HOOK_PATH = {"al2023": "/usr/local", "bottlerocket": "/var/lib/hami"}
+# devicePlugin.deviceMemoryScaling above 1 is HAMi-core's oversubscription (the plugin sets
+# CUDA_OVERSUBSCRIBE=true). No upstream maximum; this project's bound, so that pods never declare
+# more than twice the GPU's memory between them.
+HAMI_MAX_MEMORY_SCALING = 2.0
+
+# Chart values this program sets. The 2.10.0 templates read each of these paths: the first set
+# is in shared/reference/hami-2.10.0/values-paths.txt (a grep of literal `.Values.x`);
+# HAMI_HELPER_VALUE_PATHS are read through helper dicts (templates/_helpers.tpl: the
+# `hami.scheduler.kubeScheduler.image` helper hands `.Values.scheduler.kubeScheduler.image` to
+# _commons.tpl `common.images.image`, which reads `.imageRoot.registry` and
+# `.imageRoot.repository`), which that grep cannot see. Helm ignores a misspelt value.
+HAMI_LISTED_VALUE_PATHS = frozenset(
+    {
+        "devicePlugin.nvidiaNodeSelector",
+        "devicePlugin.tolerations",
+        "devicePlugin.deviceSplitCount",
+        "devicePlugin.deviceMemoryScaling",
+        "devicePlugin.service.type",
+        "devicePlugin.libPath",
+        "devicePlugin.monitor.ctrPath",
+        "devices.nvidia.gpuCorePolicy",
+        "global.gpuHookPath",
+        "scheduler.kubeScheduler.image.tag",
+        "scheduler.forceOverwriteDefaultScheduler",
+        "scheduler.nodeLabelSelector",
+        "scheduler.nodeSelector",
+        "scheduler.patch.nodeSelector",
+        "scheduler.service.type",
+    }
+)
+HAMI_HELPER_VALUE_PATHS = frozenset(
+    {
+        "scheduler.kubeScheduler.image.registry",
+        "scheduler.kubeScheduler.image.repository",
+    }
+)
+HAMI_VALUE_PATHS = HAMI_LISTED_VALUE_PATHS | HAMI_HELPER_VALUE_PATHS
 
 # --- Workloads --------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+import promql_parser
 import pytest
 import yaml
 
@@ -326,11 +327,37 @@ def test_dashboard_groups_by_labels_the_exporter_emits(dashboard):
         {facts.DCGM_NODE_LABEL, "cluster", "node"} | facts.DCGM_GPU_LABELS | facts.DCGM_POD_LABELS
     )
     for expr in exprs_of(dashboard):
+        # HAMi's monitor labels its series itself.
+        hami = {"cluster"} | facts.HAMI_CONTAINER_METRIC_LABELS
+        known_here = hami if "hami_" in expr else known
         for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", expr):
             labels = {label.strip() for label in clause.split(",") if label.strip()}
-            assert labels <= known, (labels - known, expr)
+            assert labels <= known_here, (labels - known_here, expr)
         for opening, closing in ("()", "{}", "[]"):
             assert expr.count(opening) == expr.count(closing), expr
+
+
+def test_every_dashboard_query_parses_as_promql(dashboard):
+    for expr in exprs_of(dashboard):
+        # Grafana substitutes its variables before Prometheus sees the query; as written they
+        # sit inside regex matchers, where any text parses.
+        promql_parser.parse(expr)
+    with pytest.raises(ValueError):
+        promql_parser.parse("max by (pod (DCGM_FI_DEV_FB_USED)")
+
+
+def test_dashboard_shows_hami_slices_memory_against_its_cap(dashboard):
+    """What DCGM cannot see on a hami node: each container's memory against its cap."""
+    hami = [e for e in exprs_of(dashboard) if "hami_" in e]
+    ratio = [e for e in hami if facts.HAMI_MEMORY_LIMIT_METRIC in e and " / " in e]
+    assert ratio and facts.HAMI_MEMORY_USED_METRIC in ratio[0]
+    ast = promql_parser.parse(ratio[0])
+    assert isinstance(ast, promql_parser.BinaryExpr)
+    for side in (ast.lhs, ast.rhs):
+        assert isinstance(side, promql_parser.AggregateExpr)
+        # Both sides keep the same labels, so each container's used bytes meet its own cap.
+        assert set(side.modifier.labels) == set(ast.lhs.modifier.labels)
+        assert {"namespace", "pod", "container"} <= set(side.modifier.labels)
 
 
 def test_dashboard_panels_are_laid_out_once(dashboard):

@@ -470,3 +470,65 @@ def test_an_unusable_results_file_is_one_line_and_exit_2(tmp_path, capsys, conte
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("planner: ") and str(path) in err
     assert expected in err and "Traceback" not in err
+
+
+# --- HAMi (asked for with --hami) ---------------------------------------------------------------
+
+
+def test_hami_rows_only_when_asked_for(curves):
+    workload = Workload(gpu_memory_gib=2, gpu_ms_per_request=1, busy=0.25)
+    assert "hami" not in by_strategy(plan_instance(workload, T4, curves, "transformer"))
+    plans = by_strategy(plan_instance(workload, T4, curves, "transformer", hami=True))
+    hami, sliced = plans["hami"], plans["time-slicing"]
+    # Without hami rows in the results, time-slicing's curve stands in: the same slices.
+    assert (hami.replicas, hami.throughput_ratio) == (sliced.replicas, sliced.throughput_ratio)
+    assert "no hami rows in the results" in hami.note
+    assert f"{facts.HAMI_MEMORY_RESOURCE}: 2048" in hami.note
+    # On the tie time-slicing is recommended: the same density without installing HAMi.
+    assert recommend(list(plans.values())).strategy == "time-slicing"
+
+
+def test_a_measured_hami_curve_plans_hamis_slices_and_its_profile_is_valid(curves, capsys):
+    """With hami rows that serve more pods than time-slicing, hami is recommended, and the
+    profile printed for several types is one (one HAMi installation per stack) that loads."""
+    model = "transformer"
+    sliced = curves[(model, "time-slicing")]
+    better = {
+        **curves,
+        (model, "hami"): dataclasses.replace(
+            sliced, mode="hami", ratio_at={n: r * 2 for n, r in sliced.ratio_at.items()}
+        ),
+    }
+    workload = Workload(gpu_memory_gib=2, gpu_ms_per_request=1, busy=0.3)
+    plans = {t.name: plan_instance(workload, t, better, model, hami=True) for t in (T4, A10G)}
+    best = {t: recommend(p) for t, p in plans.items()}
+    assert {b.strategy for b in best.values()} == {"hami"}
+    assert "no hami rows" not in best["g4dn.xlarge"].note
+    from eks_gpu_slicing.planning.planner import sharing_profiles
+
+    profiles = sharing_profiles(plans)
+    (name,) = [n for n, e in profiles.items() if e["profile"]["strategy"] == "hami"]
+    fewest = min(b.replicas for b in best.values())
+    assert profiles[name]["profile"] == {"strategy": "hami", "hami": {"splitCount": fewest}}
+    assert sorted(profiles[name]["instance_types"]) == ["g4dn.xlarge", "g5.xlarge"]
+    raw = {
+        "sharing": {name: profiles[name]["profile"]},
+        "devicePlugin": {"defaultProfile": name},
+        "gpuNodeGroups": {
+            f"g{i}": {
+                "instanceType": t,
+                "minSize": 0,
+                "desiredSize": 0,
+                "maxSize": 1,
+                "sharing": name,
+            }
+            for i, t in enumerate(profiles[name]["instance_types"])
+        },
+    }
+    assert load_settings(raw, stack="dev").sharing[name].is_hami
+
+
+def test_make_plan_capacity_takes_hami(capsys):
+    assert main(["--memory-gib", "2", "--gpu-ms", "1", "--busy", "0.25", "--hami"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "| hami |" in line]
+    assert len(rows) == len(default_instance_types())

@@ -775,3 +775,190 @@ def test_a_stack_file_from_another_folder_and_a_broken_one_are_one_line(capsys, 
     examples = Path(__file__).resolve().parents[1] / "examples"
     assert verify.main(["mig", "--dir", str(examples), "--kubeconfig", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.startswith("verify: cannot use the kubeconfig")
+
+
+# --- HAMi ---------------------------------------------------------------------------------------
+
+HAMI_NODE = "ip-10-0-7-70.us-west-2.compute.internal"
+HAMI_SPLIT = 4
+
+
+@pytest.fixture
+def hami_cluster(cluster, tmp_path, monkeypatch) -> dict:
+    """The recorded stack plus a g5 group `capped` on a hami profile (split 4), and its cluster:
+    a node HAMi registered, HAMi's plugin on it, its scheduler on the system node, a pod holding
+    a slice and an exporter there whose series carry no pod (as dcgm-exporter's are on HAMi's
+    device IDs)."""
+    stack = yaml.safe_load((FIXTURES / "Pulumi.verify.yaml").read_text())
+    config = stack["config"]
+    config["eks-gpu-slicing:sharing"]["capped"] = {
+        "strategy": "hami",
+        "hami": {"splitCount": HAMI_SPLIT},
+    }
+    config["eks-gpu-slicing:gpuNodeGroups"]["capped"] = {
+        "instanceType": "g5.xlarge",
+        "minSize": 1,
+        "desiredSize": 1,
+        "maxSize": 1,
+        "sharing": "capped",
+    }
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    (folder / "Pulumi.verify.yaml").write_text(yaml.safe_dump(stack))
+    monkeypatch.setattr(
+        verify, "settings_of_stack", functools.partial(stack_files.settings_of_stack, root=folder)
+    )
+    node = copy.deepcopy(obj(cluster, "Node", A10G))
+    node["metadata"].update(name=HAMI_NODE, uid="hami-node-uid")
+    node["metadata"]["labels"].update(
+        {
+            "kubernetes.io/hostname": HAMI_NODE,
+            "eks.amazonaws.com/nodegroup": "gpu-capped-1a2b3c4d",
+            facts.DEVICE_PLUGIN_CONFIG_LABEL: "capped",
+            facts.DEVICE_PLUGIN_SOURCE_LABEL: facts.DEVICE_PLUGIN_FROM_HAMI,
+        }
+    )
+    # One A10G, as the plugin registers it (pkg/device/devices.go MarshalNodeDevices: index
+    # 0 is omitted, like every zero field).
+    node["metadata"]["annotations"] = {
+        facts.HAMI_NODE_REGISTER_ANNOTATION: json.dumps(
+            [
+                {
+                    "id": "GPU-7e2f9a1b-4c3d-4e5f-8a9b-0c1d2e3f4a5b",
+                    "count": HAMI_SPLIT,
+                    "devmem": 22888,
+                    "devcore": 100,
+                    "type": "NVIDIA-NVIDIA A10G",
+                    "mode": "hami-core",
+                    "health": True,
+                }
+            ]
+        )
+    }
+    for key in ("allocatable", "capacity"):
+        node["status"][key][facts.GPU_RESOURCE] = str(HAMI_SPLIT)
+
+    def hami_pod(name: str, component: str, on: str) -> dict:
+        pod = copy.deepcopy(obj(cluster, "Pod", "nvidia-device-plugin-q9w3e"))
+        pod["metadata"].update(name=name, uid=f"{name}-uid", namespace=facts.HAMI_NAMESPACE)
+        pod["metadata"]["labels"] = {
+            "app.kubernetes.io/name": facts.HAMI_CHART,
+            "app.kubernetes.io/instance": facts.HAMI_RELEASE_NAME,
+            facts.HAMI_COMPONENT_LABEL: component,
+        }
+        pod["metadata"].pop("ownerReferences")
+        pod["spec"]["nodeName"] = on
+        return pod
+
+    system = next(
+        o["metadata"]["name"]
+        for o in cluster["objects"]
+        if o["kind"] == "Node" and facts.GPU_PRESENT_LABEL not in o["metadata"]["labels"]
+    )
+    plugin = hami_pod("hami-device-plugin-x1y2z", facts.HAMI_DEVICE_PLUGIN_COMPONENT, HAMI_NODE)
+    scheduler = hami_pod("hami-scheduler-5f6d7c8b9-q2w3e", facts.HAMI_SCHEDULER_COMPONENT, system)
+    user = copy.deepcopy(
+        next(p for p in pods_on(cluster, T4) if "gpu-deployment" in p["metadata"]["name"])
+    )
+    user["metadata"].update(name="capped-app-0", uid="capped-app-0-uid", labels={"app": "capped"})
+    user["spec"]["nodeName"] = HAMI_NODE
+    user["spec"]["containers"][0].setdefault("resources", {})["limits"] = {
+        facts.GPU_RESOURCE: "1",
+        facts.HAMI_MEMORY_RESOURCE: "5722",
+    }
+    exporter = copy.deepcopy(obj(cluster, "Pod", "dcgm-exporter-p3l5m"))
+    exporter["metadata"].update(name="dcgm-exporter-h7m8n", uid="dcgm-exporter-h7m8n-uid")
+    exporter["spec"]["nodeName"] = HAMI_NODE
+    cluster["objects"] += [node, plugin, scheduler, user, exporter]
+    cluster["proxy"]["gpu-monitoring/dcgm-exporter-h7m8n:9400/metrics"] = (
+        'DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-7e2f9a1b-4c3d-4e5f-8a9b-0c1d2e3f4a5b"} 41\n'
+        'DCGM_FI_DEV_FB_USED{gpu="0",UUID="GPU-7e2f9a1b-4c3d-4e5f-8a9b-0c1d2e3f4a5b"} 5300\n'
+    )
+    return cluster
+
+
+def rows(table: str, check_name: str) -> list[tuple[str, str, str]]:
+    """(ok|FAIL, subject, detail) of each row of one check."""
+    parsed = [re.split(r"\s{2,}", line, maxsplit=3) for line in table.splitlines()]
+    return [(r[0], r[2], r[3]) for r in parsed if len(r) == 4 and r[1] == check_name]
+
+
+def test_a_healthy_hami_node_passes(hami_cluster, tmp_path, capsys):
+    code, table, _ = run(hami_cluster, tmp_path, capsys)
+    assert (code, failures(table)) == (0, [])
+    assert ("ok", HAMI_NODE, "hami-device-plugin-x1y2z Ready (HAMi)") in rows(
+        table, "device plugin"
+    )
+    assert ("ok", HAMI_NODE, f"1 GPU x {HAMI_SPLIT} slices") in rows(table, "hami registered")
+    assert (
+        "ok",
+        HAMI_NODE,
+        f"{facts.GPU_RESOURCE}={HAMI_SPLIT}, expected 1 GPU x {HAMI_SPLIT} = {HAMI_SPLIT}",
+    ) in rows(table, "allocatable")
+    assert rows(table, "hami scheduler") == [
+        ("ok", facts.HAMI_NAMESPACE, "hami-scheduler-5f6d7c8b9-q2w3e Ready")
+    ]
+    # DCGM cannot name the pod on a HAMi slice: device-level series pass there, and say why.
+    (metrics,) = [r for r in rows(table, "gpu metrics") if r[1] == "dcgm-exporter-h7m8n"]
+    assert metrics[0] == "ok" and "not attributed by dcgm-exporter" in metrics[2]
+
+
+def test_a_hami_node_hami_has_not_registered_fails(hami_cluster, tmp_path, capsys):
+    node = obj(hami_cluster, "Node", HAMI_NODE)
+    del node["metadata"]["annotations"][facts.HAMI_NODE_REGISTER_ANNOTATION]
+    code, table, _ = run(hami_cluster, tmp_path, capsys)
+    assert code == 1
+    assert failures(table) == [
+        (
+            "hami registered",
+            HAMI_NODE,
+            f"no {facts.HAMI_NODE_REGISTER_ANNOTATION} annotation: "
+            "HAMi's plugin has not registered",
+        )
+    ]
+
+
+def test_a_hami_node_with_the_wrong_split_or_allocatable_fails(hami_cluster, tmp_path, capsys):
+    node = obj(hami_cluster, "Node", HAMI_NODE)
+    annotation = facts.HAMI_NODE_REGISTER_ANNOTATION
+    devices = json.loads(node["metadata"]["annotations"][annotation])
+    devices[0]["count"] = 10  # the chart's default split: the profile's never reached HAMi
+    node["metadata"]["annotations"][annotation] = json.dumps(devices)
+    node["status"]["allocatable"][facts.GPU_RESOURCE] = "10"
+    code, table, _ = run(hami_cluster, tmp_path, capsys)
+    assert code == 1
+    assert failures(table) == [
+        ("hami registered", HAMI_NODE, f"slices per GPU [10], expected {HAMI_SPLIT}"),
+        (
+            "allocatable",
+            HAMI_NODE,
+            f"{facts.GPU_RESOURCE}=10, expected 1 GPU x {HAMI_SPLIT} = {HAMI_SPLIT}",
+        ),
+    ]
+
+
+def test_hamis_pods_not_ready_fail(hami_cluster, tmp_path, capsys):
+    crash_loop(obj(hami_cluster, "Pod", "hami-device-plugin-x1y2z"), "nvidia-device-plugin-ctr")
+    remove(hami_cluster, obj(hami_cluster, "Pod", "hami-scheduler-5f6d7c8b9-q2w3e"))
+    code, table, _ = run(hami_cluster, tmp_path, capsys)
+    assert code == 1
+    assert failed(table) == [
+        ("device plugin", HAMI_NODE),
+        ("hami scheduler", facts.HAMI_NAMESPACE),
+    ]
+    assert rows(table, "hami scheduler")[0][2] == "no hami-scheduler pod"
+
+
+def test_nvidias_plugin_on_a_hami_node_is_not_hamis(hami_cluster, tmp_path, capsys):
+    """A node of a hami profile served by the NVIDIA plugin instead (its label lost): the
+    stack's expectation still makes it a hami node, and it fails."""
+    remove(hami_cluster, obj(hami_cluster, "Pod", "hami-device-plugin-x1y2z"))
+    node = obj(hami_cluster, "Node", HAMI_NODE)
+    node["metadata"]["labels"][facts.DEVICE_PLUGIN_SOURCE_LABEL] = facts.DEVICE_PLUGIN_FROM_HELM
+    nvidia = copy.deepcopy(obj(hami_cluster, "Pod", "nvidia-device-plugin-q9w3e"))
+    nvidia["metadata"].update(name="nvidia-device-plugin-h9h9h", uid="nvidia-h9h9h-uid")
+    nvidia["spec"]["nodeName"] = HAMI_NODE
+    hami_cluster["objects"].append(nvidia)
+    code, table, _ = run(hami_cluster, tmp_path, capsys)
+    assert code == 1
+    assert failures(table) == [("device plugin", HAMI_NODE, "no HAMi device plugin pod scheduled")]

@@ -45,7 +45,7 @@ def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
             "failOnInitError": True,
         },
     }
-    if profile.shared:
+    if profile.shared and not profile.is_hami:
         block = "mps" if profile.strategy == "mps" else "timeSlicing"
         config["sharing"] = {
             block: {
@@ -55,7 +55,10 @@ def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
                 "resources": [{"name": facts.GPU_RESOURCE, "replicas": profile.replicas}],
             }
         }
-    # strategy "none": no `sharing` block at all; replicas 1 would crash the plugin.
+    # strategy "none": no `sharing` block at all; replicas 1 would crash the plugin. A hami
+    # profile's nodes run HAMi's plugin, never this one (the release selects the `helm`
+    # nodes); its entry keeps devicePlugin.defaultProfile and the node's config label
+    # meaningful, and says whole GPUs should this plugin ever read it.
     return config
 
 

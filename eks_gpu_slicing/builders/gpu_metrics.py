@@ -40,7 +40,12 @@ def helm_values(
     `resource_names` are the extended resources pods request on our GPU nodes (one per
     sharing profile in use, every slice resource for MIG); the exporter attributes only
     `nvidia.com/gpu` unless told. On MIG nodes DCGM reports each GPU instance as its own
-    device (GPU_I_PROFILE / GPU_I_ID labels), and pods are matched to their slice.
+    device (GPU_I_PROFILE / GPU_I_ID labels), and pods are matched to their slice. Pods of
+    hami profiles ask for nvidia.com/gpu too, but HAMi's device IDs (`GPU-<uuid>-<n>`) are
+    neither NVIDIA's `::<n>` nor GKE's `/vgpu<n>` form, the only ones exporter 4.5.3-4.8.2
+    maps back to a GPU (internal/pkg/transformation/kubernetes.go, toDeviceToSharingPods), so
+    a hami node shows device-level series only; HAMi's own monitor has per-container memory
+    (dashboards/gpu-sharing.json, "Per HAMi slice").
 
     `mig`: some node is partitioned by the MIG manager, which pauses the exporter while it
     repartitions (nvidia.com/gpu.deploy.dcgm-exporter=paused-for-mig-change): the exporter

@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.builders import pod_security
+from eks_gpu_slicing.builders import hami, pod_security
 from eks_gpu_slicing.planning.planner import DEFAULT_RESULTS as COMMITTED_BENCHMARK_RESULTS
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 
@@ -55,9 +55,7 @@ def gpu_node_group_labels(
     """
     labels = {
         **gpu_node_labels(profile_name),
-        facts.DEVICE_PLUGIN_SOURCE_LABEL: (
-            facts.DEVICE_PLUGIN_BUILT_IN if bottlerocket else facts.DEVICE_PLUGIN_FROM_HELM
-        ),
+        facts.DEVICE_PLUGIN_SOURCE_LABEL: device_plugin_source(profile, bottlerocket=bottlerocket),
     }
     if profile.strategy == "mps":
         labels[facts.MPS_CAPABLE_LABEL] = "true"
@@ -69,6 +67,16 @@ def gpu_node_group_labels(
     if mig_manager:
         labels.update(mig_client_node_selector())
     return labels
+
+
+def device_plugin_source(profile: SharingProfile, *, bottlerocket: bool = False) -> str:
+    """Which device plugin serves a GPU node of this profile (the value of
+    facts.DEVICE_PLUGIN_SOURCE_LABEL): HAMi's for a hami profile, whatever the AMI (on
+    Bottlerocket the built-in one is then turned off), else Bottlerocket's built-in one or the
+    NVIDIA Helm release. Each plugin's DaemonSet selects its own value, so no two share a GPU."""
+    if profile.is_hami:
+        return facts.DEVICE_PLUGIN_FROM_HAMI
+    return facts.DEVICE_PLUGIN_BUILT_IN if bottlerocket else facts.DEVICE_PLUGIN_FROM_HELM
 
 
 def mig_client_node_selector() -> dict[str, str]:
@@ -139,7 +147,7 @@ def gpu_operator_opt_out_labels() -> dict[str, str]:
 
 def our_gpu_nodes_affinity(affinity: dict[str, Any] | None = None) -> dict[str, Any]:
     """`affinity` (or none) narrowed to the GPU nodes of this stack's groups and pools: every
-    one carries eks-gpu-slicing/device-plugin (helm or bottlerocket), which a map-only
+    one carries eks-gpu-slicing/device-plugin (helm, bottlerocket or hami), which a map-only
     nodeSelector cannot match whatever its value. For DaemonSets meant for every GPU node of
     ours on a cluster that may run other GPU nodes (nvidia.com/gpu.present alone matches
     those too: nodeadm sets it on AL2023 NVIDIA nodes from Kubernetes 1.35)."""
@@ -197,6 +205,9 @@ ISOLATION = {
     "none": "whole GPU per pod",
     "mig": "hardware (MIG): each slice has its own memory, cache and SMs; "
     "time-sliced replicas of one slice share it",
+    "hami": "memory-capped (software): HAMi-core caps each container's device memory at its "
+    "nvidia.com/gpumem request; SMs are shared (a soft cap only with nvidia.com/gpucores), "
+    "one fault domain, and a process that does not load the library is not capped",
 }
 
 
@@ -241,6 +252,10 @@ def virtual_gpu_capacity(
         prices = mig_slice_prices(profile, instance)
         if prices:
             report["usdPerSliceHour"] = prices
+    if profile.is_hami:
+        # Slices are GPUs x splitCount (virtualGpusPerNode, priced per slice as above);
+        # gpuMemoryPerVirtualGpuGiB is the even share, while each pod's cap is its request.
+        report["hami"] = hami.report(profile, instance)
     return report
 
 
@@ -290,6 +305,7 @@ def demo_deployment(
     profile_name: str,
     profile: SharingProfile,
     resource_name: str | None = None,
+    instance: facts.GpuInstance | None = None,
 ) -> dict[str, Any]:
     """The source design's `gpu-deployment`: N pods, each limited to one virtual GPU.
 
@@ -297,8 +313,19 @@ def demo_deployment(
 
     `resource_name` overrides the profile's (Settings.demo_resource_name: a MIG `mixed`
     profile's slice resource depends on the GPU of the nodes the profile is on).
+
+    A hami profile's pods name HAMi's scheduler (its webhook changes no other pod) and ask for
+    one slice with the even share of `instance`'s GPU memory in nvidia.com/gpumem, which
+    HAMi-core then caps each container at (hami.slice_limits).
     """
     labels = {"app": DEMO_APP_LABEL}
+    gpu_limits: dict[str, int] = {(resource_name or profile.resource_name): 1}
+    scheduler: dict[str, str] = {}
+    if profile.is_hami:
+        if instance is None:
+            raise ValueError("a hami demo needs the instance type its pods are sized for")
+        gpu_limits = hami.slice_limits(profile, instance)
+        scheduler = {"schedulerName": facts.HAMI_SCHEDULER_NAME}
     return {
         "metadata": {"name": DEMO_APP_LABEL, "namespace": namespace, "labels": labels},
         "spec": {
@@ -307,6 +334,7 @@ def demo_deployment(
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    **scheduler,
                     "nodeSelector": gpu_node_labels(profile_name),
                     "tolerations": [gpu_toleration()],
                     # The Pod Security Standards' `restricted` profile (pod_security.py).
@@ -323,7 +351,7 @@ def demo_deployment(
                             "resources": {
                                 "requests": {"cpu": DEMO_CPU_REQUEST, "memory": DEMO_MEMORY},
                                 "limits": {
-                                    (resource_name or profile.resource_name): 1,
+                                    **gpu_limits,
                                     "cpu": DEMO_CPU_LIMIT,
                                     "memory": DEMO_MEMORY,
                                 },

@@ -33,8 +33,14 @@ model rather than a measurement (the benchmark measured no MIG slice):
   - `replicas` time-slices each slice when memory and the time-slicing curve allow it
     (R x busy x 7/c <= ratio(R), the measured whole-GPU time-slicing ratio applied to a slice);
   - pods per GPU = the profile's max_count (uniform layout `all-<profile>`, `single`) x R.
+HAMi (`--hami`, strategy hami) is planned like time-slicing with each pod's device memory
+capped at what it needs: the slices per GPU are the largest R that memory and the throughput
+curve allow, from the benchmark's `hami` rows where the results have them, else from
+time-slicing's (HAMi-core without a core limit leaves the GPU time-sliced), which its note
+says.
 The recommendation is the plan with the most pods per GPU; on a tie MIG first (the same
-density with memory and fault isolation), then the one that caps a pod least.
+density with memory and fault isolation), then the one that caps a pod least (time-slicing
+before hami, which needs HAMi installed for the same density, before MPS).
 The workload is matched to the benchmark model whose exclusive per-iteration latency is
 closest to its per-request GPU time (short requests = small kernels that leave the GPU idle;
 long ones saturate it). This is a heuristic measured on one GPU type: re-measure on yours
@@ -66,6 +72,11 @@ MPS_CAP_NOTE = "each pod capped at 1/{r} of the GPU"
 MIG_STRATEGY = "mig"
 MIG_CURVE_STRATEGY = "time-slicing"
 MIG_MODEL_NOTE = "modelled, not measured"
+# HAMi (optional rows): the benchmark mode that measures it, and what a plan says when the
+# results have none and time-slicing's curve stands in.
+HAMI_STRATEGY = "hami"
+HAMI_MODE = "hami"
+HAMI_BORROWED_NOTE = "throughput from time-slicing's curve (no hami rows in the results)"
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,7 @@ def load_curves(results: Sequence[bench.Result]) -> dict[tuple[str, str], Curve]
         exclusive = by_key.get((model, "exclusive", 1))
         if exclusive is None:
             continue
-        for strategy, mode in STRATEGY_MODES.items():
+        for strategy, mode in {**STRATEGY_MODES, HAMI_STRATEGY: HAMI_MODE}.items():
             ratio = {1: 1.0}
             p99 = {1: 1.0}
             for (m, md, n), r in by_key.items():
@@ -157,9 +168,10 @@ def plan_instance(
     instance: facts.GpuInstance,
     curves: dict[tuple[str, str], Curve],
     model: str,
+    hami: bool = False,
 ) -> list[Plan]:
-    """One plan per strategy (none, time-slicing, mps, and mig where the GPU has it) for one
-    instance type."""
+    """One plan per strategy (none, time-slicing, mps, and mig where the GPU has it; hami when
+    asked for) for one instance type."""
     usable = instance.gpu_memory_gib - GPU_MEMORY_RESERVE_GIB
     by_memory = math.floor(usable / workload.gpu_memory_gib)
 
@@ -206,7 +218,39 @@ def plan_instance(
     gpu = facts.mig_gpu(instance.name)
     if gpu is not None:
         plans.append(plan_mig(workload, instance, gpu, curves[(model, MIG_CURVE_STRATEGY)]))
+    if hami:
+        plans.append(plan_hami(workload, instance, curves, model, plan))
     return plans
+
+
+def plan_hami(
+    workload: Workload,
+    instance: facts.GpuInstance,
+    curves: dict[tuple[str, str], Curve],
+    model: str,
+    plan,
+) -> Plan:
+    """HAMi: R slices per GPU, sized by memory as time-slicing is (each pod's nvidia.com/gpumem
+    is the workload's memory, so R of them fit the GPU's usable memory), and served as the
+    hami curve (else time-slicing's) allows. `plan` builds the row (plan_instance's)."""
+    curve = curves.get((model, HAMI_STRATEGY))
+    note = []
+    if curve is None:
+        curve = curves[(model, MIG_CURVE_STRATEGY)]
+        note.append(HAMI_BORROWED_NOTE)
+    usable = instance.gpu_memory_gib - GPU_MEMORY_RESERVE_GIB
+    by_memory = math.floor(usable / workload.gpu_memory_gib)
+    limit = min(by_memory, curve.max_clients)
+    feasible = [r for r in range(2, limit + 1) if r * workload.busy <= curve.ratio(r) + 1e-9]
+    mib = math.ceil(workload.gpu_memory_gib * 1024)
+    if not feasible:
+        why = "memory" if by_memory < 2 else "the GPU would be oversubscribed"
+        return plan(HAMI_STRATEGY, 1, curve, "; ".join([f"no sharing: {why}", *note]))
+    replicas = max(feasible)
+    if replicas == by_memory:
+        note.insert(0, "memory-bound")
+    note.insert(0, f"each pod capped at {facts.HAMI_MEMORY_RESOURCE}: {mib} (software)")
+    return plan(HAMI_STRATEGY, replicas, curve, "; ".join(note))
 
 
 def plan_mig(
@@ -288,7 +332,7 @@ def recommend(plans: Sequence[Plan]) -> Plan:
     density with its own memory and fault domain per slice), then the one that caps a pod
     least (none, then time-slicing, then MPS). A MIG row that only says why MIG does not
     serve the workload is never recommended."""
-    preference = {"mps": 0, "time-slicing": 1, "none": 2, MIG_STRATEGY: 3}
+    preference = {"mps": 0, HAMI_STRATEGY: 1, "time-slicing": 2, "none": 3, MIG_STRATEGY: 4}
     candidates = [p for p in plans if p.recommendable] or list(plans)
     return max(candidates, key=lambda p: (p.replicas, preference[p.strategy]))
 
@@ -298,6 +342,8 @@ def profile_name(plan: Plan) -> str:
     lowercase letters, digits and dashes)."""
     if plan.strategy == "none":
         return "unshared"
+    if plan.strategy == HAMI_STRATEGY:
+        return f"hami-{plan.replicas}"
     if plan.strategy == MIG_STRATEGY:
         name = f"mig-{plan.mig_profile.replace('.', '-').replace('+', '-')}"
         return name + (f"-x{plan.slice_replicas}" if plan.slice_replicas > 1 else "")
@@ -308,6 +354,8 @@ def sharing_profile(plan: Plan) -> dict:
     """The stack config of the profile a plan needs."""
     if plan.strategy == "none":
         return {"strategy": "none"}
+    if plan.strategy == HAMI_STRATEGY:
+        return {"strategy": HAMI_STRATEGY, "hami": {"splitCount": plan.replicas}}
     if plan.strategy == MIG_STRATEGY:
         profile: dict = {"strategy": MIG_STRATEGY}
         if plan.slice_replicas > 1:
@@ -323,10 +371,16 @@ def sharing_profiles(plans_by_type: dict[str, list[Plan]]) -> dict[str, dict]:
     """The `sharing` profiles the recommended plans need, as stack config (one per distinct
     strategy and replicas), and which instance types use each."""
     profiles: dict[str, dict] = {}
-    for instance_type, plans in plans_by_type.items():
-        best = recommend(plans)
+    best_of = {t: recommend(plans) for t, plans in plans_by_type.items()}
+    # One HAMi installation serves every hami node of a stack, so all hami profiles must agree:
+    # the fewest slices any type was planned with (fewer slices is always feasible).
+    hami = [b for b in best_of.values() if b.recommendable and b.strategy == HAMI_STRATEGY]
+    fewest = min(hami, key=lambda b: b.replicas) if hami else None
+    for instance_type, best in best_of.items():
         if not best.recommendable:
             continue
+        if best.strategy == HAMI_STRATEGY and fewest is not None:
+            best = fewest
         entry = profiles.setdefault(profile_name(best), {"plan": best, "instance_types": []})
         entry["instance_types"].append(instance_type)
     return {
@@ -450,6 +504,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--busy", type=_finite, default=1.0, help="GPU busy share of one pod")
     parser.add_argument("--instance-types", help="comma-separated (default: smallest per family)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument(
+        "--hami",
+        action="store_true",
+        help="also plan strategy hami: slices with each pod's GPU memory capped (needs HAMi)",
+    )
     args = parser.parse_args(argv)
     if args.memory_gib <= 0 or args.gpu_ms <= 0 or not 0 < args.busy <= 1:
         parser.error("--memory-gib and --gpu-ms must be > 0, --busy in (0, 1]")
@@ -469,7 +528,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"planner: {where}{exc}", file=sys.stderr)
         return 2
     curves = load_curves(results)
-    plans = {t: plan_instance(workload, facts.GPU_INSTANCES[t], curves, model) for t in types}
+    plans = {
+        t: plan_instance(workload, facts.GPU_INSTANCES[t], curves, model, hami=args.hami)
+        for t in types
+    }
     print(format_plans(workload, plans, model, reference_launch_ms(results, model)))
     profiles = format_profiles(plans)
     if profiles:

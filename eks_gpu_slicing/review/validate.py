@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prices: {next(iter(reports.values()))['priceSource']}")
     for name, c in reports.items():
         print(f"isolation, {name}: {c['isolation']}")
+        if "hami" in c:
+            # The GiB/vGPU column is the even share; what is enforced is each pod's request.
+            print(f"memory per slice, {name}: {c['hami']['memoryPerSlice']}")
     pools = settings.karpenter_pools
     if pools:
         print("Karpenter node pools:")

@@ -7,9 +7,12 @@ runs and is Ready (or Bottlerocket's built-in one), the node's config label name
 that exists (and the one its node group or pool was given), allocatable virtual GPUs ==
 physical GPUs x replicas, the MPS control daemon on MPS nodes; on MIG nodes (AL2023) the
 layout label, `nvidia.com/mig.config.state=success` and a Ready k8s-mig-manager pod, and on every
-MIG node allocatable per slice resource == GPUs x slices x replicas; then the demo pods share one
-GPU, Karpenter's controller, node classes, pools and overlays are Ready, and the GPU metrics
-exporter attributes metrics to the pods that use a GPU.
+MIG node allocatable per slice resource == GPUs x slices x replicas; on nodes of hami profiles
+HAMi's device plugin Ready, the node registered with HAMi (`hami.io/node-nvidia-register`, one
+entry per GPU with splitCount slices) and allocatable nvidia.com/gpu == GPUs x splitCount, and
+HAMi's scheduler Ready; then the demo pods share one GPU, Karpenter's controller, node
+classes, pools and overlays are Ready, and the GPU metrics exporter attributes metrics to the
+pods that use a GPU (on hami nodes it cannot: device-level series only).
 
 What the cluster should hold comes from the stack file (Pulumi.<stack>.yaml) and the sharing
 ConfigMap, found by its labels. The only thing the Pulumi CLI is asked for is the stack's
@@ -147,6 +150,24 @@ def is_mps_daemon(pod: Mapping) -> bool:
     ) == MPS_DAEMON_DAEMONSET or MPS_DAEMON_CONTAINER in _container_names(pod)
 
 
+def _is_hami(pod: Mapping, component: str) -> bool:
+    """A pod of the hami chart's DaemonSet or Deployment: both carry the chart's name and
+    their component (templates/device-plugin/daemonsetnvidia.yaml, scheduler/deployment.yaml)."""
+    labels = _labels(pod)
+    return (
+        labels.get("app.kubernetes.io/name") == facts.HAMI_CHART
+        and labels.get(facts.HAMI_COMPONENT_LABEL) == component
+    )
+
+
+def is_hami_device_plugin(pod: Mapping) -> bool:
+    return _is_hami(pod, facts.HAMI_DEVICE_PLUGIN_COMPONENT)
+
+
+def is_hami_scheduler(pod: Mapping) -> bool:
+    return _is_hami(pod, facts.HAMI_SCHEDULER_COMPONENT)
+
+
 def is_mig_manager(pod: Mapping) -> bool:
     return _owner_daemonset(pod) == mig.NAME or mig.NAME in _container_names(pod)
 
@@ -196,6 +217,13 @@ def expectations(settings: Settings) -> dict[str, Any]:
     pools = settings.karpenter_pools
     return {
         "expectedMig": _expected_mig(settings),
+        # hami profile -> the slices per GPU its nodes register (one installation, so every
+        # hami profile has the same; only those node groups use: pools cannot be hami).
+        "expectedHami": {
+            group.sharing: {"splitCount": settings.profile_of(group).hami.split_count}
+            for group in settings.hami_groups.values()
+            if settings.profile_of(group).hami is not None
+        },
         "expectedProfiles": profiles,
         "expectedPoolProfiles": {
             karpenter.node_pool_name(name): pool.sharing for name, pool in pools.items()
@@ -254,10 +282,13 @@ def check_gpu_node(
     profiles: Mapping[str, Mapping[str, Any]],
     expected_profile: str | None = None,
     expected_mig: Mapping[str, Mapping[str, Any]] | None = None,
+    expected_hami: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Result]:
     name = _name(node)
     labels = _labels(node)
     on_node = [p for p in pods if _node_name(p) == name]
+    if is_hami_node(node, expected_profile, expected_hami):
+        return check_hami_node(node, on_node, expected_profile, expected_hami or {})
     out = []
 
     bottlerocket = _is_bottlerocket(node)
@@ -312,6 +343,115 @@ def check_gpu_node(
             )
             out.append(Result("mps daemon", name, bool(ready), detail))
     return out
+
+
+def is_hami_node(
+    node: Mapping,
+    expected_profile: str | None = None,
+    expected_hami: Mapping[str, Mapping[str, Any]] | None = None,
+) -> bool:
+    """A node HAMi's device plugin serves: labelled so, or of a group the stack gives a hami
+    profile."""
+    source = _labels(node).get(facts.DEVICE_PLUGIN_SOURCE_LABEL)
+    return source == facts.DEVICE_PLUGIN_FROM_HAMI or expected_profile in (expected_hami or {})
+
+
+def check_hami_node(
+    node: Mapping,
+    on_node: list[Mapping],
+    expected_profile: str | None,
+    expected_hami: Mapping[str, Mapping[str, Any]],
+) -> list[Result]:
+    """A node of a hami profile: HAMi's device plugin Ready, the profile label, the node
+    registered with HAMi (its plugin's annotation: one entry per GPU, each with splitCount
+    slices and healthy) and allocatable nvidia.com/gpu == GPUs x splitCount."""
+    name = _name(node)
+    labels = _labels(node)
+    out = []
+    plugin = [p for p in on_node if is_hami_device_plugin(p)]
+    ready = [p for p in plugin if _ready(p)]
+    if ready:
+        detail = f"{_name(ready[0])} Ready (HAMi)"
+    else:
+        detail = _not_ready_detail(plugin[0]) if plugin else "no HAMi device plugin pod scheduled"
+    out.append(Result("device plugin", name, bool(ready), detail))
+
+    profile = labels.get(facts.DEVICE_PLUGIN_CONFIG_LABEL)
+    if expected_profile and profile != expected_profile:
+        out.append(
+            Result("config label", name, False, f"{profile!r}, expected {expected_profile!r}")
+        )
+    elif profile not in expected_hami:
+        out.append(
+            Result(
+                "config label",
+                name,
+                False,
+                f"{profile!r} is not a hami profile {sorted(expected_hami)}",
+            )
+        )
+    else:
+        out.append(Result("config label", name, True, profile))
+    wanted = expected_hami.get(expected_profile or profile or "")
+    instance = facts.GPU_INSTANCES.get(labels.get(INSTANCE_TYPE_LABEL, ""))
+    if wanted is None or instance is None:
+        why = "no hami profile" if wanted is None else "unknown GPU instance"
+        out.append(Result("allocatable", name, False, why))
+        return out
+    split = int(wanted["splitCount"])
+    out.append(_hami_registration(node, instance.gpus, split))
+    expected = instance.gpus * split
+    got = ((node.get("status") or {}).get("allocatable") or {}).get(facts.GPU_RESOURCE, "0")
+    detail = f"{facts.GPU_RESOURCE}={got}, expected {instance.gpus} GPU x {split} = {expected}"
+    out.append(Result("allocatable", name, str(got) == str(expected), detail))
+    return out
+
+
+def _hami_registration(node: Mapping, gpus: int, split: int) -> Result:
+    """What HAMi's device plugin wrote on the node: a JSON list of its GPUs, each with
+    `count` slices (deviceSplitCount) and `health` (pkg/device/devices.go DeviceInfo, whose
+    fields are omitted when zero or false)."""
+    name = _name(node)
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(facts.HAMI_NODE_REGISTER_ANNOTATION)
+    check = "hami registered"
+    if not text:
+        why = (
+            f"no {facts.HAMI_NODE_REGISTER_ANNOTATION} annotation: HAMi's plugin has not registered"
+        )
+        return Result(check, name, False, why)
+    try:
+        devices = json.loads(text)
+    except json.JSONDecodeError:
+        return Result(check, name, False, f"{facts.HAMI_NODE_REGISTER_ANNOTATION} is not JSON")
+    if not isinstance(devices, list) or not all(isinstance(d, Mapping) for d in devices):
+        return Result(check, name, False, f"{facts.HAMI_NODE_REGISTER_ANNOTATION} is not a list")
+    problems = []
+    if len(devices) != gpus:
+        problems.append(f"{len(devices)} GPUs registered, expected {gpus}")
+    counts = sorted({d.get("count", 0) for d in devices})
+    if counts != [split]:
+        problems.append(f"slices per GPU {counts}, expected {split}")
+    sick = [d.get("id", "?") for d in devices if not d.get("health")]
+    if sick:
+        problems.append(f"unhealthy: {', '.join(sick)}")
+    if problems:
+        return Result(check, name, False, "; ".join(problems))
+    return Result(check, name, True, f"{gpus} GPU x {split} slices")
+
+
+def check_hami(pods: list[Mapping], expected_hami: Mapping[str, Any]) -> list[Result]:
+    """HAMi's scheduler (kube-scheduler, extender and webhook) Ready, where the stack
+    installs HAMi: without it no hami pod is placed."""
+    if not expected_hami:
+        return []
+    scheduler = [p for p in pods if is_hami_scheduler(p)]
+    ready = [p for p in scheduler if _ready(p)]
+    if ready:
+        detail = f"{_name(ready[0])} Ready"
+    else:
+        detail = _not_ready_detail(scheduler[0]) if scheduler else "no hami-scheduler pod"
+    return [Result("hami scheduler", facts.HAMI_NAMESPACE, bool(ready), detail)]
 
 
 def check_mig_node(
@@ -441,10 +581,14 @@ def check_metrics(
     metrics: Mapping[str, str],
     pods: list[Mapping],
     gpu_resources: Iterable[str],
+    hami_nodes: Iterable[str] = (),
 ) -> list[Result]:
     """Every exporter serves GPU series; where pods on its node use a GPU, each of them has
-    its own series. A GPU no pod uses has device-level series only."""
+    its own series. A GPU no pod uses has device-level series only, and so has every GPU of a
+    hami node: HAMi's device IDs (`GPU-<uuid>-<n>`) are not ones dcgm-exporter 4.5.3-4.8.2 maps
+    to a GPU (internal/pkg/transformation/kubernetes.go, toDeviceToSharingPods)."""
     resources = set(gpu_resources)
+    hami = set(hami_nodes)
     out = []
     for exporter in exporter_pods:
         name = _name(exporter)
@@ -463,6 +607,12 @@ def check_metrics(
             out.append(Result("gpu metrics", name, False, "no DCGM_FI_DEV series"))
         elif not users:
             detail = "device-level series (no pod on this node uses a GPU)"
+            out.append(Result("gpu metrics", name, True, detail))
+        elif _node_name(exporter) in hami:
+            detail = (
+                f"device-level series; HAMi slices of {len(users)} pods are not attributed by "
+                "dcgm-exporter (per-container memory: HAMi's own metrics)"
+            )
             out.append(Result("gpu metrics", name, True, detail))
         elif missing := [u for u in users if u not in attributed]:
             detail = f"no series with pod label for {', '.join(missing)}"
@@ -493,10 +643,16 @@ def verify(state: Mapping[str, Any]) -> list[Result]:
     if not gpu_nodes:
         results.append(Result("gpu nodes", "-", False, "no node labelled as a GPU node"))
     expected_mig = state.get("expectedMig") or {}
+    expected_hami = state.get("expectedHami") or {}
+    hami_nodes = set()
     for node in gpu_nodes:
+        expected_profile = _expected_profile(node, state)
+        if is_hami_node(node, expected_profile, expected_hami):
+            hami_nodes.add(_name(node))
         results += check_gpu_node(
-            node, pods, profiles, _expected_profile(node, state), expected_mig
+            node, pods, profiles, expected_profile, expected_mig, expected_hami
         )
+    results += check_hami(pods, expected_hami)
     results += check_demo(pods, state.get("logs") or {})
     results += check_karpenter(state)
     gpu_resources = {facts.GPU_RESOURCE} | {profile_capacity(c)[0] for c in profiles.values()}
@@ -507,7 +663,7 @@ def verify(state: Mapping[str, Any]) -> list[Result]:
         for r in per_type
     }
     results += check_metrics(
-        state.get("exporterPods") or [], state.get("metrics") or {}, pods, gpu_resources
+        state.get("exporterPods") or [], state.get("metrics") or {}, pods, gpu_resources, hami_nodes
     )
     return results
 

@@ -15,7 +15,7 @@ from eks_gpu_slicing.settings.base import (
     package_map_alternative,
 )
 
-SharingStrategy = Literal["time-slicing", "mps", "none", "mig"]
+SharingStrategy = Literal["time-slicing", "mps", "none", "mig", "hami"]
 MigStrategy = Literal["single", "mixed"]
 
 # Every MIG profile name some GPU in the table has, and how each sorts (fewest slices first).
@@ -161,6 +161,57 @@ class MigSettings(_Settings):
         return problems
 
 
+# --- HAMi ----------------------------------------------------------------------------------
+
+# The most pods any GPU node here runs (ENI-limited max pods): a larger split would advertise
+# slices no pod could ever use.
+_MAX_PODS_OF_ANY_NODE = max(i.max_pods for i in facts.GPU_INSTANCES.values())
+
+
+class HamiSettings(_Settings):
+    """A `hami` profile's slices: how many containers share a GPU, how much memory HAMi may
+    hand out, and how its core limit behaves. One HAMi installation serves every hami node of
+    a stack (its device plugin's per-node configuration matches exact node names only), so
+    every hami profile of a stack must agree on all of these."""
+
+    model_config = ConfigDict(title="HamiSlices")
+
+    split_count: int = Field(
+        ge=facts.MIN_SHARING_REPLICAS,
+        le=_MAX_PODS_OF_ANY_NODE,
+        description="Containers that may share one GPU: HAMi's device plugin advertises "
+        f"`{facts.GPU_RESOURCE}` = GPUs x splitCount (chart value "
+        "devicePlugin.deviceSplitCount). Each container's device memory is capped at what it "
+        f"requests in `{facts.HAMI_MEMORY_RESOURCE}` (MiB); the scheduler places it on a GPU "
+        "with that much left.",
+    )
+    memory_scaling: float = Field(
+        default=1.0,
+        gt=0,
+        le=facts.HAMI_MAX_MEMORY_SCALING,
+        description="Device memory HAMi hands out per GPU, as a multiple of the GPU's own "
+        "(devicePlugin.deviceMemoryScaling): below 1 keeps the rest unassigned; above 1 "
+        "oversubscribes (HAMi-core's CUDA_OVERSUBSCRIBE, experimental upstream), so pods may "
+        "together declare more memory than the GPU has.",
+    )
+    core_policy: Literal["default", "force", "disable"] = Field(
+        default="default",
+        description=f"How HAMi-core applies a container's `{facts.HAMI_CORES_RESOURCE}` "
+        "(percent of the GPU's SMs; devices.nvidia.gpuCorePolicy): `default` only while "
+        "another container uses the same GPU, `force` always, `disable` never (it then only "
+        "places pods). The limit is soft (it throttles kernel launches) and a pod that "
+        "requests no gpucores is not limited.",
+    )
+
+    def per_node_values(self) -> dict[str, object]:
+        """The values one HAMi installation takes from the profile (all of them), by key."""
+        return {
+            "splitCount": self.split_count,
+            "memoryScaling": self.memory_scaling,
+            "corePolicy": self.core_policy,
+        }
+
+
 # --- Sharing profiles ---------------------------------------------------------------------
 
 
@@ -173,7 +224,8 @@ class SharingProfile(_Settings):
         "at once as clients of one MPS server, each capped at 1/replicas of the memory and SMs "
         "(docs/strategies.md#mps). `none`: whole GPUs, unshared. `mig`: hardware partitions on "
         f"the A100, H100 and H200 instance types ({listing(_MIG_FAMILIES)}); needs mig "
-        "(docs/mig.md).",
+        "(docs/mig.md). `hami`: HAMi's memory-capped software slices, each pod capped at the "
+        "GPU memory it requests; needs hami (docs/strategies.md#hami).",
     )
     replicas: int | None = Field(
         default=None,
@@ -201,6 +253,23 @@ class SharingProfile(_Settings):
         "device plugin): how each GPU is partitioned. replicas is then optional and "
         "time-slices every slice; renameByDefault is refused. See docs/mig.md.",
     )
+    hami: HamiSettings | None = Field(
+        default=None,
+        description="With strategy `hami` only, and required there: HAMi's slices of each GPU, "
+        "each container's device memory capped by HAMi-core at its "
+        f"`{facts.HAMI_MEMORY_RESOURCE}` request. replicas, renameByDefault, "
+        "failRequestsGreaterThanOne and mig are refused beside it. One HAMi installation "
+        "serves every hami node of a stack (its device plugin's per-node settings match exact "
+        "node names only), so every hami profile of a stack must set the same values (each "
+        "difference is refused by key). Its nodes carry "
+        f"`{facts.DEVICE_PLUGIN_SOURCE_LABEL}: {facts.DEVICE_PLUGIN_FROM_HAMI}`: HAMi's device "
+        "plugin runs there, NVIDIA's plugin, GFD and the MIG manager do not; on Bottlerocket "
+        "the built-in plugin is turned off (Bottlerocket 1.63.0+), and AL2023 and Bottlerocket "
+        "hami groups cannot be mixed in one stack. Managed node groups only: a Karpenter pool "
+        "of a hami profile is refused. Pods name `schedulerName: "
+        f"{facts.HAMI_SCHEDULER_NAME}` and ask for `{facts.GPU_RESOURCE}: 1` plus "
+        f"`{facts.HAMI_MEMORY_RESOURCE}: <MiB>`. See docs/strategies.md#hami.",
+    )
 
     @field_validator("replicas")
     @classmethod
@@ -215,6 +284,12 @@ class SharingProfile(_Settings):
 
     @model_validator(mode="after")
     def _replicas_match_strategy(self) -> SharingProfile:
+        if self.strategy == "hami":
+            return self._hami_checks()
+        if self.hami is not None:
+            raise ValueError(
+                f"hami only applies to strategy 'hami' (this profile's is '{self.strategy}')"
+            )
         if self.strategy == "mig":
             return self._mig_checks()
         if self.mig is not None:
@@ -255,14 +330,43 @@ class SharingProfile(_Settings):
             raise ValueError("failRequestsGreaterThanOne only applies when replicas time-slices")
         return self
 
+    def _hami_checks(self) -> SharingProfile:
+        if self.hami is None:
+            raise ValueError("strategy 'hami' needs hami: {splitCount: N}")
+        # HAMi's own device plugin serves these nodes: none of the NVIDIA plugin's keys
+        # reaches it, and a profile that set one would not get what it says.
+        refused = [
+            key
+            for key, given in (
+                ("replicas", self.replicas is not None),
+                ("renameByDefault", self.rename_by_default),
+                ("failRequestsGreaterThanOne", self.fail_requests_greater_than_one is not None),
+                ("mig", self.mig is not None),
+            )
+            if given
+        ]
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)}: not with strategy 'hami', whose GPUs HAMi's own device "
+                "plugin advertises (slices per GPU: hami.splitCount; HAMi does not rename its "
+                "resource; MIG is a strategy of its own)"
+            )
+        return self
+
     @property
     def is_mig(self) -> bool:
         return self.strategy == "mig"
 
+    @property
+    def is_hami(self) -> bool:
+        return self.strategy == "hami"
+
     def slice_resources_per_gpu(self, instance: facts.GpuInstance) -> dict[str, int]:
         """Extended resource -> devices one GPU of this instance type advertises.
 
-        Unshared and time-sliced/MPS GPUs: the profile's resource, replicas of it. MIG: every
+        Unshared and time-sliced/MPS GPUs: the profile's resource, replicas of it; HAMi:
+        nvidia.com/gpu, splitCount of it (its memory and cores are never advertised, HAMi's
+        scheduler places them). MIG: every
         slice (as nvidia.com/gpu with `single`, as nvidia.com/mig-<profile> with `mixed`),
         times replicas when time-sliced. Empty for MIG on a GPU without MIG.
         """
@@ -322,18 +426,25 @@ class SharingProfile(_Settings):
 
     def gpu_memory_per_virtual_gpu_mib(self, gpu_memory_mib: int) -> int:
         """Device memory each virtual GPU can count on: all of it shared (time-slicing), or
-        the plugin's per-client limit, total / replicas (MPS)."""
+        the plugin's per-client limit, total / replicas (MPS). HAMi: the even share of what
+        HAMi hands out, GPU memory x memoryScaling / splitCount (each pod's cap is what it
+        requests in nvidia.com/gpumem, which may be more or less)."""
+        if self.is_hami and self.hami is not None:
+            return int(gpu_memory_mib * self.hami.memory_scaling) // self.hami.split_count
         return gpu_memory_mib // self.virtual_gpus_per_gpu
 
     @property
     def shared(self) -> bool:
-        """More than one pod per physical device: time-slicing, MPS, or time-sliced MIG."""
+        """More than one pod per physical device: time-slicing, MPS, HAMi's slices, or
+        time-sliced MIG."""
         if self.is_mig:
             return self.replicas is not None
         return self.strategy != "none"
 
     @property
     def virtual_gpus_per_gpu(self) -> int:
+        if self.is_hami and self.hami is not None:
+            return self.hami.split_count
         return self.replicas if self.shared and self.replicas else 1
 
     @property

@@ -28,6 +28,7 @@ from eks_gpu_slicing.settings.network import ClusterEndpointSettings, NetworkSet
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings, SystemNodeGroupSettings
 from eks_gpu_slicing.settings.sharing import (
     DEFAULT_SHARING,
+    HamiSettings,
     MigSettings,
     SharingProfile,
     bottlerocket_problems,
@@ -234,17 +235,24 @@ class Settings(_Settings):
         return self.demo_workload.profile or self.device_plugin.default_profile
 
     @property
-    def demo_resource_name(self) -> str:
-        """The resource each demo pod requests: the demo profile's, on the GPU of the first
-        node group (then Karpenter pool) that uses it. Only MIG `mixed` depends on the GPU:
-        the smallest slice type of the layout there."""
+    def demo_instance(self) -> facts.GpuInstance | None:
+        """The GPU instance the demo is sized for: the first node group's (then Karpenter
+        pool's) that uses the demo profile."""
         name = self.demo_profile_name
-        profile = self.sharing[name]
         instances = [g.instance for g in self.gpu_node_groups.values() if g.sharing == name]
         instances += [
             i for p in self.karpenter_pools.values() if p.sharing == name for i in p.instances
         ]
-        return profile.resource_name_on(instances[0]) if instances else profile.resource_name
+        return instances[0] if instances else None
+
+    @property
+    def demo_resource_name(self) -> str:
+        """The resource each demo pod requests: the demo profile's, on the GPU of the first
+        node group (then Karpenter pool) that uses it. Only MIG `mixed` depends on the GPU:
+        the smallest slice type of the layout there."""
+        profile = self.sharing[self.demo_profile_name]
+        instance = self.demo_instance
+        return profile.resource_name_on(instance) if instance else profile.resource_name
 
     def profile_of(self, group: GpuNodeGroupSettings) -> SharingProfile:
         return self.sharing[group.sharing]
@@ -261,7 +269,32 @@ class Settings(_Settings):
             used.add(self.gpu_metrics.namespace)
         if self.karpenter_installs_here:
             used.add(self.karpenter.namespace)
+        if self.hami is not None:
+            used.add(facts.HAMI_NAMESPACE)
         return used
+
+    @property
+    def hami_groups(self) -> dict[str, GpuNodeGroupSettings]:
+        """GPU node groups whose profile is `hami` (HAMi's device plugin serves their nodes)."""
+        return {
+            name: group
+            for name, group in self.gpu_node_groups.items()
+            if self.profile_of(group).is_hami
+        }
+
+    @property
+    def hami(self) -> HamiSettings | None:
+        """What the one HAMi installation is set up with, when some node group uses a hami
+        profile (every hami profile agrees on it: combination_problems); None: HAMi is not
+        installed."""
+        for group in self.hami_groups.values():
+            return self.profile_of(group).hami
+        return None
+
+    @property
+    def hami_on_bottlerocket(self) -> bool:
+        """Whether HAMi's nodes run Bottlerocket (its paths differ; all of them or none)."""
+        return any(group.bottlerocket for group in self.hami_groups.values())
 
     @property
     def benchmark_groups(self) -> dict[str, tuple[GpuNodeGroupSettings, SharingProfile]]:
@@ -336,6 +369,7 @@ class Settings(_Settings):
                         f"each MPS client {per_client} MiB on a {instance.name}, less than a "
                         f"CUDA context needs (~{facts.CUDA_CONTEXT_MIB} MiB): lower replicas"
                     )
+        problems.extend(self._hami_problems())
         if self.benchmark.enabled:
             unmeasurable = self.unbenchmarkable_groups
             problems.extend(
@@ -343,6 +377,52 @@ class Settings(_Settings):
                 "a time-slicing or unshared profile"
                 for name in self.benchmark.node_groups or []
                 if name in unmeasurable
+            )
+        return problems
+
+    def _hami_problems(self) -> list[str]:
+        """What one HAMi installation cannot serve: hami profiles that differ (its plugin's
+        per-node configuration matches exact node names only, which managed node groups and
+        Karpenter give at launch), Karpenter pools of a hami profile, and AL2023 and
+        Bottlerocket hami groups together (one release has one set of host paths)."""
+        problems = []
+        hami = {name: p.hami for name, p in self.sharing.items() if p.hami is not None}
+        if len(hami) > 1:
+            first, *others = sorted(hami)
+            reference = hami[first].per_node_values()
+            for name in others:
+                for key, value in hami[name].per_node_values().items():
+                    if value != reference[key]:
+                        problems.append(
+                            f"sharing.{name}.hami.{key}: {value!r} differs from "
+                            f"sharing.{first}.hami.{key} ({reference[key]!r}): one HAMi "
+                            "installation serves every hami node of the stack (its device "
+                            "plugin's per-node settings match exact node names only), so every "
+                            "hami profile must set the same values"
+                        )
+        for name, pool in self.karpenter_pools.items():
+            if self.sharing[pool.sharing].is_hami:
+                problems.append(
+                    f"karpenter.nodePools.{name}.sharing: profile '{pool.sharing}' is hami, "
+                    "which Karpenter cannot provision for: only nvidia.com/gpu reaches a "
+                    f"node's allocatable, never {facts.HAMI_MEMORY_RESOURCE} or "
+                    f"{facts.HAMI_CORES_RESOURCE}, so a pod requesting them never fits an "
+                    "instance type (kubernetes-sigs/karpenter v1.14.1 pkg/utils/resources "
+                    "Fits), and with a NodeOverlay advertising them the node launches but its "
+                    "NodeClaim never initialises (lifecycle/initialization.go, "
+                    "RequestedResourcesRegistered); use a managed node group for the hami "
+                    "profile and give the pool another profile"
+                )
+        groups = self.hami_groups
+        bottlerocket = sorted(n for n, g in groups.items() if g.bottlerocket)
+        al2023 = sorted(n for n, g in groups.items() if not g.bottlerocket)
+        if bottlerocket and al2023:
+            problems.append(
+                f"gpuNodeGroups.{bottlerocket[0]}.amiType: hami groups "
+                f"{', '.join(bottlerocket)} (Bottlerocket) and {', '.join(al2023)} (AL2023) "
+                "cannot share one HAMi installation: its library path differs between the two "
+                f"(global.gpuHookPath {facts.HAMI_HOOK_PATH['bottlerocket']} on Bottlerocket, "
+                f"whose /usr/local is read-only); give every hami group the same amiType"
             )
         return problems
 
@@ -503,10 +583,11 @@ class Settings(_Settings):
                 )
         if self.benchmark.enabled and not self.benchmark.node_groups:
             left_out = sorted(self.unbenchmarkable_groups)
+            kinds = "MPS, MIG or hami" if self.hami_groups else "MPS or MIG"
             if left_out:
                 out.append(
-                    f"benchmark: no Job on gpuNodeGroups {', '.join(left_out)}: their MPS or "
-                    "MIG profile leaves no whole GPU to measure sharing on"
+                    f"benchmark: no Job on gpuNodeGroups {', '.join(left_out)}: their {kinds} "
+                    "profile leaves no whole GPU to measure sharing on"
                     + ("" if self.benchmark_groups else "; no group is left to benchmark")
                 )
         for name, (group, _) in self.benchmark_groups.items():
@@ -582,6 +663,14 @@ def _why_not_benchmarkable(profile_name: str, profile: SharingProfile) -> str | 
         return (
             f"profile '{profile_name}' is MIG: the pod gets one MIG slice, not the whole "
             "GPU, so it cannot measure whole-GPU sharing"
+        )
+    if profile.is_hami:
+        # HAMi's device plugin allocates only for pods its scheduler placed, and the Job's
+        # processes would share one container's HAMi-core cap. The benchmark's own hami mode
+        # measures HAMi-core on a GPU machine (benchmarks/sharing/README.md).
+        return (
+            f"profile '{profile_name}' is hami: the pod would be one HAMi slice, every "
+            "process of it under one memory cap, so it cannot measure whole-GPU sharing"
         )
     return None
 
