@@ -26,7 +26,13 @@ from tests.test_program import NAMESPACE, NODE_GROUP, RELEASE, dev_settings
 EXPORTER = "gpu-metrics"
 COMPONENT = "eks-gpu-slicing:observability:GpuMetrics"
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-CHART = REFERENCE / f"dcgm-exporter-{facts.DCGM_EXPORTER_CHART_VERSION}"
+# The reference data is of chart 4.8.2: the pinned 4.8.3 was checked against upstream by hand
+# (facts.DCGM_EXPORTER_VALUE_PATHS says where), and no copy of it is kept here. What the
+# tests below prove is that every value we set is one chart 4.8.2 reads, and that the paths
+# facts lists are all among them: a value added to the builder without its path in facts, or
+# a path facts lists that 4.8.2 never read, fails.
+REFERENCE_CHART_VERSION = "4.8.2"
+CHART = REFERENCE / f"dcgm-exporter-{REFERENCE_CHART_VERSION}"
 DASHBOARD = ROOT / "dashboards" / "gpu-sharing.json"
 
 needs_reference = pytest.mark.skipif(not CHART.is_dir(), reason=f"no upstream reference at {CHART}")
@@ -48,7 +54,7 @@ def test_defaults_are_off_with_a_namespace_of_its_own(minimal):
     settings = load_settings(minimal, stack="t")
     metrics = settings.gpu_metrics
     assert metrics.enabled is False
-    assert (metrics.chart_version, metrics.namespace) == ("4.8.2", "gpu-monitoring")
+    assert (metrics.chart_version, metrics.namespace) == ("4.8.3", "gpu-monitoring")
     assert (metrics.service_monitor, metrics.interval) == (False, "15s")
     assert "gpu-monitoring" not in settings.namespaces
     minimal["gpuMetrics"] = {"enabled": True}
@@ -149,7 +155,7 @@ def test_release_is_pinned_in_its_namespace(dev):
     release = dev.one(RELEASE, EXPORTER)
     inputs = release.inputs
     assert inputs["chart"] == "dcgm-exporter"
-    assert inputs["version"] == "4.8.2"
+    assert inputs["version"] == "4.8.3"
     assert inputs["repositoryOpts"] == {
         "repo": "https://nvidia.github.io/dcgm-exporter/helm-charts"
     }
@@ -258,7 +264,7 @@ def test_every_value_we_set_is_read_by_the_chart(service_monitor):
 @needs_reference
 def test_chart_defaults_we_override():
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert facts.DCGM_EXPORTER_CHART_VERSION in defaults["image"]["tag"]  # 4.5.3-4.8.2
+    assert REFERENCE_CHART_VERSION in defaults["image"]["tag"]  # 4.5.3-4.8.2
     assert defaults["hostPID"] is False
     assert defaults["serviceMonitor"]["enabled"] is True  # why we always set it
     assert defaults["kubernetes"]["enablePodLabels"] is False

@@ -47,7 +47,8 @@ DEMO_POD_LABEL = ("app", "gpu-deployment")
 GPU_UUID = re.compile(r"UUID:\s*(GPU-[0-9a-fA-F-]+)")
 DCGM_SERIES = re.compile(r"^DCGM_FI_DEV_\w+(\{[^}]*\})?\s", re.MULTILINE)
 # dcgm-exporter's per-pod series carry the pod's name; a GPU no pod uses keeps its
-# device-level series without one (internal/pkg/transformation/kubernetes.go, 4.5.3-4.8.2).
+# device-level series without one (internal/pkg/transformation/kubernetes.go, 4.5.3-4.8.2 to
+# 4.6.0-4.8.3).
 POD_LABEL = re.compile(r'\bpod="([^"]+)"')
 DCGM_EXPORTER_PORT = 9400  # the chart's service and container port (values.yaml)
 
