@@ -154,6 +154,8 @@ class DemoWorkload(TypedDict):
     """Its own namespace, which enforces the restricted Pod Security Standard."""
     profile: NotRequired[str]
     """Sharing profile whose nodes it runs on (default: the device plugin's default)."""
+    tenant: NotRequired[str]
+    """Run it as this tenant: in the tenant's namespace, within its quota (namespace left out)."""
 
 
 class Benchmark(TypedDict):
@@ -254,6 +256,43 @@ class Karpenter(TypedDict):
     )
 
 
+class TenantDefaults(TypedDict):
+    """CPU and memory for a tenant's containers that set none (a LimitRange); no GPU slices."""
+
+    cpu_request: NotRequired[str]
+    """Default CPU request as a Kubernetes quantity (e.g. 100m)."""
+    cpu_limit: NotRequired[str]
+    """Default CPU limit (e.g. 1); without cpuRequest the request equals it."""
+    memory_request: NotRequired[str]
+    """Default memory request (e.g. 256Mi)."""
+    memory_limit: NotRequired[str]
+    """Default memory limit (e.g. 1Gi); without memoryRequest the request equals it."""
+
+
+class Tenant(TypedDict):
+    """A team on the shared GPUs: its namespace, its quota of slices, defaults, principals."""
+
+    quota: dict[str, int]
+    (
+        "Slices the team may hold at once, keyed by sharing profile or by resource "
+        "(nvidia.com/gpu, nvidia.com/gpu.shared, nvidia.com/mig-<profile>), 0 to 100000 each; a "
+        "ResourceQuota on requests.<resource>, every other GPU resource at 0."
+    )
+    namespace: NotRequired[str]
+    """Its namespace, created by the component (default: the tenant's name)."""
+    pod_security: NotRequired[str]
+    """Pod Security Standards level the namespace enforces: `privileged`, `baseline` or
+    `restricted` (the default)."""
+    defaults: NotRequired[TenantDefaults]
+    """CPU and memory for containers that set none."""
+    principals: NotRequired[list[str]]
+    (
+        "IAM role or user ARNs (at most 20) given AmazonEKSEditPolicy in the namespace only, "
+        "through EKS access entries (the cluster must authenticate with API or "
+        "API_AND_CONFIG_MAP)."
+    )
+
+
 class GpuSharingArgs(TypedDict):
     """Inputs of GpuSharing: the stack's configuration keys for an existing cluster."""
 
@@ -280,6 +319,8 @@ class GpuSharingArgs(TypedDict):
     """Karpenter, installed here or already running."""
     tags: NotRequired[dict[str, str]]
     """AWS tags for every AWS resource it creates (besides project and stack)."""
+    tenants: NotRequired[dict[str, Tenant]]
+    """Teams sharing the GPUs by name: namespace, quota of slices, defaults, principals."""
 
 
 # --- Outputs ---------------------------------------------------------------------------------
@@ -333,6 +374,61 @@ class KarpenterNodePoolReport(TypedDict):
     """Extended resource pods request."""
     virtual_gpus_per_instance_type: dict[str, int]
     """Virtual GPUs one node of each instance type advertises."""
+
+
+class TenantQuotaReport(TypedDict):
+    """One resource of a tenant's quota and what it stands for when all its slices are used."""
+
+    key: str
+    """The quota key it came from: a sharing profile or the resource."""
+    slices: int
+    """Slices the tenant may hold at once."""
+    usd_per_slice_hour_min: float
+    """Lowest on-demand price of one slice over the nodes it may land on, USD per hour."""
+    usd_per_slice_hour_max: float
+    """Highest on-demand price of one slice, USD per hour."""
+    usd_per_hour_min: float
+    """slices x the lowest price, USD per hour."""
+    usd_per_hour_max: float
+    """slices x the highest price, USD per hour."""
+    gpu_memory_gi_b_min: float
+    """slices x the least GPU memory one slice counts on, GiB."""
+    gpu_memory_gi_b_max: float
+    """slices x the most GPU memory one slice counts on, GiB."""
+    instance_types: list[str]
+    """Instance types whose nodes advertise it."""
+
+
+class TenantReport(TypedDict):
+    """A tenant: where it runs, who may edit there, and what its quota stands for."""
+
+    namespace: str
+    """Its namespace."""
+    pod_security: str
+    """Pod Security Standards level the namespace enforces."""
+    principals: list[str]
+    """IAM principals with edit rights in the namespace."""
+    quota: dict[str, TenantQuotaReport]
+    """Per resource it was given: slices, price and memory."""
+    usd_per_hour_min: float
+    """The whole quota in use at the lowest prices, USD per hour."""
+    usd_per_hour_max: float
+    """The whole quota in use at the highest prices, USD per hour."""
+    gpu_memory_gi_b_min: float
+    """GPU memory the whole quota counts on, at the least per slice, GiB."""
+    gpu_memory_gi_b_max: float
+    """GPU memory the whole quota counts on, at the most per slice, GiB."""
+    price_source: str
+    """Where the prices are from (on-demand, region, date)."""
+
+
+class TenantQuotaTotalReport(TypedDict):
+    """One GPU resource over all tenants."""
+
+    quota: int
+    """What the tenants' quotas add up to."""
+    capacity: int
+    """The most the stack can ever offer (absent when a pool has no countable limit)."""
 
 
 # Kubernetes quantities, int or string in a stack file; the schema (which has no unions) types
@@ -418,6 +514,10 @@ class GpuSharing(gpu_sharing.GpuSharing):
     """Per Karpenter pool: what its nodes advertise (absent without Karpenter)."""
     benchmark_jobs: pulumi.Output[dict[str, str]] | None
     """Per GPU node group: the name of its benchmark Job (absent when off)."""
+    tenants: pulumi.Output[dict[str, TenantReport]] | None
+    """Per tenant: namespace, principals, and what its quota stands for (absent without)."""
+    tenant_quota_totals: pulumi.Output[dict[str, TenantQuotaTotalReport]] | None
+    """Per GPU resource: the tenants' quotas added up and the capacity (absent without)."""
 
     _adopts_stack_parts = False
 

@@ -349,6 +349,28 @@ NODE_ROLE_POLICIES = (
     "AmazonEC2ContainerRegistryPullOnly",
 )
 CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
+# What a tenant's principals get in its namespace (EKS user guide, "Review access policy
+# permissions"): like Kubernetes' `edit` role, most namespaced objects, but not Roles,
+# RoleBindings, ResourceQuotas or LimitRanges, so a team cannot raise its own quota. Scoped
+# with accessScope {type: namespace, namespaces: [...]}; one association per principal and
+# policy (EKS: "you can only associate each policy to an access entry once").
+TENANT_ACCESS_POLICY = "AmazonEKSEditPolicy"
+ACCESS_SCOPE_NAMESPACE = "namespace"
+ACCESS_ENTRY_STANDARD = "STANDARD"
+
+# --- Tenants ----------------------------------------------------------------------------------
+
+# Label on a tenant's namespace, quota and defaults: which tenant they belong to.
+TENANT_LABEL = "eks-gpu-slicing/tenant"
+# Names of the objects in a tenant's namespace (verify finds the quota by it).
+TENANT_QUOTA_NAME = "gpu-slices"
+TENANT_LIMIT_RANGE_NAME = "container-defaults"
+# The ResourceQuota key of an extended resource: the quota controller counts an extended
+# resource only as requests.<name> (kubernetes pkg/quota/v1/evaluator/core/pods.go,
+# isExtendedResourceNameForQuota: "only quota objects in format of requests.resourceName is
+# allowed", since extended resources cannot be overcommitted); the API server accepts
+# limits.<name> or the bare name too, and nothing would ever count them.
+QUOTA_REQUESTS_PREFIX = "requests."
 
 
 # ARNs carry the partition (aws, aws-cn, aws-us-gov): never spell `arn:aws:` in an ARN.

@@ -39,6 +39,7 @@ from eks_gpu_slicing.settings import (
 from eks_gpu_slicing.settings.existing_cluster import CREATED_CLUSTER_KEYS, ExistingClusterSettings
 from eks_gpu_slicing.settings.sharing import MigSettings
 from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, read_stack_file
+from eks_gpu_slicing.settings.tenants import TenantDefaultsSettings, TenantSettings
 from tests.conftest import engine_config
 
 TOKEN = "eks-gpu-slicing:index:GpuSharing"
@@ -128,6 +129,8 @@ MIRRORS = {
     package.GpuMetrics: GpuMetricsSettings,
     package.Karpenter: KarpenterSettings,
     package.KarpenterNodePool: KarpenterNodePoolSettings,
+    package.Tenant: TenantSettings,
+    package.TenantDefaults: TenantDefaultsSettings,
 }
 # Settings keys an existing-cluster stack may not set (refused by load_settings), and the one
 # taken from existingCluster.name: the component has no input for them.

@@ -50,6 +50,13 @@ class DemoWorkloadSettings(_Settings):
     namespace: Namespace = "gpu-demo"
     # Which sharing profile's nodes (and resource name) to use; the device plugin's default.
     profile: str | None = None
+    tenant: str | None = Field(
+        default=None,
+        description=(
+            "Run the demo as this tenant: in its namespace and within its quota (then leave "
+            "namespace out). Unset: in demoWorkload.namespace, outside any tenant."
+        ),
+    )
 
 
 class BenchmarkSettings(_Settings):
