@@ -8,8 +8,10 @@ import copy
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import promql_parser
 import pytest
 import yaml
 
@@ -323,17 +325,99 @@ def test_dashboard_variables_are_defined_and_used(dashboard):
     assert used == {"cluster", "node", "namespace"}
 
 
-def test_dashboard_groups_by_labels_the_exporter_emits(dashboard):
-    # kube-state-metrics' `node` and the Prometheus-side `cluster` besides the exporter's.
-    known = (
-        {facts.DCGM_NODE_LABEL, "cluster", "node"} | facts.DCGM_GPU_LABELS | facts.DCGM_POD_LABELS
-    )
+# Labels each metric the dashboard reads carries: the exporter's (facts), kube-state-metrics'
+# (docs/metrics: node/nodes-metrics.md, policy/resourcequota-metrics.md) and the Prometheus-side
+# `cluster` on all of them.
+METRIC_LABELS = {
+    "DCGM_": {facts.DCGM_NODE_LABEL} | facts.DCGM_GPU_LABELS | facts.DCGM_POD_LABELS,
+    "kube_node_status_allocatable": {"node", "resource", "unit"},
+    "kube_resourcequota": {"namespace", "resourcequota", "resource", "type"},
+}
+
+
+@dataclass
+class Query:
+    """What a parsed PromQL expression reads: its selectors (metric, matcher labels) and the
+    labels it groups or matches on, besides those label_replace makes."""
+
+    selectors: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    grouping: set[str] = field(default_factory=set)
+    made: set[str] = field(default_factory=set)
+
+
+def query_of(expr: str) -> Query:
+    """Parse one expression (promql-parser, Prometheus' own grammar): a syntax error raises."""
+    query = Query()
+
+    def walk(node) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            matchers = {m.name: m.value for m in node.matchers.matchers}
+            query.selectors.append((node.name or matchers.get("__name__", ""), matchers))
+        elif isinstance(node, promql_parser.AggregateExpr):
+            query.grouping |= set(node.modifier.labels if node.modifier else ())
+            walk(node.expr)
+        elif isinstance(node, promql_parser.BinaryExpr):
+            modifier = node.modifier
+            if modifier is not None and modifier.matching is not None:
+                query.grouping |= set(modifier.matching.labels)
+            walk(node.lhs)
+            walk(node.rhs)
+        elif isinstance(node, promql_parser.Call):
+            if node.func.name == "label_replace":
+                query.made.add(node.args[1].val)
+            for arg in node.args:
+                walk(arg)
+        elif isinstance(node, promql_parser.ParenExpr | promql_parser.UnaryExpr):
+            walk(node.expr)
+        elif not isinstance(node, promql_parser.StringLiteral | promql_parser.NumberLiteral):
+            raise AssertionError(f"unexpected {type(node).__name__} in {expr}")
+
+    walk(promql_parser.parse(expr))
+    return query
+
+
+def test_every_dashboard_expression_parses_and_reads_labels_its_metrics_carry(dashboard):
     for expr in exprs_of(dashboard):
-        for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", expr):
-            labels = {label.strip() for label in clause.split(",") if label.strip()}
-            assert labels <= known, (labels - known, expr)
-        for opening, closing in ("()", "{}", "[]"):
-            assert expr.count(opening) == expr.count(closing), expr
+        query = query_of(expr)  # ValueError on a syntax error
+        carried = {"cluster"} | query.made
+        for metric, matchers in query.selectors:
+            (labels,) = [v for k, v in METRIC_LABELS.items() if metric.startswith(k)]
+            carried |= labels
+            assert set(matchers) <= labels | {"cluster"}, (metric, set(matchers) - labels, expr)
+        assert query.grouping <= carried, (query.grouping - carried, expr)
+
+
+def test_the_query_parser_catches_what_prometheus_would_refuse():
+    with pytest.raises(ValueError):
+        query_of('sum by (namespace (DCGM_FI_DEV_GPU_UTIL{pod!=""})')
+    with pytest.raises(ValueError):
+        query_of('DCGM_FI_DEV_GPU_UTIL{pod!=""')
+
+
+def test_per_namespace_panels_show_slices_against_quota_and_use(dashboard):
+    panels = {p["title"]: p for p in dashboard["panels"]}
+    slices = [query_of(t["expr"]) for t in panels["GPU slices in use / quota"]["targets"]]
+    types = set()
+    for query in slices:
+        ((metric, matchers),) = query.selectors
+        assert metric == "kube_resourcequota"
+        # The tenants' quota by its name; GPU resources as the quota names them.
+        assert matchers["resourcequota"] == facts.TENANT_QUOTA_NAME
+        assert re.fullmatch(matchers["resource"], "requests.nvidia.com/gpu.shared")
+        assert re.fullmatch(matchers["resource"], "requests.nvidia.com/mig-1g.10gb")
+        assert not re.fullmatch(matchers["resource"], "requests.cpu")
+        assert {"namespace", "resource"} <= query.grouping
+        types.add(matchers["type"])
+    assert types == {"used", "hard"}
+    for title, metric in (
+        ("GPU utilisation per namespace", "DCGM_FI_DEV_GPU_UTIL"),
+        ("Framebuffer used per namespace", "DCGM_FI_DEV_FB_USED"),
+    ):
+        ((target),) = panels[title]["targets"]
+        query = query_of(target["expr"])
+        ((read, matchers),) = query.selectors
+        assert read == metric and matchers["pod"] == ""  # pod!="": the per-pod series only
+        assert target["expr"].startswith("sum by (cluster, namespace) (")
 
 
 def test_dashboard_panels_are_laid_out_once(dashboard):
