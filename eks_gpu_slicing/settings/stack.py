@@ -380,7 +380,7 @@ class Settings(_Settings):
         """Where resource_capacity's number comes from, for messages: each group at maxSize
         and each pool's bound."""
         parts = [
-            f"gpuNodeGroups.{name}: {g.max_size} x {per_node}"
+            f"gpuNodeGroups.{name}: maxSize {g.max_size} x {per_node} per node"
             for name, g in self.gpu_node_groups.items()
             if (per_node := self.profile_of(g).node_resources(g.instance).get(resource, 0))
         ]
