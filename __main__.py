@@ -33,3 +33,6 @@ pulumi.export("clusterName", cluster.name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("devicePluginConfigMap", sharing.device_plugin_config_map)
 pulumi.export("gpuNodeGroups", sharing.gpu_node_groups)
+if sharing.tenants is not None:
+    pulumi.export("tenants", sharing.tenants)
+    pulumi.export("tenantQuotaTotals", sharing.tenant_quota_totals)

@@ -26,12 +26,14 @@ from components.karpenter import Karpenter, KarpenterArgs
 from components.mig_manager import MigManager, MigManagerArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.node_group import NodeGroup, NodeGroupArgs
+from components.tenants import Tenants, TenantsArgs
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import AwsContext
 from eks_gpu_slicing.builders import mig
 from eks_gpu_slicing.builders.bottlerocket import user_data as bottlerocket_user_data
 from eks_gpu_slicing.builders.karpenter import node_pool_capacity
 from eks_gpu_slicing.builders.pod_security import namespace_levels, workload_placements
+from eks_gpu_slicing.builders.tenants import quota_totals, tenant_report
 from eks_gpu_slicing.builders.workloads import (
     gpu_node_group_labels,
     gpu_node_taints,
@@ -111,10 +113,11 @@ class GpuSharing(pulumi.ComponentResource):
     """Shared NVIDIA GPUs on one EKS cluster.
 
     Attributes: `node_groups` (name -> NodeGroup), `namespaces`, `device_plugin`, `hami`,
-    `gpu_metrics`, `karpenter`, `demo`, `benchmark` (None when off), and the reports the stack
-    exports (named as its outputs, which the component package serves too):
+    `gpu_metrics`, `karpenter`, `tenancy` (the Tenants part), `demo`, `benchmark` (None when
+    off), and the reports the stack exports (named as its outputs, which the component package
+    serves too):
     `device_plugin_config_map`, `gpu_node_groups` (name -> capacity report),
-    `karpenter_node_pools`, `benchmark_jobs`.
+    `karpenter_node_pools`, `benchmark_jobs`, `tenants` (per tenant) and `tenant_quota_totals`.
 
     Its parts were top-level components of the stack before it existed; each carries an alias
     to the root stack, so a stack deployed then adopts them (and, through the engine's
@@ -148,6 +151,7 @@ class GpuSharing(pulumi.ComponentResource):
         self.hami = self._hami()
         self.gpu_metrics = self._gpu_metrics()
         self.karpenter = self._karpenter()
+        self.tenancy = self._tenants()
         self.demo = self._demo()
         self.benchmark = self._benchmark()
 
@@ -166,6 +170,10 @@ class GpuSharing(pulumi.ComponentResource):
             else None
         )
         self.benchmark_jobs = self.benchmark.job_names if self.benchmark is not None else None
+        # The sharing report's per-tenant section and the quotas' sum against the capacity
+        # (None without tenants, so a stack without them exports what it did before).
+        self.tenants = tenant_report(s) if s.tenants else None
+        self.tenant_quota_totals = quota_totals(s) if s.tenants else None
         outputs: dict = {
             "devicePluginConfigMap": self.device_plugin_config_map,
             "gpuNodeGroups": self.gpu_node_groups,
@@ -174,6 +182,9 @@ class GpuSharing(pulumi.ComponentResource):
             outputs["karpenterNodePools"] = self.karpenter_node_pools
         if self.benchmark_jobs is not None:
             outputs["benchmarkJobs"] = self.benchmark_jobs
+        if self.tenants is not None:
+            outputs["tenants"] = self.tenants
+            outputs["tenantQuotaTotals"] = self.tenant_quota_totals
         self.register_outputs(outputs)
 
     def _part(self) -> pulumi.ResourceOptions:
@@ -386,11 +397,38 @@ class GpuSharing(pulumi.ComponentResource):
             opts=self._part(),
         )
 
+    def _tenants(self) -> Tenants | None:
+        """The teams' namespaces, quotas, defaults and access (new with tenants: nothing of
+        an older stack to adopt, so no alias)."""
+        s, cluster = self._settings, self._cluster
+        if not s.tenants:
+            return None
+        return Tenants(
+            "tenants",
+            TenantsArgs(
+                provider=cluster.provider,
+                settings=s,
+                cluster_name=cluster.name,
+                aws=self._args.aws,
+                cluster_depends_on=cluster.cluster_resources,
+                created_cluster=cluster.eks_cluster is not None,
+                tags=self._args.tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _demo(self) -> DemoWorkload | None:
         s = self._settings
         if not s.demo_workload.enabled:
             return None
         demo_profile = s.sharing[s.demo_profile_name]
+        # Run as a tenant: in its namespace, after its quota (which then counts the pods).
+        tenant = s.demo_workload.tenant
+        where = (
+            self.tenancy.depends_on(tenant)
+            if self.tenancy is not None and tenant is not None and s.demo_in_tenant
+            else self.namespaces.depends_on(s.demo_workload.namespace)
+        )
         return DemoWorkload(
             "demo",
             DemoWorkloadArgs(
@@ -400,12 +438,13 @@ class GpuSharing(pulumi.ComponentResource):
                 profile=demo_profile,
                 resource_name=s.demo_resource_name,
                 instance=s.demo_instance,
+                namespace=s.demo_namespace,
                 depends_on=[
                     self.device_plugin,
                     # A hami demo's pods need HAMi's scheduler and webhook.
                     *([self.hami] if self.hami is not None and demo_profile.is_hami else []),
                     *self.node_groups.values(),
-                    *self.namespaces.depends_on(s.demo_workload.namespace),
+                    *where,
                 ],
             ),
             opts=self._part(),

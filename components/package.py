@@ -126,6 +126,61 @@ class KarpenterNodePoolReport(TypedDict):
     """MIG only: per instance type, each slice resource and how many one node advertises."""
 
 
+class TenantQuotaReport(TypedDict):
+    """One resource of a tenant's quota and what it stands for when all its slices are used."""
+
+    key: str
+    """The quota key it came from: a sharing profile or the resource."""
+    slices: int
+    """Slices the tenant may hold at once."""
+    usd_per_slice_hour_min: float
+    """Lowest on-demand price of one slice over the nodes it may land on, USD per hour."""
+    usd_per_slice_hour_max: float
+    """Highest on-demand price of one slice, USD per hour."""
+    usd_per_hour_min: float
+    """slices x the lowest price, USD per hour."""
+    usd_per_hour_max: float
+    """slices x the highest price, USD per hour."""
+    gpu_memory_gi_b_min: float
+    """slices x the least GPU memory one slice counts on, GiB."""
+    gpu_memory_gi_b_max: float
+    """slices x the most GPU memory one slice counts on, GiB."""
+    instance_types: list[str]
+    """Instance types whose nodes advertise it."""
+
+
+class TenantReport(TypedDict):
+    """A tenant: where it runs, who may edit there, and what its quota stands for."""
+
+    namespace: str
+    """Its namespace."""
+    pod_security: str
+    """Pod Security Standards level the namespace enforces."""
+    principals: list[str]
+    """IAM principals with edit rights in the namespace."""
+    quota: dict[str, TenantQuotaReport]
+    """Per resource it was given: slices, price and memory."""
+    usd_per_hour_min: float
+    """The whole quota in use at the lowest prices, USD per hour."""
+    usd_per_hour_max: float
+    """The whole quota in use at the highest prices, USD per hour."""
+    gpu_memory_gi_b_min: float
+    """GPU memory the whole quota counts on, at the least per slice, GiB."""
+    gpu_memory_gi_b_max: float
+    """GPU memory the whole quota counts on, at the most per slice, GiB."""
+    price_source: str
+    """Where the prices are from (on-demand, region, date)."""
+
+
+class TenantQuotaTotalReport(TypedDict):
+    """One GPU resource over all tenants."""
+
+    quota: int
+    """What the tenants' quotas add up to."""
+    capacity: NotRequired[int]
+    """The most the stack can ever offer (absent when a pool has no countable limit)."""
+
+
 # --- Inputs back into the stack's configuration ------------------------------------------------
 
 
@@ -240,6 +295,10 @@ class GpuSharing(gpu_sharing.GpuSharing):
     """Per Karpenter pool: what its nodes advertise (absent without Karpenter)."""
     benchmark_jobs: pulumi.Output[dict[str, str]] | None
     """Per GPU node group: the name of its benchmark Job (absent when off)."""
+    tenants: pulumi.Output[dict[str, TenantReport]] | None
+    """Per tenant: namespace, principals, and what its quota stands for (absent without)."""
+    tenant_quota_totals: pulumi.Output[dict[str, TenantQuotaTotalReport]] | None
+    """Per GPU resource: the tenants' quotas added up and the capacity (absent without)."""
 
     _adopts_stack_parts = False
 

@@ -215,6 +215,13 @@ class DemoWorkload(TypedDict):
         "Which sharing profile's nodes (and resource name) the demo uses; some GPU group must use "
         "it. Unset: devicePlugin.defaultProfile."
     )
+    tenant: NotRequired[str]
+    (
+        "Run the demo as this tenant: in its namespace and within its quota (then leave namespace "
+        "out). Unset: in demoWorkload.namespace, outside any tenant. replicas above the tenant's "
+        "quota of the demo's resource is refused: the API server would refuse those pods and "
+        "`pulumi up` would wait for them."
+    )
 
 
 class Benchmark(TypedDict):
@@ -276,8 +283,8 @@ class GpuMetrics(TypedDict):
     chart_version: NotRequired[str]
     (
         "`dcgm-exporter` chart version, exact (MAJOR.MINOR.PATCH). The values are checked against "
-        "4.8.2, the first with per-pod attribution on shared GPUs (docs/metrics.md); other "
-        "versions are warned about. Default: `4.8.2`."
+        "4.8.3, the first with per-pod attribution on shared GPUs (docs/metrics.md); other "
+        "versions are warned about. Default: `4.8.3`."
     )
     namespace: NotRequired[str]
     (
@@ -452,6 +459,69 @@ class ExistingCluster(TypedDict):
     )
 
 
+class TenantDefaults(TypedDict):
+    (
+        "A LimitRange: what a container in the tenant's namespace gets when it sets no CPU or "
+        "memory of its own. GPU slices are never defaulted: the API server's LimitRanger adds a "
+        "default to every container and init container that lacks it, and a pod holding a slice "
+        "must also tolerate the GPU taint and select its profile's nodes, which no default adds."
+    )
+
+    cpu_request: NotRequired[str]
+    "CPU request of a container that sets none (e.g. 100m)."
+    cpu_limit: NotRequired[str]
+    (
+        "CPU limit of a container that sets none (e.g. 1); without cpuRequest the API server makes "
+        "the request equal to it."
+    )
+    memory_request: NotRequired[str]
+    "Memory request of a container that sets none (e.g. 256Mi)."
+    memory_limit: NotRequired[str]
+    (
+        "Memory limit of a container that sets none (e.g. 1Gi); without memoryRequest the API "
+        "server makes the request equal to it."
+    )
+
+
+class Tenant(TypedDict):
+    (
+        "A team on the shared GPUs: its namespace, the slices it may hold, defaults for its "
+        "containers, and who may edit its workloads."
+    )
+
+    namespace: NotRequired[str]
+    (
+        "Namespace of the team's workloads, created by the stack (default: the tenant's name). Not "
+        "a built-in namespace, one the stack's own releases use, or another tenant's."
+    )
+    pod_security: NotRequired[str]
+    (
+        "Pod Security Standards level the namespace enforces (labels "
+        "pod-security.kubernetes.io/enforce, warn and audit). One of `privileged`, `baseline` or "
+        "`restricted`. Default: `restricted`."
+    )
+    quota: dict[str, int]
+    (
+        "Slices the team may hold at once, keyed by sharing profile (its one slice resource) or by "
+        "resource (nvidia.com/gpu, nvidia.com/gpu.shared, nvidia.com/mig-<profile>, ...), 0 to "
+        "100000 each. Becomes a ResourceQuota on requests.<resource>; every other GPU resource of "
+        "the stack is in it at 0. Refused: an unknown profile or resource, a profile on no group "
+        "or pool, a profile with several resources (MIG mixed: one entry per slice type), two keys "
+        "for one resource, and more slices than the stack can ever offer (node groups at maxSize "
+        "plus pools at their limits). Warned: a profile-keyed quota whose resource another profile "
+        "advertises too (the quota counts both), and tenants' quotas adding up to more than the "
+        "capacity."
+    )
+    defaults: NotRequired[TenantDefaults]
+    "CPU and memory for containers that set none (a LimitRange); no GPU slices."
+    principals: NotRequired[list[str]]
+    (
+        "IAM role or user ARNs (at most 20) given AmazonEKSEditPolicy in the namespace only, "
+        "through EKS access entries. Not one of adminRoleArns, and not on a cluster that "
+        "authenticates with CONFIG_MAP only."
+    )
+
+
 class GpuSharingArgs(TypedDict):
     "Inputs of GpuSharing: the stack's configuration keys for a cluster that exists."
 
@@ -505,6 +575,12 @@ class GpuSharingArgs(TypedDict):
         "`systemNodeGroup`, `adminRoleArns`, `clusterLogRetentionDays` and `protect` are refused "
         "beside it. See docs/existing-cluster.md."
     )
+    tenants: NotRequired[dict[str, Tenant]]
+    (
+        "Teams sharing the GPUs, keyed by a stable name (1-32 of a-z0-9-): each gets a namespace, "
+        "a ResourceQuota of GPU slices, optional container defaults and namespace-scoped access "
+        "for its IAM principals (docs/tenants.md)."
+    )
 
 
 # Properties that stand for the map form of a key taking a name or a map: type ->
@@ -516,4 +592,5 @@ MAP_ALTERNATIVES: dict[type, dict[str, str]] = {
 # strings in the schema, which has no either-or type: type -> properties.
 INT_OR_STRING: dict[type, tuple[str, ...]] = {
     KarpenterNodePool: ("limits",),
+    TenantDefaults: ("cpu_request", "cpu_limit", "memory_request", "memory_limit",),
 }

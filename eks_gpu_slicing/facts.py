@@ -146,10 +146,13 @@ MIG_STRATEGIES = frozenset({"none", "single", "mixed"})
 
 DCGM_EXPORTER_CHART = "dcgm-exporter"
 DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
-# Chart 4.8.2 ships exporter 4.5.3-4.8.2, the first release that attributes a shared GPU's
-# utilisation and memory to the pods on it (upstream PR #594; before it every pod on a
-# time-sliced GPU showed the device's values, issues #582 and #587).
-DCGM_EXPORTER_CHART_VERSION = "4.8.2"
+# Chart 4.8.3 ships exporter 4.6.0-4.8.3 (DCGM 4.6.0; chart version = exporter version,
+# deployment/Chart.yaml). Per-pod attribution of a shared GPU's utilisation and memory came
+# in 4.5.3-4.8.2 (upstream PR #594; before it every pod on a time-sliced GPU showed the
+# device's values, issues #582 and #587); 4.8.3 adds pod labels on MIG devices (#660) and
+# renames the node label Hostname to hostname (#655). 4.6.1-4.8.4 is newer, but its chart
+# could not be read here to check the values below, so it is not pinned (docs/metrics.md).
+DCGM_EXPORTER_CHART_VERSION = "4.8.3"
 DCGM_EXPORTER_RELEASE_NAME = "dcgm-exporter"
 DCGM_EXPORTER_DEFAULT_NAMESPACE = "gpu-monitoring"
 # Exporter flag --kubernetes-virtual-gpus (pkg/cmd/app.go): map NVML's per-process data to
@@ -158,10 +161,10 @@ DCGM_VIRTUAL_GPUS_ENV = "KUBERNETES_VIRTUAL_GPUS"
 # Flag --nvidia-resource-names (comma-separated): extended resources besides nvidia.com/gpu
 # whose pods are attributed; without it pods of a renamed (`.shared`) resource are skipped.
 DCGM_RESOURCE_NAMES_ENV = "NVIDIA_RESOURCE_NAMES"
-# Metric labels of exporter 4.5.3-4.8.2 (internal/pkg/rendermetrics, transformation/const.go).
-# The node label is `Hostname` (NODE_NAME, set by the chart to the pod's node); upstream
-# renames it `hostname` after this release (PR #655): the dashboard must follow.
-DCGM_NODE_LABEL = "Hostname"
+# Metric labels of exporter 4.6.0-4.8.3 (internal/pkg/rendermetrics/render_metrics.go,
+# transformation/const.go). The node label is `hostname` (NODE_NAME, set by the chart to the
+# pod's node); up to 4.5.3-4.8.2 it was `Hostname` (renamed by upstream PR #655).
+DCGM_NODE_LABEL = "hostname"
 DCGM_GPU_LABELS = frozenset({"gpu", "UUID", "modelName", "device", "pci_bus_id"})
 DCGM_POD_LABELS = frozenset({"pod", "namespace", "container", "pod_uid", "vgpu"})
 # Fields attributed per process (transformation/process_metrics.go isPerProcessMetric): each
@@ -169,8 +172,13 @@ DCGM_POD_LABELS = frozenset({"pod", "namespace", "container", "pod_uid", "vgpu"}
 # copied, with the device's value, onto each pod on the GPU.
 DCGM_PER_POD_FIELDS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED")
 
-# Chart values this program sets. The chart 4.8.2 templates read these paths (see
-# shared/reference/dcgm-exporter-4.8.2/values-paths.txt); Helm ignores a misspelt one.
+# Chart values this program sets; Helm ignores a misspelt one. Chart 4.8.2's templates read
+# every one (shared/reference/dcgm-exporter-4.8.2/values-paths.txt, what the tests check).
+# Chart 4.8.3 (release PR #711, commit 7ad58324): its daemonset.yaml reads affinity, hostPID,
+# nodeSelector, tolerations, extraEnv, resources and kubernetes.enablePodLabels, and its
+# values.yaml still declares kubernetes.rbac.create and serviceMonitor.{enabled, interval,
+# scrapeTimeout, relabelings}; its clusterrole and service-monitor templates could not be read
+# at that commit (at 4.8.2 they read those keys).
 DCGM_EXPORTER_VALUE_PATHS = frozenset(
     {
         "affinity",
@@ -342,6 +350,28 @@ NODE_ROLE_POLICIES = (
     "AmazonEC2ContainerRegistryPullOnly",
 )
 CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
+# What a tenant's principals get in its namespace (EKS user guide, "Review access policy
+# permissions"): like Kubernetes' `edit` role, most namespaced objects, but not Roles,
+# RoleBindings, ResourceQuotas or LimitRanges, so a team cannot raise its own quota. Scoped
+# with accessScope {type: namespace, namespaces: [...]}; one association per principal and
+# policy (EKS: "you can only associate each policy to an access entry once").
+TENANT_ACCESS_POLICY = "AmazonEKSEditPolicy"
+ACCESS_SCOPE_NAMESPACE = "namespace"
+ACCESS_ENTRY_STANDARD = "STANDARD"
+
+# --- Tenants ----------------------------------------------------------------------------------
+
+# Label on a tenant's namespace, quota and defaults: which tenant they belong to.
+TENANT_LABEL = "eks-gpu-slicing/tenant"
+# Names of the objects in a tenant's namespace (verify finds the quota by it).
+TENANT_QUOTA_NAME = "gpu-slices"
+TENANT_LIMIT_RANGE_NAME = "container-defaults"
+# The ResourceQuota key of an extended resource: the quota controller counts an extended
+# resource only as requests.<name> (kubernetes pkg/quota/v1/evaluator/core/pods.go,
+# isExtendedResourceNameForQuota: "only quota objects in format of requests.resourceName is
+# allowed", since extended resources cannot be overcommitted); the API server accepts
+# limits.<name> or the bare name too, and nothing would ever count them.
+QUOTA_REQUESTS_PREFIX = "requests."
 
 
 # ARNs carry the partition (aws, aws-cn, aws-us-gov): never spell `arn:aws:` in an ARN.

@@ -57,6 +57,7 @@ from eks_gpu_slicing.settings.stack_files import (
     read_stack_file,
     settings_of_stack,
 )
+from eks_gpu_slicing.settings.tenants import TenantDefaultsSettings, TenantSettings
 from tests.conftest import engine_config
 
 TOKEN = "eks-gpu-slicing:index:GpuSharing"
@@ -142,6 +143,8 @@ MIRRORS = {
     package_inputs.GpuMetrics: GpuMetricsSettings,
     package_inputs.Karpenter: KarpenterSettings,
     package_inputs.KarpenterNodePool: KarpenterNodePoolSettings,
+    package_inputs.Tenant: TenantSettings,
+    package_inputs.TenantDefaults: TenantDefaultsSettings,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import pytest
 
@@ -11,6 +12,7 @@ from eks_gpu_slicing.review.check import main as check_main
 from eks_gpu_slicing.review.render import main as render_main
 from eks_gpu_slicing.review.validate import main
 from eks_gpu_slicing.settings.stack_files import (
+    ROOT,
     StackFileError,
     engine_config_of_stack,
     read_stack_file,
@@ -26,6 +28,23 @@ def test_valid_stack_prints_capacity(capsys):
     assert "1x T4 16 GiB" in out and "1.6" in out and "0.0526" in out
     assert "on-demand, us-east-1, 2026-07-20 (not us-west-2)" in out
     assert "isolation, a10g: memory capped per client" in out
+
+
+def test_tenants_chargeback_and_quotas_against_capacity_are_printed(capsys):
+    assert main(["tenants", "--dir", str(ROOT / "examples")]) == 0
+    out = capsys.readouterr().out
+    lines = [
+        re.split(r"\s{2,}", line.strip()) for line in out.split("Tenants:\n", 1)[1].splitlines()
+    ]
+    # 12 time-sliced T4 slices at the report's 0.0526 $/h and 1.6 GiB each; 6 MPS A10G ones.
+    assert ["research", "research", "nvidia.com/gpu", "12", "19.2", "0.6312"] in lines
+    assert ["serving", "ml-serving", "nvidia.com/gpu.shared", "6", "33.54", "1.5090"] in lines
+    assert ["nvidia.com/gpu", "12", "20"] in lines and ["nvidia.com/gpu.shared", "6", "8"] in lines
+
+
+def test_a_stack_without_tenants_prints_no_tenants_section(capsys):
+    assert main(["dev"]) == 0
+    assert "Tenants:" not in capsys.readouterr().out
 
 
 def test_invalid_stack_lists_problems_and_fails(tmp_path, capsys):

@@ -918,6 +918,46 @@ def test_a_hami_node_hami_has_not_registered_fails(hami_cluster, tmp_path, capsy
     ]
 
 
+# --- Tenants' quotas ---------------------------------------------------------------------------
+
+
+def _quota(cluster: dict, namespace: str) -> dict:
+    (found,) = [
+        o
+        for o in cluster["objects"]
+        if o["kind"] == "ResourceQuota" and o["metadata"]["namespace"] == namespace
+    ]
+    return found
+
+
+def test_each_tenants_quota_is_read_and_reported_used_over_hard(cluster, tmp_path, capsys):
+    code, table, api = run(cluster, tmp_path, capsys)
+    assert code == 0
+    assert re.search(
+        r"^ok\s+tenant quota\s+research \(research\)\s+nvidia\.com/gpu 3/8$", table, re.M
+    )
+    assert re.search(
+        r"^ok\s+tenant quota\s+vision \(vision-team\)\s+nvidia\.com/mig-1g\.5gb 1/4$", table, re.M
+    )
+    # Read by name in each tenant's namespace, through the client.
+    assert (
+        f"/api/v1/namespaces/vision-team/resourcequotas/{facts.TENANT_QUOTA_NAME}" in api.requests
+    )
+
+
+def test_a_missing_tenant_quota_fails(cluster, tmp_path, capsys):
+    remove(cluster, _quota(cluster, "vision-team"))
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    assert failures(table) == [
+        (
+            "tenant quota",
+            "vision (vision-team)",
+            f"no ResourceQuota {facts.TENANT_QUOTA_NAME} in namespace vision-team",
+        )
+    ]
+
+
 def test_a_hami_node_with_the_wrong_split_or_allocatable_fails(hami_cluster, tmp_path, capsys):
     node = obj(hami_cluster, "Node", HAMI_NODE)
     annotation = facts.HAMI_NODE_REGISTER_ANNOTATION
@@ -962,3 +1002,26 @@ def test_nvidias_plugin_on_a_hami_node_is_not_hamis(hami_cluster, tmp_path, caps
     code, table, _ = run(hami_cluster, tmp_path, capsys)
     assert code == 1
     assert failures(table) == [("device plugin", HAMI_NODE, "no HAMi device plugin pod scheduled")]
+
+
+def test_a_tenant_quota_that_differs_from_the_stacks_fails_naming_each_key(
+    cluster, tmp_path, capsys
+):
+    quota = _quota(cluster, "research")
+    hard = quota["spec"]["hard"]
+    hard["requests.nvidia.com/gpu"] = "12"  # raised by hand
+    del hard["requests.nvidia.com/mig-3g.20gb"]  # a resource left open
+    hard["limits.nvidia.com/gpu"] = "8"  # a key the quota controller never counts
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 1
+    ((check, subject, detail),) = failures(table)
+    assert (check, subject) == ("tenant quota", "research (research)")
+    assert "requests.nvidia.com/gpu: 12, the stack's 8" in detail
+    assert "requests.nvidia.com/mig-3g.20gb: missing, the stack's 0" in detail
+    assert "limits.nvidia.com/gpu: 8, not the stack's" in detail
+
+
+def test_the_same_quantity_written_otherwise_is_the_same_quota(cluster, tmp_path, capsys):
+    _quota(cluster, "research")["spec"]["hard"]["requests.nvidia.com/gpu"] = "8000m"
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert code == 0, failures(table)

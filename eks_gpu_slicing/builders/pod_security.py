@@ -106,7 +106,8 @@ def workload_placements(settings: Settings) -> dict[str, set[str]]:
     """{namespace: the kinds of WORKLOAD_LEVELS placed there} for every namespace the stack
     puts objects in (Settings.namespaces names the same ones)."""
     placed = [(settings.device_plugin.namespace, "device-plugin")]
-    if settings.demo_workload.enabled:
+    if settings.demo_workload.enabled and not settings.demo_in_tenant:
+        # (A demo that runs as a tenant is in the tenant's namespace, at the tenant's level.)
         placed.append((settings.demo_workload.namespace, "demo"))
     if settings.benchmark.enabled:
         placed.append((settings.benchmark.namespace, "benchmark"))

@@ -286,6 +286,37 @@ def mig_slice_prices(profile: SharingProfile, instance: facts.GpuInstance) -> di
     return {gpu.profiles[n].resource_name: price(n) for n in slices}
 
 
+@dataclass(frozen=True)
+class SliceFigures:
+    """One device of a resource on one instance type: its on-demand price (None where the
+    table has no price) and the GPU memory it can count on."""
+
+    usd_per_hour: float | None
+    gpu_memory_gib: float
+
+
+def slice_figures(profile: SharingProfile, instance: facts.GpuInstance) -> dict[str, SliceFigures]:
+    """Resource -> the price and memory of one of its devices on this instance type, as the
+    sharing report states them (virtual_gpu_capacity): for MIG each slice type's
+    usdPerSliceHour and its memory over its time-sliced replicas; otherwise the profile's
+    resource at usdPerVirtualGpuHour and gpuMemoryPerVirtualGpuGiB. Resources a profile
+    advertises beside its slices (a strategy's memory or core units) are not priced here."""
+    if profile.is_mig:
+        prices = mig_slice_prices(profile, instance)
+        memory = profile.slice_memory_gib(instance)
+        replicas = profile.replicas or 1
+        return {r: SliceFigures(prices[r], round(memory[r] / replicas, 2)) for r in prices}
+    resource = profile.resource_name_on(instance)
+    per_node = profile.node_resources(instance).get(resource, 0)
+    price = (
+        round(instance.usd_per_hour / per_node, 4)
+        if instance.usd_per_hour is not None and per_node
+        else None
+    )
+    memory = round(profile.memory_per_device_mib(instance) / 1024, 2)
+    return {resource: SliceFigures(price, memory)}
+
+
 def report_resources(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """Resource -> (per node, at maxSize) from a group's sharing report (virtual_gpu_capacity):
     each slice resource of a MIG profile (a `mixed` layout advertises several, e.g. 64

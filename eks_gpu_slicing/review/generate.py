@@ -98,10 +98,20 @@ def config_keys(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator
 
 
 def _members(annotation: Any) -> list[Any]:
-    """A union's members without None; [annotation] for anything else."""
+    """A union's members without None; [annotation] for anything else. A validated type
+    (`Annotated[str, AfterValidator(...)]`, such as Namespace) is its base type: pydantic
+    unwraps it where it is a field's whole annotation, not inside `X | None`."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return [a for a in typing.get_args(annotation) if a is not type(None)]
-    return [annotation]
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+    else:
+        members = [annotation]
+    unwrapped = [
+        typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a for a in members
+    ]
+    if unwrapped == [annotation]:
+        return unwrapped
+    # An unwrapped type may be a union itself (a quantity, `int | str`).
+    return [m for a in unwrapped for m in _members(a)]
 
 
 def _is_model(annotation: Any) -> bool:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from eks_gpu_slicing.builders.karpenter import node_pool_capacity
+from eks_gpu_slicing.builders.tenants import quota_totals, tenant_report
 from eks_gpu_slicing.builders.workloads import (
     benchmark_sizing,
     report_resources,
@@ -120,8 +121,57 @@ def main(argv: list[str] | None = None) -> int:
                     (name, profile, resource, counts) if i == 0 else ("", "", resource, counts)
                 )
         _print_table(rows)
+    _print_tenants(settings)
     _print_benchmark_sizing(settings)
     return 0
+
+
+def _span(low: float | None, high: float | None, spec: str) -> str:
+    """A figure, or its range where the nodes a quota may land on differ."""
+    if low is None or high is None:
+        return "-"
+    return f"{low:{spec}}" if low == high else f"{low:{spec}}-{high:{spec}}"
+
+
+def _print_tenants(settings) -> None:
+    """Per tenant (stack output `tenants`): each resource of its quota, the GPU memory and the
+    on-demand dollars per hour it stands for; then the quotas added up against the capacity."""
+    if not settings.tenants:
+        return
+    print("Tenants:")
+    rows = [("tenant", "namespace", "resource", "slices", "GiB", "$/h")]
+    for name, report in tenant_report(settings).items():
+        entries = list(report["quota"].items())
+        for i, (resource, entry) in enumerate(entries):
+            first = (name, report["namespace"]) if i == 0 else ("", "")
+            rows.append(
+                (
+                    *first,
+                    resource,
+                    str(entry["slices"]),
+                    _span(entry["gpuMemoryGiBMin"], entry["gpuMemoryGiBMax"], "g"),
+                    _span(entry["usdPerHourMin"], entry["usdPerHourMax"], ".4f"),
+                )
+            )
+        if len(entries) > 1:
+            rows.append(
+                (
+                    "",
+                    "",
+                    "total",
+                    "",
+                    _span(report["gpuMemoryGiBMin"], report["gpuMemoryGiBMax"], "g"),
+                    _span(report["usdPerHourMin"], report["usdPerHourMax"], ".4f"),
+                )
+            )
+    _print_table(rows)
+    rows = [("resource", "all quotas", "capacity")]
+    for resource, total in quota_totals(settings).items():
+        capacity = total["capacity"]
+        rows.append(
+            (resource, str(total["quota"]), "unbounded" if capacity is None else str(capacity))
+        )
+    _print_table(rows)
 
 
 def _print_table(rows: list[tuple[str, ...]]) -> None:

@@ -12,7 +12,8 @@ HAMi's device plugin Ready, the node registered with HAMi (`hami.io/node-nvidia-
 entry per GPU with splitCount slices) and allocatable nvidia.com/gpu == GPUs x splitCount, and
 HAMi's scheduler Ready; then the demo pods share one GPU, Karpenter's controller, node
 classes, pools and overlays are Ready, and the GPU metrics exporter attributes metrics to the
-pods that use a GPU (on hami nodes it cannot: device-level series only).
+pods that use a GPU (on hami nodes it cannot: device-level series only), and each tenant's
+ResourceQuota is the one the stack sets (its used/hard per resource shown).
 
 What the cluster should hold comes from the stack file (Pulumi.<stack>.yaml) and the sharing
 ConfigMap, found by its labels. The only thing the Pulumi CLI is asked for is the stack's
@@ -41,8 +42,11 @@ import yaml
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders import karpenter, mig
 from eks_gpu_slicing.builders.device_plugin import CONFIG_MAP_LABELS
+from eks_gpu_slicing.builders.tenants import quota_hard
 from eks_gpu_slicing.settings import ConfigError, Settings
+from eks_gpu_slicing.settings.karpenter import quantity_value
 from eks_gpu_slicing.settings.stack_files import StackFileError, settings_of_stack
+from eks_gpu_slicing.settings.tenants import quota_counts, tenant_namespace
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
@@ -50,7 +54,8 @@ DEMO_POD_LABEL = ("app", "gpu-deployment")
 GPU_UUID = re.compile(r"UUID:\s*(GPU-[0-9a-fA-F-]+)")
 DCGM_SERIES = re.compile(r"^DCGM_FI_DEV_\w+(\{[^}]*\})?\s", re.MULTILINE)
 # dcgm-exporter's per-pod series carry the pod's name; a GPU no pod uses keeps its
-# device-level series without one (internal/pkg/transformation/kubernetes.go, 4.5.3-4.8.2).
+# device-level series without one (internal/pkg/transformation/kubernetes.go, 4.5.3-4.8.2 to
+# 4.6.0-4.8.3).
 POD_LABEL = re.compile(r'\bpod="([^"]+)"')
 DCGM_EXPORTER_PORT = 9400  # the chart's service and container port (values.yaml)
 
@@ -231,6 +236,14 @@ def expectations(settings: Settings) -> dict[str, Any]:
         "expectedNodePools": sorted(karpenter.node_pool_name(name) for name in pools),
         # The program names each pool's EC2NodeClass as the pool.
         "expectedNodeClasses": sorted(karpenter.node_pool_name(name) for name in pools),
+        # Per tenant namespace: the tenant and the quota's spec.hard the program sets.
+        "expectedTenantQuotas": {
+            tenant_namespace(name, tenant): {
+                "tenant": name,
+                "hard": quota_hard(quota_counts(settings, tenant)),
+            }
+            for name, tenant in settings.tenants.items()
+        },
         "expectedOverlays": sorted(
             overlay["metadata"]["name"]
             for name, pool in pools.items()
@@ -576,6 +589,50 @@ def check_karpenter(state: Mapping[str, Any]) -> list[Result]:
     return out
 
 
+def _same_quantity(a: Any, b: Any) -> bool:
+    try:
+        return quantity_value(a) == quantity_value(b)
+    except ValueError:
+        return str(a) == str(b)
+
+
+def check_tenants(state: Mapping[str, Any]) -> list[Result]:
+    """Each tenant's ResourceQuota exists with the spec.hard the stack sets; its used/hard
+    per resource the tenant was given (status, as the quota controller last counted)."""
+    out = []
+    quotas = state.get("tenantQuotas") or {}
+    for namespace, expected in sorted((state.get("expectedTenantQuotas") or {}).items()):
+        subject = f"{expected['tenant']} ({namespace})"
+        quota = quotas.get(namespace)
+        if not quota:
+            detail = f"no ResourceQuota {facts.TENANT_QUOTA_NAME} in namespace {namespace}"
+            out.append(Result("tenant quota", subject, False, detail))
+            continue
+        hard = ((quota.get("spec") or {}).get("hard")) or {}
+        wanted = expected["hard"]
+        wrong = [
+            f"{key}: {hard.get(key, 'missing')}, the stack's {value}"
+            for key, value in sorted(wanted.items())
+            if key not in hard or not _same_quantity(hard[key], value)
+        ]
+        wrong += [f"{key}: {hard[key]}, not the stack's" for key in sorted(set(hard) - set(wanted))]
+        if wrong:
+            out.append(Result("tenant quota", subject, False, "; ".join(wrong)))
+            continue
+        status = quota.get("status") or {}
+        used, counted = status.get("used") or {}, status.get("hard") or {}
+        shown = [
+            f"{key.removeprefix(facts.QUOTA_REQUESTS_PREFIX)} {used.get(key, '?')}/{value}"
+            for key, value in sorted(wanted.items())
+            if not _same_quantity(value, 0) or not _same_quantity(used.get(key, 0), 0)
+        ]
+        detail = ", ".join(shown) or "every GPU resource at 0"
+        if not counted:
+            detail += " (not counted yet by the quota controller)"
+        out.append(Result("tenant quota", subject, True, detail))
+    return out
+
+
 def check_metrics(
     exporter_pods: list[Mapping],
     metrics: Mapping[str, str],
@@ -655,6 +712,7 @@ def verify(state: Mapping[str, Any]) -> list[Result]:
     results += check_hami(pods, expected_hami)
     results += check_demo(pods, state.get("logs") or {})
     results += check_karpenter(state)
+    results += check_tenants(state)
     gpu_resources = {facts.GPU_RESOURCE} | {profile_capacity(c)[0] for c in profiles.values()}
     gpu_resources |= {
         r
@@ -843,7 +901,20 @@ def collect(api_client: Any, *, namespace: str, expected: Mapping[str, Any]) -> 
         for p in exporter
         if _ready(p)
     }
+
+    def tenant_quota(namespace: str) -> dict | None:
+        try:
+            return plain(core.read_namespaced_resource_quota(facts.TENANT_QUOTA_NAME, namespace))
+        except client.ApiException as exc:
+            if exc.status == 404:  # the quota, or its namespace, is not there
+                return None
+            raise
+
     return {
+        "tenantQuotas": {
+            namespace: tenant_quota(namespace)
+            for namespace in expected.get("expectedTenantQuotas") or {}
+        },
         "nodes": plain(core.list_node().items),
         "pods": pods,
         "devicePluginNamespace": namespace,

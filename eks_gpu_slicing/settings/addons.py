@@ -79,6 +79,15 @@ class DemoWorkloadSettings(_Settings):
         description="Which sharing profile's nodes (and resource name) the demo uses; some GPU "
         "group must use it. Unset: devicePlugin.defaultProfile.",
     )
+    tenant: str | None = Field(
+        default=None,
+        description=(
+            "Run the demo as this tenant: in its namespace and within its quota (then leave "
+            "namespace out). Unset: in demoWorkload.namespace, outside any tenant. replicas "
+            "above the tenant's quota of the demo's resource is refused: the API server would "
+            "refuse those pods and `pulumi up` would wait for them."
+        ),
+    )
 
 
 class BenchmarkSettings(_Settings):

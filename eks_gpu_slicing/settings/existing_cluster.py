@@ -228,6 +228,18 @@ def existing_cluster_problems(settings: Settings, cluster: LookedUpCluster) -> l
             "again, or add pools to a Karpenter that runs there already (karpenter.install: "
             "false), or leave Karpenter off (GPU node groups need no access entry)"
         )
+    if cluster.authentication_mode not in facts.ACCESS_ENTRY_AUTHENTICATION_MODES:
+        # A tenant's principals get their namespace through access entries.
+        problems.extend(
+            f"tenants.{name}.principals: cluster '{cluster.name}' authenticates with "
+            f"{cluster.authentication_mode} only, and a tenant's principals are given their "
+            "namespace through EKS access entries, which need API or API_AND_CONFIG_MAP. This "
+            "stack does not change the cluster: switch it (aws eks update-cluster-config --name "
+            f"{cluster.name} --access-config authenticationMode=API_AND_CONFIG_MAP) and run "
+            "again, or leave principals out and map the roles in aws-auth yourself"
+            for name, tenant in settings.tenants.items()
+            if tenant.principals
+        )
     version = cluster.kubernetes_version
     if settings.kubernetes_version_given:
         if settings.kubernetes_version != version:

@@ -33,6 +33,12 @@ from eks_gpu_slicing.settings.sharing import (
     SharingProfile,
     bottlerocket_problems,
 )
+from eks_gpu_slicing.settings.tenants import (
+    TenantSettings,
+    tenant_namespace,
+    tenant_problems,
+    tenant_warnings,
+)
 
 # --- The whole stack -------------------------------------------------------------------------
 
@@ -146,6 +152,14 @@ class Settings(_Settings):
         f"{listing(CREATED_CLUSTER_KEYS)} are refused beside it. See "
         "docs/existing-cluster.md.",
     )
+    tenants: dict[str, TenantSettings] = Field(
+        default={},
+        description=(
+            "Teams sharing the GPUs, keyed by a stable name (1-32 of a-z0-9-): each gets a "
+            "namespace, a ResourceQuota of GPU slices, optional container defaults and "
+            "namespace-scoped access for its IAM principals (docs/tenants.md)."
+        ),
+    )
     # What an offline tool shows in place of the secrets it cannot read (settings/secrets.py).
     _secret_notes: tuple[str, ...] = PrivateAttr(default=())
 
@@ -182,6 +196,13 @@ class Settings(_Settings):
     def _group_names(cls, groups: dict[str, GpuNodeGroupSettings]) -> dict:
         _check_names(groups, "node group")
         return groups
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, tenants: dict[str, TenantSettings]) -> dict:
+        # They become namespace names (by default) and resource names.
+        _check_names(tenants, "tenant")
+        return tenants
 
     @field_validator("sharing")
     @classmethod
@@ -238,12 +259,7 @@ class Settings(_Settings):
     def demo_instance(self) -> facts.GpuInstance | None:
         """The GPU instance the demo is sized for: the first node group's (then Karpenter
         pool's) that uses the demo profile."""
-        name = self.demo_profile_name
-        instances = [g.instance for g in self.gpu_node_groups.values() if g.sharing == name]
-        instances += [
-            i for p in self.karpenter_pools.values() if p.sharing == name for i in p.instances
-        ]
-        return instances[0] if instances else None
+        return next(iter(self.profile_instances(self.demo_profile_name)), None)
 
     @property
     def demo_resource_name(self) -> str:
@@ -254,24 +270,72 @@ class Settings(_Settings):
         instance = self.demo_instance
         return profile.resource_name_on(instance) if instance else profile.resource_name
 
+    def profile_instances(self, profile_name: str) -> list[facts.GpuInstance]:
+        """The instance types whose nodes carry this profile: its node groups' (in order),
+        then its Karpenter pools' (those that will be created)."""
+        instances = [g.instance for g in self.gpu_node_groups.values() if g.sharing == profile_name]
+        instances += [
+            i
+            for p in self.karpenter_pools.values()
+            if p.sharing == profile_name
+            for i in p.instances
+        ]
+        return instances
+
+    def profile_resource_names(self, profile_name: str) -> list[str]:
+        """The extended resources the nodes of this profile advertise, once each in the order
+        met (SharingProfile.node_resources on each of its instance types): one for a
+        time-sliced, MPS or unshared profile, one per slice type for MIG `mixed`, whatever a
+        strategy's profile advertises. Empty for a profile no group or pool uses."""
+        profile = self.sharing[profile_name]
+        found: dict[str, None] = {}
+        for instance in self.profile_instances(profile_name):
+            found.update(dict.fromkeys(profile.node_resources(instance)))
+        return list(found)
+
+    @property
+    def demo_namespace(self) -> str:
+        """Where the demo runs: its tenant's namespace when it runs as one."""
+        tenant = self.tenants.get(self.demo_workload.tenant or "")
+        if tenant is not None and self.demo_workload.tenant is not None:
+            return tenant_namespace(self.demo_workload.tenant, tenant)
+        return self.demo_workload.namespace
+
+    @property
+    def demo_in_tenant(self) -> bool:
+        """Whether the demo runs as a tenant (in a namespace the tenant's part creates)."""
+        return self.demo_workload.tenant in self.tenants
+
     def profile_of(self, group: GpuNodeGroupSettings) -> SharingProfile:
         return self.sharing[group.sharing]
 
     @property
-    def namespaces(self) -> set[str]:
-        """Every namespace this stack puts objects in (built-in ones included)."""
-        used = {self.device_plugin.namespace}
-        if self.demo_workload.enabled:
-            used.add(self.demo_workload.namespace)
+    def own_namespaces(self) -> dict[str, list[str]]:
+        """Namespace -> the stack's own parts in it (built-in namespaces included; a demo
+        that runs as a tenant is the tenant's, not here)."""
+        placed = [(self.device_plugin.namespace, "device plugin")]
+        if self.mig_layouts:
+            placed.append((self.device_plugin.namespace, "MIG manager"))
+        if self.demo_workload.enabled and not self.demo_in_tenant:
+            placed.append((self.demo_workload.namespace, "demo"))
         if self.benchmark.enabled:
-            used.add(self.benchmark.namespace)
+            placed.append((self.benchmark.namespace, "benchmark"))
         if self.gpu_metrics.enabled:
-            used.add(self.gpu_metrics.namespace)
+            placed.append((self.gpu_metrics.namespace, "GPU metrics exporter"))
         if self.karpenter_installs_here:
-            used.add(self.karpenter.namespace)
+            placed.append((self.karpenter.namespace, "Karpenter controller"))
         if self.hami is not None:
-            used.add(facts.HAMI_NAMESPACE)
-        return used
+            placed.append((facts.HAMI_NAMESPACE, "HAMi"))
+        own: dict[str, list[str]] = {}
+        for namespace, part in placed:
+            own.setdefault(namespace, []).append(part)
+        return own
+
+    @property
+    def namespaces(self) -> set[str]:
+        """Every namespace this stack's own parts put objects in (built-in ones included);
+        tenants' namespaces are created with their quotas, not here."""
+        return set(self.own_namespaces)
 
     @property
     def hami_groups(self) -> dict[str, GpuNodeGroupSettings]:
@@ -370,6 +434,7 @@ class Settings(_Settings):
                         f"CUDA context needs (~{facts.CUDA_CONTEXT_MIB} MiB): lower replicas"
                     )
         problems.extend(self._hami_problems())
+        problems.extend(tenant_problems(self))
         if self.benchmark.enabled:
             unmeasurable = self.unbenchmarkable_groups
             problems.extend(
@@ -455,6 +520,44 @@ class Settings(_Settings):
                     return None
                 total += most
         return total
+
+    def resource_capacity(self, resource: str) -> int | None:
+        """The most of one extended resource the stack can ever offer: its node groups at
+        maxSize plus its Karpenter pools at their limits (an upper bound, as
+        virtual_gpu_capacity), whichever profiles advertise it. None when a pool that
+        advertises it has no limit we can count."""
+        total = sum(
+            g.max_size * self.profile_of(g).node_resources(g.instance).get(resource, 0)
+            for g in self.gpu_node_groups.values()
+        )
+        for pool in self.karpenter_pools.values():
+            profile = self.sharing[pool.sharing]
+            if not any(resource in profile.node_resources(i) for i in pool.instances):
+                continue
+            most = pool.max_virtual_gpus(
+                lambda i, p=profile: p.slice_resources_per_gpu(i).get(resource, 0)
+            )
+            if most is None:
+                return None
+            total += most
+        return total
+
+    def capacity_breakdown(self, resource: str) -> str:
+        """Where resource_capacity's number comes from, for messages: each group at maxSize
+        and each pool's bound."""
+        parts = [
+            f"gpuNodeGroups.{name}: maxSize {g.max_size} x {per_node} per node"
+            for name, g in self.gpu_node_groups.items()
+            if (per_node := self.profile_of(g).node_resources(g.instance).get(resource, 0))
+        ]
+        for name, pool in self.karpenter_pools.items():
+            profile = self.sharing[pool.sharing]
+            if any(resource in profile.node_resources(i) for i in pool.instances):
+                most = pool.max_virtual_gpus(
+                    lambda i, p=profile: p.slice_resources_per_gpu(i).get(resource, 0)
+                )
+                parts.append(f"karpenter.nodePools.{name}: at most {most}")
+        return "; ".join(parts) or "no group or pool advertises it"
 
     def gpu_resource_names(self) -> set[str]:
         """The extended resources pods request on this stack's GPU nodes: the profile's
@@ -581,6 +684,7 @@ class Settings(_Settings):
                     f"{capacity} virtual GPUs of profile '{self.demo_profile_name}' at maxSize "
                     "and Karpenter pool limits; the rest stay Pending"
                 )
+        out.extend(tenant_warnings(self))
         if self.benchmark.enabled and not self.benchmark.node_groups:
             left_out = sorted(self.unbenchmarkable_groups)
             kinds = "MPS, MIG or hami" if self.hami_groups else "MPS or MIG"
