@@ -273,6 +273,19 @@ class KarpenterSettings(_Settings):
             "kubernetesVersion to a version it carries"
         )
 
+    def driver_problem(self, instance: facts.GpuInstance) -> str | None:
+        """Why the pinned AMI release cannot run this instance type's GPUs, if so (a family
+        newer than the release: facts.GPU_FAMILY_DRIVERS)."""
+        need = facts.GPU_FAMILY_DRIVERS.get(instance.family)
+        if need is None or self.ami_release >= need.first_al2023_release:
+            return None
+        return (
+            f"a {instance.name} needs the {need.driver}, which the AL2023 NVIDIA AMIs carry "
+            f"from release {need.first_al2023_release}; karpenter.amiRelease "
+            f"{self.ami_release} has none, so its GPUs would never work: pin "
+            f"{need.first_al2023_release} or later, or leave {instance.name} out"
+        )
+
     @field_validator("node_pools")
     @classmethod
     def _pool_names(cls, pools: dict[str, KarpenterNodePoolSettings]) -> dict:

@@ -17,6 +17,10 @@ def known_gpu_instance(instance_type: str) -> str:
         return instance_type
     family = instance_type.split(".", 1)[0]
     families = ", ".join(facts.GPU_FAMILIES)
+    if family in facts.UNSUPPORTED_GPU_FAMILIES:
+        raise ValueError(
+            f"'{instance_type}' is not supported: {facts.UNSUPPORTED_GPU_FAMILIES[family]}"
+        )
     if family in facts.GPU_FAMILIES:
         sizes = ", ".join(sorted(n for n in facts.GPU_INSTANCES if n.startswith(family + ".")))
         raise ValueError(f"unknown size '{instance_type}'; {family} sizes: {sizes}")

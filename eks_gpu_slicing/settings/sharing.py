@@ -125,13 +125,13 @@ class MigSettings(_Settings):
         ]
         compute = sum(gpu.profiles[n].compute_slices * c for n, c in slices.items())
         memory = sum(gpu.profiles[n].memory_slices * c for n, c in slices.items())
-        if compute > facts.MIG_COMPUTE_SLICES:
+        if compute > gpu.compute_slices:
             problems.append(
-                f"the layout takes {compute} compute slices; a GPU has {facts.MIG_COMPUTE_SLICES}"
+                f"the layout takes {compute} compute slices; a GPU has {gpu.compute_slices}"
             )
-        if memory > facts.MIG_MEMORY_SLICES:
+        if memory > gpu.memory_slices:
             problems.append(
-                f"the layout takes {memory} memory slices; a GPU has {facts.MIG_MEMORY_SLICES}"
+                f"the layout takes {memory} memory slices; a GPU has {gpu.memory_slices}"
             )
         return problems
 
@@ -304,6 +304,11 @@ class SharingProfile(_Settings):
 
 
 DEFAULT_SHARING = {"default": SharingProfile(strategy="time-slicing", replicas=10)}
+# The profile of a node group or Karpenter pool of fractional GPUs (g6f, gr6f) that names none:
+# the instance's vGPU is already a hardware slice of a GPU, so it is not shared further unless
+# the stack says so. Added to `sharing` when used and not defined; a profile of this name the
+# stack defines must then have strategy none.
+FRACTIONAL_DEFAULT_PROFILE = "unshared"
 
 
 def bottlerocket_problems(
@@ -324,6 +329,13 @@ def bottlerocket_problems(
                 f"{profile.mig.strategy}): Bottlerocket's built-in MIG takes one uniform layout "
                 "and the 'single' strategy only: use a uniform layout with strategy single, or "
                 "the AL2023 NVIDIA AMI"
+            )
+        elif gpu is not None and gpu.bottlerocket_key is None:
+            problems.append(
+                f"profile '{profile_name}' (mig layout {profile.mig.layout_name}): no "
+                f"Bottlerocket release is known here to partition the {gpu.name} (its MIG "
+                "manager's support for it is not confirmed), so the GPUs would stay whole; "
+                "use the AL2023 NVIDIA AMI"
             )
         elif gpu is not None:
             (slice_name,) = profile.mig.slices_on(gpu)
