@@ -298,6 +298,44 @@ def test_a_gpu_limit_counts_a_fractional_node_as_one_gpu():
     assert pool.max_virtual_gpus(profile.devices_per_gpu) == 3
 
 
+# --- make verify ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("replicas", "allocatable", "ok"), [(None, "1", True), (3, "3", True), (3, "1", False)]
+)
+def test_verify_expects_one_vgpu_times_replicas_on_a_fractional_node(replicas, allocatable, ok):
+    """The node advertises its one vGPU (x replicas when time-sliced): what the stack's
+    report says, not the 0 GPUs EC2 counts."""
+    profile = {"strategy": "none"} if replicas is None else {"replicas": replicas}
+    raw = stack(sharing={"default": {"replicas": 2}, "p": profile})
+    raw["gpuNodeGroups"]["small"]["sharing"] = "p"
+    settings = load_settings(raw, stack="t")
+    configs = {
+        n: yaml.safe_load(t) for n, t in device_plugin.config_map_data(settings.sharing).items()
+    }
+    node = {
+        "metadata": {
+            "name": "n1",
+            "labels": {
+                facts.INSTANCE_TYPE_LABEL: "g6f.large",
+                facts.DEVICE_PLUGIN_CONFIG_LABEL: "p",
+            },
+        },
+        "status": {"allocatable": {facts.GPU_RESOURCE: allocatable}},
+    }
+    (result,) = [
+        r
+        for r in verify.check_gpu_node(node, [], configs, expected_profile="p")
+        if r.check == "allocatable"
+    ]
+    assert result.ok == ok, result
+    per_node = virtual_gpu_capacity(settings.gpu_node_groups["small"], settings.sharing["p"])[
+        "virtualGpusPerNode"
+    ]
+    assert (str(per_node) == allocatable) == ok
+
+
 # --- Benchmark sizing ------------------------------------------------------------------------
 
 
@@ -340,6 +378,8 @@ def test_each_fractional_pool_has_the_overlay_karpenter_needs(rendered):
         profile = settings.sharing[pool.sharing]
         for o in build.node_overlays(pool_name=name, pool=pool, profile=profile).values():
             expected[o["metadata"]["name"]] = o["spec"]
+        if not all(i.fractional for i in pool.instances):
+            continue  # the MIG pool: tests/test_mig.py checks its overlays
         capacity = {i.gpus * profile.virtual_gpus_per_gpu for i in pool.instances}
         (count,) = capacity
         assert overlays[f"{build.node_pool_name(name)}-1gpu"]["capacity"] == {
@@ -390,6 +430,20 @@ def test_mig_on_g7e_and_b200_is_partitioned_and_reported_from_the_facts(rendered
         "1g.24gb": rtx.profiles["1g.24gb"].max_count
     }
     assert configs["all-balanced"][0]["mig-devices"] == facts.MIG_GPUS["B200-180GB"].balanced
+
+
+def test_a_mig_pool_of_g7e_gets_one_overlay_per_gpu_count_with_its_slices(rendered):
+    settings = rendered.settings
+    pool = settings.karpenter_pools["rtx"]
+    profile = settings.sharing[pool.sharing]
+    overlays = {o["metadata"]["name"]: o["spec"] for o in objects(rendered, "NodeOverlay")}
+    for instance in pool.instances:
+        gpu = facts.mig_gpu(instance.name)
+        key = f"{build.node_pool_name('rtx')}-{instance.gpus}x{gpu.name.lower()}"
+        slices = profile.mig.slices_on(gpu)
+        assert overlays[key]["capacity"] == {
+            facts.GPU_RESOURCE: str(instance.gpus * sum(slices.values()))
+        }
 
 
 def test_the_summary_names_the_vgpu(rendered):

@@ -140,6 +140,20 @@ def test_profiles_fill_at_most_one_gpu_and_balanced_fits(gpu):
     assert compute <= gpu.compute_slices
 
 
+@pytest.mark.parametrize("gpu", facts.MIG_GPUS.values(), ids=lambda g: g.name)
+def test_each_profile_name_says_its_share_of_its_gpus_memory(gpu):
+    """mig-parted's Blackwell `all-<profile>` entries name no GPU: they are attributed to a
+    GPU by its memory. A profile `Ng.Mgb` of that GPU holds M GB, its memory slices' share of
+    the whole-GPU profile's (1g.23gb = 180 GB / 8 on a B200, 1g.24gb = 96 GB / 4 on an RTX PRO
+    6000), as every older GPU's profiles do."""
+    whole = max(gpu.profiles.values(), key=lambda p: p.memory_slices)
+    whole_gb = int(whole.name.split(".")[1].removesuffix("gb"))
+    for profile in gpu.profiles.values():
+        gb = int(profile.name.split(".")[1].removesuffix("gb"))
+        share = whole_gb * profile.memory_slices / gpu.memory_slices
+        assert abs(gb - share) <= 1, (profile.name, share)
+
+
 def test_the_rtx_pro_6000_has_four_compute_slices_not_seven():
     """MIG User Guide: at most 4 instances on the RTX PRO 6000 Blackwell (7 on the B200);
     mig-parted's all-1g.24gb is 4 of them, and a layout is checked against the GPU's own
