@@ -789,11 +789,14 @@ MIG_GPUS: dict[str, MigGpu] = {
     # Blackwell (g7e, p6-b200, p6-b300). Profiles and counts from config-default.yaml v0.15.0:
     # each GPU's all-balanced entry is filtered by its PCI ID (0x2BB5 "RTX PRO 6000 Blackwell",
     # 0x2901 "B200", 0x3182 "B300"); the all-<profile> entries carry no filter, and which GPU
-    # each belongs to is read from the balanced mix and the memory sizes (the RTX PRO 6000's
-    # 1g.24gb x4, 2g.48gb x2, 4g.96gb x1 also in the NVIDIA MIG User Guide's supported-GPUs
-    # table: at most 4 instances; B200 at most 7). Device plugin 0.20.0 has no profile table:
-    # with `mixed` it registers nvidia.com/mig-<profile> for every profile the driver reports
-    # (internal/rm/rm.go, go-nvlib mig_profile.go), so it knows these as it knows the others.
+    # each belongs to is read from the balanced mix and the memory sizes (test_mig.py checks
+    # every name's GB is its share of its GPU's). The NVIDIA MIG User Guide's supported-GPUs
+    # table (docs.nvidia.com, read via the docs index) gives at most 4 instances on the RTX PRO
+    # 6000 Blackwell and 7 on the B200; the copy read has no B300 row. Device plugin v0.20.0
+    # has no profile table: with `mixed` it registers nvidia.com/mig-<profile> for every
+    # profile the driver reports whose compute and GPU instance sizes match (internal/rm/rm.go,
+    # VisitMigProfiles; names from vendored go-nvlib mig_profile.go), so it knows these as it
+    # knows the others; on real Blackwell hardware under driver 580 that is not confirmed.
     # Bottlerocket: kernel-kit PRs #136 (B200, 2025-05) and #300 (RTX PRO 6000, 2025-10) add
     # them to nvidia-migmanager upstream, but the Bottlerocket release that ships each and the
     # RTX PRO 6000's settings key are not confirmed here, and no B300 support was seen: MIG on
@@ -818,8 +821,8 @@ MIG_GPUS: dict[str, MigGpu] = {
     ),
     # B200 (p6-b200). Memory GiB: `nvidia-smi mig -lgip` in NVIDIA/mig-parted #187 (B200,
     # 2025-03: 1g.23gb 20.50, 1g.45gb and 2g.45gb 44.25; #166 read 22.00 for 1g.23gb on an
-    # earlier driver); 3g/4g.90gb 89.00 and 7g.180gb 178.50 from a published `-lgip` of a B200
-    # whose first rows match #187's.
+    # earlier driver); 3g/4g.90gb 89.00 and 7g.180gb 178.50 from a third-party `-lgip` of a
+    # B200 (a TensorRT cookbook note, 2026-09) whose first rows match #187's.
     "B200-180GB": MigGpu(
         "B200-180GB",
         "0x290110DE",
