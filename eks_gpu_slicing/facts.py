@@ -570,7 +570,9 @@ class DriverNeed:
 # nvidia-open-supported-devices-<driver major>.txt (Blackwell has no other), and the GRID
 # module for the L4 vGPU subdevices; a release's driver majors are those of its CHANGELOG's
 # kmod-nvidia-latest-dkms (one per group of Kubernetes versions: v20251029 still had 570 for
-# some and 580 for others; v20260610 has 580.159.03 for all).
+# some and 580 for others; v20260610 has 580.159.03 for all). The Amazon EKS User Guide
+# ("Use EKS-optimized accelerated AMIs for GPU instances", ml-eks-optimized-ami) lists all five
+# for both AL2023 x86_64 NVIDIA and Bottlerocket x86_64 aws-k8s-nvidia, without releases.
 GPU_FAMILY_DRIVERS: dict[str, DriverNeed] = {
     # NVIDIA's GRID (vGPU guest) driver: AMI commit d8f3b70a (#2265) builds an
     # `nvidia-open-grid` module from the EC2 GRID runfile of the AMI's driver version; first
