@@ -15,8 +15,13 @@ class GpuNodeGroup(TypedDict):
 
     instance_type: str
     (
-        "An NVIDIA GPU instance type of the families `g4dn`, `g5`, `g6`, `g6e`, `p4d`, `p4de`, "
-        "`p5`, `p5e` and `p5en` (sizes in eks_gpu_slicing/facts.py), e.g. g4dn.xlarge."
+        "An NVIDIA GPU instance type of the families `g4dn`, `g5`, `g6`, `g6e`, `g6f`, `g7e`, "
+        "`gr6f`, `p4d`, `p4de`, `p5`, `p5e`, `p5en`, `p6-b200` and `p6-b300` (sizes, GPU memory "
+        "and prices in eks_gpu_slicing/facts.py), e.g. g4dn.xlarge. `g6f` and `gr6f` are "
+        "fractional: one vGPU of 1/8 to 1/2 of an L4 "
+        "(docs/strategies.md#hardware-slices-you-can-buy). g7 is refused: its NVIDIA RTX PRO 4500 "
+        "Blackwell needs driver 595 or later, and the EKS AL2023 NVIDIA AMIs (release v20260610 "
+        "here) ship 580; a custom AMI with 595 is outside what this project checks."
     )
     min_size: int
     "Fewest nodes; minSize ≤ desiredSize ≤ maxSize. At least 0."
@@ -36,7 +41,12 @@ class GpuNodeGroup(TypedDict):
         "`ON_DEMAND`."
     )
     sharing: NotRequired[str]
-    "Name of the sharing profile of this group's GPUs. Default: `default`."
+    (
+        "Name of the sharing profile of this group's GPUs. A fractional type (g6f, gr6f) that "
+        "names none gets `unshared` (strategy none), added to sharing if the stack does not define "
+        "it (if it does, it must be none); it may be time-sliced by naming such a profile; MPS, "
+        "MIG and hami are refused on it. Default: `default`; `unshared` on g6f and gr6f."
+    )
     ami_type: NotRequired[str]
     (
         "`AL2023_x86_64_NVIDIA` runs the device plugin as a Helm release; "
@@ -58,10 +68,10 @@ class MigPartitioning(TypedDict):
         "How each GPU is partitioned: every slice one profile, as many as the GPU takes "
         "(`all-<profile>`, e.g. `all-1g.10gb`); mig-parted's per-GPU mix (`all-balanced`); or a "
         "custom map of profile to count per GPU (`{1g.10gb: 4, 3g.40gb: 1}`). Checked per node "
-        "group and pool against the GPU's profiles and maximum counts, its 7 compute and 8 memory "
-        "slices; media-extension (`+me`) profiles are refused. Becomes the node label "
-        "nvidia.com/mig.config (a custom map gets a stable generated name). Here the name only: a "
-        "map goes in customLayout."
+        "group and pool against the GPU's profiles and maximum counts, its compute and memory "
+        "slices (7 and 8; 4 and 4 on the RTX-PRO-6000-96GB); media-extension (`+me`) profiles are "
+        "refused. Becomes the node label nvidia.com/mig.config (a custom map gets a stable "
+        "generated name). Here the name only: a map goes in customLayout."
     )
     custom_layout: NotRequired[dict[str, int]]
     (
@@ -118,10 +128,12 @@ class SharingProfile(TypedDict):
         "`time-slicing`: replicas take turns on the whole GPU. `mps`: replicas run at once as "
         "clients of one MPS server, each capped at 1/replicas of the memory and SMs "
         "(docs/strategies.md#mps). `none`: whole GPUs, unshared. `mig`: hardware partitions on the "
-        "A100, H100 and H200 instance types (`p4d`, `p4de`, `p5`, `p5e` and `p5en`); needs mig "
-        "(docs/mig.md). `hami`: HAMi's memory-capped software slices, each pod capped at the GPU "
-        "memory it requests; needs hami (docs/strategies.md#hami). One of `time-slicing`, `mps`, "
-        "`none`, `mig` or `hami`. Default: `time-slicing`."
+        "A100, H100, H200 and Blackwell instance types (`g7e`, `p4d`, `p4de`, `p5`, `p5e`, `p5en`, "
+        "`p6-b200` and `p6-b300`); needs mig (docs/mig.md). `hami`: HAMi's memory-capped software "
+        "slices, each pod capped at the GPU memory it requests; needs hami "
+        "(docs/strategies.md#hami). On a fractional type (g6f, gr6f) only `none` and "
+        "`time-slicing`. One of `time-slicing`, `mps`, `none`, `mig` or `hami`. Default: "
+        "`time-slicing`."
     )
     replicas: NotRequired[int]
     (
@@ -310,7 +322,9 @@ class KarpenterNodePool(TypedDict):
     instance_types: list[str]
     (
         "NVIDIA GPU instance types the pool may launch (the node groups' table, no repeats); mixed "
-        "GPU counts are fine."
+        "GPU counts are fine. Each type's driver must be in karpenter.amiRelease (g6f from "
+        "v20250610, gr6f from v20250610, g7e from v20251217, p6-b200 from v20250419, p6-b300 from "
+        "v20251217), else it is refused naming the type."
     )
     capacity_types: NotRequired[list[str]]
     (
@@ -354,7 +368,9 @@ class KarpenterNodePool(TypedDict):
     sharing: NotRequired[str]
     (
         "Name of the sharing profile of the pool's GPUs (node label, device-plugin config, overlay "
-        "capacity). Default: `default`."
+        "capacity). A pool of only fractional types (g6f, gr6f) that names none gets `unshared`; a "
+        "pool mixing fractional and whole-GPU types must name it. Default: `default`; `unshared` "
+        "when every type is g6f or gr6f."
     )
     weight: NotRequired[int]
     "Priority over other NodePools. At least 1 and at most 100."

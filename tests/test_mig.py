@@ -118,23 +118,53 @@ def test_every_mig_instance_type_is_in_the_instance_table_with_its_gpu():
         instance = facts.GPU_INSTANCES[instance_type]
         gpu = facts.MIG_GPUS[gpu_name]
         assert gpu_name.startswith(instance.gpu_model)
-        # The largest profile holds (about) the whole GPU's memory, never more.
+        # The largest profile is the whole GPU: all its slices, (about) all its memory.
         largest = max(gpu.profiles.values(), key=lambda p: p.memory_slices)
-        assert largest.compute_slices == facts.MIG_COMPUTE_SLICES
-        assert largest.memory_slices == facts.MIG_MEMORY_SLICES
+        assert largest.compute_slices == gpu.compute_slices
+        assert largest.memory_slices == gpu.memory_slices
         assert largest.memory_gib <= instance.gpu_memory_gib
 
 
 @pytest.mark.parametrize("gpu", facts.MIG_GPUS.values(), ids=lambda g: g.name)
 def test_profiles_fill_at_most_one_gpu_and_balanced_fits(gpu):
     for profile in gpu.profiles.values():
-        assert profile.max_count * profile.compute_slices <= facts.MIG_COMPUTE_SLICES
-        assert profile.max_count * profile.memory_slices <= facts.MIG_MEMORY_SLICES
-        # The name says the compute slices.
+        assert profile.max_count * profile.compute_slices <= gpu.compute_slices
+        assert profile.max_count * profile.memory_slices <= gpu.memory_slices
+        # The name says the compute slices, and its memory is its share of the GPU's.
         assert profile.name.startswith(f"{profile.compute_slices}g.")
+        largest = max(p.memory_gib for p in gpu.profiles.values())
+        share = profile.memory_slices / gpu.memory_slices
+        assert profile.memory_gib <= largest * share + 0.5, profile.name
     assert set(gpu.balanced) <= set(gpu.profiles)
     compute = sum(gpu.profiles[n].compute_slices * c for n, c in gpu.balanced.items())
-    assert compute <= facts.MIG_COMPUTE_SLICES
+    assert compute <= gpu.compute_slices
+
+
+@pytest.mark.parametrize("gpu", facts.MIG_GPUS.values(), ids=lambda g: g.name)
+def test_each_profile_name_says_its_share_of_its_gpus_memory(gpu):
+    """mig-parted's Blackwell `all-<profile>` entries name no GPU: they are attributed to a
+    GPU by its memory. A profile `Ng.Mgb` of that GPU holds M GB, its memory slices' share of
+    the whole-GPU profile's (1g.23gb = 180 GB / 8 on a B200, 1g.24gb = 96 GB / 4 on an RTX PRO
+    6000), as every older GPU's profiles do."""
+    whole = max(gpu.profiles.values(), key=lambda p: p.memory_slices)
+    whole_gb = int(whole.name.split(".")[1].removesuffix("gb"))
+    for profile in gpu.profiles.values():
+        gb = int(profile.name.split(".")[1].removesuffix("gb"))
+        share = whole_gb * profile.memory_slices / gpu.memory_slices
+        assert abs(gb - share) <= 1, (profile.name, share)
+
+
+def test_the_rtx_pro_6000_has_four_compute_slices_not_seven():
+    """MIG User Guide: at most 4 instances on the RTX PRO 6000 Blackwell (7 on the B200);
+    mig-parted's all-1g.24gb is 4 of them, and a layout is checked against the GPU's own
+    totals: 1g.24gb x4 fills it, and one 2g.48gb more is refused."""
+    gpu = facts.mig_gpu("g7e.2xlarge")
+    assert (gpu.compute_slices, gpu.profiles["1g.24gb"].max_count) == (4, 4)
+    assert facts.mig_gpu("p6-b200.48xlarge").compute_slices == facts.MIG_COMPUTE_SLICES
+    fits = MigSettings(layout={"1g.24gb": 2, "2g.48gb": 1}, strategy="mixed")
+    assert fits.problems_on(gpu) == []
+    over = MigSettings(layout={"1g.24gb": 3, "2g.48gb": 1}, strategy="mixed")
+    assert "the layout takes 5 compute slices; a GPU has 4" in over.problems_on(gpu)
 
 
 # mig-parted's catalogue at the pinned version, in the upstream reference folder beside the
@@ -324,14 +354,42 @@ def test_bottlerocket_takes_only_a_uniform_single_layout(profile):
 
 
 def _bottlerocket_cases(supported: bool) -> list[tuple[str, str]]:
-    """(instance type, profile) for each MIG GPU's profiles Bottlerocket does (not) know."""
+    """(instance type, profile) for each MIG GPU's profiles Bottlerocket does (not) know, on
+    the GPUs it is known to partition at all."""
     instance_of = {gpu: instance for instance, gpu in facts.MIG_GPU_OF_INSTANCE.items()}
     return [
         (instance_of[gpu.name], name)
         for gpu in facts.MIG_GPUS.values()
+        if gpu.bottlerocket_key is not None
         for name in gpu.profiles
         if (name in gpu.bottlerocket_profiles) == supported
     ]
+
+
+UNPARTITIONED_ON_BOTTLEROCKET = [
+    t
+    for t, g in sorted(facts.MIG_GPU_OF_INSTANCE.items())
+    if facts.MIG_GPUS[g].bottlerocket_key is None
+]
+
+
+@pytest.mark.parametrize("instance_type", UNPARTITIONED_ON_BOTTLEROCKET)
+def test_bottlerocket_mig_is_refused_on_gpus_no_release_is_known_to_partition(instance_type):
+    """The Blackwell GPUs: no Bottlerocket release is confirmed to partition them, so even a
+    uniform single layout of one of their profiles is refused, naming the GPU."""
+    gpu = facts.mig_gpu(instance_type)
+    smallest = min(gpu.profiles.values(), key=lambda p: p.memory_gib)
+    raw = bottlerocket_a100(mig_profile(f"all-{smallest.name}", "single"))
+    raw["gpuNodeGroups"]["a100"]["instanceType"] = instance_type
+    problems = problems_of(raw)
+    assert any(
+        p.startswith("gpuNodeGroups.a100: profile 'probe'")
+        and f"no Bottlerocket release is known here to partition the {gpu.name}" in p
+        for p in problems
+    ), problems
+    # The same layout on AL2023 is accepted.
+    del raw["gpuNodeGroups"]["a100"]["amiType"]
+    assert load_settings(raw, stack="t").sharing["probe"].is_mig
 
 
 @pytest.mark.parametrize(("instance_type", "slice_name"), _bottlerocket_cases(supported=False))
@@ -366,8 +424,11 @@ def test_bottlerocket_takes_each_profile_its_mig_manager_knows(instance_type, sl
 def test_bottlerocket_profiles_are_profiles_of_their_gpu():
     for gpu in facts.MIG_GPUS.values():
         assert set(gpu.bottlerocket_profiles) <= set(gpu.profiles), gpu.name
+        if gpu.bottlerocket_key is None:
+            assert not gpu.bottlerocket_profiles, gpu.name  # not partitioned there at all
+            continue
         # Its fallback, the whole GPU, is always among them.
-        whole = [n for n, p in gpu.profiles.items() if p.compute_slices == facts.MIG_COMPUTE_SLICES]
+        whole = [n for n, p in gpu.profiles.items() if p.compute_slices == gpu.compute_slices]
         assert set(whole) <= set(gpu.bottlerocket_profiles), gpu.name
 
 

@@ -496,10 +496,15 @@ def node_pool(
     return {"metadata": {"name": node_pool_name(pool_name)}, "spec": spec}
 
 
-def instance_types_by_gpu_count(pool: KarpenterNodePoolSettings) -> dict[int, list[str]]:
+def instance_types_by_gpu_count(
+    pool: KarpenterNodePoolSettings, *, fractional_only: bool = False
+) -> dict[int, list[str]]:
+    """The pool's instance types by the GPUs their nodes show (a fractional type's one vGPU
+    included), or only its fractional types."""
     by_count: dict[int, list[str]] = defaultdict(list)
     for instance in pool.instances:
-        by_count[instance.gpus].append(instance.name)
+        if instance.fractional or not fractional_only:
+            by_count[instance.gpus].append(instance.name)
     return {count: sorted(names) for count, names in sorted(by_count.items())}
 
 
@@ -515,14 +520,17 @@ def node_overlays(
     instance types it matches, and capacities are absolute, so there is one overlay per GPU
     count. Unshared profiles need none: the instance's own count is already right.
 
+    Fractional types (g6f, gr6f) need one unshared too: Karpenter gives them no
+    nvidia.com/gpu at all (facts.GpuInstance.karpenter_gpus; aws/karpenter-provider-aws#8368,
+    whose NodeOverlay docs on main show this overlay), so it would never launch one for a pod
+    asking for a GPU. Their one vGPU counts as 1 GPU here, time-sliced or not.
+
     MIG profiles always need them (slices are not GPUs), one per GPU count and MIG GPU model,
     keyed `<gpus>x<model>`: every slice resource the node will advertise, and with `mixed`
     nvidia.com/gpu set to 0, since the plugin then advertises no whole GPU.
     """
     if profile.is_mig:
         return _mig_node_overlays(pool_name, pool, profile)
-    if not profile.shared:
-        return {}
     name = node_pool_name(pool_name)
     return {
         gpus: {
@@ -535,7 +543,9 @@ def node_overlays(
                 "capacity": {profile.resource_name: str(gpus * profile.virtual_gpus_per_gpu)},
             },
         }
-        for gpus, types in instance_types_by_gpu_count(pool).items()
+        for gpus, types in instance_types_by_gpu_count(
+            pool, fractional_only=not profile.shared
+        ).items()
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders import hami, pod_security
+from eks_gpu_slicing.planning import isolation
 from eks_gpu_slicing.planning.planner import DEFAULT_RESULTS as COMMITTED_BENCHMARK_RESULTS
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 
@@ -198,17 +199,23 @@ def kubernetes_taints(eks_taints: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{**taint, "effect": _KUBERNETES_EFFECTS[taint["effect"]]} for taint in eks_taints]
 
 
-ISOLATION = {
-    "time-slicing": "none: all replicas share the GPU's memory and one fault domain",
-    "mps": "memory capped per client (total / replicas) and a share of the SMs; "
-    "one MPS server, so a fatal GPU fault still reaches every client",
-    "none": "whole GPU per pod",
-    "mig": "hardware (MIG): each slice has its own memory, cache and SMs; "
-    "time-sliced replicas of one slice share it",
-    "hami": "memory-capped (software): HAMi-core caps each container's device memory at its "
-    "nvidia.com/gpumem request; SMs are shared (a soft cap only with nvidia.com/gpucores), "
-    "one fault domain, and a process that does not load the library is not capped",
+ISOLATION_OF_STRATEGY = {
+    "time-slicing": isolation.TIME_SLICED,
+    "mps": isolation.MPS,
+    "none": isolation.WHOLE_GPU,
+    "mig": isolation.MIG,
+    "hami": isolation.HAMI,
 }
+
+
+def isolation_of(profile: SharingProfile, instance: facts.GpuInstance) -> isolation.Isolation:
+    """What the profile isolates between pods on this instance type: its strategy's, except
+    on a fractional vGPU, which is a hardware slice of its own (time-sliced or not)."""
+    if instance.fractional:
+        if profile.shared:
+            return isolation.time_sliced_within(isolation.FRACTIONAL_VGPU)
+        return isolation.FRACTIONAL_VGPU
+    return ISOLATION_OF_STRATEGY[profile.strategy]
 
 
 def virtual_gpu_capacity(
@@ -237,12 +244,18 @@ def virtual_gpu_capacity(
         "gpuMemoryPerVirtualGpuGiB": round(memory_per_virtual / 1024, 2),
         "priceSource": f"on-demand, {facts.PRICE_REGION}, {facts.PRICES_AS_OF}"
         + ("" if region in (None, facts.PRICE_REGION) else f" (not {region})"),
-        "isolation": ISOLATION[profile.strategy],
+        "isolation": isolation_of(profile, instance).description,
     }
     # An instance type without an on-demand price (p5e) has no price key: absent, not null,
     # so the component package's report declares it as it can really be (optional, a number).
     if instance.usd_per_hour is not None and per_node:
         report["usdPerVirtualGpuHour"] = round(instance.usd_per_hour / per_node, 4)
+    if instance.gpu_fraction is not None:
+        # The node's one vGPU is the slice: its memory, and its price per device.
+        report["gpuFraction"] = str(instance.gpu_fraction)
+        report["sliceMemoryGiB"] = {report["resourceName"]: round(instance.gpu_memory_gib, 2)}
+        if "usdPerVirtualGpuHour" in report:
+            report["usdPerSliceHour"] = {report["resourceName"]: report["usdPerVirtualGpuHour"]}
     if profile.is_mig and profile.mig is not None:
         # Per slice type: how many a node advertises and each one's device memory.
         report["migLayout"] = profile.mig.layout_name
@@ -471,6 +484,21 @@ def benchmark_worker_rss_mib(models: tuple[str, ...]) -> float:
     return max(rows)
 
 
+@functools.cache
+def benchmark_worker_gpu_mib(models: tuple[str, ...]) -> float:
+    """The most GPU memory one benchmark worker running `models` takes: the largest
+    `mem_per_process_mib` of the committed results (what PyTorch's allocator took, without
+    the CUDA context) plus a CUDA context (facts.CUDA_CONTEXT_MIB)."""
+    rows = [
+        r.mem_per_process_mib
+        for r in bench.load_results(COMMITTED_BENCHMARK_RESULTS)
+        if r.model in models and r.mem_per_process_mib is not None
+    ]
+    if not rows:
+        raise ValueError(f"the committed benchmark results have no GPU memory for {models}")
+    return max(rows) + facts.CUDA_CONTEXT_MIB
+
+
 @dataclass(frozen=True)
 class BenchmarkSizing:
     """How many processes a benchmark Job runs on a node, and what it asks for."""
@@ -483,6 +511,9 @@ class BenchmarkSizing:
     allocatable_mib: int
     cpu: int  # whole cores requested: one per rank (pinned) and one for the parent
     vcpus: int
+    # True when the GPU's memory, not the node's, holds N down: every worker of every group
+    # holds a CUDA context and its model on the one GPU (a fractional vGPU has 2.8 GiB).
+    gpu_bound: bool = False
 
     @property
     def capped(self) -> bool:
@@ -504,7 +535,8 @@ class BenchmarkSizing:
         if self.capped:
             text += (
                 f"; N capped at {max(self.clients)} (the profile asks for up to "
-                f"{max(self.wanted)}): more workers would not fit in the node's memory"
+                f"{max(self.wanted)}): more workers would not fit in the "
+                + ("GPU's memory" if self.gpu_bound else "node's memory")
             )
         if not self.pinned:
             text += (
@@ -531,7 +563,8 @@ def benchmark_sizing(
 ) -> BenchmarkSizing:
     """The process counts a node of `instance` can hold. The benchmark keeps every process
     group up for the whole run (bench.worker_groups), each of the largest N's size, so
-    groups x N x RSS + margin <= allocatable; it pins rank i of every group to one core, so
+    groups x N x RSS + margin <= allocatable, and groups x N x a worker's GPU memory <= the
+    GPU's (per GPU: a fractional type's vGPU); it pins rank i of every group to one core, so
     it asks for N + 1 cores where the node has them."""
     wanted = benchmark_clients(profile)
     worker = benchmark_worker_rss_mib(tuple(models))
@@ -543,6 +576,11 @@ def benchmark_sizing(
     # that holds exactly the profile's replicas would measure one fewer and report a cap.
     exact_worker = Fraction(repr(worker))
     fit = max(1, math.floor((allocatable - BENCHMARK_MEMORY_MARGIN_MIB) / (groups * exact_worker)))
+    gpu_fit = max(
+        1, math.floor(instance.gpu_memory_mib / (groups * benchmark_worker_gpu_mib(tuple(models))))
+    )
+    gpu_bound = gpu_fit < fit
+    fit = min(fit, gpu_fit)
     clients = [n for n in wanted if n <= fit]
     if max(wanted) > fit and fit not in clients:
         clients.append(fit)  # what a full node can still run is the most useful point
@@ -556,6 +594,7 @@ def benchmark_sizing(
         allocatable_mib=allocatable,
         cpu=max(1, min(top + 1, instance.vcpus - BENCHMARK_NODE_VCPUS_LEFT)),
         vcpus=instance.vcpus,
+        gpu_bound=gpu_bound,
     )
 
 

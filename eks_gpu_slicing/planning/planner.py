@@ -20,19 +20,23 @@ The rule, per instance type and strategy:
      interleaved runs it is stated at the benchmark's reference host speed (a fast core;
      `reference_launch_ms`): a slower host would only raise the GPU-bound ratios.
   3. Take the largest R that satisfies both (R = 1 means: do not share).
-MIG (instance types whose GPUs have it: p4d, p4de, p5, p5e, p5en) is a third strategy, and a
-model rather than a measurement (the benchmark measured no MIG slice):
+MIG (instance types whose GPUs have it: p4d, p4de, p5, p5e, p5en, g7e, p6-b200, p6-b300) is a
+third strategy, and a model rather than a measurement (the benchmark measured no MIG slice):
   - the slice is the smallest profile (least memory, then fewest compute slices) that splits
     the GPU (`max_count` >= 2), holds the pod's memory (a slice's memory, as nvidia-smi
     reports it, is the pod's whole device memory: no reserve is taken off) and can serve one
     pod;
-  - a slice of c compute slices is taken to run a pod's request in 7/c times its whole-GPU
-    time (an assumption: small, launch-bound kernels lose less),
-    so one pod keeps its slice busy `busy` x 7/c of the time, and a slice delivers c/7 of what
-    the whole GPU does;
+  - a slice of c of the GPU's C compute slices (7, or 4 on the RTX PRO 6000) is taken to run
+    a pod's request in C/c times its whole-GPU time (an assumption: small, launch-bound
+    kernels lose less), so one pod keeps its slice busy `busy` x C/c of the time, and a slice
+    delivers c/C of what the whole GPU does;
   - `replicas` time-slices each slice when memory and the time-slicing curve allow it
-    (R x busy x 7/c <= ratio(R), the measured whole-GPU time-slicing ratio applied to a slice);
+    (R x busy x C/c <= ratio(R), the measured whole-GPU time-slicing ratio applied to a slice);
   - pods per GPU = the profile's max_count (uniform layout `all-<profile>`, `single`) x R.
+Fractional instance types (g6f, gr6f: a vGPU of 1/8 to 1/2 of an L4) are modelled the same
+way: the vGPU is a slice of f of the GPU, in memory (minus f of the reserve below) and in
+compute (a pod takes 1/f times its whole-GPU time), unshared or time-sliced on top; no MPS
+(refused on a vGPU) and no MIG.
 HAMi (`--hami`, strategy hami) is planned like time-slicing with each pod's device memory
 capped at what it needs: the slices per GPU are the largest R that memory and the throughput
 curve allow, from the benchmark's `hami` rows where the results have them, else from
@@ -41,6 +45,9 @@ says.
 The recommendation is the plan with the most pods per GPU; on a tie MIG first (the same
 density with memory and fault isolation), then the one that caps a pod least (time-slicing
 before hami, which needs HAMi installed for the same density, before MPS).
+Last comes every option compared for the workload, cheapest per workload-hour first (on a
+tie, the one that isolates pods more), with its isolation (planning/isolation.py) and whether
+it was measured or modelled; the options that do not serve the workload follow, with why.
 The workload is matched to the benchmark model whose exclusive per-iteration latency is
 closest to its per-request GPU time (short requests = small kernels that leave the GPU idle;
 long ones saturate it). This is a heuristic measured on one GPU type: re-measure on yours
@@ -50,6 +57,7 @@ with the in-cluster benchmark (`benchmark.enabled`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from collections.abc import Sequence
@@ -58,6 +66,8 @@ from pathlib import Path
 
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.planning import isolation
+from eks_gpu_slicing.planning.isolation import Isolation
 from eks_gpu_slicing.settings.stack_files import ROOT
 
 DEFAULT_RESULTS = ROOT / "benchmarks" / "sharing" / "results-h200.csv"
@@ -77,6 +87,15 @@ MIG_MODEL_NOTE = "modelled, not measured"
 HAMI_STRATEGY = "hami"
 HAMI_MODE = "hami"
 HAMI_BORROWED_NOTE = "throughput from time-slicing's curve (no hami rows in the results)"
+# What the `basis` column says of a row.
+MEASURED, MODELLED = "measured", "modelled"
+# The isolation of a strategy's rows on whole GPUs (MIG and fractional rows set their own).
+STRATEGY_ISOLATION = {
+    "none": isolation.WHOLE_GPU,
+    "time-slicing": isolation.TIME_SLICED,
+    "mps": isolation.MPS,
+    HAMI_STRATEGY: isolation.HAMI,
+}
 
 
 @dataclass(frozen=True)
@@ -109,24 +128,33 @@ class Curve:
 @dataclass(frozen=True)
 class Plan:
     instance_type: str
-    strategy: str  # "none", "time-slicing", "mps" or "mig"
+    strategy: str  # "none", "time-slicing", "mps", "mig" or "hami"
     replicas: int  # pods per GPU (MIG: slices x slice_replicas)
     model: str  # the benchmark model the workload was matched to
     throughput_ratio: float  # GPU's delivered work at R busy pods, x one exclusive pod
     demand: float  # R x busy
     p99_factor: float  # p99 latency with all R pods busy, x exclusive
     memory_headroom_gib: float  # per GPU, after R pods
-    usd_per_virtual_gpu_hour: float
-    fits: bool
+    usd_per_workload_hour: float  # the instance's price over the pods it holds
+    fits: bool  # the workload fits and is served (MIG: see recommendable)
     note: str = ""
     # MIG only: the slice profile of the uniform layout (empty on a row that only says why
     # MIG does not serve the workload) and how many pods time-share each slice.
     mig_profile: str = ""
     slice_replicas: int = 1
+    # What keeps the pods apart, and whether the row's throughput was measured or modelled.
+    isolation: Isolation = isolation.WHOLE_GPU
+    basis: str = MEASURED
 
     @property
     def recommendable(self) -> bool:
         return self.fits and (self.strategy != MIG_STRATEGY or bool(self.mig_profile))
+
+    @property
+    def an_option(self) -> bool:
+        """Whether the row is an option of its own in the comparison: not a sharing strategy
+        that ends at one pod per device, which is the `none` row again."""
+        return self.strategy in ("none", MIG_STRATEGY) or self.replicas > 1
 
 
 def planning_ratio(r: bench.Result) -> float:
@@ -171,7 +199,10 @@ def plan_instance(
     hami: bool = False,
 ) -> list[Plan]:
     """One plan per strategy (none, time-slicing, mps, and mig where the GPU has it; hami when
-    asked for) for one instance type."""
+    asked for) for one instance type; for a fractional type, its vGPU unshared and
+    time-sliced."""
+    if instance.gpu_fraction is not None:
+        return plan_fractional(workload, instance, curves[(model, MIG_CURVE_STRATEGY)])
     usable = instance.gpu_memory_gib - GPU_MEMORY_RESERVE_GIB
     by_memory = math.floor(usable / workload.gpu_memory_gib)
 
@@ -185,13 +216,10 @@ def plan_instance(
             demand=replicas * workload.busy,
             p99_factor=curve.p99_factor(replicas) if curve else 1.0,
             memory_headroom_gib=usable - replicas * workload.gpu_memory_gib,
-            usd_per_virtual_gpu_hour=(
-                instance.usd_per_hour / (instance.gpus * replicas)
-                if instance.usd_per_hour is not None
-                else math.nan
-            ),
+            usd_per_workload_hour=_usd_per_pod_hour(instance, replicas),
             fits=by_memory >= 1,
             note=note,
+            isolation=STRATEGY_ISOLATION[strategy if replicas > 1 else "none"],
         )
 
     if by_memory < 1:
@@ -245,12 +273,15 @@ def plan_hami(
     mib = math.ceil(workload.gpu_memory_gib * 1024)
     if not feasible:
         why = "memory" if by_memory < 2 else "the GPU would be oversubscribed"
-        return plan(HAMI_STRATEGY, 1, curve, "; ".join([f"no sharing: {why}", *note]))
+        row = plan(HAMI_STRATEGY, 1, curve, "; ".join([f"no sharing: {why}", *note]))
+        return row if not note else dataclasses.replace(row, basis=MODELLED)
     replicas = max(feasible)
     if replicas == by_memory:
         note.insert(0, "memory-bound")
     note.insert(0, f"each pod capped at {facts.HAMI_MEMORY_RESOURCE}: {mib} (software)")
-    return plan(HAMI_STRATEGY, replicas, curve, "; ".join(note))
+    row = plan(HAMI_STRATEGY, replicas, curve, "; ".join(note))
+    # Without hami rows in the results, time-slicing's curve stands in: modelled, not measured.
+    return row if HAMI_BORROWED_NOTE not in note else dataclasses.replace(row, basis=MODELLED)
 
 
 def plan_mig(
@@ -265,7 +296,7 @@ def plan_mig(
     held = [p for p in splits if p.memory_gib >= workload.gpu_memory_gib]
     for profile in held:
         # A pod's GPU time on a slice of c compute slices, x its whole-GPU time.
-        slowdown = facts.MIG_COMPUTE_SLICES / profile.compute_slices
+        slowdown = gpu.compute_slices / profile.compute_slices
         if workload.busy * slowdown > 1 + 1e-9:
             continue  # one pod alone would oversubscribe this slice
         by_memory = math.floor(profile.memory_gib / workload.gpu_memory_gib)
@@ -281,7 +312,9 @@ def plan_mig(
                 note.append("memory-bound")
             if per_slice == curve.max_clients:
                 note.append(f"measured up to N={curve.max_clients}")
-        note.append(f"each pod capped at {profile.compute_slices}/{facts.MIG_COMPUTE_SLICES}")
+        note.append(f"each pod capped at {profile.compute_slices}/{gpu.compute_slices}")
+        if profile.memory_estimated:
+            note.append("slice memory estimated, not read from nvidia-smi")
         note.append(MIG_MODEL_NOTE)
         return Plan(
             instance_type=instance.name,
@@ -293,15 +326,15 @@ def plan_mig(
             p99_factor=slowdown * curve.p99_factor(per_slice),
             memory_headroom_gib=profile.max_count
             * (profile.memory_gib - per_slice * workload.gpu_memory_gib),
-            usd_per_virtual_gpu_hour=(
-                instance.usd_per_hour / (instance.gpus * pods)
-                if instance.usd_per_hour is not None
-                else math.nan
-            ),
+            usd_per_workload_hour=_usd_per_pod_hour(instance, pods),
             fits=True,
             note="; ".join(note),
             mig_profile=profile.name,
             slice_replicas=per_slice,
+            isolation=(
+                isolation.MIG if per_slice == 1 else isolation.time_sliced_within(isolation.MIG)
+            ),
+            basis=MODELLED,
         )
     if held:
         why = f"one pod would oversubscribe even a {held[-1].name} slice"
@@ -319,12 +352,78 @@ def plan_mig(
         memory_headroom_gib=instance.gpu_memory_gib
         - GPU_MEMORY_RESERVE_GIB
         - workload.gpu_memory_gib,
-        usd_per_virtual_gpu_hour=(
-            instance.usd_per_hour / instance.gpus if instance.usd_per_hour is not None else math.nan
-        ),
+        usd_per_workload_hour=_usd_per_pod_hour(instance, 1),
         fits=False,
         note=f"no MIG: {why}",
+        isolation=isolation.MIG,
+        basis=MODELLED,
     )
+
+
+def plan_fractional(workload: Workload, instance: facts.GpuInstance, curve: Curve) -> list[Plan]:
+    """A fractional type's vGPU, a slice of f of one GPU: unshared, and time-sliced by the
+    largest R its memory and the time-slicing curve allow (R x busy / f <= ratio(R)). Its
+    usable memory is its own less f of the whole GPU's reserve; one pod takes 1/f times its
+    whole-GPU time. A model, as MIG's is."""
+    assert instance.gpu_fraction is not None
+    share = float(instance.gpu_fraction)
+    usable = instance.gpu_memory_gib - GPU_MEMORY_RESERVE_GIB * share
+    by_memory = math.floor(usable / workload.gpu_memory_gib)
+    slowdown = 1 / share
+    vgpu = f"{instance.gpu_fraction} {instance.gpu_model} vGPU"
+    cap = f"each pod capped at {instance.gpu_fraction} of the GPU"
+
+    def plan(strategy: str, replicas: int, fits: bool, note: list[str]) -> Plan:
+        return Plan(
+            instance_type=instance.name,
+            strategy=strategy,
+            replicas=replicas,
+            model=curve.model,
+            throughput_ratio=share * curve.ratio(replicas),
+            demand=replicas * workload.busy,
+            p99_factor=slowdown * curve.p99_factor(replicas),
+            memory_headroom_gib=usable - replicas * workload.gpu_memory_gib,
+            usd_per_workload_hour=_usd_per_pod_hour(instance, replicas),
+            fits=fits,
+            note="; ".join([*note, MIG_MODEL_NOTE]),
+            isolation=(
+                isolation.FRACTIONAL_VGPU
+                if replicas == 1
+                else isolation.time_sliced_within(isolation.FRACTIONAL_VGPU)
+            ),
+            basis=MODELLED,
+        )
+
+    if by_memory < 1:
+        why = f"does not fit: {workload.gpu_memory_gib:g} GiB > {usable:.1f} GiB usable"
+        return [plan("none", 1, False, [why])]
+    if workload.busy * slowdown > 1 + 1e-9:
+        why = f"one pod would need {workload.busy * slowdown:.2f} of its {vgpu}"
+        return [plan("none", 1, False, [why])]
+    plans = [plan("none", 1, True, [f"one {vgpu}", cap])]
+    limit = min(by_memory, curve.max_clients)
+    feasible = [
+        r for r in range(2, limit + 1) if r * workload.busy * slowdown <= curve.ratio(r) + 1e-9
+    ]
+    if not feasible:
+        why = "memory" if by_memory < 2 else "the vGPU would be oversubscribed"
+        plans.append(plan("time-slicing", 1, True, [f"no sharing: {why}"]))
+        return plans
+    replicas = max(feasible)
+    note = [f"one {vgpu}, time-sliced x{replicas}"]
+    if replicas == by_memory:
+        note.append("memory-bound")
+    if replicas == curve.max_clients:
+        note.append(f"measured up to N={curve.max_clients}")
+    plans.append(plan("time-slicing", replicas, True, [*note, cap]))
+    return plans
+
+
+def _usd_per_pod_hour(instance: facts.GpuInstance, pods_per_gpu: int) -> float:
+    """The on-demand price of the instance over the pods it holds (NaN without a price)."""
+    if instance.usd_per_hour is None:
+        return math.nan
+    return instance.usd_per_hour / (instance.gpus * pods_per_gpu)
 
 
 def recommend(plans: Sequence[Plan]) -> Plan:
@@ -410,14 +509,17 @@ def _flow(value: object) -> str:
 
 
 def default_instance_types() -> list[str]:
-    """The smallest size of every GPU family with an on-demand price (p5e has none)."""
-    smallest: dict[str, facts.GpuInstance] = {}
+    """The smallest size of every GPU family with an on-demand price (p5e has none), and of a
+    fractional family every GPU fraction it sells (g6f: 1/8, 1/4 and 1/2 of an L4 are as
+    different as GPUs of different sizes)."""
+    smallest: dict[tuple[str, object], facts.GpuInstance] = {}
     for instance in facts.GPU_INSTANCES.values():
         if instance.usd_per_hour is None:
             continue
-        current = smallest.get(instance.family)
+        key = (instance.family, instance.gpu_fraction)
+        current = smallest.get(key)
         if current is None or (instance.gpus, instance.vcpus) < (current.gpus, current.vcpus):
-            smallest[instance.family] = instance
+            smallest[key] = instance
     return [i.name for i in sorted(smallest.values(), key=lambda i: i.usd_per_hour)]
 
 
@@ -439,8 +541,8 @@ def format_plans(
         f"-> behaves like the benchmark's '{model}' model",
         "",
         "| instance | GPU | strategy | replicas | demand / GPU delivers | p99 x | "
-        "headroom GiB | $/virtual GPU h | note |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "headroom GiB | $/workload h | note | isolation | basis |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for instance_type, plans in plans_by_type.items():
         instance = facts.GPU_INSTANCES[instance_type]
@@ -448,11 +550,12 @@ def format_plans(
         for p in plans:
             mark = " **(recommended)**" if p is best and p.recommendable else ""
             lines.append(
-                f"| {instance_type} | {instance.gpus}x {instance.gpu_model} "
-                f"{instance.gpu_memory_gib:.0f} GiB | {p.strategy}{mark} | {p.replicas} | "
-                f"{p.demand:.2f} / {p.throughput_ratio:.2f} | {p.p99_factor:.1f} | "
-                f"{p.memory_headroom_gib:.1f} | {p.usd_per_virtual_gpu_hour:.3f} | {p.note} |"
+                f"| {instance_type} | {instance.gpu_description} | {p.strategy}{mark} | "
+                f"{p.replicas} | {p.demand:.2f} / {p.throughput_ratio:.2f} | "
+                f"{p.p99_factor:.1f} | {p.memory_headroom_gib:.1f} | "
+                f"{p.usd_per_workload_hour:.3f} | {p.note} | {p.isolation.label} | {p.basis} |"
             )
+    every = [p for plans in plans_by_type.values() for p in plans]
     lines += [
         "",
         f"Prices: on-demand us-east-1 as of {facts.PRICES_AS_OF}. 'GPU delivers' is the low end "
@@ -468,13 +571,60 @@ def format_plans(
         )
         + (
             " MIG rows are a model, not a measurement: the benchmark measured no MIG slice; a "
-            f"pod on a slice of c compute slices is taken to need {facts.MIG_COMPUTE_SLICES}/c "
-            "times its whole-GPU time per request, and a slice's time-slicing to follow the "
-            "whole GPU's curve."
-            if any(p.strategy == MIG_STRATEGY for plans in plans_by_type.values() for p in plans)
+            "pod on a slice of c of the GPU's C compute slices is taken to need C/c times its "
+            "whole-GPU time per request, and a slice's time-slicing to follow the whole GPU's "
+            "curve."
+            if any(p.strategy == MIG_STRATEGY for p in every)
+            else ""
+        )
+        + (
+            " Fractional vGPU rows (g6f, gr6f) are a model too: a vGPU of f of a GPU is taken "
+            "to need 1/f times a pod's whole-GPU time and to hold its own memory less f of the "
+            f"{GPU_MEMORY_RESERVE_GIB:g} GiB reserve; no vGPU was measured."
+            if any(isolation.FRACTIONAL_VGPU.key in p.isolation.key for p in every)
             else ""
         ),
     ]
+    return "\n".join(lines)
+
+
+def compared(plans_by_type: dict[str, list[Plan]]) -> tuple[list[Plan], list[Plan]]:
+    """Every option for the workload, as (those that serve it, cheapest per workload-hour
+    first and on a tie the one that isolates pods more; those that do not, in the same
+    order). A row of a sharing strategy that ends at one pod per device is the `none` row
+    again and is left out."""
+    order = {t: i for i, t in enumerate(plans_by_type)}
+
+    def key(p: Plan) -> tuple[float, int, int]:
+        price = p.usd_per_workload_hour
+        return (math.inf if math.isnan(price) else price, -p.isolation.rank, order[p.instance_type])
+
+    options = [p for plans in plans_by_type.values() for p in plans if p.an_option]
+    served = sorted((p for p in options if p.recommendable), key=key)
+    unserved = sorted((p for p in options if not p.recommendable), key=key)
+    return served, unserved
+
+
+def format_comparison(plans_by_type: dict[str, list[Plan]]) -> str:
+    """The options compared: what each costs per workload-hour, what it isolates, and
+    whether its figures were measured or modelled."""
+    served, unserved = compared(plans_by_type)
+    lines = [
+        "Compared for this workload, cheapest per workload-hour first (on a tie, the more "
+        "isolated first):",
+        "",
+        "| # | instance | GPU | strategy | pods / instance | $/workload h | isolation | basis | "
+        "note |",
+        "|---:|---|---|---|---:|---:|---|---|---|",
+    ]
+    for rank, p in [*((str(i), p) for i, p in enumerate(served, 1)), *(("-", p) for p in unserved)]:
+        instance = facts.GPU_INSTANCES[p.instance_type]
+        note = p.note if rank != "-" else f"does not serve it: {p.note}"
+        lines.append(
+            f"| {rank} | {p.instance_type} | {instance.gpu_description} | {p.strategy} | "
+            f"{instance.gpus * p.replicas} | {p.usd_per_workload_hour:.3f} | "
+            f"{p.isolation.label} | {p.basis} | {note} |"
+        )
     return "\n".join(lines)
 
 
@@ -533,6 +683,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for t in types
     }
     print(format_plans(workload, plans, model, reference_launch_ms(results, model)))
+    print()
+    print(format_comparison(plans))
     profiles = format_profiles(plans)
     if profiles:
         print()

@@ -307,7 +307,7 @@ def no_mps_on_mig(r: Resource) -> list[str]:
 
 def mig_capable_instances(r: Resource) -> list[str]:
     """A node group or Karpenter pool labelled with a MIG layout (nvidia.com/mig.config) runs
-    only instance types whose GPUs have MIG (p4d, p4de, p5, p5e, p5en): elsewhere the manager
+    only instance types whose GPUs have MIG (facts.MIG_GPU_OF_INSTANCE): elsewhere the manager
     fails on every node and the plugin advertises no slice."""
     capable = sorted(facts.MIG_GPU_OF_INSTANCE)
     if r.type in NODE_GROUPS:

@@ -228,8 +228,13 @@ def summary(rendered: Rendered, today: dt.date) -> list[str]:
         counts = report_resources(c)
         per_node = " + ".join(f"{n} {r}" for r, (n, _) in counts.items())
         at_max = " + ".join(str(m) for _, m in counts.values())
+        gpus = (
+            f"a {c['gpuFraction']} {c['gpuModel']} vGPU"
+            if "gpuFraction" in c
+            else f"x{c['gpusPerNode']} GPU"
+        )
         lines.append(
-            f"  {group}: {c['instanceType']} x{c['gpusPerNode']} GPU, profile {c['profile']}"
+            f"  {group}: {c['instanceType']} {gpus}, profile {c['profile']}"
             f" ({c['strategy']}), {per_node} per node, {at_max} at maxSize"
         )
     lines += [f"warning: {w}" for w in rendered.settings.warnings(today)]

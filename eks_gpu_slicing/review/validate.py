@@ -76,10 +76,15 @@ def main(argv: list[str] | None = None) -> int:
             if "sliceMemoryGiB" in c:
                 memory = round(c["sliceMemoryGiB"][resource] / c["replicas"], 2)
                 price = c.get("usdPerSliceHour", {}).get(resource)
+            gpus = (
+                f"{c['gpuFraction']} {c['gpuModel']} vGPU"
+                if "gpuFraction" in c
+                else f"{c['gpusPerNode']}x {c['gpuModel']}"
+            )
             first = (
                 name,
                 c["instanceType"],
-                f"{c['gpusPerNode']}x {c['gpuModel']} {c['gpuMemoryGiB']:g} GiB",
+                f"{gpus} {c['gpuMemoryGiB']:g} GiB",
                 f"{c['profile']} ({c['strategy']})",
             )
             rows.append(

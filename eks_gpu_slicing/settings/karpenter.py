@@ -17,8 +17,10 @@ from eks_gpu_slicing.settings.base import (
     RootVolumeGiB,
     _check_names,
     _Settings,
+    shown_default,
 )
 from eks_gpu_slicing.settings.node_groups import known_gpu_instance
+from eks_gpu_slicing.settings.sharing import FRACTIONAL_DEFAULT_PROFILE
 
 # The NodePool CRD's own patterns (karpenter.sh_nodepools.yaml, v1.14.1): what the API server
 # would accept, checked here so a typo is reported with its key path before anything runs.
@@ -91,7 +93,13 @@ class KarpenterNodePoolSettings(_Settings):
 
     instance_types: list[str] = Field(
         description="NVIDIA GPU instance types the pool may launch (the node groups' table, no "
-        "repeats); mixed GPU counts are fine."
+        "repeats); mixed GPU counts are fine. Each type's driver must be in karpenter.amiRelease "
+        + "("
+        + ", ".join(
+            f"{family} from {need.first_al2023_release}"
+            for family, need in facts.GPU_FAMILY_DRIVERS.items()
+        )
+        + "), else it is refused naming the type."
     )
     capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
         default=["on-demand"],
@@ -134,7 +142,12 @@ class KarpenterNodePoolSettings(_Settings):
     sharing: str = Field(
         default=DEFAULT_PROFILE,
         description="Name of the sharing profile of the pool's GPUs (node label, device-plugin "
-        "config, overlay capacity).",
+        "config, overlay capacity). A pool of only fractional types (g6f, gr6f) that names "
+        f"none gets `{FRACTIONAL_DEFAULT_PROFILE}`; a pool mixing fractional and whole-GPU types "
+        "must name it.",
+        json_schema_extra=shown_default(
+            f"`{DEFAULT_PROFILE}`; `{FRACTIONAL_DEFAULT_PROFILE}` when every type is g6f or gr6f"
+        ),
     )
     weight: int | None = Field(
         default=None, ge=1, le=100, description="Priority over other NodePools."
@@ -350,6 +363,19 @@ class KarpenterSettings(_Settings):
             f"for kubernetesVersion {kubernetes_version} (releases {carried} do), so no pool "
             "node could ever launch; set karpenter.amiRelease to one of those releases, or "
             "kubernetesVersion to a version it carries"
+        )
+
+    def driver_problem(self, instance: facts.GpuInstance) -> str | None:
+        """Why the pinned AMI release cannot run this instance type's GPUs, if so (a family
+        newer than the release: facts.GPU_FAMILY_DRIVERS)."""
+        need = facts.GPU_FAMILY_DRIVERS.get(instance.family)
+        if need is None or self.ami_release >= need.first_al2023_release:
+            return None
+        return (
+            f"a {instance.name} needs the {need.driver}, which the AL2023 NVIDIA AMIs carry "
+            f"from release {need.first_al2023_release}; karpenter.amiRelease "
+            f"{self.ami_release} has none, so its GPUs would never work: pin "
+            f"{need.first_al2023_release} or later, or leave {instance.name} out"
         )
 
     @field_validator("node_pools")

@@ -18,7 +18,7 @@ from eks_gpu_slicing.settings.existing_cluster import static_problems as existin
 from eks_gpu_slicing.settings.karpenter import karpenter_pool_profiles, karpenter_reference_problems
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings
 from eks_gpu_slicing.settings.secrets import HiddenSecrets, hide_secrets, is_secret
-from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING
+from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, FRACTIONAL_DEFAULT_PROFILE
 from eks_gpu_slicing.settings.stack import Settings
 
 # Namespaces of the providers this program uses (aws:region, kubernetes:..., eks:...) and
@@ -52,6 +52,8 @@ def load_settings(
         "clusterName",
         existing_name if isinstance(existing_name, str) else f"{facts.PROJECT}-{stack}",
     )
+    data, fractional_problems = fractional_default_profiles(data)
+    problems.extend(fractional_problems)
     settings = None
     unknown_keys: list[tuple] = []
     try:
@@ -131,6 +133,96 @@ def decode_config_value(key: str, value: Any) -> Any:
     if field is not None and _is_string_field(field.annotation):
         return value
     return decoded
+
+
+def fractional_default_profiles(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The raw config with FRACTIONAL_DEFAULT_PROFILE filled in, and why it cannot be.
+
+    A node group of a fractional type (g6f, gr6f: facts.GpuInstance.gpu_fraction), or a
+    Karpenter pool of only such types, that names no `sharing` profile gets one with strategy
+    none, added to `sharing` unless the stack defines it (then it must be unshared): the
+    device plugin's default profile would time-slice an already small hardware slice. A pool
+    mixing fractional and whole-GPU types must name its profile."""
+    data = dict(data)
+    problems: list[str] = []
+    groups_wanted: list[str] = []  # names that get the profile
+    pools_wanted: list[str] = []
+
+    def fractional(types: list[Any]) -> list[bool]:
+        """Whether each known GPU type among `types` is fractional (unknown ones are
+        reported by validation)."""
+        return [
+            facts.GPU_INSTANCES[t].fractional
+            for t in types
+            if isinstance(t, str) and t in facts.GPU_INSTANCES
+        ]
+
+    groups = data.get("gpuNodeGroups")
+    if isinstance(groups, Mapping):
+        for name, spec in groups.items():
+            unnamed = isinstance(spec, Mapping) and "sharing" not in spec
+            if unnamed and fractional([spec.get("instanceType")]) == [True]:
+                groups_wanted.append(name)
+    karpenter = data.get("karpenter")
+    pools = karpenter.get("nodePools") if isinstance(karpenter, Mapping) else None
+    if isinstance(pools, Mapping):
+        for name, spec in pools.items():
+            types = spec.get("instanceTypes") if isinstance(spec, Mapping) else None
+            if not isinstance(types, list) or "sharing" in spec:
+                continue
+            kinds = fractional(types)
+            if kinds and all(kinds):
+                pools_wanted.append(name)
+            elif any(kinds):
+                problems.append(
+                    f"karpenter.nodePools.{name}.sharing: the pool mixes fractional GPU types "
+                    "(a vGPU slice, unshared unless a profile says otherwise) with whole GPUs "
+                    "(shared per the device plugin's default profile): name its profile"
+                )
+    if not groups_wanted and not pools_wanted:
+        return data, problems
+    profiles = data.get("sharing", DEFAULT_SHARING)
+    if not isinstance(profiles, Mapping):
+        return data, problems  # reported by validation
+    defined = profiles.get(FRACTIONAL_DEFAULT_PROFILE)
+    if defined is None:
+        data["sharing"] = {**profiles, FRACTIONAL_DEFAULT_PROFILE: {"strategy": "none"}}
+    else:
+        strategy = (
+            defined.get("strategy")
+            if isinstance(defined, Mapping)
+            else getattr(defined, "strategy", None)
+        )
+        if strategy != "none":
+            users = ", ".join(
+                [f"gpuNodeGroups.{n}" for n in groups_wanted]
+                + [f"karpenter.nodePools.{n}" for n in pools_wanted]
+            )
+            problems.append(
+                f"sharing.{FRACTIONAL_DEFAULT_PROFILE}: fractional GPU groups and pools that "
+                f"name no profile ({users}) use this one, so it must have strategy none; "
+                "give them a sharing key or rename this profile"
+            )
+    if isinstance(groups, Mapping):
+        data["gpuNodeGroups"] = {
+            name: (
+                {**spec, "sharing": FRACTIONAL_DEFAULT_PROFILE} if name in groups_wanted else spec
+            )
+            for name, spec in groups.items()
+        }
+    if isinstance(pools, Mapping) and isinstance(karpenter, Mapping):
+        data["karpenter"] = {
+            **karpenter,
+            "nodePools": {
+                name: (
+                    {**spec, "sharing": FRACTIONAL_DEFAULT_PROFILE}
+                    if name in pools_wanted
+                    else spec
+                )
+                for name, spec in pools.items()
+            },
+        }
+    return data, problems
 
 
 def _gpu_capacity_problems(data: Mapping[str, Any]) -> list[str]:

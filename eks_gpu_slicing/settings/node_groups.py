@@ -13,7 +13,12 @@ from eks_gpu_slicing.settings.base import (
     RootVolumeGiB,
     _Settings,
     listing,
+    shown_default,
 )
+from eks_gpu_slicing.settings.sharing import FRACTIONAL_DEFAULT_PROFILE
+
+# Families sold as one vGPU, a hardware slice of one GPU (g6f, gr6f).
+_FRACTIONAL_FAMILIES = sorted({i.family for i in facts.GPU_INSTANCES.values() if i.fractional})
 
 
 def known_gpu_instance(instance_type: str) -> str:
@@ -23,6 +28,10 @@ def known_gpu_instance(instance_type: str) -> str:
         return instance_type
     family = instance_type.split(".", 1)[0]
     families = ", ".join(facts.GPU_FAMILIES)
+    if family in facts.UNSUPPORTED_GPU_FAMILIES:
+        raise ValueError(
+            f"'{instance_type}' is not supported: {facts.UNSUPPORTED_GPU_FAMILIES[family]}"
+        )
     if family in facts.GPU_FAMILIES:
         sizes = ", ".join(sorted(n for n in facts.GPU_INSTANCES if n.startswith(family + ".")))
         raise ValueError(f"unknown size '{instance_type}'; {family} sizes: {sizes}")
@@ -72,10 +81,24 @@ class GpuNodeGroupSettings(NodeGroupSettings):
 
     instance_type: str = Field(
         description="An NVIDIA GPU instance type of the families "
-        f"{listing(facts.GPU_FAMILIES)} (sizes in eks_gpu_slicing/facts.py), e.g. g4dn.xlarge."
+        f"{listing(facts.GPU_FAMILIES)} (sizes, GPU memory and prices in "
+        "eks_gpu_slicing/facts.py), e.g. g4dn.xlarge. "
+        f"{listing(_FRACTIONAL_FAMILIES)} are "
+        "fractional: one vGPU of 1/8 to 1/2 of an L4 "
+        "(docs/strategies.md#hardware-slices-you-can-buy). "
+        + " ".join(
+            f"{family} is refused: {why}." for family, why in facts.UNSUPPORTED_GPU_FAMILIES.items()
+        )
     )
     sharing: str = Field(
-        default=DEFAULT_PROFILE, description="Name of the sharing profile of this group's GPUs."
+        default=DEFAULT_PROFILE,
+        description="Name of the sharing profile of this group's GPUs. A fractional type "
+        f"(g6f, gr6f) that names none gets `{FRACTIONAL_DEFAULT_PROFILE}` (strategy none), "
+        "added to sharing if the stack does not define it (if it does, it must be none); it may "
+        "be time-sliced by naming such a profile; MPS, MIG and hami are refused on it.",
+        json_schema_extra=shown_default(
+            f"`{DEFAULT_PROFILE}`; `{FRACTIONAL_DEFAULT_PROFILE}` on g6f and gr6f"
+        ),
     )
     ami_type: Literal[facts.GPU_AMI_TYPE, facts.BOTTLEROCKET_GPU_AMI_TYPE] = Field(
         default=facts.GPU_AMI_TYPE,

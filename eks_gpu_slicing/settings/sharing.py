@@ -47,8 +47,15 @@ class MigSettings(_Settings):
         f"takes (`{_UNIFORM_PREFIX}<profile>`, e.g. `{_UNIFORM_PREFIX}1g.10gb`); mig-parted's "
         f"per-GPU mix (`{facts.MIG_BALANCED_LAYOUT}`); or a custom map of profile to count per "
         "GPU (`{1g.10gb: 4, 3g.40gb: 1}`). Checked per node group and pool against the GPU's "
-        f"profiles and maximum counts, its {facts.MIG_COMPUTE_SLICES} compute and "
-        f"{facts.MIG_MEMORY_SLICES} memory slices; media-extension (`+me`) profiles are "
+        f"profiles and maximum counts, its compute and memory slices ("
+        f"{facts.MIG_COMPUTE_SLICES} and {facts.MIG_MEMORY_SLICES}; "
+        + "; ".join(
+            f"{g.compute_slices} and {g.memory_slices} on the {g.name}"
+            for g in facts.MIG_GPUS.values()
+            if (g.compute_slices, g.memory_slices)
+            != (facts.MIG_COMPUTE_SLICES, facts.MIG_MEMORY_SLICES)
+        )
+        + "); media-extension (`+me`) profiles are "
         f"refused. Becomes the node label {facts.MIG_CONFIG_LABEL} (a custom map gets a stable "
         "generated name).",
         json_schema_extra=package_map_alternative(
@@ -150,13 +157,13 @@ class MigSettings(_Settings):
         ]
         compute = sum(gpu.profiles[n].compute_slices * c for n, c in slices.items())
         memory = sum(gpu.profiles[n].memory_slices * c for n, c in slices.items())
-        if compute > facts.MIG_COMPUTE_SLICES:
+        if compute > gpu.compute_slices:
             problems.append(
-                f"the layout takes {compute} compute slices; a GPU has {facts.MIG_COMPUTE_SLICES}"
+                f"the layout takes {compute} compute slices; a GPU has {gpu.compute_slices}"
             )
-        if memory > facts.MIG_MEMORY_SLICES:
+        if memory > gpu.memory_slices:
             problems.append(
-                f"the layout takes {memory} memory slices; a GPU has {facts.MIG_MEMORY_SLICES}"
+                f"the layout takes {memory} memory slices; a GPU has {gpu.memory_slices}"
             )
         return problems
 
@@ -223,9 +230,10 @@ class SharingProfile(_Settings):
         description="`time-slicing`: replicas take turns on the whole GPU. `mps`: replicas run "
         "at once as clients of one MPS server, each capped at 1/replicas of the memory and SMs "
         "(docs/strategies.md#mps). `none`: whole GPUs, unshared. `mig`: hardware partitions on "
-        f"the A100, H100 and H200 instance types ({listing(_MIG_FAMILIES)}); needs mig "
-        "(docs/mig.md). `hami`: HAMi's memory-capped software slices, each pod capped at the "
-        "GPU memory it requests; needs hami (docs/strategies.md#hami).",
+        f"the A100, H100, H200 and Blackwell instance types ({listing(_MIG_FAMILIES)}); needs "
+        "mig (docs/mig.md). `hami`: HAMi's memory-capped software slices, each pod capped at "
+        "the GPU memory it requests; needs hami (docs/strategies.md#hami). On a fractional "
+        "type (g6f, gr6f) only `none` and `time-slicing`.",
     )
     replicas: int | None = Field(
         default=None,
@@ -466,6 +474,11 @@ class SharingProfile(_Settings):
 
 
 DEFAULT_SHARING = {DEFAULT_PROFILE: SharingProfile(strategy="time-slicing", replicas=10)}
+# The profile of a node group or Karpenter pool of fractional GPUs (g6f, gr6f) that names none:
+# the instance's vGPU is already a hardware slice of a GPU, so it is not shared further unless
+# the stack says so. Added to `sharing` when used and not defined; a profile of this name the
+# stack defines must then have strategy none.
+FRACTIONAL_DEFAULT_PROFILE = "unshared"
 
 
 def bottlerocket_problems(
@@ -486,6 +499,13 @@ def bottlerocket_problems(
                 f"{profile.mig.strategy}): Bottlerocket's built-in MIG takes one uniform layout "
                 "and the 'single' strategy only: use a uniform layout with strategy single, or "
                 "the AL2023 NVIDIA AMI"
+            )
+        elif gpu is not None and gpu.bottlerocket_key is None:
+            problems.append(
+                f"profile '{profile_name}' (mig layout {profile.mig.layout_name}): no "
+                f"Bottlerocket release is known here to partition the {gpu.name} (its MIG "
+                "manager's support for it is not confirmed), so the GPUs would stay whole; "
+                "use the AL2023 NVIDIA AMI"
             )
         elif gpu is not None:
             (slice_name,) = profile.mig.slices_on(gpu)

@@ -399,6 +399,7 @@ class Settings(_Settings):
             problems.extend(
                 f"{where}.sharing: {p}"
                 for p in _mig_problems(group.sharing, profile, group.instance)
+                + _fractional_problems(group.sharing, profile, group.instance)
             )
             if profile.strategy == "mps":
                 per_client = profile.gpu_memory_per_virtual_gpu_mib(group.instance.gpu_memory_mib)
@@ -422,7 +423,11 @@ class Settings(_Settings):
                 problems.extend(
                     f"karpenter.nodePools.{name}.sharing: {p}"
                     for p in _mig_problems(pool.sharing, profile, instance)
+                    + _fractional_problems(pool.sharing, profile, instance)
                 )
+                driver_problem = self.karpenter.driver_problem(instance)
+                if driver_problem:
+                    problems.append(f"karpenter.nodePools.{name}.instanceTypes: {driver_problem}")
             if profile.strategy != "mps":
                 continue
             for instance in pool.instances:
@@ -624,6 +629,31 @@ class Settings(_Settings):
                     )
         return out
 
+    def _fractional_warnings(self) -> list[str]:
+        """A fractional vGPU runs NVIDIA's GRID driver, which needs its licensing daemon
+        (nvidia-gridd): bottlerocket-kernel-kit #285 and amazon-eks-ami #2450 both report an
+        unlicensed vGPU failing CUDA work after 24 hours. The AL2023 NVIDIA AMI at v20260610
+        builds the GRID kernel module only (facts.GPU_FAMILY_DRIVERS); whether a daemon runs
+        is not confirmed, so every group and pool of them says so."""
+        where = [
+            (f"gpuNodeGroups.{name}", [group.instance])
+            for name, group in self.gpu_node_groups.items()
+        ] + [
+            (f"karpenter.nodePools.{name}", pool.instances)
+            for name, pool in self.karpenter_pools.items()
+        ]
+        out = []
+        for path, instances in where:
+            fractional = [i.name for i in instances if i.fractional]
+            if fractional:
+                out.append(
+                    f"{path}: a fractional vGPU ({', '.join(fractional)}) runs NVIDIA's GRID "
+                    "driver and fails CUDA work after 24 h unless its license daemon runs; "
+                    "that the node image runs it is not confirmed: run a node for a day before "
+                    "production"
+                )
+        return out
+
     def warnings(self, today: dt.date) -> list[str]:
         """Things that deploy but that a reviewer should hear about."""
         out = list(self._secret_notes)
@@ -676,6 +706,7 @@ class Settings(_Settings):
                     f"({room} after DaemonSets): the rest can never be used"
                 )
         out.extend(self._karpenter_warnings())
+        out.extend(self._fractional_warnings())
         if self.demo_workload.enabled:
             capacity = self.virtual_gpu_capacity(self.demo_profile_name)
             if capacity is not None and self.demo_workload.replicas > capacity:
@@ -779,6 +810,28 @@ def _why_not_benchmarkable(profile_name: str, profile: SharingProfile) -> str | 
     return None
 
 
+def _fractional_problems(
+    profile_name: str, profile: SharingProfile, instance: facts.GpuInstance
+) -> list[str]:
+    """Why a profile cannot share this fractional type's vGPU (MIG: _mig_problems). Time-
+    slicing replicates whatever device NVML reports, vGPU or not (k8s-device-plugin v0.20.0
+    has no vGPU-specific code outside GPU Feature Discovery's labels); whether its MPS control
+    daemon works on a GRID vGPU is not confirmed anywhere this project looked, nor whether
+    HAMi-core's memory accounting (NVML per-process usage) does."""
+    if not instance.fractional or profile.strategy not in ("mps", "hami"):
+        return []
+    kind, what = (
+        ("MPS", "the device plugin's MPS")
+        if profile.strategy == "mps"
+        else ("hami", "HAMi's memory cap")
+    )
+    return [
+        f"profile '{profile_name}' is {kind}, but a {instance.name} has a {instance.gpu_fraction} "
+        f"{instance.gpu_model} vGPU (NVIDIA GRID driver), on which {what} is "
+        "not confirmed to work: use strategy none (the default there) or time-slicing"
+    ]
+
+
 def _mig_problems(
     profile_name: str, profile: SharingProfile, instance: facts.GpuInstance
 ) -> list[str]:
@@ -789,9 +842,14 @@ def _mig_problems(
     gpu = facts.mig_gpu(instance.name)
     if gpu is None:
         capable = ", ".join(facts.MIG_GPU_OF_INSTANCE)
+        what = (
+            f"the GPU of a {instance.name} is a {instance.gpu_fraction} vGPU of an "
+            f"{instance.gpu_model}, already partitioned by the hypervisor, and"
+            if instance.fractional
+            else f"the {instance.gpu_model} of a {instance.name}"
+        )
         return [
-            f"profile '{profile_name}' is MIG, but the {instance.gpu_model} of a "
-            f"{instance.name} has no MIG; MIG-capable types: {capable}"
+            f"profile '{profile_name}' is MIG, but {what} has no MIG; MIG-capable types: {capable}"
         ]
     return [
         f"profile '{profile_name}' mig.layout {profile.mig.layout_name} on a {instance.name}: "
