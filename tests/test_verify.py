@@ -1025,3 +1025,22 @@ def test_the_same_quantity_written_otherwise_is_the_same_quota(cluster, tmp_path
     _quota(cluster, "research")["spec"]["hard"]["requests.nvidia.com/gpu"] = "8000m"
     code, table, _ = run(cluster, tmp_path, capsys)
     assert code == 0, failures(table)
+
+
+def test_gpu_nodes_the_stack_does_not_own_are_not_judged(cluster, tmp_path, capsys):
+    """On an existing cluster, another team's GPU node carries nvidia.com/gpu.present (nodeadm
+    sets it from Kubernetes 1.35) but no label of this stack's plugins: verify leaves it alone,
+    where it would have reported its missing plugin, profile and capacity as failures."""
+    foreign = copy.deepcopy(obj(cluster, "Node", T4))
+    foreign["metadata"]["name"] = "ip-10-9-9-9.us-west-2.compute.internal"
+    foreign["metadata"]["uid"] = "foreign-node-uid"
+    labels = foreign["metadata"]["labels"]
+    for key in list(labels):
+        if key.startswith(("eks-gpu-slicing/", "nvidia.com/device-plugin", "nvidia.com/mps")):
+            del labels[key]
+    labels["kubernetes.io/hostname"] = foreign["metadata"]["name"]
+    foreign["status"]["allocatable"][facts.GPU_RESOURCE] = "1"
+    cluster["objects"].append(foreign)
+    code, table, _ = run(cluster, tmp_path, capsys)
+    assert failures(table) == [] and code == 0
+    assert foreign["metadata"]["name"] not in table

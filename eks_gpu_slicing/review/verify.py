@@ -692,13 +692,24 @@ def verify(state: Mapping[str, Any]) -> list[Result]:
         name: yaml.safe_load(text) for name, text in ((config_map or {}).get("data") or {}).items()
     }
     pods = state.get("pods") or []
+    # The stack's GPU nodes: every group and pool labels its nodes with the plugin that serves
+    # them. nvidia.com/gpu.present alone is also on GPU nodes the stack does not own (an
+    # existing cluster's; nodeadm sets it from Kubernetes 1.35), which are not ours to judge.
     gpu_nodes = [
         n
         for n in state.get("nodes") or []
         if _labels(n).get(facts.GPU_PRESENT_LABEL) == facts.GPU_PRESENT_VALUE
+        and facts.DEVICE_PLUGIN_SOURCE_LABEL in _labels(n)
     ]
     if not gpu_nodes:
-        results.append(Result("gpu nodes", "-", False, "no node labelled as a GPU node"))
+        results.append(
+            Result(
+                "gpu nodes",
+                "-",
+                False,
+                f"no GPU node of this stack (labelled {facts.DEVICE_PLUGIN_SOURCE_LABEL})",
+            )
+        )
     expected_mig = state.get("expectedMig") or {}
     expected_hami = state.get("expectedHami") or {}
     hami_nodes = set()
