@@ -994,6 +994,15 @@ def kube_scheduler_tag(kubernetes_version: str) -> str:
 # devicePlugin.monitor.ctrPath, so the three are set together (HAMi #2861). AL2023: the chart's
 # default /usr/local. Bottlerocket: /usr/local is read-only (HAMi #1713); /var/lib is writable.
 HAMI_HOOK_PATH = {"al2023": "/usr/local", "bottlerocket": "/var/lib/hami"}
+# How HAMi's device plugin hands a pod's GPUs to the NVIDIA runtime (devicePlugin.
+# deviceListStrategy; its flag --device-list-strategy, cmd/device-plugin/nvidia/main.go). The
+# chart's default, envvar, sets NVIDIA_VISIBLE_DEVICES, which Bottlerocket's runtime ignores in
+# unprivileged containers (settings.nvidia-container-runtime.visible-devices-envvar-when-
+# unprivileged, default false; bottlerocket-os/bottlerocket #3718): there the devices go as
+# mounts under /var/run/nvidia-container-devices, as Bottlerocket's own plugin passes them
+# (visible-devices-as-volume-mounts, default true). HAMi's Allocate handles both (plugin/
+# server.go getAllocateResponse). AL2023's runtime honours the variable: the default stays.
+HAMI_BOTTLEROCKET_DEVICE_LIST_STRATEGY = "volume-mounts"
 # devicePlugin.deviceMemoryScaling above 1 is HAMi-core's oversubscription (the plugin sets
 # CUDA_OVERSUBSCRIBE=true). No upstream maximum; this project's bound, so that pods never declare
 # more than twice the GPU's memory between them.
@@ -1014,6 +1023,7 @@ HAMI_LISTED_VALUE_PATHS = frozenset(
         "devicePlugin.service.type",
         "devicePlugin.libPath",
         "devicePlugin.monitor.ctrPath",
+        "devicePlugin.deviceListStrategy",
         "devices.nvidia.gpuCorePolicy",
         "global.gpuHookPath",
         "scheduler.kubeScheduler.image.tag",

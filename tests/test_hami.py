@@ -271,6 +271,20 @@ def test_bottlerocket_sets_the_three_host_paths_together_under_a_writable_root()
     assert values["devicePlugin"]["monitor"]["ctrPath"] == f"{hook}/vgpu/containers"
 
 
+@needs_reference
+def test_bottlerocket_hands_devices_to_the_runtime_as_volume_mounts():
+    """Bottlerocket's NVIDIA runtime ignores NVIDIA_VISIBLE_DEVICES in unprivileged containers
+    (settings.nvidia-container-runtime.visible-devices-envvar-when-unprivileged, default
+    false) and reads the devices mounted under /var/run/nvidia-container-devices; the chart's
+    default strategy is envvar, so a hami pod there would get no GPU at all."""
+    chart_values = yaml.safe_load((REFERENCE / "values.yaml").read_text())
+    assert chart_values["devicePlugin"]["deviceListStrategy"] == "envvar"
+    values = values_for(bottlerocket=True)
+    assert values["devicePlugin"]["deviceListStrategy"] == "volume-mounts"
+    # AL2023's runtime honours the variable: the chart's default stays.
+    assert "deviceListStrategy" not in values_for()["devicePlugin"]
+
+
 @pytest.mark.parametrize("bottlerocket", [False, True])
 def test_every_value_we_set_is_one_the_chart_reads(bottlerocket):
     values = values_for(bottlerocket=bottlerocket)

@@ -64,7 +64,8 @@ def helm_values(
     `kubernetes_version`: the control plane's minor version (ClusterHandle's), which the
     kube-scheduler image follows. `system_node_selector`: where cluster-wide controllers run
     (the scheduler Deployment and the certificate hook Jobs); none: any untainted node.
-    `bottlerocket`: HAMi's nodes run Bottlerocket, whose /usr/local is read-only.
+    `bottlerocket`: HAMi's nodes run Bottlerocket, whose /usr/local is read-only and whose
+    NVIDIA runtime takes an unprivileged container's GPUs as volume mounts only.
     """
     gpu_taint = {"key": facts.GPU_TAINT_KEY, "operator": "Exists", "effect": facts.K8S_NO_SCHEDULE}
     values: dict[str, Any] = {
@@ -100,6 +101,8 @@ def helm_values(
         values["global"] = {"gpuHookPath": paths["gpuHookPath"]}
         values["devicePlugin"]["libPath"] = paths["libPath"]
         values["devicePlugin"]["monitor"] = {"ctrPath": paths["ctrPath"]}
+        # Bottlerocket's runtime ignores NVIDIA_VISIBLE_DEVICES in unprivileged containers.
+        values["devicePlugin"]["deviceListStrategy"] = facts.HAMI_BOTTLEROCKET_DEVICE_LIST_STRATEGY
     return values
 
 
