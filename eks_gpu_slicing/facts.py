@@ -437,6 +437,14 @@ class GpuInstance:
         return self.gpu_fraction is not None
 
     @property
+    def driver_memory_mib(self) -> int:
+        """Memory per GPU as the NVIDIA driver reports it (GPU_DRIVER_MEMORY_MIB), where known
+        to be less than EC2's figure; else EC2's. What HAMi hands out per GPU."""
+        return min(
+            self.gpu_memory_mib, GPU_DRIVER_MEMORY_MIB.get(self.gpu_model, self.gpu_memory_mib)
+        )
+
+    @property
     def karpenter_gpus(self) -> int:
         """The nvidia.com/gpu capacity Karpenter v1.14.1 gives the type on its own: the sum of
         EC2's GpuInfo.Gpus[].Count (pkg/providers/instancetype/types.go, nvidiaGPUs), which
@@ -455,6 +463,18 @@ class GpuInstance:
 
 PRICES_AS_OF = "2026-07-20"
 PRICE_REGION = "us-east-1"
+
+# Memory per GPU as the NVIDIA driver reports it (NVML's total, which nvidia-smi shows as
+# "<used>MiB / <total>MiB"), for the models where it is less than EC2's (and so Karpenter's)
+# instance-gpu-memory above: ECC and the driver's reservation take the rest. HAMi registers each
+# GPU with this figure (HAMi v2.10.0 pkg/device-plugin/nvidiadevice/nvinternal/plugin/
+# register.go: GetMemoryInfo().Total x deviceMemoryScaling), so memory per slice must come
+# from it, or the last of splitCount slices never fits. Read from nvidia-smi output in public
+# repositories (several each): Tesla T4 on g4dn 15360, H100 80GB HBM3 81559, H200 143771, RTX
+# PRO 6000 Blackwell Server Edition (on g7e) 97887. At or above EC2's, so not listed: A10G 23028,
+# L4 23034, L40S 46068, A100-SXM4-40GB 40960, A100 80GB 81920, B200 183359. B300: no reading
+# found; EC2's figure stands.
+GPU_DRIVER_MEMORY_MIB = {"T4": 15360, "H100": 81559, "H200": 143771, "RTX-PRO-6000": 97887}
 
 
 def _family(gpu_model: str, gpu_memory_mib: int, rows: list[tuple]) -> dict[str, GpuInstance]:

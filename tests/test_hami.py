@@ -517,3 +517,21 @@ def test_on_an_existing_cluster_the_kube_scheduler_follows_the_clusters_own_vers
     assert values["scheduler"]["kubeScheduler"]["image"]["tag"] == "v1.33.0"
     # The scheduler goes where the stack file says the cluster's system nodes are.
     assert values["scheduler"]["nodeSelector"] == {"eks.amazonaws.com/nodegroup": "core"}
+
+
+@pytest.mark.parametrize(
+    "instance_type", [n for n, i in facts.GPU_INSTANCES.items() if not i.fractional]
+)
+def test_split_count_pods_at_the_even_share_fit_the_memory_hami_registers(instance_type):
+    """HAMi registers each GPU with the memory the driver reports (NVML's total, HAMi v2.10.0
+    plugin/register.go), which on the T4, H100, H200 and RTX PRO 6000 is less than EC2's
+    figure: splitCount pods of the even share (the demo's, the report's) must all fit one GPU,
+    or the last stays Pending and the demo's Deployment never becomes ready."""
+    instance = facts.GPU_INSTANCES[instance_type]
+    split = 4
+    profile = SharingProfile(strategy="hami", hami=HamiSettings(split_count=split))
+    share = hami.slice_limits(profile, instance)[facts.HAMI_MEMORY_RESOURCE]
+    registered = facts.GPU_DRIVER_MEMORY_MIB.get(instance.gpu_model, instance.gpu_memory_mib)
+    assert split * share <= registered
+    # And no more is held back than the rounding down of one share.
+    assert split * share > min(registered, instance.gpu_memory_mib) - split
