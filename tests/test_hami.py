@@ -535,3 +535,21 @@ def test_split_count_pods_at_the_even_share_fit_the_memory_hami_registers(instan
     assert split * share <= registered
     # And no more is held back than the rounding down of one share.
     assert split * share > min(registered, instance.gpu_memory_mib) - split
+
+
+def test_a_demo_on_a_hami_profile_of_two_gpu_models_fits_the_smaller_one(raw):
+    """The demo's pods select the profile, so they may land on any of its groups: each asks
+    for the even share of the GPU where it is smallest, or pods on that GPU never fit (the
+    A10G group comes first here; a T4 registers 15360 MiB, a quarter of the A10G is 5722)."""
+    groups = raw["gpuNodeGroups"]
+    raw["gpuNodeGroups"] = {"a10g": groups["a10g"], "t4": {**groups["t4"], "sharing": "capped"}}
+    raw["demoWorkload"] = {"enabled": True, "replicas": 2, "profile": "capped"}
+    settings = load_settings(raw, stack="t")
+    profile = settings.sharing["capped"]
+    assert profile.hami is not None
+    instances = settings.profile_instances("capped")
+    assert {i.gpu_model for i in instances} == {"A10G", "T4"}
+    assert settings.demo_instance is not None
+    share = hami.slice_limits(profile, settings.demo_instance)[facts.HAMI_MEMORY_RESOURCE]
+    for instance in instances:
+        assert profile.hami.split_count * share <= instance.driver_memory_mib, instance.name
