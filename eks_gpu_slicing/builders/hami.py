@@ -109,8 +109,8 @@ def helm_values(
 def slice_limits(profile: SharingProfile, instance: facts.GpuInstance) -> dict[str, int]:
     """The extended-resource limits of a container that takes one even slice of a hami
     profile's GPU: one nvidia.com/gpu and the even share of the memory HAMi hands out
-    (the GPU's memory as the driver reports it, which HAMi registers, x memoryScaling /
-    splitCount) in nvidia.com/gpumem, MiB. HAMi-core caps the
+    (the GPU's memory, EC2's figure or where less the driver's, which HAMi registers, x
+    memoryScaling / splitCount) in nvidia.com/gpumem, MiB. HAMi-core caps the
     container's device memory at exactly that request; a pod may ask for more or less."""
     return {
         facts.GPU_RESOURCE: 1,
@@ -131,8 +131,9 @@ def report(profile: SharingProfile, instance: facts.GpuInstance) -> dict[str, An
         "evenShareMiB": profile.memory_per_device_mib(instance),
         "memoryPerSlice": (
             f"each pod's device memory is capped at what it requests in "
-            f"{facts.HAMI_MEMORY_RESOURCE} (MiB); the even share is the GPU's memory as the "
-            f"driver reports it ({instance.driver_memory_mib} MiB) x memoryScaling / "
-            f"splitCount = {profile.memory_per_device_mib(instance)} MiB"
+            f"{facts.HAMI_MEMORY_RESOURCE} (MiB); the even share is the GPU's memory "
+            f"({instance.driver_memory_mib} MiB: EC2's figure or, where less, the driver's, "
+            f"which HAMi registers) x memoryScaling / splitCount = "
+            f"{profile.memory_per_device_mib(instance)} MiB"
         ),
     }
