@@ -57,7 +57,7 @@ class HamiReport(TypedDict):
     memory_resource: str
     """The resource a hami pod requests its device memory in (MiB)."""
     even_share_mi_b: int
-    """GPU memory x memoryScaling / splitCount, MiB: the share if every slice asked alike."""
+    """GPU memory (EC2's, or the driver's where less) x memoryScaling / splitCount, MiB."""
     memory_per_slice: str
     """What caps a slice's memory: each pod's own request."""
 

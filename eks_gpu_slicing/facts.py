@@ -437,6 +437,14 @@ class GpuInstance:
         return self.gpu_fraction is not None
 
     @property
+    def driver_memory_mib(self) -> int:
+        """Memory per GPU as the NVIDIA driver reports it (GPU_DRIVER_MEMORY_MIB), where known
+        to be less than EC2's figure; else EC2's. What HAMi hands out per GPU."""
+        return min(
+            self.gpu_memory_mib, GPU_DRIVER_MEMORY_MIB.get(self.gpu_model, self.gpu_memory_mib)
+        )
+
+    @property
     def karpenter_gpus(self) -> int:
         """The nvidia.com/gpu capacity Karpenter v1.14.1 gives the type on its own: the sum of
         EC2's GpuInfo.Gpus[].Count (pkg/providers/instancetype/types.go, nvidiaGPUs), which
@@ -455,6 +463,18 @@ class GpuInstance:
 
 PRICES_AS_OF = "2026-07-20"
 PRICE_REGION = "us-east-1"
+
+# Memory per GPU as the NVIDIA driver reports it (NVML's total, which nvidia-smi shows as
+# "<used>MiB / <total>MiB"), for the models where it is less than EC2's (and so Karpenter's)
+# instance-gpu-memory above: ECC and the driver's reservation take the rest. HAMi registers each
+# GPU with this figure (HAMi v2.10.0 pkg/device-plugin/nvidiadevice/nvinternal/plugin/
+# register.go: GetMemoryInfo().Total x deviceMemoryScaling), so memory per slice must come
+# from it, or the last of splitCount slices never fits. Read from nvidia-smi output in public
+# repositories (several each): Tesla T4 on g4dn 15360, H100 80GB HBM3 81559, H200 143771, RTX
+# PRO 6000 Blackwell Server Edition (on g7e) 97887. At or above EC2's, so not listed: A10G 23028,
+# L4 23034, L40S 46068, A100-SXM4-40GB 40960, A100 80GB 81920, B200 183359. B300: no reading
+# found; EC2's figure stands.
+GPU_DRIVER_MEMORY_MIB = {"T4": 15360, "H100": 81559, "H200": 143771, "RTX-PRO-6000": 97887}
 
 
 def _family(gpu_model: str, gpu_memory_mib: int, rows: list[tuple]) -> dict[str, GpuInstance]:
@@ -994,6 +1014,15 @@ def kube_scheduler_tag(kubernetes_version: str) -> str:
 # devicePlugin.monitor.ctrPath, so the three are set together (HAMi #2861). AL2023: the chart's
 # default /usr/local. Bottlerocket: /usr/local is read-only (HAMi #1713); /var/lib is writable.
 HAMI_HOOK_PATH = {"al2023": "/usr/local", "bottlerocket": "/var/lib/hami"}
+# How HAMi's device plugin hands a pod's GPUs to the NVIDIA runtime (devicePlugin.
+# deviceListStrategy; its flag --device-list-strategy, cmd/device-plugin/nvidia/main.go). The
+# chart's default, envvar, sets NVIDIA_VISIBLE_DEVICES, which Bottlerocket's runtime ignores in
+# unprivileged containers (settings.nvidia-container-runtime.visible-devices-envvar-when-
+# unprivileged, default false; bottlerocket-os/bottlerocket #3718): there the devices go as
+# mounts under /var/run/nvidia-container-devices, as Bottlerocket's own plugin passes them
+# (visible-devices-as-volume-mounts, default true). HAMi's Allocate handles both (plugin/
+# server.go getAllocateResponse). AL2023's runtime honours the variable: the default stays.
+HAMI_BOTTLEROCKET_DEVICE_LIST_STRATEGY = "volume-mounts"
 # devicePlugin.deviceMemoryScaling above 1 is HAMi-core's oversubscription (the plugin sets
 # CUDA_OVERSUBSCRIBE=true). No upstream maximum; this project's bound, so that pods never declare
 # more than twice the GPU's memory between them.
@@ -1014,6 +1043,7 @@ HAMI_LISTED_VALUE_PATHS = frozenset(
         "devicePlugin.service.type",
         "devicePlugin.libPath",
         "devicePlugin.monitor.ctrPath",
+        "devicePlugin.deviceListStrategy",
         "devices.nvidia.gpuCorePolicy",
         "global.gpuHookPath",
         "scheduler.kubeScheduler.image.tag",

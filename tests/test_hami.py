@@ -271,6 +271,20 @@ def test_bottlerocket_sets_the_three_host_paths_together_under_a_writable_root()
     assert values["devicePlugin"]["monitor"]["ctrPath"] == f"{hook}/vgpu/containers"
 
 
+@needs_reference
+def test_bottlerocket_hands_devices_to_the_runtime_as_volume_mounts():
+    """Bottlerocket's NVIDIA runtime ignores NVIDIA_VISIBLE_DEVICES in unprivileged containers
+    (settings.nvidia-container-runtime.visible-devices-envvar-when-unprivileged, default
+    false) and reads the devices mounted under /var/run/nvidia-container-devices; the chart's
+    default strategy is envvar, so a hami pod there would get no GPU at all."""
+    chart_values = yaml.safe_load((REFERENCE / "values.yaml").read_text())
+    assert chart_values["devicePlugin"]["deviceListStrategy"] == "envvar"
+    values = values_for(bottlerocket=True)
+    assert values["devicePlugin"]["deviceListStrategy"] == "volume-mounts"
+    # AL2023's runtime honours the variable: the chart's default stays.
+    assert "deviceListStrategy" not in values_for()["devicePlugin"]
+
+
 @pytest.mark.parametrize("bottlerocket", [False, True])
 def test_every_value_we_set_is_one_the_chart_reads(bottlerocket):
     values = values_for(bottlerocket=bottlerocket)
@@ -503,3 +517,39 @@ def test_on_an_existing_cluster_the_kube_scheduler_follows_the_clusters_own_vers
     assert values["scheduler"]["kubeScheduler"]["image"]["tag"] == "v1.33.0"
     # The scheduler goes where the stack file says the cluster's system nodes are.
     assert values["scheduler"]["nodeSelector"] == {"eks.amazonaws.com/nodegroup": "core"}
+
+
+@pytest.mark.parametrize(
+    "instance_type", [n for n, i in facts.GPU_INSTANCES.items() if not i.fractional]
+)
+def test_split_count_pods_at_the_even_share_fit_the_memory_hami_registers(instance_type):
+    """HAMi registers each GPU with the memory the driver reports (NVML's total, HAMi v2.10.0
+    plugin/register.go), which on the T4, H100, H200 and RTX PRO 6000 is less than EC2's
+    figure: splitCount pods of the even share (the demo's, the report's) must all fit one GPU,
+    or the last stays Pending and the demo's Deployment never becomes ready."""
+    instance = facts.GPU_INSTANCES[instance_type]
+    split = 4
+    profile = SharingProfile(strategy="hami", hami=HamiSettings(split_count=split))
+    share = hami.slice_limits(profile, instance)[facts.HAMI_MEMORY_RESOURCE]
+    registered = facts.GPU_DRIVER_MEMORY_MIB.get(instance.gpu_model, instance.gpu_memory_mib)
+    assert split * share <= registered
+    # And no more is held back than the rounding down of one share.
+    assert split * share > min(registered, instance.gpu_memory_mib) - split
+
+
+def test_a_demo_on_a_hami_profile_of_two_gpu_models_fits_the_smaller_one(raw):
+    """The demo's pods select the profile, so they may land on any of its groups: each asks
+    for the even share of the GPU where it is smallest, or pods on that GPU never fit (the
+    A10G group comes first here; a T4 registers 15360 MiB, a quarter of the A10G is 5722)."""
+    groups = raw["gpuNodeGroups"]
+    raw["gpuNodeGroups"] = {"a10g": groups["a10g"], "t4": {**groups["t4"], "sharing": "capped"}}
+    raw["demoWorkload"] = {"enabled": True, "replicas": 2, "profile": "capped"}
+    settings = load_settings(raw, stack="t")
+    profile = settings.sharing["capped"]
+    assert profile.hami is not None
+    instances = settings.profile_instances("capped")
+    assert {i.gpu_model for i in instances} == {"A10G", "T4"}
+    assert settings.demo_instance is not None
+    share = hami.slice_limits(profile, settings.demo_instance)[facts.HAMI_MEMORY_RESOURCE]
+    for instance in instances:
+        assert profile.hami.split_count * share <= instance.driver_memory_mib, instance.name

@@ -64,7 +64,8 @@ def helm_values(
     `kubernetes_version`: the control plane's minor version (ClusterHandle's), which the
     kube-scheduler image follows. `system_node_selector`: where cluster-wide controllers run
     (the scheduler Deployment and the certificate hook Jobs); none: any untainted node.
-    `bottlerocket`: HAMi's nodes run Bottlerocket, whose /usr/local is read-only.
+    `bottlerocket`: HAMi's nodes run Bottlerocket, whose /usr/local is read-only and whose
+    NVIDIA runtime takes an unprivileged container's GPUs as volume mounts only.
     """
     gpu_taint = {"key": facts.GPU_TAINT_KEY, "operator": "Exists", "effect": facts.K8S_NO_SCHEDULE}
     values: dict[str, Any] = {
@@ -100,13 +101,16 @@ def helm_values(
         values["global"] = {"gpuHookPath": paths["gpuHookPath"]}
         values["devicePlugin"]["libPath"] = paths["libPath"]
         values["devicePlugin"]["monitor"] = {"ctrPath": paths["ctrPath"]}
+        # Bottlerocket's runtime ignores NVIDIA_VISIBLE_DEVICES in unprivileged containers.
+        values["devicePlugin"]["deviceListStrategy"] = facts.HAMI_BOTTLEROCKET_DEVICE_LIST_STRATEGY
     return values
 
 
 def slice_limits(profile: SharingProfile, instance: facts.GpuInstance) -> dict[str, int]:
     """The extended-resource limits of a container that takes one even slice of a hami
     profile's GPU: one nvidia.com/gpu and the even share of the memory HAMi hands out
-    (GPU memory x memoryScaling / splitCount) in nvidia.com/gpumem, MiB. HAMi-core caps the
+    (the GPU's memory, EC2's figure or where less the driver's, which HAMi registers, x
+    memoryScaling / splitCount) in nvidia.com/gpumem, MiB. HAMi-core caps the
     container's device memory at exactly that request; a pod may ask for more or less."""
     return {
         facts.GPU_RESOURCE: 1,
@@ -127,7 +131,9 @@ def report(profile: SharingProfile, instance: facts.GpuInstance) -> dict[str, An
         "evenShareMiB": profile.memory_per_device_mib(instance),
         "memoryPerSlice": (
             f"each pod's device memory is capped at what it requests in "
-            f"{facts.HAMI_MEMORY_RESOURCE} (MiB); the even share is the GPU's memory x "
-            f"memoryScaling / splitCount = {profile.memory_per_device_mib(instance)} MiB"
+            f"{facts.HAMI_MEMORY_RESOURCE} (MiB); the even share is the GPU's memory "
+            f"({instance.driver_memory_mib} MiB: EC2's figure or, where less, the driver's, "
+            f"which HAMi registers) x memoryScaling / splitCount = "
+            f"{profile.memory_per_device_mib(instance)} MiB"
         ),
     }

@@ -420,6 +420,10 @@ class SharingProfile(_Settings):
         """Device memory each advertised device can count on: the GPU's share
         (gpu_memory_per_virtual_gpu_mib) or, for MIG, the smallest slice's own memory over
         its time-sliced replicas."""
+        if self.is_hami:
+            # HAMi hands out the memory the driver reports, which on some GPUs is less than
+            # EC2's figure: shares of EC2's would leave the last slice unplaceable.
+            return self.gpu_memory_per_virtual_gpu_mib(instance.driver_memory_mib)
         if not self.is_mig:
             return self.gpu_memory_per_virtual_gpu_mib(instance.gpu_memory_mib)
         smallest = min(self.slice_memory_gib(instance).values(), default=0)
@@ -435,7 +439,8 @@ class SharingProfile(_Settings):
     def gpu_memory_per_virtual_gpu_mib(self, gpu_memory_mib: int) -> int:
         """Device memory each virtual GPU can count on: all of it shared (time-slicing), or
         the plugin's per-client limit, total / replicas (MPS). HAMi: the even share of what
-        HAMi hands out, GPU memory x memoryScaling / splitCount (each pod's cap is what it
+        HAMi hands out, GPU memory x memoryScaling / splitCount (memory_per_device_mib passes the
+        driver's figure, which HAMi registers; each pod's cap is what it
         requests in nvidia.com/gpumem, which may be more or less)."""
         if self.is_hami and self.hami is not None:
             return int(gpu_memory_mib * self.hami.memory_scaling) // self.hami.split_count

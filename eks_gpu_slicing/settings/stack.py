@@ -258,8 +258,14 @@ class Settings(_Settings):
     @property
     def demo_instance(self) -> facts.GpuInstance | None:
         """The GPU instance the demo is sized for: the first node group's (then Karpenter
-        pool's) that uses the demo profile."""
-        return next(iter(self.profile_instances(self.demo_profile_name)), None)
+        pool's) that uses the demo profile. For a hami profile, the one whose even share is
+        smallest: each pod asks for that much memory and may land on any of the profile's
+        GPUs, where a larger request would leave slices no pod fits."""
+        instances = self.profile_instances(self.demo_profile_name)
+        profile = self.sharing[self.demo_profile_name]
+        if profile.is_hami and instances:
+            return min(instances, key=profile.memory_per_device_mib)
+        return next(iter(instances), None)
 
     @property
     def demo_resource_name(self) -> str:
