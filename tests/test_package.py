@@ -398,13 +398,17 @@ def _reports(settings: Settings) -> list[tuple[str, dict[str, Any], str]]:
 
 
 # Every stack and example, and a p5e group (no on-demand price) shared by MIG and by
-# time-slicing: the reports the schema must declare, MIG's keys and missing prices included.
+# time-slicing: the reports the schema must declare, MIG's, fractional vGPUs' and HAMi's keys
+# and missing prices included.
 P5E = {"instanceType": "p5e.48xlarge", "minSize": 0, "desiredSize": 0, "maxSize": 1}
 REPORTED = {
     "dev": lambda: settings_of_stack("dev"),
     "prod": lambda: settings_of_stack("prod"),
     "existing": lambda: settings_of_stack("existing", ROOT / "examples"),
     "mig": lambda: settings_of_stack("mig", ROOT / "examples"),
+    "slices": lambda: settings_of_stack("slices", ROOT / "examples"),
+    "hami": lambda: settings_of_stack("hami", ROOT / "examples"),
+    "tenants": lambda: settings_of_stack("tenants", ROOT / "examples"),
     "p5e": lambda: load_settings(
         {
             "sharing": {
