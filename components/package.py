@@ -101,10 +101,12 @@ class GpuNodeGroupReport(TypedDict):
     """MIG only: the device plugin's MIG strategy, single or mixed."""
     slices_per_node: NotRequired[dict[str, int]]
     """MIG only: per slice resource, the devices one node advertises."""
+    gpu_fraction: NotRequired[str]
+    """Fractional vGPU only (g6f, gr6f): the share of one physical GPU the node has, e.g. 1/8."""
     slice_memory_gi_b: NotRequired[dict[str, float]]
-    """MIG only: per slice resource, the device memory of one slice, GiB."""
+    """MIG or fractional vGPU: per slice resource, the device memory of one slice, GiB."""
     usd_per_slice_hour: NotRequired[dict[str, float]]
-    """MIG only: per slice resource, on-demand USD per device and hour (if priced)."""
+    """MIG or fractional vGPU: per slice resource, on-demand USD per device and hour (if priced)."""
     hami: NotRequired[HamiReport]
     """hami only: the installation's values and what caps each slice's memory."""
 

@@ -295,7 +295,7 @@ class GpuMetrics(TypedDict):
     chart_version: NotRequired[str]
     (
         "`dcgm-exporter` chart version, exact (MAJOR.MINOR.PATCH). The values are checked against "
-        "4.8.3, the first with per-pod attribution on shared GPUs (docs/metrics.md); other "
+        "4.8.3; per-pod attribution on shared GPUs needs 4.8.2 or later (docs/metrics.md); other "
         "versions are warned about. Default: `4.8.3`."
     )
     namespace: NotRequired[str]

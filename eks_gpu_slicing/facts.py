@@ -154,6 +154,8 @@ DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
 # renames the node label Hostname to hostname (#655). 4.6.1-4.8.4 is newer, but its chart
 # could not be read here to check the values below, so it is not pinned (docs/metrics.md).
 DCGM_EXPORTER_CHART_VERSION = "4.8.3"
+# The first chart (= exporter) version with per-pod attribution on shared GPUs (PR #594).
+DCGM_EXPORTER_PER_POD_SINCE = "4.8.2"
 DCGM_EXPORTER_RELEASE_NAME = "dcgm-exporter"
 DCGM_EXPORTER_DEFAULT_NAMESPACE = "gpu-monitoring"
 # Exporter flag --kubernetes-virtual-gpus (pkg/cmd/app.go): map NVML's per-process data to

@@ -101,6 +101,17 @@ def test_other_chart_versions_are_warned_about(minimal):
     assert any("gpuMetrics.chartVersion 4.9.0" in w for w in warnings)
 
 
+def test_the_chart_version_key_and_the_metrics_guide_agree_on_the_first_per_pod_version():
+    """Per-pod attribution came with exporter 4.5.3-4.8.2 (upstream PR #594): the key's
+    description (the configuration reference) names that version, not the pinned one, as
+    docs/metrics.md does, whatever version the stack pins."""
+    since = facts.DCGM_EXPORTER_PER_POD_SINCE
+    description = GpuMetricsSettings.model_fields["chart_version"].description or ""
+    assert f"per-pod attribution on shared GPUs needs {since} or later" in description
+    assert "the first with per-pod" not in description
+    assert f"-{since} or later**" in (ROOT / "docs" / "metrics.md").read_text()
+
+
 def test_the_exporter_counts_against_a_gpu_nodes_pod_limit(minimal):
     # g4dn.xlarge: 29 pods. 3 DaemonSets leave 26, the exporter makes it 25.
     minimal["sharing"] = {"default": {"replicas": 26}}

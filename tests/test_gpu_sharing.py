@@ -488,20 +488,41 @@ def _existing_with_karpenter(ami_release: str) -> dict:
     return raw
 
 
+def _release_carrying(version: str, not_version: str) -> str | None:
+    """An AMI release (the first of a version's span) that carries `version` but not
+    `not_version`, or None."""
+    spans = facts.AL2023_NVIDIA_AMI_RELEASES
+    firsts = sorted({span.first for span in spans.values()}, reverse=True)
+    return next(
+        (r for r in firsts if spans[version].carries(r) and not spans[not_version].carries(r)),
+        None,
+    )
+
+
 def test_without_kubernetes_version_the_ami_release_is_checked_against_the_clusters():
-    """Not against the default version: v20260505 carries the default (1.35) but not a 1.36
-    cluster's version, v20251112 a 1.34 cluster's but not the default."""
-    default = facts.AL2023_NVIDIA_AMI_RELEASES[facts.DEFAULT_KUBERNETES_VERSION]
-    newer = facts.AL2023_NVIDIA_AMI_RELEASES["1.36"]
-    assert default.carries("v20260505") and not newer.carries("v20260505")
-    message = run_refused(_existing_with_karpenter("v20260505"), cluster_version="1.36")
-    assert "karpenter.amiRelease: AMI release v20260505" in message
-    assert "(the cluster runs 1.36)" in message
-    older = _existing_with_karpenter("v20251112")
-    assert not default.carries("v20251112")
-    assert facts.AL2023_NVIDIA_AMI_RELEASES["1.34"].carries("v20251112")
-    # Offline, the default version is not this stack's to check the release against.
-    assert load_settings(older, stack="existing").karpenter.ami_release == "v20251112"
+    """Not against the default version: a release that carries the default but not the
+    cluster's version is refused, one that carries the cluster's but not the default is
+    taken. The versions and releases are found in facts, so a new default changes nothing."""
+    default = facts.DEFAULT_KUBERNETES_VERSION
+    others = sorted(
+        (v for v in facts.KUBERNETES_RELEASES if v != default),
+        key=lambda v: tuple(map(int, v.split("."))),
+        reverse=True,
+    )
+    refused = [(v, r) for v in others if (r := _release_carrying(default, v))]
+    taken = [(v, r) for v in others if (r := _release_carrying(v, default))]
+    assert refused or taken, "every release carries every version: nothing to tell apart"
+    if refused:
+        version, release = refused[0]
+        message = run_refused(_existing_with_karpenter(release), cluster_version=version)
+        assert f"karpenter.amiRelease: AMI release {release}" in message
+        assert f"(the cluster runs {version})" in message
+    if taken:
+        version, release = taken[0]
+        deployment = run_existing(_existing_with_karpenter(release), cluster_version=version)
+        (node_class,) = deployment.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+        (term,) = node_class.inputs["spec"]["amiSelectorTerms"]
+        assert term["alias"].endswith(f"@{release}")
 
 
 def test_the_example_existing_cluster_stack_renders_offline():

@@ -34,30 +34,16 @@ from eks_gpu_slicing.builders.workloads import virtual_gpu_capacity
 from eks_gpu_slicing.review import generate
 from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
 from eks_gpu_slicing.settings import (
-    BenchmarkSettings,
-    DemoWorkloadSettings,
-    DevicePluginSettings,
-    GpuMetricsSettings,
-    GpuNodeGroupSettings,
-    HamiSettings,
-    KarpenterNodePoolSettings,
-    KarpenterSettings,
     Settings,
-    SharingProfile,
     load_settings,
 )
-from eks_gpu_slicing.settings.existing_cluster import (
-    NOT_PACKAGE_INPUTS,
-    ExistingClusterSettings,
-)
-from eks_gpu_slicing.settings.sharing import MigSettings
+from eks_gpu_slicing.settings.existing_cluster import NOT_PACKAGE_INPUTS
 from eks_gpu_slicing.settings.stack_files import (
     ROOT,
     engine_config_of_stack,
     read_stack_file,
     settings_of_stack,
 )
-from eks_gpu_slicing.settings.tenants import TenantDefaultsSettings, TenantSettings
 from tests.conftest import engine_config
 
 TOKEN = "eks-gpu-slicing:index:GpuSharing"
@@ -130,26 +116,49 @@ def test_every_input_is_plain_because_it_is_validated_before_anything_is_registe
             assert prop.get("plain") is True, f"{path}: accepts an Output"
 
 
-# Input type of the component (generated) -> the settings model it mirrors, key for key.
-MIRRORS = {
-    package_inputs.ExistingCluster: ExistingClusterSettings,
-    package_inputs.SharingProfile: SharingProfile,
-    package_inputs.MigPartitioning: MigSettings,
-    package_inputs.HamiSlices: HamiSettings,
-    package_inputs.GpuNodeGroup: GpuNodeGroupSettings,
-    package_inputs.DevicePlugin: DevicePluginSettings,
-    package_inputs.DemoWorkload: DemoWorkloadSettings,
-    package_inputs.Benchmark: BenchmarkSettings,
-    package_inputs.GpuMetrics: GpuMetricsSettings,
-    package_inputs.Karpenter: KarpenterSettings,
-    package_inputs.KarpenterNodePool: KarpenterNodePoolSettings,
-    package_inputs.Tenant: TenantSettings,
-    package_inputs.TenantDefaults: TenantDefaultsSettings,
-}
-
-
 def _config_keys(model: type[BaseModel]) -> dict[str, Any]:
     return {(f.alias or name): f for name, f in model.model_fields.items()}
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """The settings models a field holds: itself, or inside a union, list or map."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _nested_models(arg)]
+
+
+def _section_models() -> list[type[BaseModel]]:
+    """Every settings model a package input holds, found by walking Settings' fields (so a
+    new section, or a model nested in one, is checked with no list to keep by hand)."""
+    found: list[type[BaseModel]] = []
+    todo = [
+        m
+        for key, field in _config_keys(Settings).items()
+        if key not in NOT_PACKAGE_INPUTS
+        for m in _nested_models(field.annotation)
+    ]
+    while todo:
+        model = todo.pop(0)
+        if model not in found:
+            found.append(model)
+            todo += [m for f in model.model_fields.values() for m in _nested_models(f.annotation)]
+    return found
+
+
+def _generated_input_types() -> set[type]:
+    return {
+        t
+        for t in vars(package_inputs).values()
+        if typing.is_typeddict(t) and t is not package_inputs.GpuSharingArgs
+    }
+
+
+# Input type of the component (generated) -> the settings model it mirrors, key for key.
+MIRRORS = {getattr(package_inputs, generate.type_name(m)): m for m in _section_models()}
+
+
+def test_every_generated_input_type_mirrors_a_settings_model():
+    assert set(MIRRORS) == _generated_input_types()
 
 
 def _schema_kind(annotation: Any) -> str:
@@ -398,13 +407,17 @@ def _reports(settings: Settings) -> list[tuple[str, dict[str, Any], str]]:
 
 
 # Every stack and example, and a p5e group (no on-demand price) shared by MIG and by
-# time-slicing: the reports the schema must declare, MIG's keys and missing prices included.
+# time-slicing: the reports the schema must declare, MIG's, fractional vGPUs' and HAMi's keys
+# and missing prices included.
 P5E = {"instanceType": "p5e.48xlarge", "minSize": 0, "desiredSize": 0, "maxSize": 1}
 REPORTED = {
     "dev": lambda: settings_of_stack("dev"),
     "prod": lambda: settings_of_stack("prod"),
     "existing": lambda: settings_of_stack("existing", ROOT / "examples"),
     "mig": lambda: settings_of_stack("mig", ROOT / "examples"),
+    "slices": lambda: settings_of_stack("slices", ROOT / "examples"),
+    "hami": lambda: settings_of_stack("hami", ROOT / "examples"),
+    "tenants": lambda: settings_of_stack("tenants", ROOT / "examples"),
     "p5e": lambda: load_settings(
         {
             "sharing": {

@@ -5,6 +5,7 @@ valid stack."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from eks_gpu_slicing.review import generate
 from eks_gpu_slicing.settings.stack_files import ROOT
@@ -94,6 +95,52 @@ def test_link_check_catches_a_missing_file_and_a_missing_heading(tmp_path, monke
     targets = relative_links(page)
     assert targets == ["#a-section", "#nope", "missing.md"]
     assert "a-section" in anchors(page) and "nope" not in anchors(page)
+
+
+# A test module named in prose, a stack file or a comment ("checked by tests/test_x.py"): the
+# reader goes there for the proof, so it must exist.
+TEST_MODULE = re.compile(r"\btests/[\w/]+\.py\b")
+TEXT_SUFFIXES = {".md", ".py", ".yaml", ".yml", ".txt", ".log", ".toml", ""}
+NOT_OURS = {".git", ".venv", "venv", "__pycache__", "build", ".pulumi-state"}
+
+
+def text_files() -> list[Path]:
+    files = [ROOT / name for name in ("README.md", "Makefile", "pyproject.toml")]
+    for folder in ("docs", "examples", "benchmarks", "eks_gpu_slicing", "components", "policy"):
+        files += sorted((ROOT / folder).rglob("*"))
+    files += sorted((ROOT / ".ci").rglob("*")) + sorted((ROOT / ".github").rglob("*"))
+    files += sorted((ROOT / "tests").rglob("*"))
+    return [
+        f
+        for f in files
+        if f.is_file()
+        and f.suffix in TEXT_SUFFIXES
+        and not NOT_OURS & set(f.relative_to(ROOT).parts)
+        and f != Path(__file__).resolve()  # its own test names modules that do not exist
+    ]
+
+
+def missing_test_modules(files: list[Path], root: Path = ROOT) -> list[str]:
+    return [
+        f"{path.relative_to(root)}: {name}"
+        for path in files
+        for name in sorted(set(TEST_MODULE.findall(path.read_text(errors="replace"))))
+        if not (root / name).is_file()
+    ]
+
+
+def test_every_test_module_the_repository_names_exists():
+    files = text_files()
+    assert ROOT / "examples" / "Pulumi.slices.yaml" in files  # stack files' comments too
+    assert missing_test_modules(files) == []
+
+
+def test_a_missing_test_module_is_named_with_the_file_that_names_it(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_here.py").write_text("")
+    page = tmp_path / "page.md"
+    page.write_text("Checked by tests/test_here.py and tests/test_gone.py (and tests/x.txt).\n")
+    assert missing_test_modules([page], tmp_path) == ["page.md: tests/test_gone.py"]
 
 
 def test_readme_first_screen_has_the_two_commands_and_the_offline_path():

@@ -54,6 +54,17 @@ def test_minimal_config_gets_documented_defaults(minimal):
     assert settings.system_node_group.min_size >= 2  # CoreDNS runs two replicas
 
 
+def test_the_default_kubernetes_version_is_in_standard_support_today():
+    """The default stays on a version in EKS standard support (issue 25): dev and every example
+    follow it, and extended support is billed at a higher rate. Read on the real day on
+    purpose: on the day the default leaves standard support this fails, and the default moves."""
+    release = facts.KUBERNETES_RELEASES[facts.DEFAULT_KUBERNETES_VERSION]
+    assert release.support_on(dt.date.today()) == "standard", (
+        f"Kubernetes {release.version} left standard support on {release.standard_support_ends}: "
+        "move facts.DEFAULT_KUBERNETES_VERSION (docs/architecture.md, 'a changed default')"
+    )
+
+
 def test_profile_derived_values():
     settings = load_settings(
         with_changes(

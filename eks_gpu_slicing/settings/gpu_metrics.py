@@ -37,8 +37,9 @@ class GpuMetricsSettings(_Settings):
     chart_version: ChartVersion = Field(
         default=facts.DCGM_EXPORTER_CHART_VERSION,
         description=f"`{facts.DCGM_EXPORTER_CHART}` chart version, exact (MAJOR.MINOR.PATCH). "
-        f"The values are checked against {facts.DCGM_EXPORTER_CHART_VERSION}, the first with "
-        "per-pod attribution on shared GPUs (docs/metrics.md); other versions are warned about.",
+        f"The values are checked against {facts.DCGM_EXPORTER_CHART_VERSION}; per-pod "
+        f"attribution on shared GPUs needs {facts.DCGM_EXPORTER_PER_POD_SINCE} or later "
+        "(docs/metrics.md); other versions are warned about.",
     )
     namespace: str = Field(
         default=facts.DCGM_EXPORTER_DEFAULT_NAMESPACE,
