@@ -101,7 +101,7 @@ class KarpenterNodePoolSettings(_Settings):
         )
         + "), else it is refused naming the type."
     )
-    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
+    capacity_types: list[Literal[facts.KARPENTER_CAPACITY_TYPES]] = Field(
         default=["on-demand"],
         description="Purchase options Karpenter may use, a non-empty list without repeats. "
         "Karpenter launches a type on-demand only if it has an on-demand price: an `on-demand` "
