@@ -118,7 +118,10 @@ class FakeRegistry:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.chart = f"oci://127.0.0.1:{self.server.server_port}/{REPOSITORY}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll interval: close() waits up to one for the server thread to stop.
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
+        ).start()
 
     def manifest(self) -> bytes:
         config = b"{}"
