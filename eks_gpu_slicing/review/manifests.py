@@ -15,10 +15,14 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import yaml
 
 from eks_gpu_slicing.review.crd_cel import CelResult, evaluate_object
-from eks_gpu_slicing.review.karpenter_crds import crd_files, karpenter_crd_dir, read_crd_file
+from eks_gpu_slicing.review.karpenter_crds import (
+    crd_files,
+    karpenter_crd_dir,
+    load_documents,
+    read_crd_file,
+)
 from eks_gpu_slicing.review.mocks import Registration
 
 
@@ -93,7 +97,7 @@ def crd_versions(crd_dir: Path | None = None) -> dict[tuple[str, str], dict[str,
 def _crd_versions(crd_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     for path in crd_files(crd_dir):
-        for document in yaml.safe_load_all(read_crd_file(path)):
+        for document in load_documents(read_crd_file(path)):
             if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
                 continue
             spec = document["spec"]
