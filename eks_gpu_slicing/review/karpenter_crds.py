@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import oras.provider  # imports oras.decorator (importing that first is an import cycle)
-import requests
 import yaml
 
 from eks_gpu_slicing import facts
@@ -89,6 +87,8 @@ def karpenter_crd_dir(
 
 
 def _reason(exc: Exception, chart: str) -> str:
+    import requests
+
     host = chart.removeprefix("oci://").split("/")[0]
     if isinstance(exc, requests.Timeout):
         return f"no answer from {host} in {REQUEST_TIMEOUT_S} s"
@@ -213,33 +213,44 @@ def _is_crd_file(text: str) -> bool:
     )
 
 
-class _ChartRegistry(oras.provider.Registry):
-    """oras's registry client with our retry policy. oras retries a failed request five times
-    with waits up to 83 s, and requests waits for an answer forever: an unreachable registry
-    should end `make check` in seconds. Here a request that cannot connect, times out or gets
-    a 5xx is tried once more, after `retry_wait_s`."""
-
-    _request_once = oras.provider.Registry.do_request.__wrapped__
-
-    def __init__(self, hostname: str, insecure: bool, retry_wait_s: float) -> None:
-        super().__init__(hostname=hostname, insecure=insecure)
-        self.retry_wait_s = retry_wait_s
-        # The session is shared with the token backend, so this covers the token request.
-        self.session.request = functools.partial(self.session.request, timeout=REQUEST_TIMEOUT_S)
-
-    def do_request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        try:
-            response = self._request_once(*args, **kwargs)
-        except requests.exceptions.SSLError:
-            raise  # a certificate problem does not go away by asking again
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        else:
-            if response.status_code < 500:
-                return response
-        time.sleep(self.retry_wait_s)
-        return self._request_once(*args, **kwargs)
+def _registry(host: str, plain_http: bool, retry_wait_s: float) -> Any:
+    return _chart_registry_class()(hostname=host, insecure=plain_http, retry_wait_s=retry_wait_s)
 
 
-def _registry(host: str, plain_http: bool, retry_wait_s: float) -> oras.provider.Registry:
-    return _ChartRegistry(hostname=host, insecure=plain_http, retry_wait_s=retry_wait_s)
+@functools.cache
+def _chart_registry_class() -> type:
+    """oras's registry client with our retry policy, defined on first use: only a pull needs
+    oras and requests, which take longer to import than the rest of `make check`'s tools."""
+    import oras.provider  # imports oras.decorator (importing that first is an import cycle)
+    import requests
+
+    class _ChartRegistry(oras.provider.Registry):
+        """oras retries a failed request five times with waits up to 83 s, and requests waits
+        for an answer forever: an unreachable registry should end `make check` in seconds.
+        Here a request that cannot connect, times out or gets a 5xx is tried once more, after
+        `retry_wait_s`."""
+
+        _request_once = oras.provider.Registry.do_request.__wrapped__
+
+        def __init__(self, hostname: str, insecure: bool, retry_wait_s: float) -> None:
+            super().__init__(hostname=hostname, insecure=insecure)
+            self.retry_wait_s = retry_wait_s
+            # The session is shared with the token backend, so this covers the token request.
+            self.session.request = functools.partial(
+                self.session.request, timeout=REQUEST_TIMEOUT_S
+            )
+
+        def do_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+            try:
+                response = self._request_once(*args, **kwargs)
+            except requests.exceptions.SSLError:
+                raise  # a certificate problem does not go away by asking again
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            else:
+                if response.status_code < 500:
+                    return response
+            time.sleep(self.retry_wait_s)
+            return self._request_once(*args, **kwargs)
+
+    return _ChartRegistry
