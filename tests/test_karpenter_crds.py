@@ -181,7 +181,10 @@ def test_the_chart_is_pulled_with_an_anonymous_token_unpacked_and_cached(registr
     assert len(registry.requests) == asked
 
 
-def test_make_check_validates_against_the_pulled_chart(registry, tmp_path, monkeypatch, capsys):
+def test_make_check_validates_against_the_pulled_chart(
+    registry, tmp_path, monkeypatch, capsys, renders
+):
+    monkeypatch.setattr(check, "render", renders)  # the session's render of the dev stack
     monkeypatch.delenv(CRD_DIR_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(
@@ -217,7 +220,7 @@ def test_a_chart_of_another_version_is_refused(tmp_path):
 
 
 def test_an_unreachable_registry_ends_in_one_line_saying_how_to_provide_the_crds(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, renders
 ):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -232,8 +235,9 @@ def test_an_unreachable_registry_ends_in_one_line_saying_how_to_provide_the_crds
     assert "\n" not in message
     assert f"set {CRD_DIR_ENV} to a folder" in message and facts.KARPENTER_VERSION in message
 
-    monkeypatch.delenv(CRD_DIR_ENV)
+    monkeypatch.delenv(CRD_DIR_ENV, raising=False)  # needs no CRDs: runs where there are none
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(check, "render", renders)  # the session's render of the dev stack
     monkeypatch.setattr(
         check,
         "karpenter_crd_dir",
