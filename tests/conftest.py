@@ -1,8 +1,8 @@
 """Shared fixtures: the stack files as the engine would pass them, a minimal config, and the
 committed stacks rendered once per session; where the Karpenter CRDs come from.
 
-The project's modules are imported inside the fixtures and hooks that use them: pytest-xdist's
-controller process loads this file too, and runs no test that needs them.
+Pulumi, the settings and the renderer are imported inside the fixtures and hooks that use
+them: pytest-xdist's controller process loads this file too, and runs no test.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         return
     if call.excinfo.errisinstance(CrdsUnavailable):
         report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1], f"Skipped: {reason}")
+        report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"Skipped: {reason}")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -173,22 +173,24 @@ class SharedRenders:
     changed, and the session's end fails on one."""
 
     def __init__(self) -> None:
-        self._renders: dict[tuple[str, Path | None], Rendered] = {}
-        self._fingerprints: dict[tuple[str, Path | None], str] = {}
+        self._renders: dict[tuple[str, Path], Rendered] = {}
+        self._fingerprints: dict[tuple[str, Path], str] = {}
 
     def __call__(self, stack: str, root: Path | None = None) -> Rendered:
+        """The stack file Pulumi.<stack>.yaml in `root` (default: the repository's root)."""
         from eks_gpu_slicing.review import render
+        from eks_gpu_slicing.settings.stack_files import ROOT
 
-        key = (stack, root)
+        key = (stack, Path(root or ROOT).resolve())
         if key not in self._renders:
-            rendered = render.render(stack, **({"root": root} if root else {}))
+            rendered = render.render(stack, key[1])
             self._renders[key] = rendered
             self._fingerprints[key] = _fingerprint(rendered)
         return self._renders[key]
 
     def changed(self) -> list[str]:
         return [
-            f"Pulumi.{stack}.yaml" + (f" in {root}" if root else "")
+            str(root / f"Pulumi.{stack}.yaml")
             for (stack, root), rendered in self._renders.items()
             if _fingerprint(rendered) != self._fingerprints[(stack, root)]
         ]
