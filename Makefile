@@ -3,6 +3,9 @@ STACK ?= dev
 # Where Pulumi.$(STACK).yaml lives for validate, render and check (default: here), e.g. examples.
 STACK_DIR ?=
 VENV ?= .venv
+# The interpreter that creates $(VENV): .ci/run also tests on the newest supported Python with
+# `make test PYTHON=python3.13 VENV=.venv-python3.13`.
+PYTHON ?= python3
 PY := $(VENV)/bin/python
 # The policy pack's own interpreter: PulumiPolicy.yaml names it (runtime.options.virtualenv), and
 # the Pulumi CLI runs a local pack with it but never creates it.
@@ -11,13 +14,13 @@ POLICY_VENV := policy/venv
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 
 .PHONY: help setup test lint lint-workflows format validate plan-capacity clis stack preview up destroy \
-	time-tests render check verify outputs kubeconfig policy-venv checkov-venv schema
+	time-tests render check verify outputs kubeconfig policy-venv checkov-venv generate
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
@@ -66,13 +69,13 @@ format: setup ## Apply ruff's formatting and safe fixes
 validate: setup ## Check Pulumi.$(STACK).yaml offline and print each GPU group's capacity
 	$(PY) -m eks_gpu_slicing.review.validate $(STACK) $(if $(STACK_DIR),--dir $(STACK_DIR))
 
-plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GPU_MS=, BUSY=, TYPES=, RESULTS=
+plan-capacity: setup ## Strategy and replicas per instance type: MEMORY_GIB=, GPU_MS=, BUSY=, TYPES=, RESULTS=, HAMI=1
 	@test -n "$(MEMORY_GIB)" -a -n "$(GPU_MS)" || \
-	  { echo "usage: make plan-capacity MEMORY_GIB=<GiB per pod> GPU_MS=<ms per request> [BUSY=1] [TYPES=g4dn.xlarge,...] [RESULTS=file.csv]"; exit 2; }
-	$(PY) -m eks_gpu_slicing.planning.planner --memory-gib $(MEMORY_GIB) --gpu-ms $(GPU_MS) --busy $(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS))
+	  { echo "usage: make plan-capacity MEMORY_GIB=<GiB per pod> GPU_MS=<ms per request> [BUSY=1] [TYPES=g4dn.xlarge,...] [RESULTS=file.csv] [HAMI=1]"; exit 2; }
+	$(PY) -m eks_gpu_slicing.planning.planner --memory-gib=$(MEMORY_GIB) --gpu-ms=$(GPU_MS) --busy=$(or $(BUSY),1) $(if $(TYPES),--instance-types $(TYPES)) $(if $(RESULTS),--results $(RESULTS)) $(if $(HAMI),--hami)
 
-schema: setup ## Regenerate provider/schema.json, the component package's schema (review the diff)
-	$(PY) -m eks_gpu_slicing.review.package_schema
+generate: setup ## Write what the settings models declare: docs/configuration.md's table, the package's input types and schema
+	$(PY) -m eks_gpu_slicing.review.generate
 
 time-tests: setup checkov-venv ## Time the test suite as `make test` runs it (median of 3 runs)
 	$(TEST_ENV) $(PY) benchmarks/test_suite_time.py

@@ -14,7 +14,7 @@ from eks_gpu_slicing.settings.pulumi_config import read_settings
 
 settings = read_settings()
 aws_context = look_up_aws_context(settings)
-tags = {"project": facts.PROJECT, "stack": pulumi.get_stack(), **settings.tags}
+tags = {facts.PROJECT_TAG: facts.PROJECT, facts.STACK_TAG: pulumi.get_stack(), **settings.tags}
 
 if settings.existing_cluster is None:
     cluster = create_cluster(settings, aws_context, tags)
@@ -33,3 +33,6 @@ pulumi.export("clusterName", cluster.name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("devicePluginConfigMap", sharing.device_plugin_config_map)
 pulumi.export("gpuNodeGroups", sharing.gpu_node_groups)
+if sharing.tenants is not None:
+    pulumi.export("tenants", sharing.tenants)
+    pulumi.export("tenantQuotaTotals", sharing.tenant_quota_totals)

@@ -6,6 +6,7 @@ from components.cluster import GpuCluster, GpuClusterArgs
 from components.demo_workload import DemoWorkload, DemoWorkloadArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
+from components.hami import Hami, HamiArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.network import Network, NetworkArgs
@@ -22,6 +23,8 @@ __all__ = [
     "GpuClusterArgs",
     "GpuMetrics",
     "GpuMetricsArgs",
+    "Hami",
+    "HamiArgs",
     "Karpenter",
     "KarpenterArgs",
     "Namespaces",

@@ -19,14 +19,17 @@ from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import AwsContext
 from eks_gpu_slicing.builders.karpenter import discovery_tags
 from eks_gpu_slicing.builders.kubeconfig import exec_kubeconfig
-from eks_gpu_slicing.builders.workloads import system_node_labels
+from eks_gpu_slicing.builders.workloads import gpu_operator_opt_out_labels, system_node_labels
 from eks_gpu_slicing.settings import Settings
 from eks_gpu_slicing.settings.existing_cluster import (
     DiscoveryTagging,
     Ec2Object,
+    ExistingNodeGroup,
     LookedUpCluster,
     discovery_tagging,
     existing_cluster_problems,
+    node_group_security_warnings,
+    security_group_problems,
     subnet_problems,
 )
 
@@ -103,6 +106,7 @@ def create_cluster(
         cluster_resources=[cluster.cluster],
         system_ready=[system_nodes, addons],
         untagged_private_subnet_ids=settings.network.private_subnet_ids,
+        system_node_selector=system_node_labels(),
         kubeconfig=cluster.kubeconfig,
     )
 
@@ -145,6 +149,8 @@ def read_existing_cluster(settings: Settings, aws_context: AwsContext) -> ReadCl
     problems = existing_cluster_problems(settings, cluster)
     subnets, unread = _read_subnets(existing.private_subnet_ids)
     problems += unread + subnet_problems(cluster, subnets)
+    groups, unread_groups = _read_node_security_groups(existing.node_security_group_ids)
+    problems += unread_groups + security_group_problems(cluster, groups)
     tagging = None
     if settings.karpenter.enabled and settings.karpenter.install and not unread:
         try:
@@ -167,6 +173,10 @@ def read_existing_cluster(settings: Settings, aws_context: AwsContext) -> ReadCl
             f"existingCluster '{existing.name}' and this stack's configuration disagree:\n"
             + "\n".join(f"  - {p}" for p in problems)
         )
+    for warning in node_group_security_warnings(
+        cluster, _read_node_groups(cluster), existing.node_security_group_ids
+    ):
+        pulumi.log.warn(warning)
     return ReadCluster(described=found, discovery_tagging=tagging)
 
 
@@ -183,6 +193,56 @@ def _read_subnets(subnet_ids: list[str]) -> tuple[list[Ec2Object], list[str]]:
             continue
         subnets.append(Ec2Object(id=subnet.id, vpc_id=subnet.vpc_id, tags=subnet.tags or {}))
     return subnets, problems
+
+
+def _read_node_security_groups(group_ids: list[str]) -> tuple[list[Ec2Object], list[str]]:
+    """`existingCluster.nodeSecurityGroupIds` as EC2 describes them, and a problem for each
+    that cannot be read."""
+    groups, problems = [], []
+    for i, group_id in enumerate(group_ids):
+        try:
+            groups.append(_security_group(group_id))
+        except Exception as exc:  # the provider's error says why (no such group, access)
+            problems.append(
+                f"existingCluster.nodeSecurityGroupIds[{i}]: cannot read security group "
+                f"{group_id}: {exc}"
+            )
+    return groups, problems
+
+
+def _read_node_groups(cluster: LookedUpCluster) -> list[ExistingNodeGroup]:
+    """The cluster's managed node groups and the security groups their launch templates name
+    (the latest version: what the data source reads), for a warning only: a group that cannot
+    be read is left out, and a warning says so."""
+    try:
+        names = aws.eks.get_node_groups(cluster_name=cluster.name).names or []
+    except Exception as exc:
+        pulumi.log.warn(
+            f"existingCluster: cannot list the node groups of cluster '{cluster.name}' to check "
+            f"they share a security group with GPU nodes: {exc}"
+        )
+        return []
+    groups = []
+    for name in sorted(names):
+        try:
+            described = aws.eks.get_node_group(cluster_name=cluster.name, node_group_name=name)
+            template_ids = [t.id for t in described.launch_templates or [] if t.id]
+            named: tuple[str, ...] | None = None
+            if template_ids:
+                template = aws.ec2.get_launch_template(id=template_ids[0])
+                named = tuple(template.vpc_security_group_ids or ()) + tuple(
+                    group
+                    for interface in template.network_interfaces or []
+                    for group in interface.security_groups or []
+                )
+        except Exception as exc:
+            pulumi.log.warn(
+                f"existingCluster: cannot read node group '{name}' of cluster "
+                f"'{cluster.name}' or its launch template: {exc}"
+            )
+            continue
+        groups.append(ExistingNodeGroup(name=name, security_group_ids=named or None))
+    return groups
 
 
 def _security_group(group_id: str) -> Ec2Object:
@@ -236,7 +296,21 @@ def existing_cluster_handle(
         private_subnet_ids=list(existing.private_subnet_ids),
         cluster_security_group_id=found.vpc_config.cluster_security_group_id,
         discovery_tagging=read.discovery_tagging,
-        extra_gpu_node_labels={facts.GPU_OPERATOR_OPERANDS_LABEL: "false"},
+        extra_gpu_node_labels=gpu_operator_opt_out_labels(),
+        system_node_selector=dict(existing.system_node_selector),
+        gpu_node_security_group_ids=_gpu_node_security_groups(
+            found.vpc_config.cluster_security_group_id, existing.node_security_group_ids
+        ),
+        other_gpu_nodes=True,
         pod_identity_agent_installed=existing.pod_identity_agent == "installed",
         kubeconfig=kubeconfig,
     )
+
+
+def _gpu_node_security_groups(cluster_group: str, node_groups: list[str]) -> tuple[str, ...]:
+    """GPU nodes' security groups on an existing cluster: none named (EKS's default, the
+    cluster security group) unless nodeSecurityGroupIds is set, then the cluster security
+    group and those, once each."""
+    if not node_groups:
+        return ()
+    return tuple(dict.fromkeys([cluster_group, *node_groups]))

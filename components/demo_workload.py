@@ -22,6 +22,12 @@ class DemoWorkloadArgs:
     # What each pod requests: the profile's resource, or with MIG `mixed` a slice type of
     # the GPU the demo's nodes have (Settings.demo_resource_name).
     resource_name: str | None = None
+    # The GPU the demo is sized for (Settings.demo_instance): a hami pod asks for the even
+    # share of its memory.
+    instance: facts.GpuInstance | None = None
+    # Where it runs: its tenant's namespace when it runs as one (Settings.demo_namespace);
+    # unset, settings.namespace.
+    namespace: str | None = None
     # The GPU nodes and the device plugin: without them the pods can never become ready,
     # and Pulumi waits for a Deployment's pods.
     depends_on: Sequence[pulumi.Resource] = ()
@@ -35,10 +41,11 @@ class DemoWorkload(pulumi.ComponentResource):
         manifest = demo_deployment(
             replicas=args.settings.replicas,
             image=args.settings.image,
-            namespace=args.settings.namespace,
+            namespace=args.namespace or args.settings.namespace,
             profile_name=args.profile_name,
             profile=args.profile,
             resource_name=args.resource_name,
+            instance=args.instance,
         )
         self.deployment = k8s.apps.v1.Deployment(
             name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -27,6 +27,8 @@ class DevicePluginArgs:
     depends_on: Sequence[pulumi.Resource] = ()
     # Some node is partitioned by the MIG manager: step aside while it repartitions.
     mig: bool = False
+    # Where cluster-wide controllers run (ClusterHandle's): NFD's master and gc, with GFD.
+    system_node_selector: Mapping[str, str] = field(default_factory=dict)
 
 
 class DevicePlugin(pulumi.ComponentResource):
@@ -72,6 +74,7 @@ class DevicePlugin(pulumi.ComponentResource):
                 checksum=self.checksum,
                 gfd=args.settings.gfd,
                 mig=args.mig,
+                system_node_selector=args.system_node_selector,
             ),
             max_history=10,
             opts=in_namespace,

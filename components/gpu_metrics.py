@@ -24,6 +24,8 @@ class GpuMetricsArgs:
     depends_on: Sequence[pulumi.Resource] = ()
     # Some node is partitioned by the MIG manager: step aside while it repartitions.
     mig: bool = False
+    # The cluster may run GPU nodes this stack does not own: run on ours only.
+    our_nodes_only: bool = False
 
 
 class GpuMetrics(pulumi.ComponentResource):
@@ -42,7 +44,12 @@ class GpuMetrics(pulumi.ComponentResource):
             version=args.settings.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=facts.DCGM_EXPORTER_CHART_REPO),
             namespace=args.settings.namespace,
-            values=helm_values(args.settings, args.resource_names, mig=args.mig),
+            values=helm_values(
+                args.settings,
+                args.resource_names,
+                mig=args.mig,
+                our_nodes_only=args.our_nodes_only,
+            ),
             max_history=10,
             opts=pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=list(args.depends_on)

@@ -21,21 +21,25 @@ from components.benchmark import SharingBenchmark, SharingBenchmarkArgs
 from components.demo_workload import DemoWorkload, DemoWorkloadArgs
 from components.device_plugin import DevicePlugin, DevicePluginArgs
 from components.gpu_metrics import GpuMetrics, GpuMetricsArgs
+from components.hami import Hami, HamiArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.mig_manager import MigManager, MigManagerArgs
 from components.namespaces import Namespaces, NamespacesArgs
 from components.node_group import NodeGroup, NodeGroupArgs
+from components.tenants import Tenants, TenantsArgs
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.aws_context import AwsContext
+from eks_gpu_slicing.builders import mig
 from eks_gpu_slicing.builders.bottlerocket import user_data as bottlerocket_user_data
 from eks_gpu_slicing.builders.karpenter import node_pool_capacity
 from eks_gpu_slicing.builders.pod_security import namespace_levels, workload_placements
+from eks_gpu_slicing.builders.tenants import quota_totals, tenant_report
 from eks_gpu_slicing.builders.workloads import (
     gpu_node_group_labels,
     gpu_node_taints,
     virtual_gpu_capacity,
 )
-from eks_gpu_slicing.settings import Settings
+from eks_gpu_slicing.settings import Settings, SharingProfile
 from eks_gpu_slicing.settings.existing_cluster import DiscoveryTagging
 
 GPU_SHARING_TYPE = f"{facts.COMPONENT_PACKAGE}:index:GpuSharing"
@@ -72,9 +76,21 @@ class ClusterHandle:
     # On a cluster we were given, what that Karpenter tags instead (the cluster security group
     # and subnets that lack the tag, read at run time); None: the above and the security group.
     discovery_tagging: DiscoveryTagging | None = None
-    # Labels our GPU nodes carry beyond the sharing ones: on a cluster we were given, the one
-    # that keeps a GPU Operator's device plugin and other operands off them.
+    # Labels our GPU nodes carry beyond the sharing ones: on a cluster we were given, those
+    # that keep a GPU Operator's device plugin and other operands off them.
     extra_gpu_node_labels: Mapping[str, str] = field(default_factory=dict)
+    # Labels of the nodes where cluster-wide controllers run (Karpenter's controller, NFD's
+    # master and gc): a created cluster's system node group; on one we were given, what the
+    # stack file names (existingCluster.systemNodeSelector), else none.
+    system_node_selector: Mapping[str, str] = field(default_factory=dict)
+    # The security groups of our GPU nodes (launch templates and Karpenter node classes), the
+    # cluster security group first; empty: EKS's default, the cluster security group alone
+    # (and, for node classes, what the discovery tag finds). EKS adds the cluster security
+    # group only to a launch template that names no group, so it is listed when others are.
+    gpu_node_security_group_ids: Sequence[str] = ()
+    # Whether the cluster may run GPU nodes this stack does not own (one we were given):
+    # DaemonSets meant for our GPU nodes then select ours, not every nvidia.com/gpu.present.
+    other_gpu_nodes: bool = False
     # Whether the EKS Pod Identity Agent add-on runs already (Karpenter's controller needs it;
     # it is created when not).
     pod_identity_agent_installed: bool = False
@@ -96,11 +112,12 @@ class GpuSharingArgs:
 class GpuSharing(pulumi.ComponentResource):
     """Shared NVIDIA GPUs on one EKS cluster.
 
-    Attributes: `node_groups` (name -> NodeGroup), `namespaces`, `device_plugin`,
-    `gpu_metrics`, `karpenter`, `demo`, `benchmark` (None when off), and the reports the stack
-    exports (named as its outputs, which the component package serves too):
+    Attributes: `node_groups` (name -> NodeGroup), `namespaces`, `device_plugin`, `hami`,
+    `gpu_metrics`, `karpenter`, `tenancy` (the Tenants part), `demo`, `benchmark` (None when
+    off), and the reports the stack exports (named as its outputs, which the component package
+    serves too):
     `device_plugin_config_map`, `gpu_node_groups` (name -> capacity report),
-    `karpenter_node_pools`, `benchmark_jobs`.
+    `karpenter_node_pools`, `benchmark_jobs`, `tenants` (per tenant) and `tenant_quota_totals`.
 
     Its parts were top-level components of the stack before it existed; each carries an alias
     to the root stack, so a stack deployed then adopts them (and, through the engine's
@@ -123,12 +140,18 @@ class GpuSharing(pulumi.ComponentResource):
         self._settings = args.settings
         self._cluster = args.cluster
         node_role, node_role_policies = self._node_role()
-        self.node_groups = self._node_groups(node_role, node_role_policies)
         self.namespaces = self._namespaces()
-        self.device_plugin = self._device_plugin()
+        # The MIG config before the node groups whose labels name its layouts, the manager's
+        # DaemonSet after them (MigManager says why).
         self.mig_manager = self._mig_manager()
+        self.node_groups = self._node_groups(node_role, node_role_policies)
+        if self.mig_manager is not None:
+            self.mig_manager.serve(list(self.node_groups.values()))
+        self.device_plugin = self._device_plugin()
+        self.hami = self._hami()
         self.gpu_metrics = self._gpu_metrics()
         self.karpenter = self._karpenter()
+        self.tenancy = self._tenants()
         self.demo = self._demo()
         self.benchmark = self._benchmark()
 
@@ -147,6 +170,10 @@ class GpuSharing(pulumi.ComponentResource):
             else None
         )
         self.benchmark_jobs = self.benchmark.job_names if self.benchmark is not None else None
+        # The sharing report's per-tenant section and the quotas' sum against the capacity
+        # (None without tenants, so a stack without them exports what it did before).
+        self.tenants = tenant_report(s) if s.tenants else None
+        self.tenant_quota_totals = quota_totals(s) if s.tenants else None
         outputs: dict = {
             "devicePluginConfigMap": self.device_plugin_config_map,
             "gpuNodeGroups": self.gpu_node_groups,
@@ -155,6 +182,9 @@ class GpuSharing(pulumi.ComponentResource):
             outputs["karpenterNodePools"] = self.karpenter_node_pools
         if self.benchmark_jobs is not None:
             outputs["benchmarkJobs"] = self.benchmark_jobs
+        if self.tenants is not None:
+            outputs["tenants"] = self.tenants
+            outputs["tenantQuotaTotals"] = self.tenant_quota_totals
         self.register_outputs(outputs)
 
     def _part(self) -> pulumi.ResourceOptions:
@@ -217,15 +247,31 @@ class GpuSharing(pulumi.ComponentResource):
                         **cluster.extra_gpu_node_labels,
                     },
                     taints=gpu_node_taints(),
+                    security_group_ids=cluster.gpu_node_security_group_ids,
                     bottlerocket_user_data=(
                         bottlerocket_user_data(s.profile_of(group)) if group.bottlerocket else None
                     ),
+                    # MIG on AL2023: the manager's layout is reapplied after a reboot before
+                    # the device plugin may start (mig.node_user_data).
+                    al2023_user_data=mig.al2023_user_data(
+                        s.profile_of(group), bottlerocket=group.bottlerocket
+                    ),
                     tags=self._args.tags,
+                    depends_on=self._mig_config_for(s.profile_of(group), group.bottlerocket),
                 ),
                 opts=self._part(),
             )
             for group_name, group in s.gpu_node_groups.items()
         }
+
+    def _mig_config_for(
+        self, profile: SharingProfile, bottlerocket: bool = False
+    ) -> list[pulumi.Resource]:
+        """What a node group of this profile waits for: the MIG manager's config, when its
+        nodes are labelled with a layout the manager applies (AL2023 MIG)."""
+        if self.mig_manager is None or not profile.is_mig or bottlerocket:
+            return []
+        return [self.mig_manager.config_map]
 
     def _namespaces(self) -> Namespaces:
         s = self._settings
@@ -249,6 +295,7 @@ class GpuSharing(pulumi.ComponentResource):
                 profiles=s.sharing,
                 # MIG nodes: the plugin steps aside while the manager repartitions the GPUs.
                 mig=bool(s.mig_layouts),
+                system_node_selector=self._cluster.system_node_selector,
                 depends_on=[
                     *self.namespaces.depends_on(s.device_plugin.namespace),
                     # With MIG the release selects nvidia.com/gpu.deploy.client=true, which the
@@ -260,9 +307,32 @@ class GpuSharing(pulumi.ComponentResource):
             opts=self._part(),
         )
 
+    def _hami(self) -> Hami | None:
+        """HAMi, only where some node group has a hami profile (new with hami, so no alias:
+        nothing of an older stack to adopt)."""
+        s = self._settings
+        if s.hami is None:
+            return None
+        return Hami(
+            "hami",
+            HamiArgs(
+                provider=self._cluster.provider,
+                settings=s.hami,
+                kubernetes_version=self._cluster.kubernetes_version,
+                system_node_selector=self._cluster.system_node_selector,
+                bottlerocket=s.hami_on_bottlerocket,
+                depends_on=[
+                    *self.namespaces.depends_on(facts.HAMI_NAMESPACE),
+                    *self._cluster.system_ready,
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _mig_manager(self) -> MigManager | None:
         """k8s-mig-manager and its config, only where some AL2023 group or pool has a MIG
-        profile (new with MIG, so no alias: nothing of an older stack to adopt)."""
+        profile (new with MIG, so no alias: nothing of an older stack to adopt). Its DaemonSet
+        is registered once the node groups are (MigManager.serve)."""
         s = self._settings
         if not s.mig_layouts:
             return None
@@ -273,10 +343,7 @@ class GpuSharing(pulumi.ComponentResource):
                 provider=self._cluster.provider,
                 namespace=namespace,
                 settings=s,
-                depends_on=[
-                    *self.node_groups.values(),
-                    *self.namespaces.depends_on(namespace),
-                ],
+                depends_on=self.namespaces.depends_on(namespace),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -292,6 +359,7 @@ class GpuSharing(pulumi.ComponentResource):
                 settings=s.gpu_metrics,
                 resource_names=s.gpu_resource_names(),
                 mig=bool(s.mig_layouts),
+                our_nodes_only=self._cluster.other_gpu_nodes,
                 depends_on=[
                     *self.node_groups.values(),
                     *self.namespaces.depends_on(s.gpu_metrics.namespace),
@@ -319,29 +387,64 @@ class GpuSharing(pulumi.ComponentResource):
                 controller_depends_on=cluster.system_ready,
                 namespace_depends_on=self.namespaces.depends_on(s.karpenter.namespace),
                 extra_node_labels=cluster.extra_gpu_node_labels,
+                system_node_selector=cluster.system_node_selector,
+                node_security_group_ids=cluster.gpu_node_security_group_ids,
                 mig_manager=bool(s.mig_layouts),
+                mig_config=self.mig_manager.config_map if self.mig_manager else None,
                 pod_identity_agent_installed=cluster.pod_identity_agent_installed,
                 tags=self._args.tags,
             ),
             opts=self._part(),
         )
 
+    def _tenants(self) -> Tenants | None:
+        """The teams' namespaces, quotas, defaults and access (new with tenants: nothing of
+        an older stack to adopt, so no alias)."""
+        s, cluster = self._settings, self._cluster
+        if not s.tenants:
+            return None
+        return Tenants(
+            "tenants",
+            TenantsArgs(
+                provider=cluster.provider,
+                settings=s,
+                cluster_name=cluster.name,
+                aws=self._args.aws,
+                cluster_depends_on=cluster.cluster_resources,
+                created_cluster=cluster.eks_cluster is not None,
+                tags=self._args.tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     def _demo(self) -> DemoWorkload | None:
         s = self._settings
         if not s.demo_workload.enabled:
             return None
+        demo_profile = s.sharing[s.demo_profile_name]
+        # Run as a tenant: in its namespace, after its quota (which then counts the pods).
+        tenant = s.demo_workload.tenant
+        where = (
+            self.tenancy.depends_on(tenant)
+            if self.tenancy is not None and tenant is not None and s.demo_in_tenant
+            else self.namespaces.depends_on(s.demo_workload.namespace)
+        )
         return DemoWorkload(
             "demo",
             DemoWorkloadArgs(
                 provider=self._cluster.provider,
                 settings=s.demo_workload,
                 profile_name=s.demo_profile_name,
-                profile=s.sharing[s.demo_profile_name],
+                profile=demo_profile,
                 resource_name=s.demo_resource_name,
+                instance=s.demo_instance,
+                namespace=s.demo_namespace,
                 depends_on=[
                     self.device_plugin,
+                    # A hami demo's pods need HAMi's scheduler and webhook.
+                    *([self.hami] if self.hami is not None and demo_profile.is_hami else []),
                     *self.node_groups.values(),
-                    *self.namespaces.depends_on(s.demo_workload.namespace),
+                    *where,
                 ],
             ),
             opts=self._part(),

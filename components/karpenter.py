@@ -51,11 +51,20 @@ class KarpenterArgs:
     extra_node_labels: Mapping[str, str] = field(default_factory=dict)
     # The stack runs the MIG manager: pool nodes carry its GPU-client label (docs/mig.md).
     mig_manager: bool = False
+    # Where the controller runs: the cluster's system nodes (ClusterHandle's), or anywhere.
+    system_node_selector: Mapping[str, str] = field(default_factory=dict)
+    # Security groups every pool's nodes are in beside what the discovery tag finds (see
+    # ClusterHandle.gpu_node_security_group_ids).
+    node_security_group_ids: Sequence[str] = ()
+    # The MIG manager's config: a pool whose nodes are labelled with a layout waits for it, so
+    # no node joins with a layout name the config lacks.
+    mig_config: pulumi.Resource | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
 class Karpenter(pulumi.ComponentResource):
-    """The controller on the system nodes, and GPU node pools that know about sharing.
+    """The controller (on the system nodes, where the cluster has them), and GPU node pools
+    that know about sharing.
 
     Every pool object depends on the controller's release, so `pulumi destroy` deletes the
     pools first while the controller still runs and terminates the instances it launched
@@ -97,6 +106,8 @@ class Karpenter(pulumi.ComponentResource):
                 node_role_name=node_role_name,
                 ami_release=s.ami_release,
                 tags=args.tags,
+                security_group_ids=args.node_security_group_ids,
+                profile=profile,
             )
             node_class = k8s.apiextensions.CustomResource(
                 f"{name}-{pool_name}-nodeclass",
@@ -125,7 +136,13 @@ class Karpenter(pulumi.ComponentResource):
                 kind="NodePool",
                 metadata=manifest["metadata"],
                 spec=manifest["spec"],
-                opts=after_controller,
+                opts=(
+                    pulumi.ResourceOptions.merge(
+                        after_controller, pulumi.ResourceOptions(depends_on=[args.mig_config])
+                    )
+                    if profile.is_mig and args.mig_config is not None
+                    else after_controller
+                ),
             )
             self.node_overlays[pool_name] = [
                 k8s.apiextensions.CustomResource(
@@ -366,7 +383,11 @@ class Karpenter(pulumi.ComponentResource):
             namespace=s.namespace,
             # The CRDs belong to the karpenter-crd release, which upgrades them.
             skip_crds=True,
-            values=build.helm_values(cluster_name=args.cluster_name, queue_name=self.queue.name),
+            values=build.helm_values(
+                cluster_name=args.cluster_name,
+                queue_name=self.queue.name,
+                system_node_selector=args.system_node_selector,
+            ),
             max_history=10,
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,

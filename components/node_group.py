@@ -29,23 +29,41 @@ class NodeGroupArgs:
     taints: list[dict[str, str]] = field(default_factory=list)
     # Bottlerocket settings (TOML) for the launch template's user data.
     bottlerocket_user_data: str | None = None
+    # AL2023 user data (MIME multi-part): MIG groups' boot-time reset (mig.node_user_data).
+    al2023_user_data: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The nodes' security groups, the cluster security group among them; empty: none named,
+    # and EKS puts the nodes in the cluster security group.
+    security_group_ids: Sequence[str] = ()
+    # What the group waits for before its nodes are labelled: a group whose labels name a MIG
+    # layout waits for the MIG manager's config that holds it (docs/mig.md).
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 def launch_template_args(
-    *, disk_size_gib: int, tags: dict[str, str], bottlerocket_user_data: str | None = None
+    *,
+    disk_size_gib: int,
+    tags: dict[str, str],
+    bottlerocket_user_data: str | None = None,
+    security_group_ids: Sequence[str] = (),
+    al2023_user_data: str | None = None,
 ) -> dict:
     """The launch template a managed node group starts its instances from.
 
     No image: EKS keeps choosing the AMI from the group's amiType and bootstraps the node.
-    No user data for AL2023; for Bottlerocket, the device-plugin settings (TOML), which EKS
-    merges with its own. What it adds over the template pulumi-eks generates:
+    User data only where a group needs it, which EKS merges with its own bootstrap: for
+    Bottlerocket, the device-plugin settings (TOML); for an AL2023 MIG group, a MIME
+    multi-part boothook (mig.node_user_data). What it adds over the template pulumi-eks
+    generates:
     - tags on the instances, their volumes and network interfaces (EKS does not copy node
       group tags to instances, so the GPU instances, the costliest resources, had none);
     - IMDSv2 with hop limit 1, so pods cannot read the node role's credentials (aws-node
       and kube-proxy use the host network and still reach it);
     - an encrypted gp3 volume deleted with the instance: AL2023's root volume, or
       Bottlerocket's data volume (images and containers; its small OS volume stays as is).
+    With `security_group_ids`, the instances' security groups: EKS then adds the cluster
+    security group no more ("Customize managed nodes with launch templates", Amazon EKS User
+    Guide), so the caller lists it among them.
     """
     args: dict = {
         "block_device_mappings": [
@@ -74,8 +92,13 @@ def launch_template_args(
         ],
         "tags": tags,
     }
-    if bottlerocket_user_data is not None:
-        args["user_data"] = base64.b64encode(bottlerocket_user_data.encode()).decode()
+    if security_group_ids:
+        args["vpc_security_group_ids"] = list(security_group_ids)
+    if bottlerocket_user_data is not None and al2023_user_data is not None:
+        raise ValueError("a launch template has Bottlerocket or AL2023 user data, not both")
+    user_data = bottlerocket_user_data if bottlerocket_user_data is not None else al2023_user_data
+    if user_data is not None:
+        args["user_data"] = base64.b64encode(user_data.encode()).decode()
     return args
 
 
@@ -103,6 +126,8 @@ class NodeGroup(pulumi.ComponentResource):
                 disk_size_gib=group.disk_size_gib,
                 tags=args.tags,
                 bottlerocket_user_data=args.bottlerocket_user_data,
+                security_group_ids=args.security_group_ids,
+                al2023_user_data=args.al2023_user_data,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -127,7 +152,9 @@ class NodeGroup(pulumi.ComponentResource):
             subnet_ids=args.subnet_ids,
             tags=args.tags,
         )
-        joins = pulumi.ResourceOptions(parent=self, depends_on=list(args.node_role_policies))
+        joins = pulumi.ResourceOptions(
+            parent=self, depends_on=[*args.node_role_policies, *args.depends_on]
+        )
         if args.eks_cluster is not None:
             self.node_group = eks.ManagedNodeGroup(
                 name,

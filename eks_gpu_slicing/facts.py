@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from dataclasses import dataclass
+from fractions import Fraction
 
 # --- Pulumi project -----------------------------------------------------------------------
 
@@ -56,6 +57,9 @@ DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 DEVICE_PLUGIN_SOURCE_LABEL = "eks-gpu-slicing/device-plugin"
 DEVICE_PLUGIN_FROM_HELM = "helm"
 DEVICE_PLUGIN_BUILT_IN = "bottlerocket"
+# Nodes of `hami` profiles: HAMi's device plugin serves them (its DaemonSet selects this value),
+# and neither NVIDIA's release nor Bottlerocket's built-in plugin (turned off there) does.
+DEVICE_PLUGIN_FROM_HAMI = "hami"
 # Our label on the system node group: where cluster-wide controllers (NFD's master and
 # garbage collector) run, never on GPU nodes.
 NODE_ROLE_LABEL = "eks-gpu-slicing/node-role"
@@ -76,30 +80,25 @@ K8S_NO_SCHEDULE = "NoSchedule"
 # second plugin never advertises the same GPUs.
 GPU_OPERATOR_OPERANDS_LABEL = "nvidia.com/gpu.deploy.operands"
 
-# Chart values this program sets. The chart 0.20.0 templates read these paths (see
-# shared/reference/nvidia-device-plugin-0.20.0/values-paths.txt); a misspelt value is
-# ignored by Helm without a word, so tests check every path we emit is in this set.
+# The chart values this program sets, with every option on (gfd, MIG): exactly the paths
+# builders/device_plugin.helm_values emits, each one the chart 0.20.0 templates read
+# (shared/reference/nvidia-device-plugin-0.20.0/values-paths.txt, the NFD sub-chart's under
+# `nfd.`). Helm ignores a misspelt value without a word: `make check` refuses any other path,
+# and tests/test_device_plugin_config.py and test_upstream_reference.py check both ways.
 DEVICE_PLUGIN_VALUE_PATHS = frozenset(
     {
         "config.name",
         "config.default",
-        "config.map",
-        "config.fallbackStrategies",
         "nodeSelector",
-        "affinity",
+        "affinity",  # with MIG
         "tolerations",
         "podAnnotations",
-        "priorityClassName",
-        "devicePlugin.enabled",
         "gfd.enabled",
         "mps.root",
         # The Node Feature Discovery sub-chart (with gfd.enabled), aliased `nfd`.
         "nfd.worker.tolerations",
         "nfd.master.nodeSelector",
         "nfd.gc.nodeSelector",
-        "allowDefaultNamespace",
-        "updateStrategy",
-        "resources",
     }
 )
 
@@ -148,10 +147,13 @@ MIG_STRATEGIES = frozenset({"none", "single", "mixed"})
 
 DCGM_EXPORTER_CHART = "dcgm-exporter"
 DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
-# Chart 4.8.2 ships exporter 4.5.3-4.8.2, the first release that attributes a shared GPU's
-# utilisation and memory to the pods on it (upstream PR #594; before it every pod on a
-# time-sliced GPU showed the device's values, issues #582 and #587).
-DCGM_EXPORTER_CHART_VERSION = "4.8.2"
+# Chart 4.8.3 ships exporter 4.6.0-4.8.3 (DCGM 4.6.0; chart version = exporter version,
+# deployment/Chart.yaml). Per-pod attribution of a shared GPU's utilisation and memory came
+# in 4.5.3-4.8.2 (upstream PR #594; before it every pod on a time-sliced GPU showed the
+# device's values, issues #582 and #587); 4.8.3 adds pod labels on MIG devices (#660) and
+# renames the node label Hostname to hostname (#655). 4.6.1-4.8.4 is newer, but its chart
+# could not be read here to check the values below, so it is not pinned (docs/metrics.md).
+DCGM_EXPORTER_CHART_VERSION = "4.8.3"
 DCGM_EXPORTER_RELEASE_NAME = "dcgm-exporter"
 DCGM_EXPORTER_DEFAULT_NAMESPACE = "gpu-monitoring"
 # Exporter flag --kubernetes-virtual-gpus (pkg/cmd/app.go): map NVML's per-process data to
@@ -160,10 +162,10 @@ DCGM_VIRTUAL_GPUS_ENV = "KUBERNETES_VIRTUAL_GPUS"
 # Flag --nvidia-resource-names (comma-separated): extended resources besides nvidia.com/gpu
 # whose pods are attributed; without it pods of a renamed (`.shared`) resource are skipped.
 DCGM_RESOURCE_NAMES_ENV = "NVIDIA_RESOURCE_NAMES"
-# Metric labels of exporter 4.5.3-4.8.2 (internal/pkg/rendermetrics, transformation/const.go).
-# The node label is `Hostname` (NODE_NAME, set by the chart to the pod's node); upstream
-# renames it `hostname` after this release (PR #655): the dashboard must follow.
-DCGM_NODE_LABEL = "Hostname"
+# Metric labels of exporter 4.6.0-4.8.3 (internal/pkg/rendermetrics/render_metrics.go,
+# transformation/const.go). The node label is `hostname` (NODE_NAME, set by the chart to the
+# pod's node); up to 4.5.3-4.8.2 it was `Hostname` (renamed by upstream PR #655).
+DCGM_NODE_LABEL = "hostname"
 DCGM_GPU_LABELS = frozenset({"gpu", "UUID", "modelName", "device", "pci_bus_id"})
 DCGM_POD_LABELS = frozenset({"pod", "namespace", "container", "pod_uid", "vgpu"})
 # Fields attributed per process (transformation/process_metrics.go isPerProcessMetric): each
@@ -171,8 +173,13 @@ DCGM_POD_LABELS = frozenset({"pod", "namespace", "container", "pod_uid", "vgpu"}
 # copied, with the device's value, onto each pod on the GPU.
 DCGM_PER_POD_FIELDS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED")
 
-# Chart values this program sets. The chart 4.8.2 templates read these paths (see
-# shared/reference/dcgm-exporter-4.8.2/values-paths.txt); Helm ignores a misspelt one.
+# Chart values this program sets; Helm ignores a misspelt one. Chart 4.8.2's templates read
+# every one (shared/reference/dcgm-exporter-4.8.2/values-paths.txt, what the tests check).
+# Chart 4.8.3 (release PR #711, commit 7ad58324): its daemonset.yaml reads affinity, hostPID,
+# nodeSelector, tolerations, extraEnv, resources and kubernetes.enablePodLabels, and its
+# values.yaml still declares kubernetes.rbac.create and serviceMonitor.{enabled, interval,
+# scrapeTimeout, relabelings}; its clusterrole and service-monitor templates could not be read
+# at that commit (at 4.8.2 they read those keys).
 DCGM_EXPORTER_VALUE_PATHS = frozenset(
     {
         "affinity",
@@ -213,24 +220,36 @@ KUBERNETES_API_PORT = 443
 
 
 # Amazon EKS Kubernetes release calendar (docs.aws.amazon.com/eks/latest/userguide/
-# kubernetes-versions.html), as of November 2026. Versions in extended support cost more per
-# cluster hour; versions not listed cannot be created.
+# kubernetes-versions.html, "Amazon EKS Kubernetes release calendar"; dates in UTC). A version
+# is in standard support until its end date, then in extended support (billed at a higher rate
+# per cluster hour, from the start of that day) for 12 months; on the end of extended support
+# EKS stops creating clusters on it and upgrades existing control planes on its own. Which
+# phase a version is in depends on the day: `support_on(today)`. Versions not listed cannot
+# be created.
 @dataclass(frozen=True)
 class KubernetesRelease:
     version: str
-    support: str  # "standard" | "extended"
-    standard_support_ends: dt.date | None = None  # where known
+    standard_support_ends: dt.date | None = None  # None: not announced yet
+    extended_support_ends: dt.date | None = None
+
+    def support_on(self, today: dt.date) -> str:
+        """ "standard", "extended" or "ended" on that day."""
+        if self.extended_support_ends and today >= self.extended_support_ends:
+            return "ended"
+        if self.standard_support_ends and today >= self.standard_support_ends:
+            return "extended"
+        return "standard"
 
 
 KUBERNETES_RELEASES: dict[str, KubernetesRelease] = {
     r.version: r
     for r in (
-        KubernetesRelease("1.31", "extended"),
-        KubernetesRelease("1.32", "extended"),
-        KubernetesRelease("1.33", "extended"),
-        KubernetesRelease("1.34", "standard", dt.date(2026, 12, 2)),
-        KubernetesRelease("1.35", "standard", dt.date(2027, 3, 27)),
-        KubernetesRelease("1.36", "standard"),
+        KubernetesRelease("1.31", dt.date(2025, 11, 26), dt.date(2026, 11, 26)),
+        KubernetesRelease("1.32", dt.date(2026, 3, 23), dt.date(2027, 3, 23)),
+        KubernetesRelease("1.33", dt.date(2026, 7, 29), dt.date(2027, 7, 29)),
+        KubernetesRelease("1.34", dt.date(2026, 12, 2), dt.date(2027, 12, 2)),
+        KubernetesRelease("1.35", dt.date(2027, 3, 27), dt.date(2028, 3, 27)),
+        KubernetesRelease("1.36"),
     )
 }
 DEFAULT_KUBERNETES_VERSION = "1.35"
@@ -280,7 +299,10 @@ CPU_AMI_TYPE = "AL2023_x86_64_STANDARD"
 # settings.kubelet-device-plugins.nvidia.* (time-slicing since Bottlerocket 1.25.0, MPS in
 # the 1.54 docs); EKS merges our user data (TOML) with its bootstrap settings.
 BOTTLEROCKET_GPU_AMI_TYPE = "BOTTLEROCKET_x86_64_NVIDIA"
-BOTTLEROCKET_MIN_VERSION = {"time-slicing": "1.25.0", "mps": "1.54.0"}
+BOTTLEROCKET_MIN_VERSION = {"time-slicing": "1.25.0", "mps": "1.54.0", "hami": "1.63.0"}
+# settings.kubelet-device-plugins.nvidia.enabled (1.63.0+): false turns the built-in plugin off,
+# as a node whose GPUs another plugin (HAMi's) advertises needs.
+BOTTLEROCKET_PLUGIN_ENABLED_KEY = "enabled"
 # Bottlerocket's data volume (images, containers); its OS volume is /dev/xvda.
 BOTTLEROCKET_DATA_DEVICE = "/dev/xvdb"
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
@@ -329,6 +351,28 @@ NODE_ROLE_POLICIES = (
     "AmazonEC2ContainerRegistryPullOnly",
 )
 CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
+# What a tenant's principals get in its namespace (EKS user guide, "Review access policy
+# permissions"): like Kubernetes' `edit` role, most namespaced objects, but not Roles,
+# RoleBindings, ResourceQuotas or LimitRanges, so a team cannot raise its own quota. Scoped
+# with accessScope {type: namespace, namespaces: [...]}; one association per principal and
+# policy (EKS: "you can only associate each policy to an access entry once").
+TENANT_ACCESS_POLICY = "AmazonEKSEditPolicy"
+ACCESS_SCOPE_NAMESPACE = "namespace"
+ACCESS_ENTRY_STANDARD = "STANDARD"
+
+# --- Tenants ----------------------------------------------------------------------------------
+
+# Label on a tenant's namespace, quota and defaults: which tenant they belong to.
+TENANT_LABEL = "eks-gpu-slicing/tenant"
+# Names of the objects in a tenant's namespace (verify finds the quota by it).
+TENANT_QUOTA_NAME = "gpu-slices"
+TENANT_LIMIT_RANGE_NAME = "container-defaults"
+# The ResourceQuota key of an extended resource: the quota controller counts an extended
+# resource only as requests.<name> (kubernetes pkg/quota/v1/evaluator/core/pods.go,
+# isExtendedResourceNameForQuota: "only quota objects in format of requests.resourceName is
+# allowed", since extended resources cannot be overcommitted); the API server accepts
+# limits.<name> or the bare name too, and nothing would ever count them.
+QUOTA_REQUESTS_PREFIX = "requests."
 
 
 # ARNs carry the partition (aws, aws-cn, aws-us-gov): never spell `arn:aws:` in an ARN.
@@ -354,22 +398,31 @@ class GpuInstance:
     """One EC2 GPU instance type.
 
     Source: Karpenter's instance-types reference (aws/karpenter-provider-aws,
-    website/content/en/docs/reference/instance-types.md, release v1.14.0): the labels
-    instance-gpu-count, instance-gpu-name, instance-gpu-memory (MiB per GPU), instance-cpu,
-    instance-memory, and the `pods` capacity (ENI-limited, VPC CNI without prefix delegation).
+    website/content/en/docs/reference/instance-types.md, release v1.14.0; the rows re-checked
+    at tag v1.14.1, which has the same values): the labels instance-gpu-count,
+    instance-gpu-name, instance-gpu-memory (MiB per GPU), instance-cpu, instance-memory, and
+    the `pods` capacity (ENI-limited, VPC CNI without prefix delegation).
     Prices: Karpenter's generated on-demand price list for us-east-1 (PRICES_AS_OF).
+
+    `gpus` is what the NVIDIA driver on the node shows, and so what the device plugin
+    advertises: for a fractional type (`gpu_fraction` set) its one vGPU, a hardware partition
+    of one physical GPU whose memory is `gpu_memory_mib`. EC2 (and so Karpenter) counts such a
+    type as 0 GPUs: `karpenter_gpus`.
     """
 
     name: str
     gpus: int
     gpu_model: str
-    gpu_memory_mib: int  # per GPU, as the driver reports it
+    gpu_memory_mib: int  # per GPU (per vGPU on a fractional type), as EC2 reports it
     vcpus: int
     memory_mib: int
     max_pods: int
     # On-demand, us-east-1; None where EC2 sells the type only through Capacity Blocks for ML
     # (no on-demand price in the list): p5e.48xlarge.
     usd_per_hour: float | None
+    # The share of one physical GPU the instance's one vGPU is (g6f, gr6f: 1/8 to 1/2 of an
+    # L4); None for whole GPUs.
+    gpu_fraction: Fraction | None = None
 
     @property
     def family(self) -> str:
@@ -378,6 +431,26 @@ class GpuInstance:
     @property
     def gpu_memory_gib(self) -> float:
         return self.gpu_memory_mib / 1024
+
+    @property
+    def fractional(self) -> bool:
+        return self.gpu_fraction is not None
+
+    @property
+    def karpenter_gpus(self) -> int:
+        """The nvidia.com/gpu capacity Karpenter v1.14.1 gives the type on its own: the sum of
+        EC2's GpuInfo.Gpus[].Count (pkg/providers/instancetype/types.go, nvidiaGPUs), which
+        is 0 for fractional types (EC2 reports Count 0, LogicalGpuCount 1;
+        aws/karpenter-provider-aws#8368, open). A NodeOverlay has to add what the node will
+        advertise, or pods asking for a GPU never make Karpenter launch one."""
+        return 0 if self.fractional else self.gpus
+
+    @property
+    def gpu_description(self) -> str:
+        """`1x L4 22 GiB`, or `1/8 L4 vGPU 2.8 GiB` for a fractional type."""
+        if self.gpu_fraction is not None:
+            return f"{self.gpu_fraction} {self.gpu_model} vGPU {self.gpu_memory_gib:.1f} GiB"
+        return f"{self.gpus}x {self.gpu_model} {self.gpu_memory_gib:.0f} GiB"
 
 
 PRICES_AS_OF = "2026-07-20"
@@ -388,6 +461,15 @@ def _family(gpu_model: str, gpu_memory_mib: int, rows: list[tuple]) -> dict[str,
     return {
         name: GpuInstance(name, gpus, gpu_model, gpu_memory_mib, vcpus, gib * 1024, pods, usd)
         for name, gpus, vcpus, gib, pods, usd in rows
+    }
+
+
+def _fractional(gpu_model: str, rows: list[tuple]) -> dict[str, GpuInstance]:
+    """(name, fraction of one GPU, vGPU memory MiB, vCPUs, memory GiB, max pods, USD/hour):
+    one vGPU per instance."""
+    return {
+        name: GpuInstance(name, 1, gpu_model, mib, vcpus, gib * 1024, pods, usd, fraction)
+        for name, fraction, mib, vcpus, gib, pods, usd in rows
     }
 
 
@@ -466,6 +548,45 @@ GPU_INSTANCES: dict[str, GpuInstance] = {
         144384,
         [("p5e.48xlarge", 8, 192, 2048, 100, None), ("p5en.48xlarge", 8, 192, 2048, 198, 63.296)],
     ),
+    # g7e: NVIDIA RTX PRO 6000 Blackwell Server Edition (instance-gpu-name rtx-pro-server-6000,
+    # 98304 MiB per GPU), from the same reference at tag v1.14.1; prices from the same list
+    # (v1.14.1's copy, generated 2026-07-06, has the same values). Max pods agree with the
+    # AL2023 AMI's nodeadm at v20260610 (instance-info.jsonl: 4, 8, 10 ENIs x 64 IPs). Its
+    # driver: GPU_FAMILY_DRIVERS.
+    **_family(
+        "RTX-PRO-6000",
+        98304,
+        [
+            ("g7e.2xlarge", 1, 8, 64, 254, 3.36312),
+            ("g7e.4xlarge", 1, 16, 128, 506, 3.99816),
+            ("g7e.8xlarge", 1, 32, 256, 506, 5.26824),
+            ("g7e.12xlarge", 2, 48, 512, 632, 8.28608),
+            ("g7e.24xlarge", 4, 96, 1024, 632, 16.57216),
+            ("g7e.48xlarge", 8, 192, 2048, 632, 33.14432),
+        ],
+    ),
+    # p6-b200 / p6-b300: 8 NVIDIA B200 (instance-gpu-memory 183359 MiB) / B300 (275040 MiB),
+    # same reference (v1.14.1) and price list.
+    **_family("B200", 183359, [("p6-b200.48xlarge", 8, 192, 2048, 198, 113.9328)]),
+    **_family("B300", 275040, [("p6-b300.48xlarge", 8, 192, 4096, 198, 142.416)]),
+    # g6f / gr6f: a fraction of one NVIDIA L4 each, a vGPU the hypervisor partitions (NVIDIA
+    # vGPU profiles L4-3Q, L4-6Q, L4-12Q: amazon-eks-ami v20260610 nvidia-kmod-load.sh
+    # NVIDIA_GRID_SUBDEVICES; which size has which is inferred from the memory). Karpenter's
+    # reference (v1.14.1): instance-gpu-name l4, instance-gpu-count 0 and no nvidia.com/gpu
+    # capacity (see karpenter_gpus), instance-gpu-memory 2861, 5722 or 11444 MiB, which is
+    # the g6 L4's 22888 MiB over 8, 4 and 2: the fraction (Karpenter's docs say the same,
+    # "from 1/8th to 1/2", concepts/nodeoverlays.md on main since #9395). Prices: the same
+    # us-east-1 list. Max pods agree with nodeadm at v20260610 (2 ENIs x 10 IPs, 4 x 15, 8 x 30).
+    **_fractional(
+        "L4",
+        [
+            ("g6f.large", Fraction(1, 8), 2861, 2, 8, 20, 0.202),
+            ("g6f.xlarge", Fraction(1, 8), 2861, 4, 16, 58, 0.2375),
+            ("g6f.2xlarge", Fraction(1, 4), 5722, 8, 32, 58, 0.475),
+            ("g6f.4xlarge", Fraction(1, 2), 11444, 16, 64, 234, 0.95),
+            ("gr6f.4xlarge", Fraction(1, 2), 11444, 16, 128, 234, 1.066),
+        ],
+    ),
 }
 
 # DaemonSet pods this stack puts on every GPU node (VPC CNI, kube-proxy, device plugin): they
@@ -474,6 +595,57 @@ GPU_NODE_DAEMONSET_PODS = 3
 
 # Families whose every size carries NVIDIA GPUs and runs the x86_64 NVIDIA AMI.
 GPU_FAMILIES = tuple(sorted({i.family for i in GPU_INSTANCES.values()}))
+
+
+@dataclass(frozen=True)
+class DriverNeed:
+    """The NVIDIA driver a GPU family needs, and the first EKS AL2023 NVIDIA AMI release from
+    which the image of every Kubernetes version runs it (up to the pin
+    KARPENTER_AL2023_AMI_RELEASE and the newest release read, NEWEST_KNOWN_AMI_RELEASE)."""
+
+    driver: str
+    first_al2023_release: str
+
+
+# Families newer than the AMI releases this project can pin (AL2023_NVIDIA_AMI_RELEASES starts
+# at v20241024): every other family runs on all of them. awslabs/amazon-eks-ami, scanned tag by
+# tag: nvidia-kmod-load.sh loads the open kernel module only for PCI device IDs listed in
+# nvidia-open-supported-devices-<driver major>.txt (Blackwell has no other), and the GRID
+# module for the L4 vGPU subdevices; a release's driver majors are those of its CHANGELOG's
+# kmod-nvidia-latest-dkms (one per group of Kubernetes versions: v20251029 still had 570 for
+# some and 580 for others; v20260610 has 580.159.03 for all). The Amazon EKS User Guide
+# ("Use EKS-optimized accelerated AMIs for GPU instances", ml-eks-optimized-ami) lists all five
+# for both AL2023 x86_64 NVIDIA and Bottlerocket x86_64 aws-k8s-nvidia, without releases.
+GPU_FAMILY_DRIVERS: dict[str, DriverNeed] = {
+    # NVIDIA's GRID (vGPU guest) driver: AMI commit d8f3b70a (#2265) builds an
+    # `nvidia-open-grid` module from the EC2 GRID runfile of the AMI's driver version; first
+    # tag containing it v20250610. At v20260610 it installs the kernel module only
+    # (install-nvidia-driver.sh archive-grid-kmod); whether a GRID licensing daemon runs
+    # there is not confirmed (amazon-eks-ami #2450 reports unlicensed vGPUs failing after 24 h).
+    "g6f": DriverNeed("NVIDIA GRID (vGPU guest) driver", "v20250610"),
+    "gr6f": DriverNeed("NVIDIA GRID (vGPU guest) driver", "v20250610"),
+    # RTX PRO 6000 Blackwell Server Edition, PCI 0x2BB5: in the 575 and 580 lists, not 570's;
+    # every image on 580 from v20251217 (v20250801 was all 575, v20250813 back to 570).
+    "g7e": DriverNeed("NVIDIA 580 (open kernel module)", "v20251217"),
+    # B200, PCI 0x2901: in the 570, 575 and 580 lists; every image on one of them from
+    # v20250419.
+    "p6-b200": DriverNeed("NVIDIA 570 or later (open kernel module)", "v20250419"),
+    # B300 SXM6 AC, PCI 0x3182: in the 580 list only; every image on 580 from v20251217.
+    "p6-b300": DriverNeed("NVIDIA 580 (open kernel module)", "v20251217"),
+}
+
+# GPU families EC2 sells that no EKS-optimized NVIDIA AMI here can run, and why: refused by
+# name rather than as an unknown type. g7 (RTX PRO 4500 Blackwell, PCI 0x2C3A, not in the 580
+# list): "require driver version 595 or later ... EKS-optimized accelerated AMI ships with
+# driver version 580" (amazon-eks-ami doc/usage/g7-ami.md, #2747, 2026-06-25); that page also
+# says 595 does not support G6f. Not g7e, whose RTX PRO 6000 the 580 AMIs run.
+UNSUPPORTED_GPU_FAMILIES: dict[str, str] = {
+    "g7": (
+        "its NVIDIA RTX PRO 4500 Blackwell needs driver 595 or later, and the EKS AL2023 "
+        "NVIDIA AMIs (release v20260610 here) ship 580; a custom AMI with 595 is outside "
+        "what this project checks"
+    ),
+}
 
 # Node memory left to pods (allocatable), for sizing a pod that must fit on one node:
 # - the kernel reports less than the nominal size; Karpenter estimates the difference as
@@ -496,9 +668,11 @@ def allocatable_memory_mib(instance: GpuInstance) -> int:
 
 # --- MIG (Multi-Instance GPU) ------------------------------------------------------------------
 
-# A MIG-capable GPU has 7 compute slices and 8 memory slices; a profile `Ng.Mgb` takes N compute
-# slices and its memory slices (NVIDIA MIG User Guide, "Supported MIG Profiles": fraction of
-# memory in eighths). mig-parted checks placement on the node; sums and counts are checked here.
+# Most MIG-capable GPUs (A100, H100, H200, B200) have 7 compute slices and 8 memory slices; a
+# profile `Ng.Mgb` takes N compute slices and its memory slices (NVIDIA MIG User Guide,
+# "Supported MIG Profiles": fraction of memory in eighths). Not all: the RTX PRO 6000 Blackwell
+# has 4 (at most 4 instances; MigGpu.compute_slices). mig-parted checks placement on the node;
+# sums and counts are checked here, against each GPU's own totals.
 MIG_COMPUTE_SLICES = 7
 MIG_MEMORY_SLICES = 8
 # Standalone k8s-mig-manager (NVIDIA/mig-parted v0.15.0, deployments/container/
@@ -545,6 +719,9 @@ class MigProfile:
     memory_slices: int
     memory_gib: float  # as `nvidia-smi mig -lgip` reports it
     max_count: int  # per GPU
+    # No `nvidia-smi mig -lgip` reading was found for it: memory_gib is estimated (each
+    # estimate says how), and the planner and reports say so.
+    memory_estimated: bool = False
 
     @property
     def resource_name(self) -> str:
@@ -558,17 +735,25 @@ class MigGpu:
 
     name: str
     pci_device_id: str  # as mig-parted's device-filter spells it
-    bottlerocket_key: str  # key under settings.kubelet-device-plugins.nvidia.mig.profile
+    # Key under settings.kubelet-device-plugins.nvidia.mig.profile; None where this project
+    # has not confirmed that a Bottlerocket release partitions this GPU (MIG is then refused
+    # on Bottlerocket nodes of it).
+    bottlerocket_key: str | None
     profiles: dict[str, MigProfile]
     balanced: dict[str, int]
     # The profiles Bottlerocket's nvidia-migmanager knows for this GPU (src/mig_profile.rs,
-    # one `all-<profile>` layout each). It maps any other value to the whole-GPU 7g profile
+    # one `all-<profile>` layout each). It maps any other value to the whole-GPU profile
     # (serde `other`), so a profile not listed here would silently give one slice per GPU.
     bottlerocket_profiles: tuple[str, ...] = ()
+    # The GPU's compute and memory slices: what a layout's profiles may take together.
+    compute_slices: int = MIG_COMPUTE_SLICES
+    memory_slices: int = MIG_MEMORY_SLICES
 
 
-def _mig_profiles(rows: list[tuple[str, int, int, float, int]]) -> dict[str, MigProfile]:
-    return {row[0]: MigProfile(*row) for row in rows}
+def _mig_profiles(
+    rows: list[tuple[str, int, int, float, int]], estimated: tuple[str, ...] = ()
+) -> dict[str, MigProfile]:
+    return {row[0]: MigProfile(*row, memory_estimated=row[0] in estimated) for row in rows}
 
 
 # Profiles and max counts: mig-parted v0.15.0 config-default.yaml (`all-<profile>` per GPU,
@@ -646,10 +831,85 @@ MIG_GPUS: dict[str, MigGpu] = {
         {"1g.18gb": 2, "2g.35gb": 1, "3g.71gb": 1},
         bottlerocket_profiles=("1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "7g.141gb"),
     ),
+    # Blackwell (g7e, p6-b200, p6-b300). Profiles and counts from config-default.yaml v0.15.0:
+    # each GPU's all-balanced entry is filtered by its PCI ID (0x2BB5 "RTX PRO 6000 Blackwell",
+    # 0x2901 "B200", 0x3182 "B300"); the all-<profile> entries carry no filter, and which GPU
+    # each belongs to is read from the balanced mix and the memory sizes (test_mig.py checks
+    # every name's GB is its share of its GPU's). The NVIDIA MIG User Guide's supported-GPUs
+    # table (docs.nvidia.com, read via the docs index) gives at most 4 instances on the RTX PRO
+    # 6000 Blackwell and 7 on the B200; the copy read has no B300 row. Device plugin v0.20.0
+    # has no profile table: with `mixed` it registers nvidia.com/mig-<profile> for every
+    # profile the driver reports whose compute and GPU instance sizes match (internal/rm/rm.go,
+    # VisitMigProfiles; names from vendored go-nvlib mig_profile.go), so it knows these as it
+    # knows the others; on real Blackwell hardware under driver 580 that is not confirmed.
+    # Bottlerocket: kernel-kit PRs #136 (B200, 2025-05) and #300 (RTX PRO 6000, 2025-10) add
+    # them to nvidia-migmanager upstream, but the Bottlerocket release that ships each and the
+    # RTX PRO 6000's settings key are not confirmed here, and no B300 support was seen: MIG on
+    # Bottlerocket is refused for all three (bottlerocket_key None).
+    #
+    # RTX PRO 6000 Blackwell Server Edition (g7e): 4 compute and 4 memory slices (profile
+    # names and counts 4/2/1, like the A30's quarters). Memory GiB: `nvidia-smi mig -lgip` in
+    # bigstack-oss/cubecos #312 (1g.24gb 23.12, 2g.48gb 46.50; bottlerocket-kernel-kit #300
+    # and GoogleCloudPlatform/container-engine-accelerators #564 read 23.62 for 1g.24gb on
+    # another driver: the lower is kept). 4g.96gb: estimated as two 2g.48gb.
+    "RTX-PRO-6000-96GB": MigGpu(
+        "RTX-PRO-6000-96GB",
+        "0x2BB510DE",
+        None,
+        _mig_profiles(
+            [("1g.24gb", 1, 1, 23.12, 4), ("2g.48gb", 2, 2, 46.50, 2), ("4g.96gb", 4, 4, 93.00, 1)],
+            estimated=("4g.96gb",),
+        ),
+        {"1g.24gb": 2, "2g.48gb": 1},
+        compute_slices=4,
+        memory_slices=4,
+    ),
+    # B200 (p6-b200). Memory GiB: `nvidia-smi mig -lgip` in NVIDIA/mig-parted #187 (B200,
+    # 2025-03: 1g.23gb 20.50, 1g.45gb and 2g.45gb 44.25; #166 read 22.00 for 1g.23gb on an
+    # earlier driver); 3g/4g.90gb 89.00 and 7g.180gb 178.50 from a third-party `-lgip` of a
+    # B200 (a TensorRT cookbook note, 2026-09) whose first rows match #187's.
+    "B200-180GB": MigGpu(
+        "B200-180GB",
+        "0x290110DE",
+        None,
+        _mig_profiles(
+            [
+                ("1g.23gb", 1, 1, 20.50, 7),
+                ("1g.45gb", 1, 2, 44.25, 4),
+                ("2g.45gb", 2, 2, 44.25, 3),
+                ("3g.90gb", 3, 4, 89.00, 2),
+                ("4g.90gb", 4, 4, 89.00, 1),
+                ("7g.180gb", 7, 8, 178.50, 1),
+            ]
+        ),
+        {"1g.23gb": 2, "2g.45gb": 1, "3g.90gb": 1},
+    ),
+    # B300 SXM6 AC (p6-b300). No `nvidia-smi mig -lgip` reading found: every memory figure is
+    # estimated as the profile name's GB times the B200's reading over its name for the same
+    # slice size (0.89 for 1/8, 0.98 for 2/8, 0.99 for 4/8 and 8/8), rounded down to 0.25.
+    "B300-288GB": MigGpu(
+        "B300-288GB",
+        "0x318210DE",
+        None,
+        _mig_profiles(
+            [
+                ("1g.34gb", 1, 1, 30.25, 7),
+                ("1g.67gb", 1, 2, 65.75, 4),
+                ("2g.67gb", 2, 2, 65.75, 3),
+                ("3g.135gb", 3, 4, 133.50, 2),
+                ("4g.135gb", 4, 4, 133.50, 1),
+                ("7g.269gb", 7, 8, 266.75, 1),
+            ],
+            estimated=("1g.34gb", "1g.67gb", "2g.67gb", "3g.135gb", "4g.135gb", "7g.269gb"),
+        ),
+        {"1g.34gb": 2, "2g.67gb": 1, "3g.135gb": 1},
+    ),
 }
 
 # Which MIG GPU each MIG-capable instance type carries (FACTS: p4d A100 40GB, p4de A100 80GB,
-# p5 H100 80GB, p5e/p5en H200 141GB). Every other GPU here (T4, A10G, L4, L40S) has no MIG.
+# p5 H100 80GB, p5e/p5en H200 141GB; Karpenter's instance-gpu-name: g7e rtx-pro-server-6000,
+# p6-b200 b200, p6-b300 b300). Every other GPU here (T4, A10G, L4, L40S, and the L4 vGPU
+# slices of g6f/gr6f) has no MIG.
 MIG_GPU_OF_INSTANCE: dict[str, str] = {
     "p4d.24xlarge": "A100-40GB",
     "p4de.24xlarge": "A100-80GB",
@@ -657,6 +917,9 @@ MIG_GPU_OF_INSTANCE: dict[str, str] = {
     "p5.48xlarge": "H100-80GB",
     "p5e.48xlarge": "H200-141GB",
     "p5en.48xlarge": "H200-141GB",
+    **{name: "RTX-PRO-6000-96GB" for name in GPU_INSTANCES if GPU_INSTANCES[name].family == "g7e"},
+    "p6-b200.48xlarge": "B200-180GB",
+    "p6-b300.48xlarge": "B300-288GB",
 }
 
 
@@ -665,6 +928,109 @@ def mig_gpu(instance_type: str) -> MigGpu | None:
     name = MIG_GPU_OF_INSTANCE.get(instance_type)
     return MIG_GPUS[name] if name else None
 
+
+# --- HAMi (github.com/Project-HAMi/HAMi): memory-capped software slices ----------------------
+
+# Chart `hami` 2.10.0 = tag v2.10.0 (commit 4707fb02); the values, templates and value paths
+# this program's output is checked against are in shared/reference/hami-2.10.0.
+HAMI_CHART = "hami"
+HAMI_CHART_REPO = "https://project-hami.github.io/HAMi/"
+HAMI_CHART_VERSION = "2.10.0"
+# With release `hami` the chart's fullname is `hami` (the release name contains the chart's
+# name, templates/_helpers.tpl): objects hami-scheduler, hami-device-plugin, hami-webhook.
+HAMI_RELEASE_NAME = "hami"
+# Its own namespace: the device plugin needs the `privileged` Pod Security level.
+HAMI_NAMESPACE = "hami-system"
+# The scheduler name pods of hami profiles carry (values `schedulerName`, the chart's default):
+# the extender's kube-scheduler runs under it and the webhook mutates only such pods while
+# scheduler.forceOverwriteDefaultScheduler is false (pkg/scheduler/webhook.go, Handle).
+HAMI_SCHEDULER_NAME = "hami-scheduler"
+# What a pod of a hami profile requests (values resourceName / resourceMem / resourceCores, the
+# chart's defaults; pkg/device/nvidia/device.go). Only nvidia.com/gpu reaches a node's
+# allocatable (GPUs x deviceSplitCount); memory and cores are placed by HAMi's extender alone.
+HAMI_MEMORY_RESOURCE = "nvidia.com/gpumem"  # MiB per vGPU, a plain integer
+HAMI_CORES_RESOURCE = "nvidia.com/gpucores"  # percent of one GPU's SMs
+# devices.nvidia.gpuCorePolicy: `default` (HAMi-core applies a container's gpucores limit only
+# while another container uses the GPU: vGPUmonitor's feedback switches it), `force` (always),
+# `disable` (never; gpucores then only places pods). pkg/device/nvidia/device.go consts,
+# HAMi-core set_env_utilization_switch.
+HAMI_CORE_POLICIES = ("default", "force", "disable")
+# The node annotation the device plugin writes: a JSON list, one entry per GPU, each with its
+# `count` (deviceSplitCount), `devmem` (MiB x memoryScaling), `devcore`, `type` and `health`
+# (pkg/device/nvidia/device.go RegisterAnnos; pkg/device/devices.go DeviceInfo).
+HAMI_NODE_REGISTER_ANNOTATION = "hami.io/node-nvidia-register"
+# HAMi's per-container metrics, served by its device plugin's vGPUmonitor sidecar on :9394
+# (Service <fullname>-device-plugin-monitor, port 31992; cmd/vGPUmonitor/metrics.go), with
+# these labels: what dcgm-exporter cannot attribute on a hami node (its device IDs
+# GPU-<uuid>-<n> are not ones dcgm-exporter 4.5.3-4.8.2 maps to a GPU).
+HAMI_MEMORY_USED_METRIC = "hami_vgpu_memory_used_bytes"
+HAMI_MEMORY_LIMIT_METRIC = "hami_vgpu_memory_limit_bytes"
+HAMI_CONTAINER_METRIC_LABELS = frozenset(
+    {"namespace", "pod", "container", "vdevice_index", "device_uuid"}
+)
+# Pod labels of the chart's two workloads (templates/device-plugin/daemonsetnvidia.yaml,
+# templates/scheduler/deployment.yaml).
+HAMI_COMPONENT_LABEL = "app.kubernetes.io/component"
+HAMI_DEVICE_PLUGIN_COMPONENT = "hami-device-plugin"
+HAMI_SCHEDULER_COMPONENT = "hami-scheduler"
+# The scheduler's kube-scheduler container: the upstream image, whose registry EKS nodes pull
+# from through the VPC's NAT (the chart's default is an Aliyun mirror in China). Tag v1.<minor>.0
+# is published with every Kubernetes minor (kubernetes/kubernetes CHANGELOG-1.<minor>.md,
+# "Container Images"; v1.31.0 to v1.36.0 seen pulled by digest in public manifests), and the
+# version-skew policy only forbids a kube-scheduler newer than the API server.
+KUBE_SCHEDULER_REGISTRY = "registry.k8s.io"
+KUBE_SCHEDULER_REPOSITORY = "kube-scheduler"
+
+
+def kube_scheduler_tag(kubernetes_version: str) -> str:
+    """The kube-scheduler image tag for a control plane's minor version (`1.35` -> v1.35.0)."""
+    return f"v{kubernetes_version}.0"
+
+
+# Where HAMi-core lives on the host: global.gpuHookPath, with the library, ld.so.preload and the
+# per-container cache directories under <hook>/vgpu. The plugin returns host paths built from
+# the hook path (plugin/server.go Allocate, plugin/util.go GetLibPath) while the chart mounts
+# devicePlugin.libPath at <hook>/vgpu and the monitor reads <hook>/vgpu/containers from
+# devicePlugin.monitor.ctrPath, so the three are set together (HAMi #2861). AL2023: the chart's
+# default /usr/local. Bottlerocket: /usr/local is read-only (HAMi #1713); /var/lib is writable.
+HAMI_HOOK_PATH = {"al2023": "/usr/local", "bottlerocket": "/var/lib/hami"}
+# devicePlugin.deviceMemoryScaling above 1 is HAMi-core's oversubscription (the plugin sets
+# CUDA_OVERSUBSCRIBE=true). No upstream maximum; this project's bound, so that pods never declare
+# more than twice the GPU's memory between them.
+HAMI_MAX_MEMORY_SCALING = 2.0
+
+# Chart values this program sets. The 2.10.0 templates read each of these paths: the first set
+# is in shared/reference/hami-2.10.0/values-paths.txt (a grep of literal `.Values.x`);
+# HAMI_HELPER_VALUE_PATHS are read through helper dicts (templates/_helpers.tpl: the
+# `hami.scheduler.kubeScheduler.image` helper hands `.Values.scheduler.kubeScheduler.image` to
+# _commons.tpl `common.images.image`, which reads `.imageRoot.registry` and
+# `.imageRoot.repository`), which that grep cannot see. Helm ignores a misspelt value.
+HAMI_LISTED_VALUE_PATHS = frozenset(
+    {
+        "devicePlugin.nvidiaNodeSelector",
+        "devicePlugin.tolerations",
+        "devicePlugin.deviceSplitCount",
+        "devicePlugin.deviceMemoryScaling",
+        "devicePlugin.service.type",
+        "devicePlugin.libPath",
+        "devicePlugin.monitor.ctrPath",
+        "devices.nvidia.gpuCorePolicy",
+        "global.gpuHookPath",
+        "scheduler.kubeScheduler.image.tag",
+        "scheduler.forceOverwriteDefaultScheduler",
+        "scheduler.nodeLabelSelector",
+        "scheduler.nodeSelector",
+        "scheduler.patch.nodeSelector",
+        "scheduler.service.type",
+    }
+)
+HAMI_HELPER_VALUE_PATHS = frozenset(
+    {
+        "scheduler.kubeScheduler.image.registry",
+        "scheduler.kubeScheduler.image.repository",
+    }
+)
+HAMI_VALUE_PATHS = HAMI_LISTED_VALUE_PATHS | HAMI_HELPER_VALUE_PATHS
 
 # --- Workloads --------------------------------------------------------------------------------
 
@@ -809,3 +1175,41 @@ def zone_id_prefix(region: str) -> str:
     """The part of a Region's zone IDs before `-az<n>` (eu-west-1 -> euw1)."""
     area, *words = region.split("-")
     return area + "".join(_REGION_WORD_INITIALS.get(word, word) for word in words)
+
+
+# --- Existing clusters ----------------------------------------------------------------------------
+
+# Tags every AWS resource of a stack carries: this project's name and the stack's. `tags` may
+# not set them (they would silently replace these).
+PROJECT_TAG = "project"
+STACK_TAG = "stack"
+
+# How GPU nodes this stack adds to a cluster it was given keep the NVIDIA GPU Operator's
+# operands (driver, toolkit, device plugin, GFD, DCGM, exporters, validator, MIG manager) off:
+# each operand's DaemonSet selects `nvidia.com/gpu.deploy.<operand>: "true"` (gpu-operator
+# v26.7.0 assets/state-*/…daemonset.yaml), and the operator sets a missing one to "true" but
+# keeps any value a node has (controllers/state_manager.go, addGPUStateLabels: honoured since
+# v24.9.0 at least). "false" also survives k8s-mig-manager v0.15.0, which pauses and restores
+# only labels that are not "false" and sets the five it knows to "true" where absent
+# (pkg/mig/reconfigure/reconfigure.go, maybeSetPaused/maybeSetTrue).
+# Not GPU_OPERATOR_OPERANDS_LABEL=false instead: then the operator deletes every
+# nvidia.com/gpu.deploy.* label of the node (removeAllGPUStateLabels), these and, from v26.7.0,
+# MIG_DEPLOY_CLIENT_LABEL, which our MIG-paused DaemonSets select on; and after a MIG change
+# the manager sets the five it knows back to "true", pulling the operands onto the node.
+GPU_OPERATOR_OPERAND_LABELS = (
+    "nvidia.com/gpu.deploy.driver",
+    "nvidia.com/gpu.deploy.container-toolkit",
+    MIG_DEPLOY_DEVICE_PLUGIN_LABEL,
+    MIG_DEPLOY_GFD_LABEL,
+    "nvidia.com/gpu.deploy.dcgm",
+    MIG_DEPLOY_DCGM_EXPORTER_LABEL,
+    "nvidia.com/gpu.deploy.node-status-exporter",
+    "nvidia.com/gpu.deploy.operator-validator",
+    "nvidia.com/gpu.deploy.mig-manager",
+    # No operand of the operator any more, but one of the five the MIG manager sets.
+    "nvidia.com/gpu.deploy.nvsm",
+)
+GPU_OPERATOR_OPERAND_OFF = "false"
+# EC2 allows at most 16 security groups per network interface (a quota, 5 by default): the
+# cluster security group and at most 15 of existingCluster.nodeSecurityGroupIds.
+MAX_SECURITY_GROUPS_PER_INTERFACE = 16

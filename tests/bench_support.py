@@ -117,7 +117,8 @@ def _results():
     return runs.summarize_interleaved_run(settings, run, META, log=lambda _: None)
 
 
-COMMITTED = sorted(RESULTS_DIR.glob("results-h200*.csv"))
+# Every published run, whatever its GPU (the H200 runs, the hami run).
+COMMITTED = sorted(RESULTS_DIR.glob("results-*.csv"))
 
 
 COMMITTED_RAW = sorted(COMMITTED[0].parent.glob("results-*-raw.json.gz"))

@@ -44,6 +44,7 @@ BUILT_IN = frozenset(
         "api/v1/nodes",
         "api/v1/pods",
         "api/v1/configmaps",
+        "api/v1/resourcequotas",
         "api/v1/services",
         "apis/apps/v1/daemonsets",
         "apis/apps/v1/deployments",

@@ -131,7 +131,7 @@ def test_every_committed_results_file_is_found():
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
-def test_committed_h200_results_load(path):
+def test_committed_results_load(path):
     results = results_csv.load_results(path)
     keys = results_csv.results_by_key(results)
     assert len(keys) == len(results)  # one row per (model, mode, N)
@@ -145,7 +145,7 @@ def test_committed_h200_results_load(path):
                 # every row's ratio is at its model's reference host speed, or as measured
                 assert r.reference_launch_ms == base.reference_launch_ms
                 if r.ratio_method == "paired":  # measured against its own exclusive windows
-                    assert (r.mode, r.clients) in (("mps", 1), ("mps-limited", 1))
+                    assert (r.mode, r.clients) in (("mps", 1), ("mps-limited", 1), ("hami", 1))
                     assert r.pairs_kept >= pairing.PAIR_MIN_KEPT
                     assert r.repetitions == r.pairs_kept
                 else:
@@ -272,6 +272,9 @@ def test_committed_csvs_are_what_their_raw_windows_give(raw):
         assert c.ratio_low == pytest.approx(r.ratio_low, rel=1e-3)
         assert c.ratio_host == pytest.approx(r.ratio_host, rel=1e-3)
         assert c.aggregate_it_s == pytest.approx(r.aggregate_it_s, rel=1e-4)
+        # the baseline's windows and their spread over the run's thirds (written to 2 places)
+        assert c.baseline_runs == r.baseline_runs
+        assert c.baseline_spread_pct == pytest.approx(r.baseline_spread_pct, abs=0.0051)
 
 
 def test_files_before_the_halves_column_still_load(tmp_path):

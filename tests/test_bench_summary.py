@@ -311,3 +311,26 @@ def test_an_oom_marks_every_row_of_its_model():
     run.samples["mlp"].pop(index)
     with pytest.raises(records.BenchmarkError, match="samples missing"):
         host_speed.summarize_interleaved("mlp", settings, run, META)
+
+
+def test_the_baseline_spread_is_over_the_thirds_of_the_run_in_time_order():
+    """baseline_spread_pct (in every row of the CSV) is max - min of the exclusive windows'
+    means over the first, middle and last third of the run, over their mean. 10 windows
+    split 4, 3, 3: one slow window, the 8th, lowers the last third only."""
+    settings = _interleaved("--models", "mlp", "--modes", "exclusive,mps", "--clients", "1,2")
+    settings = dataclasses.replace(settings, rounds=5)
+    exclusive = [w.index for w in cases.interleaved_schedule(settings) if w.mode == "exclusive"]
+    assert len(exclusive) == 10
+    slow = exclusive[7]
+
+    def speed(model, w, rank, t):
+        return 700.0 if w.index == slow else 1000.0
+
+    run = _interleaved_run(settings, speed)
+    log = summary.describe_interleaved_baseline("mlp", run)
+    assert "10 windows, mean it/s per third of the run 1000, 1000, 900" in log
+    rows = host_speed.summarize_interleaved("mlp", settings, run, META)
+    mean = (9 * 1000 + 700) / 10
+    assert [r.baseline_spread_pct for r in rows] == pytest.approx(
+        [100 * (1000 - 900) / mean] * len(rows)
+    )

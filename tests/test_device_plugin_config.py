@@ -14,6 +14,7 @@ from eks_gpu_slicing.builders.device_plugin import (
     device_plugin_config,
     helm_values,
 )
+from eks_gpu_slicing.builders.workloads import system_node_labels
 from eks_gpu_slicing.review.helm import value_paths
 from eks_gpu_slicing.settings import SharingProfile
 
@@ -162,21 +163,34 @@ def test_helm_values_point_at_the_configmap_and_never_embed_a_map():
     ]
 
 
-@pytest.mark.parametrize("gfd", [False, True])
-def test_every_helm_value_path_is_one_the_chart_reads(gfd):
-    values = helm_values(config_map_name="cm", default_profile="default", checksum="0", gfd=gfd)
-    paths = set(value_paths(values, facts.DEVICE_PLUGIN_VALUE_PATHS))
-    nfd = {"nfd.worker.tolerations", "nfd.master.nodeSelector", "nfd.gc.nodeSelector"}
-    assert paths == {
-        "config.name",
-        "config.default",
-        "nodeSelector",
-        "tolerations",
-        "podAnnotations",
-        "mps.root",
-        "gfd.enabled",
-    } | (nfd if gfd else set())
-    assert paths <= facts.DEVICE_PLUGIN_VALUE_PATHS
+def emitted_paths(**options: bool) -> set[str]:
+    values = helm_values(
+        config_map_name="cm",
+        default_profile="default",
+        checksum="0",
+        system_node_selector=system_node_labels(),
+        **options,
+    )
+    return set(value_paths(values, facts.DEVICE_PLUGIN_VALUE_PATHS))
+
+
+def test_the_value_paths_are_exactly_the_ones_the_stack_emits():
+    """One list: every path emitted with some option is listed, and every listed path is
+    emitted with some option (a listed path nothing sets, such as priorityClassName was, would
+    let a misspelt value of that name through `make check`)."""
+    emitted = set().union(
+        *(emitted_paths(gfd=gfd, mig=mig) for gfd in (False, True) for mig in (False, True))
+    )
+    assert emitted == facts.DEVICE_PLUGIN_VALUE_PATHS
+
+
+def test_gfd_adds_the_nfd_values_and_mig_the_affinity():
+    plain = emitted_paths()
+    assert emitted_paths(gfd=True) - plain == {
+        p for p in facts.DEVICE_PLUGIN_VALUE_PATHS if p.startswith("nfd.")
+    }
+    assert emitted_paths(mig=True) - plain == {"affinity"}
+    assert not {p for p in plain if p.startswith("nfd.")} and "affinity" not in plain
 
 
 def test_value_paths_reveal_a_misspelt_value():

@@ -8,8 +8,10 @@ import copy
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import promql_parser
 import pytest
 import yaml
 
@@ -18,7 +20,7 @@ from eks_gpu_slicing.builders.gpu_metrics import helm_values
 from eks_gpu_slicing.review.helm import value_paths
 from eks_gpu_slicing.review.mocks import Deployment, run_program
 from eks_gpu_slicing.settings import ConfigError, GpuMetricsSettings, load_settings
-from eks_gpu_slicing.settings.stack_files import ROOT
+from eks_gpu_slicing.settings.stack_files import ROOT, settings_of_stack
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import selector_matches, tolerates
 from tests.test_program import NAMESPACE, NODE_GROUP, RELEASE, dev_settings
@@ -26,7 +28,13 @@ from tests.test_program import NAMESPACE, NODE_GROUP, RELEASE, dev_settings
 EXPORTER = "gpu-metrics"
 COMPONENT = "eks-gpu-slicing:observability:GpuMetrics"
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-CHART = REFERENCE / f"dcgm-exporter-{facts.DCGM_EXPORTER_CHART_VERSION}"
+# The reference data is of chart 4.8.2: the pinned 4.8.3 was checked against upstream by hand
+# (facts.DCGM_EXPORTER_VALUE_PATHS says where), and no copy of it is kept here. What the
+# tests below prove is that every value we set is one chart 4.8.2 reads, and that the paths
+# facts lists are all among them: a value added to the builder without its path in facts, or
+# a path facts lists that 4.8.2 never read, fails.
+REFERENCE_CHART_VERSION = "4.8.2"
+CHART = REFERENCE / f"dcgm-exporter-{REFERENCE_CHART_VERSION}"
 DASHBOARD = ROOT / "dashboards" / "gpu-sharing.json"
 
 needs_reference = pytest.mark.skipif(not CHART.is_dir(), reason=f"no upstream reference at {CHART}")
@@ -48,7 +56,10 @@ def test_defaults_are_off_with_a_namespace_of_its_own(minimal):
     settings = load_settings(minimal, stack="t")
     metrics = settings.gpu_metrics
     assert metrics.enabled is False
-    assert (metrics.chart_version, metrics.namespace) == ("4.8.2", "gpu-monitoring")
+    assert (metrics.chart_version, metrics.namespace) == (
+        facts.DCGM_EXPORTER_CHART_VERSION,
+        "gpu-monitoring",
+    )
     assert (metrics.service_monitor, metrics.interval) == (False, "15s")
     assert "gpu-monitoring" not in settings.namespaces
     minimal["gpuMetrics"] = {"enabled": True}
@@ -149,7 +160,7 @@ def test_release_is_pinned_in_its_namespace(dev):
     release = dev.one(RELEASE, EXPORTER)
     inputs = release.inputs
     assert inputs["chart"] == "dcgm-exporter"
-    assert inputs["version"] == "4.8.2"
+    assert inputs["version"] == settings_of_stack("dev").gpu_metrics.chart_version
     assert inputs["repositoryOpts"] == {
         "repo": "https://nvidia.github.io/dcgm-exporter/helm-charts"
     }
@@ -258,7 +269,7 @@ def test_every_value_we_set_is_read_by_the_chart(service_monitor):
 @needs_reference
 def test_chart_defaults_we_override():
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert facts.DCGM_EXPORTER_CHART_VERSION in defaults["image"]["tag"]  # 4.5.3-4.8.2
+    assert REFERENCE_CHART_VERSION in defaults["image"]["tag"]  # 4.5.3-4.8.2
     assert defaults["hostPID"] is False
     assert defaults["serviceMonitor"]["enabled"] is True  # why we always set it
     assert defaults["kubernetes"]["enablePodLabels"] is False
@@ -317,17 +328,115 @@ def test_dashboard_variables_are_defined_and_used(dashboard):
     assert used == {"cluster", "node", "namespace"}
 
 
-def test_dashboard_groups_by_labels_the_exporter_emits(dashboard):
-    # kube-state-metrics' `node` and the Prometheus-side `cluster` besides the exporter's.
-    known = (
-        {facts.DCGM_NODE_LABEL, "cluster", "node"} | facts.DCGM_GPU_LABELS | facts.DCGM_POD_LABELS
-    )
+# Labels each metric the dashboard reads carries: the exporter's (facts), kube-state-metrics'
+# (docs/metrics: node/nodes-metrics.md, policy/resourcequota-metrics.md) and the Prometheus-side
+# `cluster` on all of them.
+METRIC_LABELS = {
+    "DCGM_": {facts.DCGM_NODE_LABEL} | facts.DCGM_GPU_LABELS | facts.DCGM_POD_LABELS,
+    "kube_node_status_allocatable": {"node", "resource", "unit"},
+    "kube_resourcequota": {"namespace", "resourcequota", "resource", "type"},
+    # HAMi's monitor labels its series itself.
+    "hami_": facts.HAMI_CONTAINER_METRIC_LABELS,
+}
+
+
+@dataclass
+class Query:
+    """What a parsed PromQL expression reads: its selectors (metric, matcher labels) and the
+    labels it groups or matches on, besides those label_replace makes."""
+
+    selectors: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    grouping: set[str] = field(default_factory=set)
+    made: set[str] = field(default_factory=set)
+
+
+def query_of(expr: str) -> Query:
+    """Parse one expression (promql-parser, Prometheus' own grammar): a syntax error raises."""
+    query = Query()
+
+    def walk(node) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            matchers = {m.name: m.value for m in node.matchers.matchers}
+            query.selectors.append((node.name or matchers.get("__name__", ""), matchers))
+        elif isinstance(node, promql_parser.AggregateExpr):
+            query.grouping |= set(node.modifier.labels if node.modifier else ())
+            walk(node.expr)
+        elif isinstance(node, promql_parser.BinaryExpr):
+            modifier = node.modifier
+            if modifier is not None and modifier.matching is not None:
+                query.grouping |= set(modifier.matching.labels)
+            walk(node.lhs)
+            walk(node.rhs)
+        elif isinstance(node, promql_parser.Call):
+            if node.func.name == "label_replace":
+                query.made.add(node.args[1].val)
+            for arg in node.args:
+                walk(arg)
+        elif isinstance(node, promql_parser.ParenExpr | promql_parser.UnaryExpr):
+            walk(node.expr)
+        elif not isinstance(node, promql_parser.StringLiteral | promql_parser.NumberLiteral):
+            raise AssertionError(f"unexpected {type(node).__name__} in {expr}")
+
+    walk(promql_parser.parse(expr))
+    return query
+
+
+def test_every_dashboard_expression_parses_and_reads_labels_its_metrics_carry(dashboard):
     for expr in exprs_of(dashboard):
-        for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", expr):
-            labels = {label.strip() for label in clause.split(",") if label.strip()}
-            assert labels <= known, (labels - known, expr)
-        for opening, closing in ("()", "{}", "[]"):
-            assert expr.count(opening) == expr.count(closing), expr
+        query = query_of(expr)  # ValueError on a syntax error
+        carried = {"cluster"} | query.made
+        for metric, matchers in query.selectors:
+            (labels,) = [v for k, v in METRIC_LABELS.items() if metric.startswith(k)]
+            carried |= labels
+            assert set(matchers) <= labels | {"cluster"}, (metric, set(matchers) - labels, expr)
+        assert query.grouping <= carried, (query.grouping - carried, expr)
+
+
+def test_the_query_parser_catches_what_prometheus_would_refuse():
+    with pytest.raises(ValueError):
+        query_of('sum by (namespace (DCGM_FI_DEV_GPU_UTIL{pod!=""})')
+    with pytest.raises(ValueError):
+        query_of('DCGM_FI_DEV_GPU_UTIL{pod!=""')
+
+
+def test_per_namespace_panels_show_slices_against_quota_and_use(dashboard):
+    panels = {p["title"]: p for p in dashboard["panels"]}
+    slices = [query_of(t["expr"]) for t in panels["GPU slices in use / quota"]["targets"]]
+    types = set()
+    for query in slices:
+        ((metric, matchers),) = query.selectors
+        assert metric == "kube_resourcequota"
+        # The tenants' quota by its name; GPU resources as the quota names them.
+        assert matchers["resourcequota"] == facts.TENANT_QUOTA_NAME
+        assert re.fullmatch(matchers["resource"], "requests.nvidia.com/gpu.shared")
+        assert re.fullmatch(matchers["resource"], "requests.nvidia.com/mig-1g.10gb")
+        assert not re.fullmatch(matchers["resource"], "requests.cpu")
+        assert {"namespace", "resource"} <= query.grouping
+        types.add(matchers["type"])
+    assert types == {"used", "hard"}
+    for title, metric in (
+        ("GPU utilisation per namespace", "DCGM_FI_DEV_GPU_UTIL"),
+        ("Framebuffer used per namespace", "DCGM_FI_DEV_FB_USED"),
+    ):
+        ((target),) = panels[title]["targets"]
+        query = query_of(target["expr"])
+        ((read, matchers),) = query.selectors
+        assert read == metric and matchers["pod"] == ""  # pod!="": the per-pod series only
+        assert target["expr"].startswith("sum by (cluster, namespace) (")
+
+
+def test_dashboard_shows_hami_slices_memory_against_its_cap(dashboard):
+    """What DCGM cannot see on a hami node: each container's memory against its cap."""
+    hami = [e for e in exprs_of(dashboard) if "hami_" in e]
+    ratio = [e for e in hami if facts.HAMI_MEMORY_LIMIT_METRIC in e and " / " in e]
+    assert ratio and facts.HAMI_MEMORY_USED_METRIC in ratio[0]
+    ast = promql_parser.parse(ratio[0])
+    assert isinstance(ast, promql_parser.BinaryExpr)
+    for side in (ast.lhs, ast.rhs):
+        assert isinstance(side, promql_parser.AggregateExpr)
+        # Both sides keep the same labels, so each container's used bytes meet its own cap.
+        assert set(side.modifier.labels) == set(ast.lhs.modifier.labels)
+        assert {"namespace", "pod", "container"} <= set(side.modifier.labels)
 
 
 def test_dashboard_panels_are_laid_out_once(dashboard):

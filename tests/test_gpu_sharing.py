@@ -8,6 +8,7 @@ looked-up cluster and nothing that stands for the cluster itself.
 from __future__ import annotations
 
 import copy
+import json
 
 import pulumi
 import pytest
@@ -46,6 +47,14 @@ def existing_config(**overrides) -> dict:
     raw["existingCluster"] = copy.deepcopy(EXISTING)
     raw.update(overrides)
     return raw
+
+
+def assert_keeps_gpu_operator_off(labels: dict[str, str]) -> None:
+    """Every operand of the GPU Operator off by its own label, and not by the one label on
+    which the operator deletes every nvidia.com/gpu.deploy.* label of the node."""
+    for label in facts.GPU_OPERATOR_OPERAND_LABELS:
+        assert labels[label] == "false", label
+    assert facts.GPU_OPERATOR_OPERANDS_LABEL not in labels
 
 
 def run_existing(raw: dict, **mocks) -> Deployment:
@@ -136,7 +145,7 @@ def test_existing_cluster_gpu_nodes_get_their_own_role_and_keep_gpu_operator_off
     assert group.inputs["nodeRoleArn"] == role.outputs["arn"]
     attachments = existing.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     assert {a.urn for a in attachments} <= set(group.dependencies)
-    assert group.inputs["labels"][facts.GPU_OPERATOR_OPERANDS_LABEL] == "false"
+    assert_keeps_gpu_operator_off(group.inputs["labels"])
     # Managed node groups get their access entry from EKS itself.
     assert not existing.of_type("aws:eks/accessEntry:AccessEntry")
 
@@ -156,7 +165,7 @@ def test_existing_cluster_kubeconfig_runs_get_token_with_the_stacks_profile():
     config = engine_config(existing_config())
     config["aws:profile"] = "gpu-admins"
     deployment = run_program(config, stack="existing")
-    kubeconfig = __import__("json").loads(deployment.outputs["kubeconfig"])
+    kubeconfig = json.loads(deployment.outputs["kubeconfig"])
     exec_ = kubeconfig["users"][0]["user"]["exec"]
     assert exec_["args"][-2:] == ["--profile", "gpu-admins"]
     assert exec_["args"][exec_["args"].index("--cluster-name") + 1] == "team-cluster"
@@ -367,8 +376,7 @@ def test_pools_for_a_running_karpenter_install_nothing_of_it():
         {"tags": {facts.KARPENTER_DISCOVERY_TAG: "team"}}
     ]
     pool = deployment.one("kubernetes:karpenter.sh/v1:NodePool")
-    labels = pool.inputs["spec"]["template"]["metadata"]["labels"]
-    assert labels[facts.GPU_OPERATOR_OPERANDS_LABEL] == "false"
+    assert_keeps_gpu_operator_off(pool.inputs["spec"]["template"]["metadata"]["labels"])
 
 
 # --- Refusals ---------------------------------------------------------------------------------
@@ -430,13 +438,27 @@ def run_refused(raw: dict, **mocks) -> str:
     return str(exc.value)
 
 
-def test_a_config_map_only_cluster_is_refused_before_anything_is_registered():
-    monitor = RecordingMonitor(ProgramMocks(cluster_authentication_mode="CONFIG_MAP"))
-    with pytest.raises(pulumi.RunError) as exc:
-        run_program(engine_config(existing_config()), stack="existing", monitor=monitor)
-    assert "authenticates with CONFIG_MAP only" in str(exc.value)
-    assert "authenticationMode=API_AND_CONFIG_MAP" in str(exc.value)
-    assert not monitor.registrations
+def test_a_config_map_only_cluster_takes_node_groups_but_not_an_installed_karpenter():
+    """EKS maps a managed node group's role into aws-auth itself; the nodes of a Karpenter
+    installed here join only through the access entry the stack creates, which CONFIG_MAP
+    clusters do not have."""
+    deployment = run_existing(existing_config(), cluster_authentication_mode="CONFIG_MAP")
+    assert deployment.of_type("aws:eks/nodeGroup:NodeGroup")
+    assert not deployment.of_type("aws:eks/accessEntry:AccessEntry")
+    message = refused_before_registering(
+        installing_karpenter(), cluster_authentication_mode="CONFIG_MAP"
+    )
+    assert (
+        "karpenter.enabled: cluster 'team-cluster' authenticates with CONFIG_MAP only, and the "
+        "nodes of the Karpenter installed here join through an access entry" in message
+    )
+    assert "authenticationMode=API_AND_CONFIG_MAP" in message
+    assert "karpenter.install: false" in message
+    # Pools for a Karpenter that runs there already create no access entry: accepted.
+    raw = installing_karpenter()
+    raw["karpenter"] |= {"install": False, "nodeRoleName": "KarpenterNode"}
+    deployment = run_existing(raw, cluster_authentication_mode="CONFIG_MAP")
+    assert deployment.one("kubernetes:karpenter.sh/v1:NodePool")
 
 
 def test_a_kubernetes_version_that_differs_from_the_clusters_is_refused():
@@ -454,11 +476,42 @@ def test_without_kubernetes_version_the_clusters_own_is_taken():
     assert "runs Kubernetes 1.19, which this program has no facts for" in message
 
 
+def _existing_with_karpenter(ami_release: str) -> dict:
+    raw = existing_config(
+        karpenter={
+            "enabled": True,
+            "amiRelease": ami_release,
+            "nodePools": {"g5": {"instanceTypes": ["g5.xlarge"], "limits": {"cpu": 32}}},
+        }
+    )
+    raw["existingCluster"]["podIdentityAgent"] = "installed"
+    return raw
+
+
+def test_without_kubernetes_version_the_ami_release_is_checked_against_the_clusters():
+    """Not against the default version: v20260505 carries the default (1.35) but not a 1.36
+    cluster's version, v20251112 a 1.34 cluster's but not the default."""
+    default = facts.AL2023_NVIDIA_AMI_RELEASES[facts.DEFAULT_KUBERNETES_VERSION]
+    newer = facts.AL2023_NVIDIA_AMI_RELEASES["1.36"]
+    assert default.carries("v20260505") and not newer.carries("v20260505")
+    message = run_refused(_existing_with_karpenter("v20260505"), cluster_version="1.36")
+    assert "karpenter.amiRelease: AMI release v20260505" in message
+    assert "(the cluster runs 1.36)" in message
+    older = _existing_with_karpenter("v20251112")
+    assert not default.carries("v20251112")
+    assert facts.AL2023_NVIDIA_AMI_RELEASES["1.34"].carries("v20251112")
+    # Offline, the default version is not this stack's to check the release against.
+    assert load_settings(older, stack="existing").karpenter.ami_release == "v20251112"
+
+
 def test_the_example_existing_cluster_stack_renders_offline():
     examples = ROOT / "examples"
     settings = settings_of_stack("existing", examples)
     assert settings.existing_cluster is not None
     deployment = run_program(engine_config_of_stack("existing", examples), stack="existing")
     assert not {r.type for r in deployment.resources.values()} & CLUSTER_LEVEL_TYPES
-    assert deployment.one("kubernetes:helm.sh/v3:Release", "karpenter")
+    karpenter = deployment.one("kubernetes:helm.sh/v3:Release", "karpenter")
     assert not deployment.of_type("aws:eks/addon:Addon")  # podIdentityAgent: installed
+    # Nothing selects the system label of a cluster this stack creates: the example's cluster
+    # has none, and its Karpenter controller would stay Pending.
+    assert facts.NODE_ROLE_LABEL not in json.dumps(karpenter.inputs)

@@ -36,6 +36,7 @@ from eks_gpu_slicing.review.validate import main as validate_main
 from eks_gpu_slicing.settings import ConfigError, KarpenterNodePoolSettings, load_settings
 from eks_gpu_slicing.settings.karpenter import quantity_value
 from eks_gpu_slicing.settings.sharing import SharingProfile
+from eks_gpu_slicing.settings.stack_files import settings_of_stack
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import selector_matches, tolerates
 from tests.test_program import dev_settings
@@ -272,7 +273,7 @@ def test_controller_and_crd_releases_are_pinned_and_configured(dev):
     controller = dev.one(RELEASE, "karpenter").inputs
     assert crds["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
     assert controller["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
-    assert crds["version"] == controller["version"] == "1.14.1"
+    assert crds["version"] == controller["version"] == settings_of_stack("dev").karpenter.version
     assert crds["namespace"] == controller["namespace"] == "kube-system"
     assert controller["skipCrds"] is True
     values = controller["values"]
@@ -845,6 +846,33 @@ def test_a_demo_served_only_by_a_pool_is_not_told_it_stays_pending():
     assert demo_warnings(pool_only_demo(5, {"cpu": 32, "memory": "128Gi"})) == []
     # A limit on nothing countable per node leaves the pool unbounded as far as we know.
     assert demo_warnings(pool_only_demo(500, {"ephemeral-storage": "10Ti"})) == []
+
+
+def _unpriced_warnings(capacity_types: list[str]) -> list[str]:
+    raw = with_karpenter(
+        {
+            "h200": pool(
+                instanceTypes=["p5e.48xlarge", "p5en.48xlarge"],
+                capacityTypes=capacity_types,
+                limits={"nodes": 1},
+            )
+        }
+    )
+    warnings = load_settings(raw, stack="dev").warnings(dt.date(2026, 1, 1))
+    return [w for w in warnings if "no on-demand price" in w]
+
+
+def test_an_on_demand_pool_listing_a_type_without_an_on_demand_price_is_warned():
+    """Karpenter v1.14.1 makes an on-demand offering available only with a price
+    (offering/base_resolver.go): p5e.48xlarge (Capacity Blocks only) never launches there."""
+    unpriced = [i.name for i in facts.GPU_INSTANCES.values() if i.usd_per_hour is None]
+    assert unpriced == ["p5e.48xlarge"]
+    (warning,) = _unpriced_warnings(["on-demand"])
+    assert warning.startswith("karpenter.nodePools.h200: p5e.48xlarge has no on-demand price")
+    assert "never launches it; take it out of instanceTypes" in warning
+    (warning,) = _unpriced_warnings(["on-demand", "reserved"])
+    assert warning.endswith("this pool launches it only as reserved, if EC2 offers it so")
+    assert _unpriced_warnings(["spot"]) == []
 
 
 def test_a_demo_beyond_what_its_pool_may_launch_is_warned():

@@ -210,6 +210,45 @@ def test_a_chart_that_does_not_match_its_digest_is_refused(tmp_path):
     )
 
 
+PROVENANCE_LAYER = "application/vnd.cncf.helm.chart.provenance.v1.prov"  # helm constants.go
+
+
+@pytest.mark.parametrize(
+    ("layers", "says"),
+    [
+        # a second chart archive under the same tag: which one holds the pinned CRDs?
+        ([karpenter_crds.HELM_CHART_LAYER, karpenter_crds.HELM_CHART_LAYER], "2 "),
+        ([PROVENANCE_LAYER], "no "),  # a provenance file and no chart
+    ],
+    ids=["two-chart-layers", "no-chart-layer"],
+)
+def test_a_manifest_without_exactly_one_chart_layer_is_refused(tmp_path, layers, says):
+    class Registry(FakeRegistry):
+        def manifest(self) -> bytes:
+            manifest = json.loads(super().manifest())
+            (chart,) = manifest["layers"]
+            manifest["layers"] = [
+                {**chart, "mediaType": media_type, "digest": f"{chart['digest'][:-1]}{i}"}
+                for i, media_type in enumerate(layers)
+            ]
+            return json.dumps(manifest).encode()
+
+    fake = Registry(chart_archive())
+    environ = {"XDG_CACHE_HOME": str(tmp_path)}
+    try:
+        with pytest.raises(CrdsUnavailable) as caught:
+            karpenter_crd_dir(environ, chart=fake.chart, plain_http=True)
+    finally:
+        fake.close()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert (
+        f"is not a Helm chart: {says}{karpenter_crds.HELM_CHART_LAYER} layers, want one" in message
+    )
+    assert not any("/blobs/" in path for path in fake.requests)  # refused before any download
+    assert not karpenter_crds.has_crds(karpenter_crds.cache_dir(facts.KARPENTER_VERSION, environ))
+
+
 def test_a_chart_of_another_version_is_refused(tmp_path):
     fake = FakeRegistry(chart_archive(version="1.13.0"))
     try:

@@ -11,6 +11,7 @@ import pytest
 
 from eks_gpu_slicing.review.manifests import manifest_of, validate_builtin
 from eks_gpu_slicing.review.mocks import run_program
+from eks_gpu_slicing.settings import load_settings
 from tests.conftest import engine_config
 from tests.test_program import dev_settings
 
@@ -21,6 +22,11 @@ def everything_on():
     raw["benchmark"] = {"enabled": True}
     raw["devicePlugin"] = {"namespace": "gpu-sharing"}
     return raw, run_program(engine_config(raw), stack="dev")
+
+
+def version_of(raw: dict) -> str:
+    """The cluster's Kubernetes version for these settings (dev follows the default)."""
+    return load_settings(raw, stack="dev").kubernetes_version
 
 
 def test_every_kubernetes_object_is_valid_for_the_cluster_version(everything_on):
@@ -36,18 +42,18 @@ def test_every_kubernetes_object_is_valid_for_the_cluster_version(everything_on)
     kinds = {r.type.rsplit(":", 1)[1] for r in objects}
     assert kinds == {"Namespace", "ConfigMap", "Deployment", "Job"}
     for registration in objects:
-        validate_builtin(manifest_of(registration), raw["kubernetesVersion"])
+        validate_builtin(manifest_of(registration), version_of(raw))
 
 
 def test_the_schema_check_catches_what_the_api_server_would_reject(everything_on):
-    _, deployment = everything_on
+    raw, deployment = everything_on
     demo = manifest_of(deployment.one("kubernetes:apps/v1:Deployment"))
     # The source design's unquoted `nvidia.com/gpu.present: true`.
     unquoted = copy.deepcopy(demo)
     unquoted["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.present"] = True
     with pytest.raises(kubernetes_validate.ValidationError):
-        validate_builtin(unquoted, "1.35")
+        validate_builtin(unquoted, version_of(raw))
     misspelt = copy.deepcopy(demo)
     misspelt["spec"]["template"]["spec"]["nodeselector"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
-        validate_builtin(misspelt, "1.35")
+        validate_builtin(misspelt, version_of(raw))

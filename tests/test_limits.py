@@ -211,6 +211,8 @@ def test_sizing_at_the_exact_memory_limit_is_not_lost_to_rounding(monkeypatch):
     allocatable = {"value": 0}
     monkeypatch.setattr(workloads, "benchmark_worker_rss_mib", lambda models: rss["value"])
     monkeypatch.setattr(facts, "allocatable_memory_mib", lambda instance: allocatable["value"])
+    # The node's memory is under test here, not the GPU's (which would cap a T4 at ~17).
+    monkeypatch.setattr(workloads, "benchmark_worker_gpu_mib", lambda models: 1.0)
     float_traps = 0
     for tenths in range(5001, 20000, 331):
         rss["value"] = tenths / 10

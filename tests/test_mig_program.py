@@ -8,14 +8,18 @@ counts come from facts.MIG_GPUS and facts.GPU_INSTANCES, never typed in.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
 import yaml
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.review import check, render
+from eks_gpu_slicing.builders import device_plugin, mig
+from eks_gpu_slicing.review import check, render, validate
 from eks_gpu_slicing.settings.stack_files import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -45,6 +49,12 @@ def gpu_of(instance_type: str) -> facts.MigGpu:
 def test_the_mig_stack_passes_every_check(rendered):
     report = check.check_rendered(rendered)
     assert report.violations == []
+
+
+def test_the_mig_example_deploys_without_warnings(rendered):
+    """Nothing in it a reviewer must be told about: no pool lists a type Karpenter can never
+    launch (p5e.48xlarge on-demand), no profile is unused."""
+    assert rendered.settings.warnings(dt.date(2026, 12, 1)) == []
 
 
 def test_the_device_plugin_config_has_each_profiles_mig_strategy_and_slices(rendered):
@@ -146,9 +156,8 @@ def test_node_groups_carry_their_layout_and_the_report_counts_slices(rendered):
 
 def test_the_pool_overlay_advertises_every_balanced_slice_and_no_whole_gpu(rendered):
     (overlay,) = objects(rendered, "NodeOverlay")
-    h200 = gpu_of("p5e.48xlarge")
-    gpus = facts.GPU_INSTANCES["p5e.48xlarge"].gpus
-    assert gpu_of("p5en.48xlarge") is h200 and facts.GPU_INSTANCES["p5en.48xlarge"].gpus == gpus
+    h200 = gpu_of("p5en.48xlarge")
+    gpus = facts.GPU_INSTANCES["p5en.48xlarge"].gpus
     expected = {
         h200.profiles[p].resource_name: str(gpus * count) for p, count in h200.balanced.items()
     }
@@ -181,3 +190,98 @@ def test_the_plugin_release_waits_for_the_node_groups_that_bring_the_client_labe
     waited = set(release.dependencies)
     # Depending on a component waits for its children: count a node group's component too.
     assert all(g in waited or component_of.get(g) in waited for g in groups), waited
+
+
+def test_a_layout_change_converges(rendered):
+    """A changed layout relabels a managed node group's nodes in place (and a pool's template).
+    k8s-mig-manager v0.15.0 checks the new name against the file it mounted and, if missing,
+    sets `failed` and waits for the next label change (cmd/nvidia-mig-manager/main.go,
+    pkg/mig/reconfigure/reconfigure.go). So: every group and pool that names a layout waits
+    for the config that holds it, the config waits for no node group, and the manager's pods
+    carry the config's checksum (a changed config is a new pod, which applies the label)."""
+    resources = rendered.deployment.resources
+    (config,) = [
+        urn
+        for urn, r in resources.items()
+        if r.type == "kubernetes:core/v1:ConfigMap" and r.name == "mig-manager-config"
+    ]
+    labelled = [
+        r
+        for r in resources.values()
+        if (r.type == "eks:index:ManagedNodeGroup" and facts.MIG_CONFIG_LABEL in r.inputs["labels"])
+        or (
+            r.type == "kubernetes:karpenter.sh/v1:NodePool"
+            and facts.MIG_CONFIG_LABEL in r.inputs["spec"]["template"]["metadata"]["labels"]
+        )
+    ]
+    assert {r.name for r in labelled} == {"gpu-a100", "gpu-h100", "karpenter-h200-nodepool"}
+    for r in labelled:
+        assert config in r.dependencies, r.name
+    node_groups = {urn for urn, r in resources.items() if r.type == "eks:index:ManagedNodeGroup"}
+    assert not node_groups & _waits_for(resources, config)
+    # The manager itself comes after every GPU node group it serves.
+    (manager,) = [r for r in resources.values() if r.type == "kubernetes:apps/v1:DaemonSet"]
+    gpu_groups = {urn for urn in node_groups if resources[urn].name.startswith("gpu-")}
+    assert gpu_groups and gpu_groups <= set(manager.dependencies)
+    (daemon_set,) = objects(rendered, "DaemonSet")
+    annotations = daemon_set["spec"]["template"]["metadata"]["annotations"]
+    config_data = resources[config].inputs["data"]
+    assert annotations == {
+        device_plugin.CONFIG_CHECKSUM_ANNOTATION: device_plugin.config_checksum(config_data)
+    }
+
+
+def _waits_for(resources: dict[str, Any], urn: str) -> set[str]:
+    """Everything a resource waits for, directly or through what it waits for (a dependency
+    on a component counts its parent chain too)."""
+    seen: set[str] = set()
+    todo = [urn]
+    while todo:
+        current = resources.get(todo.pop())
+        if current is None:
+            continue
+        for dep in [*current.dependencies, *([current.parent] if current.parent else [])]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_mig_nodes_get_the_boot_time_reset_and_no_other_node_does(rendered):
+    """After an EC2 reboot the node keeps mig.config.state=success but not its slices: MIG
+    groups' launch templates and MIG pools' node classes reset it at boot (mig.node_user_data);
+    the system group's template stays without user data, as EKS bootstraps it."""
+    resources = rendered.deployment.resources
+    templates = {
+        r.name.removesuffix("-launch-template"): r.inputs.get("userData")
+        for r in resources.values()
+        if r.type == "aws:ec2/launchTemplate:LaunchTemplate"
+    }
+    reset = mig.node_user_data()
+    assert templates.keys() == {"system", "gpu-a100", "gpu-h100"}
+    assert templates["system"] is None
+    for name in ("gpu-a100", "gpu-h100"):
+        assert base64.b64decode(templates[name]).decode() == reset, name
+    (node_class,) = objects(rendered, "EC2NodeClass")
+    assert node_class["spec"]["userData"] == reset
+
+
+def test_summaries_count_each_slice_resource(rendered, capsys):
+    """A `mixed` layout advertises several slice resources: render's and check's summary, and
+    `make validate`'s tables, give each its own count (as outputs.json does), never the
+    total under the smallest slice's name."""
+    outputs = json.loads(rendered.files["outputs.json"])["gpuNodeGroups"]
+    h100 = outputs["h100"]["slicesPerNode"]
+    assert len(h100) == 2
+    per_node = " + ".join(f"{n} {r}" for r, n in h100.items())
+    (line,) = [x for x in render.summary(rendered, dt.date(2026, 12, 1)) if x.startswith("  h100:")]
+    assert f", {per_node} per node, " in line
+    assert validate.main(["mig", "--dir", str(EXAMPLES)]) == 0
+    rows = [re.split(r"\s{2,}", x.strip()) for x in capsys.readouterr().out.splitlines()]
+    for resource, count in h100.items():
+        assert [resource, str(count), str(count)] in [r[-5:-2] for r in rows], resource
+    pool = rendered.settings.karpenter_pools["h200"]
+    profile = rendered.settings.sharing[pool.sharing]
+    for instance in pool.instances:
+        for resource, count in profile.node_resources(instance).items():
+            assert [resource, f"{instance.name}: {count}"] in [r[-2:] for r in rows], resource

@@ -1,14 +1,20 @@
 """The GpuSharing component package, tested without the Pulumi CLI.
 
 What the CLI would do on `pulumi package add` (start provider/__main__.py, ask it for its
-schema) and on `pulumi up` (Construct) is done here in-process with the SDK's own
-ComponentProvider: the schema it serves is the committed file, and constructing through it
-under mocks registers what the existing-cluster stack registers for the same settings.
+schema) and on `pulumi up` (Construct) is done here in-process with the provider the plugin
+serves (the SDK's ComponentProvider, keeping undeclared inputs): constructing through it
+under mocks registers what the existing-cluster stack registers for the same settings. That
+the committed schema is the one it serves is tests/test_generate.py's.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import functools
+import json
+import logging
+import re
 import runpy
 import types
 import typing
@@ -18,12 +24,14 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from pulumi.provider.experimental.component import ComponentProvider
 from pydantic import BaseModel
 
 import components.package as package
+import components.package_inputs as package_inputs
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.review import package_schema
+from eks_gpu_slicing.builders.karpenter import node_pool_capacity
+from eks_gpu_slicing.builders.workloads import virtual_gpu_capacity
+from eks_gpu_slicing.review import generate
 from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
 from eks_gpu_slicing.settings import (
     BenchmarkSettings,
@@ -31,14 +39,25 @@ from eks_gpu_slicing.settings import (
     DevicePluginSettings,
     GpuMetricsSettings,
     GpuNodeGroupSettings,
+    HamiSettings,
     KarpenterNodePoolSettings,
     KarpenterSettings,
     Settings,
     SharingProfile,
+    load_settings,
 )
-from eks_gpu_slicing.settings.existing_cluster import CREATED_CLUSTER_KEYS, ExistingClusterSettings
+from eks_gpu_slicing.settings.existing_cluster import (
+    NOT_PACKAGE_INPUTS,
+    ExistingClusterSettings,
+)
 from eks_gpu_slicing.settings.sharing import MigSettings
-from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, read_stack_file
+from eks_gpu_slicing.settings.stack_files import (
+    ROOT,
+    engine_config_of_stack,
+    read_stack_file,
+    settings_of_stack,
+)
+from eks_gpu_slicing.settings.tenants import TenantDefaultsSettings, TenantSettings
 from tests.conftest import engine_config
 
 TOKEN = "eks-gpu-slicing:index:GpuSharing"
@@ -46,8 +65,10 @@ EXAMPLE = ROOT / "examples" / "yaml-existing-cluster" / "Pulumi.yaml"
 STACK = "existing"
 
 
+@functools.cache
 def schema() -> dict[str, Any]:
-    return package_schema.inferred_schema()
+    """The schema the plugin serves (built once: the tests only read it)."""
+    return generate.inferred_schema()
 
 
 def example_properties() -> dict[str, Any]:
@@ -56,23 +77,6 @@ def example_properties() -> dict[str, Any]:
 
 
 # --- The schema --------------------------------------------------------------------------------
-
-
-def test_the_committed_schema_is_the_one_the_plugin_serves():
-    assert package_schema.SCHEMA_FILE.read_text() == package_schema.schema_text(schema()), (
-        "provider/schema.json has drifted from components/package.py: run `make schema`, "
-        "review the diff and commit it"
-    )
-    assert package_schema.main(["--check"]) == 0
-
-
-def test_schema_check_fails_on_a_drifted_file(tmp_path, monkeypatch):
-    drifted = tmp_path / "schema.json"
-    text = package_schema.schema_text(schema())
-    drifted.write_text(text.replace("replicas", "replica", 1))
-    monkeypatch.setattr(package_schema, "SCHEMA_FILE", drifted)
-    monkeypatch.setattr(package_schema, "ROOT", tmp_path)
-    assert package_schema.main(["--check"]) == 1
 
 
 def _properties(document: dict[str, Any]):
@@ -91,21 +95,31 @@ def _properties(document: dict[str, Any]):
                 stack.append((f"{path}[{key}]", prop[key]))
 
 
-# A MIG layout is a catalogue name or a map of profile to count: the schema has no either-or
-# type, so this one input is Any, described, and validated by the stack's rules.
-ANY_BY_DESIGN = {"eks-gpu-slicing:index:MigPartitioning.layout"}
-
-
 def test_every_property_is_documented_and_typed_with_no_any():
     document = schema()
     for path, prop in _properties(document):
         assert prop.get("description", "").strip(), f"{path}: no description"
         assert "type" in prop or "$ref" in prop, f"{path}: no type"
-        if path not in ANY_BY_DESIGN:
-            assert prop.get("$ref") != "pulumi.json#/Any", f"{path}: Any"
-        if "$ref" in prop and path not in ANY_BY_DESIGN:
+        assert prop.get("$ref") != "pulumi.json#/Any", f"{path}: Any"
+        if "$ref" in prop:
             assert prop["$ref"].removeprefix("#/types/") in document["types"], path
     assert not document.get("dependencies"), "the inputs reference no other package's types"
+
+
+def _descriptions(document: dict[str, Any]):
+    yield "GpuSharing", document["resources"][TOKEN]["description"]
+    for name, type_ in document["types"].items():
+        yield name, type_.get("description", "")
+    for path, prop in _properties(document):
+        yield path, prop.get("description", "")
+
+
+def test_no_description_depends_on_the_python_version():
+    """Python 3.13 strips the indentation of a docstring's later lines (3.11 keeps it), and
+    the analyzer reads class docstrings as Python made them: an indented line would make the
+    served schema differ between the versions the README allows."""
+    for where, description in _descriptions(schema()):
+        assert not re.search(r"\n[ \t]", description), f"{where}: an indented line"
 
 
 def test_every_input_is_plain_because_it_is_validated_before_anything_is_registered():
@@ -116,22 +130,22 @@ def test_every_input_is_plain_because_it_is_validated_before_anything_is_registe
             assert prop.get("plain") is True, f"{path}: accepts an Output"
 
 
-# Input type of the component -> the settings model it mirrors, key for key.
+# Input type of the component (generated) -> the settings model it mirrors, key for key.
 MIRRORS = {
-    package.ExistingCluster: ExistingClusterSettings,
-    package.SharingProfile: SharingProfile,
-    package.MigPartitioning: MigSettings,
-    package.GpuNodeGroup: GpuNodeGroupSettings,
-    package.DevicePlugin: DevicePluginSettings,
-    package.DemoWorkload: DemoWorkloadSettings,
-    package.Benchmark: BenchmarkSettings,
-    package.GpuMetrics: GpuMetricsSettings,
-    package.Karpenter: KarpenterSettings,
-    package.KarpenterNodePool: KarpenterNodePoolSettings,
+    package_inputs.ExistingCluster: ExistingClusterSettings,
+    package_inputs.SharingProfile: SharingProfile,
+    package_inputs.MigPartitioning: MigSettings,
+    package_inputs.HamiSlices: HamiSettings,
+    package_inputs.GpuNodeGroup: GpuNodeGroupSettings,
+    package_inputs.DevicePlugin: DevicePluginSettings,
+    package_inputs.DemoWorkload: DemoWorkloadSettings,
+    package_inputs.Benchmark: BenchmarkSettings,
+    package_inputs.GpuMetrics: GpuMetricsSettings,
+    package_inputs.Karpenter: KarpenterSettings,
+    package_inputs.KarpenterNodePool: KarpenterNodePoolSettings,
+    package_inputs.Tenant: TenantSettings,
+    package_inputs.TenantDefaults: TenantDefaultsSettings,
 }
-# Settings keys an existing-cluster stack may not set (refused by load_settings), and the one
-# taken from existingCluster.name: the component has no input for them.
-NOT_INPUTS = {*CREATED_CLUSTER_KEYS, "clusterName"}
 
 
 def _config_keys(model: type[BaseModel]) -> dict[str, Any]:
@@ -145,8 +159,6 @@ def _schema_kind(annotation: Any) -> str:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if set(args) == {int, str}:  # a Kubernetes quantity: a string in the schema
             return "string"
-        if str in args and any(typing.get_origin(a) is dict for a in args):
-            return "pulumi.json#/Any"  # a MIG layout: a name or a map (ANY_BY_DESIGN)
         assert len(args) == 1, annotation
         return _schema_kind(args[0])
     if origin is typing.Annotated:
@@ -179,8 +191,23 @@ def _check_mirror(
     """`must`: keys required here though optional in the stack (existingCluster: the
     component is for an existing cluster only)."""
     keys = {k: f for k, f in _config_keys(model).items() if k not in skip}
-    assert set(props) == set(keys), f"{where}: inputs and {model.__name__} differ"
+    # A key taking a name or a map (a MIG layout) is two properties: the name under its own
+    # name, the map under another; either may be given, so neither is required.
+    split = {
+        k: f.json_schema_extra["packageMapKey"]
+        for k, f in keys.items()
+        if isinstance(f.json_schema_extra, dict) and "packageMapKey" in f.json_schema_extra
+    }
+    assert set(props) == set(keys) | set(split.values()), (
+        f"{where}: inputs, {model.__name__} differ"
+    )
+    for key, map_key in split.items():
+        assert props[key]["type"] == "string" and key not in required, f"{where}.{key}"
+        assert props[map_key]["type"] == "object" and map_key not in required, f"{where}.{map_key}"
+        assert props[map_key]["additionalProperties"]["type"] == "integer", f"{where}.{map_key}"
     for key, field in keys.items():
+        if key in split:
+            continue
         prop = props[key]
         kind = prop.get("$ref") or prop["type"]
         assert kind == _schema_kind(field.annotation), f"{where}.{key}"
@@ -193,8 +220,8 @@ def _check_mirror(
 
 
 def test_inputs_mirror_the_settings_models_key_for_key():
-    """A key added to a settings section (MIG's, say) fails here until the input type has it
-    and `make schema` has been run."""
+    """What `make generate` writes for each settings field: its key, schema type, items and
+    whether it is required."""
     document = schema()
     resource = document["resources"][TOKEN]
     _check_mirror(
@@ -202,7 +229,7 @@ def test_inputs_mirror_the_settings_models_key_for_key():
         resource["inputProperties"],
         resource.get("requiredInputs", []),
         Settings,
-        skip=NOT_INPUTS,
+        skip=NOT_PACKAGE_INPUTS,
         must={"existingCluster"},
     )
     for input_type, model in MIRRORS.items():
@@ -233,17 +260,22 @@ def test_documented_choices_are_the_settings_choices():
 def test_the_plugin_entry_serves_gpu_sharing_under_the_schemas_name(monkeypatch):
     served = {}
 
-    def host(components, name, namespace=None, version=None):
-        served.update(components=components, name=name, version=version)
+    def serve(provider, args):
+        served.update(provider=provider, args=args)
 
-    monkeypatch.setattr("pulumi.provider.experimental.component_provider_host", host)
+    monkeypatch.setattr("pulumi.provider.main", serve)
+    monkeypatch.setattr("sys.argv", ["provider", "127.0.0.1:4321", "--logtostderr"])
     runpy.run_path(str(ROOT / "provider" / "__main__.py"), run_name="__main__")
     document = schema()
-    assert served == {
-        "components": [package.GpuSharing],
-        "name": document["name"],
-        "version": document["version"],
-    }
+    provider = served["provider"]
+    assert isinstance(provider, package.GpuSharingProvider)
+    assert json.loads(provider.schema) == document
+    assert (document["name"], document["version"]) == (
+        package.PACKAGE_NAME,
+        package.PACKAGE_VERSION,
+    )
+    # The engine's address and flags, as component_provider_host passes them on.
+    assert served["args"] == ["127.0.0.1:4321", "--logtostderr"]
     manifest = yaml.safe_load((ROOT / "provider" / "PulumiPlugin.yaml").read_text())
     assert manifest["runtime"]["name"] == "python"
     requirements = (ROOT / "provider" / "requirements.txt").read_text().split()
@@ -268,10 +300,7 @@ def construct(properties: dict[str, Any], **mocks) -> Deployment:
     """Run a program that constructs GpuSharing as the plugin does on `pulumi up`."""
 
     def program():
-        provider = ComponentProvider(
-            [package.GpuSharing], package.PACKAGE_NAME, None, package.PACKAGE_VERSION
-        )
-        result = provider.construct("gpu-sharing", TOKEN, over_the_wire(properties), None)
+        result = package.provider().construct("gpu-sharing", TOKEN, over_the_wire(properties), None)
         for key, value in result.state.items():
             pulumi.export(key, value)
 
@@ -332,18 +361,76 @@ def test_the_package_registers_what_the_existing_cluster_stack_registers(
     assert from_the_package.one(TOKEN).urn.endswith("::gpu-sharing")
 
 
+def _check_report(where: str, report: dict[str, Any], type_name: str) -> None:
+    """A report as the schema declares it: only declared keys, every required one, each of
+    its declared type (no nulls)."""
+    types_ = schema()["types"]
+    type_ = types_[f"eks-gpu-slicing:index:{type_name}"]
+    _check_value(where, report, {"$ref": f"#/types/eks-gpu-slicing:index:{type_name}"}, types_)
+    assert set(type_.get("required", [])) <= set(report), where
+
+
 def test_the_package_outputs_are_the_stacks_and_match_the_schemas_report_types(
     from_the_package, from_the_stack
 ):
     for key in ("devicePluginConfigMap", "gpuNodeGroups", "karpenterNodePools"):
         assert from_the_package.outputs[key] == from_the_stack.outputs[key], key
-    types_ = schema()["types"]
-    report = set(types_["eks-gpu-slicing:index:GpuNodeGroupReport"]["properties"])
-    for group in from_the_package.outputs["gpuNodeGroups"].values():
-        assert set(group) == report
-    pool_report = set(types_["eks-gpu-slicing:index:KarpenterNodePoolReport"]["properties"])
-    for pool in from_the_package.outputs["karpenterNodePools"].values():
-        assert set(pool) == pool_report
+    for name, group in from_the_package.outputs["gpuNodeGroups"].items():
+        _check_report(f"gpuNodeGroups.{name}", group, "GpuNodeGroupReport")
+    for name, pool in from_the_package.outputs["karpenterNodePools"].items():
+        _check_report(f"karpenterNodePools.{name}", pool, "KarpenterNodePoolReport")
+
+
+def _reports(settings: Settings) -> list[tuple[str, dict[str, Any], str]]:
+    groups = [
+        (f"gpuNodeGroups.{name}", virtual_gpu_capacity(g, settings.profile_of(g)), "GpuNodeGroup")
+        for name, g in settings.gpu_node_groups.items()
+    ]
+    pools = [
+        (
+            f"karpenterNodePools.{name}",
+            node_pool_capacity(name, pool, settings.sharing[pool.sharing]),
+            "KarpenterNodePool",
+        )
+        for name, pool in settings.karpenter_pools.items()
+    ]
+    return [(where, report, f"{kind}Report") for where, report, kind in groups + pools]
+
+
+# Every stack and example, and a p5e group (no on-demand price) shared by MIG and by
+# time-slicing: the reports the schema must declare, MIG's keys and missing prices included.
+P5E = {"instanceType": "p5e.48xlarge", "minSize": 0, "desiredSize": 0, "maxSize": 1}
+REPORTED = {
+    "dev": lambda: settings_of_stack("dev"),
+    "prod": lambda: settings_of_stack("prod"),
+    "existing": lambda: settings_of_stack("existing", ROOT / "examples"),
+    "mig": lambda: settings_of_stack("mig", ROOT / "examples"),
+    "p5e": lambda: load_settings(
+        {
+            "sharing": {
+                "default": {"strategy": "time-slicing", "replicas": 4},
+                "h200": {"strategy": "mig", "mig": {"layout": "all-balanced", "strategy": "mixed"}},
+            },
+            "gpuNodeGroups": {"shared": P5E, "mig": {**P5E, "sharing": "h200"}},
+        },
+        stack="p5e",
+    ),
+}
+
+
+@pytest.mark.parametrize("source", REPORTED)
+def test_every_report_the_stack_builds_is_declared_in_the_schema_as_it_can_be(source):
+    reports = _reports(REPORTED[source]())
+    assert reports
+    for where, report, type_name in reports:
+        _check_report(f"{source}: {where}", report, type_name)
+
+
+def test_a_group_without_an_on_demand_price_reports_no_price_rather_than_null():
+    (shared, mig) = [r for _, r, _ in _reports(REPORTED["p5e"]())]
+    assert facts.GPU_INSTANCES["p5e.48xlarge"].usd_per_hour is None
+    assert "usdPerVirtualGpuHour" not in shared and "usdPerVirtualGpuHour" not in mig
+    assert "usdPerSliceHour" not in mig and mig["slicesPerNode"]
 
 
 def test_the_package_leaves_the_cluster_alone_and_adopts_nothing(from_the_package):
@@ -362,7 +449,7 @@ def as_stack_config(properties: dict[str, Any]) -> dict[str, Any]:
     """The same settings as a stack file writes them: pool limits as numbers where whole."""
     config = copy.deepcopy(properties)
     for pool in config["karpenter"]["nodePools"].values():
-        pool["limits"] = package._quantities(pool["limits"])
+        pool["limits"] = package._int_or_string(pool["limits"])
     return config
 
 
@@ -380,9 +467,9 @@ def package_message(properties: dict[str, Any], **mocks) -> str:
         run_program(
             {},
             stack=STACK,
-            program=lambda: ComponentProvider(
-                [package.GpuSharing], package.PACKAGE_NAME, None, package.PACKAGE_VERSION
-            ).construct("gpu-sharing", TOKEN, over_the_wire(properties), None),
+            program=lambda: package.provider().construct(
+                "gpu-sharing", TOKEN, over_the_wire(properties), None
+            ),
             monitor=monitor,
         )
     assert not monitor.registrations, "registered before refusing"
@@ -421,6 +508,113 @@ def test_a_cluster_that_disagrees_is_refused_with_the_stacks_message():
     message = package_message(properties, cluster_version="1.35")
     assert "kubernetesVersion: the stack says 1.34, but cluster 'team-cluster' runs 1.35" in message
     assert message == stack_message(as_stack_config(properties), cluster_version="1.35")
+
+
+def _misspelt_profile_key(p: dict) -> None:
+    p["sharing"]["default"]["failRequestGreaterThanOne"] = p["sharing"]["default"].pop(
+        "failRequestsGreaterThanOne"
+    )
+
+
+def _misspelt_replicas(p: dict) -> None:
+    p["sharing"]["default"]["replica"] = p["sharing"]["default"].pop("replicas")
+
+
+def _misspelt_section(p: dict) -> None:
+    p["gpuNodeGroup"] = p.pop("gpuNodeGroups")
+    p["karpenter"]["nodePools"]["g5"]["limit"] = {"nodes": "2"}
+
+
+def _created_cluster_keys(p: dict) -> None:
+    p["network"] = {"natGateways": "onePerAz"}
+    p["protect"] = True
+
+
+# Inputs the schema does not declare: the stack refuses the same keys in a stack file.
+UNDECLARED = {
+    "failRequestGreaterThanOne": (
+        _misspelt_profile_key,
+        "sharing.default.failRequestGreaterThanOne: unknown key; did you mean "
+        "'failRequestsGreaterThanOne'?",
+    ),
+    "replica": (
+        _misspelt_replicas,
+        "sharing.default.replica: unknown key; did you mean 'replicas'?",
+    ),
+    "section": (
+        _misspelt_section,
+        "gpuNodeGroup: unknown key; did you mean 'gpuNodeGroups'?",
+    ),
+    "network and protect": (
+        _created_cluster_keys,
+        "network: only applies to a cluster this stack creates",
+    ),
+}
+
+
+@pytest.mark.parametrize("spoil", UNDECLARED.values(), ids=UNDECLARED)
+def test_an_input_the_schema_does_not_declare_is_refused_with_the_stacks_message(spoil):
+    """The SDK's provider drops what the schema does not declare without a word; GpuSharing
+    refuses it by name, as the stack refuses a misspelt key."""
+    edit, expected = spoil
+    properties = example_properties()
+    edit(properties)
+    message = package_message(properties)
+    assert expected in message
+    assert message == stack_message(as_stack_config(properties))
+
+
+def test_a_nested_misspelt_key_is_named_with_its_path():
+    properties = example_properties()
+    _misspelt_section(properties)
+    message = package_message(properties)
+    assert "karpenter.nodePools.g5.limit: unknown key; did you mean 'limits'?" in message
+    assert "protect" not in message
+
+
+def test_cluster_name_is_not_an_input_even_when_it_names_the_cluster():
+    """The stack takes clusterName equal to existingCluster.name; the package has no such
+    input (the schema does not declare it), so it is refused, not ignored."""
+    properties = example_properties()
+    properties["clusterName"] = properties["existingCluster"]["name"]
+    properties["sharing"]["default"]["replicas"] = 1
+    message = package_message(properties)
+    assert "  - clusterName: not an input of GpuSharing (it is existingCluster.name)" in message
+    assert "sharing.default.replicas" in message  # with the other problems, in one error
+
+
+def test_an_input_given_as_null_is_left_out(from_the_package):
+    """A null reaches the provider for a property a program sets to null (or leaves unset in
+    some SDKs): it is the key left out, as in a stack file, at every level."""
+    properties = example_properties()
+    properties["kubernetesVersion"] = None
+    properties["demoWorkload"] = None
+    properties["sharing"]["default"]["renameByDefault"] = None
+    properties["gpuNodeGroups"]["t4"]["diskSizeGiB"] = None
+    properties["karpenter"]["nodePools"]["g5"]["weight"] = None
+    assert registered(construct(properties)) == registered(from_the_package)
+
+
+def test_the_settings_warnings_reach_the_pulumi_log(caplog):
+    properties = example_properties()
+    properties["devicePlugin"] = {"chartVersion": "0.19.0"}
+    properties["sharing"]["unused"] = {"strategy": "none"}
+    with caplog.at_level(logging.WARNING):
+        construct(properties)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = settings_of_args_warnings(properties)
+    assert expected and all(w in warned for w in expected)
+    assert any(w.startswith("devicePlugin.chartVersion 0.19.0:") for w in expected)
+    assert any("sharing profiles not used by any GPU node group: unused" in w for w in expected)
+
+
+def settings_of_args_warnings(properties: dict[str, Any]) -> list[str]:
+    """The warnings the stack gives for the same settings."""
+    config = as_stack_config(properties)
+    settings = load_settings(
+        {**config, "clusterName": config["existingCluster"]["name"]}, stack=STACK
+    )
+    return settings.warnings(dt.date.today())
 
 
 # The example's subnets, as an existing cluster's subnets may be found (see test_gpu_sharing).
@@ -502,8 +696,7 @@ def _check_value(path: str, value: Any, prop: dict[str, Any], types_: dict[str, 
 
 def test_the_yaml_example_passes_only_properties_of_the_schema_with_their_types():
     document = yaml.safe_load(EXAMPLE.read_text())
-    committed = package_schema.SCHEMA_FILE.read_text()
-    schema_ = __import__("json").loads(committed)
+    schema_ = json.loads(generate.SCHEMA_FILE.read_text())
     resource = schema_["resources"][TOKEN]
     (gpu_sharing,) = document["resources"].values()
     assert gpu_sharing["type"] == TOKEN
@@ -521,15 +714,16 @@ def test_the_yaml_example_passes_only_properties_of_the_schema_with_their_types(
 
 
 def test_a_mig_profile_crosses_the_wire_as_the_stack_reads_it():
-    """A custom MIG layout is an Any input: its counts arrive as doubles and must reach the
-    settings as the ints a stack file gives, keys (profile names) untouched."""
+    """A custom MIG layout is the customLayout input: its counts arrive as doubles and must
+    reach the settings as the layout's ints a stack file gives, keys (profile names)
+    untouched."""
     properties = example_properties()
     properties["sharing"] = {
         "default": {"strategy": "time-slicing", "replicas": 4},
         "h100": {
             "strategy": "mig",
             "replicas": 2,
-            "mig": {"layout": {"1g.10gb": 4, "3g.40gb": 1}, "strategy": "mixed"},
+            "mig": {"customLayout": {"1g.10gb": 4, "3g.40gb": 1}, "strategy": "mixed"},
         },
     }
     properties["gpuNodeGroups"] = {

@@ -123,6 +123,21 @@ def pod(image: str) -> dict:
     return {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}}
 
 
+def hami_release(**values) -> dict:
+    """A hami release with the stack's values, some replaced."""
+    from eks_gpu_slicing.builders import hami
+    from eks_gpu_slicing.settings import HamiSettings
+
+    built = hami.helm_values(hami=HamiSettings(split_count=4), kubernetes_version="1.35")
+    for path, value in values.items():
+        *parents, last = path.split("__")
+        node = built
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return {"chart": facts.HAMI_CHART, "version": facts.HAMI_CHART_VERSION, "values": built}
+
+
 # (rule, passing resource, failing resource, words in the failure)
 CASES = [
     (
@@ -218,6 +233,24 @@ CASES = [
         res(pr.NODE_POOL, gpu_pool()),
         res(pr.NODE_POOL, mig_pool([{"key": "karpenter.sh/capacity-type", "operator": "In"}])),
         "no node.kubernetes.io/instance-type or karpenter.k8s.aws/instance-family In",
+    ),
+    (
+        pr.hami_leaves_other_pods_alone,
+        res(HELM, hami_release()),
+        res(HELM, hami_release(scheduler__forceOverwriteDefaultScheduler=True)),
+        "would move every pod that asks for nvidia.com/gpu",
+    ),
+    (
+        pr.hami_leaves_other_pods_alone,
+        res(HELM, {"chart": facts.DEVICE_PLUGIN_CHART, "values": {}}),  # not HAMi's
+        res(HELM, hami_release(devicePlugin__nvidiaNodeSelector={"gpu": "on"})),
+        "does not require eks-gpu-slicing/device-plugin: hami",
+    ),
+    (
+        pr.hami_leaves_other_pods_alone,
+        res(HELM, hami_release()),
+        res(HELM, hami_release(devicePlugin__service={"type": "NodePort"})),
+        "values.devicePlugin.service.type is 'NodePort'",
     ),
     (
         pr.chart_pinned,
@@ -401,3 +434,37 @@ def test_crossguard_policies_report_what_the_rules_find():
     reported.clear()
     by_name["nodes-in-private-subnets"].validate(stack, lambda message, urn: reported.append(urn))
     assert reported == ["urn:g"]
+
+
+def test_one_device_plugin_per_node():
+    from eks_gpu_slicing.builders import device_plugin
+
+    nvidia = {
+        "chart": facts.DEVICE_PLUGIN_CHART,
+        "values": device_plugin.helm_values(
+            config_map_name="c", default_profile="default", checksum="x"
+        ),
+    }
+    hami = hami_release()
+    assert pr.one_device_plugin_per_node([res(HELM, nvidia, name="n"), res(HELM, hami)]) == []
+    assert pr.one_device_plugin_per_node([res(HELM, nvidia)]) == []  # one plugin: nothing to clash
+    clash = hami_release(devicePlugin__nvidiaNodeSelector=dict(nvidia["values"]["nodeSelector"]))
+    found = pr.one_device_plugin_per_node([res(HELM, nvidia, name="n"), res(HELM, clash)])
+    assert len(found) == 2 and all("of its own" in message for _, message in found)
+    unlabelled = hami_release(devicePlugin__nvidiaNodeSelector={"gpu": "on"})
+    found = pr.one_device_plugin_per_node([res(HELM, nvidia, name="n"), res(HELM, unlabelled)])
+    assert [message.split(":")[0] for _, message in found] == [f"chart {facts.HAMI_CHART}"]
+
+
+def test_hami_kube_scheduler_version():
+    eks = res("eks:index:Cluster", cluster(version="1.35"))
+    assert pr.hami_kube_scheduler_version([eks, res(HELM, hami_release())]) == []
+    older = hami_release()
+    older["values"]["scheduler"]["kubeScheduler"]["image"]["tag"] = "v1.34.0"
+    found = pr.hami_kube_scheduler_version([eks, res(HELM, older)])
+    assert (
+        len(found) == 1
+        and "'v1.34.0' is not of the cluster's Kubernetes version 1.35" in (found[0][1])
+    )
+    # A cluster this stack did not create has no version in the graph: nothing to compare.
+    assert pr.hami_kube_scheduler_version([res(HELM, older)]) == []

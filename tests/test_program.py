@@ -18,7 +18,12 @@ from eks_gpu_slicing.builders.device_plugin import (
 )
 from eks_gpu_slicing.builders.workloads import BENCHMARK_MOUNT, benchmark_worker_rss_mib
 from eks_gpu_slicing.review.mocks import Deployment, ProgramMocks, RecordingMonitor, run_program
-from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, raw_settings
+from eks_gpu_slicing.settings.stack_files import (
+    ROOT,
+    engine_config_of_stack,
+    raw_settings,
+    settings_of_stack,
+)
 from tests.conftest import MINIMAL, engine_config
 from tests.k8s_semantics import EKS_EFFECTS, selector_matches, tolerates
 
@@ -69,7 +74,8 @@ def node_group_nodes(deployment: Deployment) -> dict[str, dict]:
 def test_cluster_is_hardened_as_specified(dev):
     cluster = dev.one(CLUSTER).inputs
     assert cluster["name"] == "eks-gpu-slicing-dev"
-    assert cluster["version"] == "1.35"
+    # dev follows the program's default version (Pulumi.dev.yaml sets none).
+    assert cluster["version"] == settings_of_stack("dev").kubernetes_version
     assert cluster["authenticationMode"] == "API"
     assert cluster["skipDefaultNodeGroup"] is True
     assert cluster["endpointPrivateAccess"] is True
@@ -138,7 +144,7 @@ def test_prod_is_protected_and_not_open_to_the_world(prod, dev):
 
 def test_private_only_endpoint_sends_no_public_cidrs():
     raw = copy.deepcopy(MINIMAL)
-    raw["clusterEndpoint"] = {"publicAccess": False}
+    raw["clusterEndpoint"] = {"publicAccess": False, "privateAccessCidrs": ["10.100.0.0/16"]}
     cluster = run_program(engine_config(raw), stack="dev").one(CLUSTER).inputs
     assert cluster["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in cluster
@@ -279,7 +285,7 @@ def test_release_uses_the_configmaps_name_and_depends_on_it(dev):
 def test_release_pins_the_chart(dev):
     release = plugin_release(dev).inputs
     assert release["chart"] == "nvidia-device-plugin"
-    assert release["version"] == "0.20.0"
+    assert release["version"] == settings_of_stack("dev").device_plugin.chart_version
     assert release["repositoryOpts"] == {"repo": "https://nvidia.github.io/k8s-device-plugin"}
     assert release["namespace"] == "kube-system"
     assert release["values"]["config"]["default"] == "default"

@@ -5,78 +5,38 @@ valid stack."""
 from __future__ import annotations
 
 import re
-import typing
 
-from pydantic import BaseModel
-
-from eks_gpu_slicing.settings import Settings
+from eks_gpu_slicing.review import generate
 from eks_gpu_slicing.settings.stack_files import ROOT
 
 
-def config_key_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
-    """Every key a stack file may set, with map entries written `<name>`."""
-    paths = set()
-    for name, field in model.model_fields.items():
-        path = f"{prefix}{field.alias or name}"
-        annotation = field.annotation
-        # An optional section (`Model | None`) has the keys of the model.
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(members) == 1 and isinstance(members[0], type) and issubclass(members[0], BaseModel):
-            paths.add(path)
-            paths |= config_key_paths(members[0], f"{path}.")
-            continue
-        if typing.get_origin(annotation) is dict:
-            value_type = typing.get_args(annotation)[1]
-            paths.add(path)
-            if isinstance(value_type, type) and issubclass(value_type, BaseModel):
-                paths |= config_key_paths(value_type, f"{path}.<name>.")
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            paths |= config_key_paths(annotation, f"{path}.")
-        elif optional_model(annotation) is not None:
-            # An optional section (existingCluster): the key itself, and its keys.
-            paths.add(path)
-            paths |= config_key_paths(optional_model(annotation), f"{path}.")
-        else:
-            paths.add(path)
-    return paths
-
-
-def optional_model(annotation) -> type[BaseModel] | None:
-    """The model of `Model | None`, else None."""
-    models = [
-        arg
-        for arg in typing.get_args(annotation)
-        if isinstance(arg, type) and issubclass(arg, BaseModel)
-    ]
-    return models[0] if len(models) == 1 and type(None) in typing.get_args(annotation) else None
+def config_key_paths() -> set[str]:
+    """Every key a stack file may set, sections included, with map entries written `<name>`."""
+    return {key.path for key in generate.config_keys()}
 
 
 def documented_key_paths() -> set[str]:
-    """Key cells of the configuration reference's table; `a.minSize` / `desiredSize` counts
-    for each name."""
+    """Key cells of the configuration reference's table."""
     text = (ROOT / "docs" / "configuration.md").read_text()
     section = text.split("\n## ", 1)[0]
-    documented = set()
-    for row in re.findall(r"^\| `([^|]+)` \|", section, flags=re.M):
-        first, *rest = [cell.strip(" `") for cell in row.split("/")]
-        documented.add(first)
-        parent = first.rsplit(".", 1)[0] + "." if "." in first else ""
-        documented |= {parent + name for name in rest}
-    return documented
+    return set(re.findall(r"^\| `([^|`]+)` \|", section, flags=re.M))
 
 
 def test_reference_documents_every_key_and_nothing_else():
-    expected = config_key_paths(Settings)
+    expected = config_key_paths()
     documented = documented_key_paths()
     assert expected - documented == set(), "undocumented keys"
     assert documented - expected == set(), "documented keys that do not exist"
 
 
 def test_key_paths_walk_nested_models():
-    paths = config_key_paths(Settings)
+    paths = config_key_paths()
     assert "gpuNodeGroups.<name>.diskSizeGiB" in paths
     assert "sharing.<name>.renameByDefault" in paths
+    assert "sharing.<name>.mig.layout" in paths
     assert "network.natGateways" in paths
+    assert {"existingCluster", "existingCluster.name", "network"} <= paths
+    assert len(paths) == len(list(generate.config_keys())), "a key listed twice"
 
 
 # --- Links -----------------------------------------------------------------------------------

@@ -42,7 +42,10 @@ def test_render_writes_every_object_release_and_resource(dev, tmp_path):
     assert "kubernetes/deployment-gpu-demo-gpu-deployment.yaml" in files
     assert "helm/kube-system-nvidia-device-plugin.yaml" in files
     release = yaml.safe_load((tmp_path / "helm/kube-system-nvidia-device-plugin.yaml").read_text())
-    assert (release["chart"], release["version"]) == ("nvidia-device-plugin", "0.20.0")
+    assert (release["chart"], release["version"]) == (
+        "nvidia-device-plugin",
+        dev.settings.device_plugin.chart_version,
+    )
     assert release["values"]["config"]["name"] in config_map
     summary = json.loads((tmp_path / "resources.json").read_text())
     assert {r["urn"] for r in summary} == set(dev.deployment.resources)
@@ -104,7 +107,7 @@ def test_check_names_resource_and_rule_for_each_kind_of_mistake(dev):
     expected = [
         ("HelmRelease nvidia-device-plugin", "[helm-value-paths] nodeselector"),
         ("ConfigMap nvidia-device-plugin-config", "[device-plugin-config] default"),
-        ("Deployment demo", "[openapi-1.35]"),
+        ("Deployment demo", f"[openapi-{rendered.settings.kubernetes_version}]"),
         ("ManagedNodeGroup gpu-t4", "[policy:gpu-node-group-setup]"),
         ("kubernetes:helm.sh/v3:Release nvidia-device-plugin", "[policy:chart-pinned]"),
         ("kubernetes:core/v1:ConfigMap nvidia-device-plugin-config", "[policy:sharing-replicas]"),
@@ -336,6 +339,106 @@ def test_rules_apply_per_element_after_defaults_and_skip_transition_rules():
         "spec.names[1]: too long",
         "spec.labels[a]: too long",
     ]
+
+
+def test_a_null_field_is_checked_as_the_api_server_does_absent(dev):
+    """The API server drops an object's null field whose schema is neither nullable nor
+    defaulted before any rule runs (k8s.io/apiextensions-apiserver v0.35.7
+    pkg/apiserver/schema/defaulting/prunenulls.go), so `has()` on it is false: a manifest
+    with `instanceProfile: null` beside `role`, or `replicas: null` beside `weight`, is
+    accepted, and `make check` must not report it."""
+    node_class = copy.deepcopy(_custom(dev, "EC2NodeClass"))
+    node_pool = copy.deepcopy(_custom(dev, "NodePool"))
+    assert "role" in node_class["spec"] and "weight" in node_pool["spec"]
+    node_class["spec"]["instanceProfile"] = None
+    node_pool["spec"]["replicas"] = None
+    for manifest in (node_class, node_pool):
+        assert custom_resource_cel(manifest).failures == []
+    # ... while the same fields with a value break the rules (the objects are not vacuous).
+    node_class["spec"]["instanceProfile"] = "gpu-nodes"
+    node_pool["spec"]["replicas"] = 2
+    assert custom_resource_cel(node_class).failures == [
+        "spec: must specify exactly one of ['role', 'instanceProfile']"
+    ]
+    assert "spec: 'weight' is not supported on static NodePools" in (
+        custom_resource_cel(node_pool).failures
+    )
+
+
+def test_no_rule_runs_at_a_null_value_and_a_defaulted_null_is_checked_with_its_default():
+    """pkg/apiserver/schema/cel/validation.go (v0.35.7) validates non-null values only;
+    defaulting.Default gives a null whose schema is not nullable its default first."""
+    positive = {"rule": "self > 0", "message": "must be positive"}
+    nullable_positive = {
+        "type": "integer",
+        "nullable": True,
+        "x-kubernetes-validations": [positive],
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "x-kubernetes-validations": [
+                    {"rule": "self.replicas == 3", "message": "replicas not defaulted"},
+                    {"rule": "has(self.limit)", "message": "a nullable null was dropped"},
+                ],
+                "properties": {
+                    "replicas": {
+                        "type": "integer",
+                        "default": 3,
+                        "x-kubernetes-validations": [positive],
+                    },
+                    "limit": {**nullable_positive, "default": 5},
+                    "sizes": {"type": "array", "items": nullable_positive},
+                    "weights": {"type": "object", "additionalProperties": nullable_positive},
+                },
+            }
+        },
+    }
+    spec = {"replicas": None, "limit": None, "sizes": [None, 2], "weights": {"a": None, "b": 1}}
+    result = crd_cel.evaluate_object(schema, {"spec": spec})
+    assert result.failures == []
+    # the two rules on spec, replicas' (defaulted to 3), one per non-null element; none at
+    # limit (nullable: kept null, not defaulted) nor at the null elements
+    assert result.evaluated == 2 + 1 + 1 + 1
+    spec = {"sizes": [None, -2], "weights": {"a": None, "b": -1}, "limit": -1}
+    assert crd_cel.evaluate_object(schema, {"spec": spec}).failures == [
+        "spec.limit: must be positive",
+        "spec.sizes[1]: must be positive",
+        "spec.weights[b]: must be positive",
+    ]
+
+
+# k8s.io/apiserver v0.35.7 pkg/apis/cel/config.go: MaxEvaluatedMessageExpressionSizeBytes
+LONGEST_MESSAGE = "x" * (5 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("message_expression", "message", "expected"),
+    [
+        # messageExpression first; message only when the expression gives no usable text
+        ("'size is ' + string(self.size)", "too big", "size is 9"),
+        ("'  padded \\n '", "too big", "padded"),  # trimmed before the line-break check
+        (f"'{LONGEST_MESSAGE}'", "too big", LONGEST_MESSAGE),
+        (f"'{LONGEST_MESSAGE}x'", "too big", "too big"),  # over the size limit
+        ("'two\\nlines'", "too big", "too big"),
+        ("'   '", "too big", "too big"),
+        ("self.size", "too big", "too big"),  # not a string
+        ("self.missing + 'x'", "too big", "too big"),  # fails to evaluate
+        ("self.missing + 'x'", "", "failed rule: self.size < 5"),
+        ("", "  too big  ", "too big"),
+        ("", "", "failed rule: self.size < 5"),
+    ],
+)
+def test_the_message_of_a_failed_rule_is_the_api_servers(message_expression, message, expected):
+    """k8s.io/apiextensions-apiserver v0.35.7 pkg/apiserver/schema/cel/validation.go:
+    evalMessageExpression, then ruleMessageOrDefault."""
+    rule = crd_cel.Rule(
+        rule="self.size < 5", message=message, message_expression=message_expression
+    )
+    assert crd_cel.check_rule(rule, {"size": 9}) == expected
+    assert crd_cel.check_rule(rule, {"size": 4}) is None
 
 
 @pytest.mark.parametrize(

@@ -34,12 +34,12 @@ def t4(**fields: Any) -> dict[str, Any]:
 def test_minimal_config_gets_documented_defaults(minimal):
     settings = load_settings(minimal, stack="dev")
     assert settings.cluster_name == "eks-gpu-slicing-dev"
-    assert settings.kubernetes_version == "1.35"
+    assert settings.kubernetes_version == facts.DEFAULT_KUBERNETES_VERSION
     assert settings.protect is False
     assert settings.network.create_vpc
     assert settings.network.availability_zone_count >= 2
     assert settings.cluster_endpoint.public_access is True
-    assert settings.device_plugin.chart_version == "0.20.0"
+    assert settings.device_plugin.chart_version == facts.DEVICE_PLUGIN_CHART_VERSION
     assert settings.device_plugin.namespace == "kube-system"
     default = settings.sharing["default"]
     assert (default.strategy, default.replicas) == ("time-slicing", 10)
@@ -248,6 +248,11 @@ BAD_CONFIGS = [
         ["clusterEndpoint.privateAccessCidrs", "RFC 5737"],
     ),
     (
+        "private-only endpoint that nothing may reach",
+        with_changes(clusterEndpoint={"publicAccess": False}),
+        ["clusterEndpoint", "neither privateAccessCidrs nor privateAccessSecurityGroupIds"],
+    ),
+    (
         "private access CIDR malformed",
         with_changes(clusterEndpoint={"privateAccessCidrs": ["10.100.0.1/16"]}),
         ["clusterEndpoint.privateAccessCidrs", "10.100.0.1/16"],
@@ -421,6 +426,70 @@ def test_standard_support_ending_soon_is_warned():
     settings = load_settings(with_changes(kubernetesVersion="1.34"), stack="t")
     assert any("2026-12-02" in w for w in settings.warnings(dt.date(2026, 11, 28)))
     assert not settings.warnings(dt.date(2026, 1, 1))
+
+
+def test_a_private_only_endpoint_is_accepted_with_either_kind_of_private_access():
+    for access in (
+        {"privateAccessCidrs": ["10.100.0.0/16"]},
+        {"privateAccessSecurityGroupIds": ["sg-0123456789abcdef0"]},
+    ):
+        settings = load_settings(
+            with_changes(clusterEndpoint={"publicAccess": False, **access}), stack="t"
+        )
+        assert settings.cluster_endpoint.public_access is False
+
+
+def cidr_keys() -> list[str]:
+    """Every key of the settings models that takes a CIDR or a list of them (by name: the
+    reference's type column, generated from the models, says only "string")."""
+    from eks_gpu_slicing.review.generate import config_keys
+
+    return [k.path for k in config_keys() if k.name.endswith(("Cidrs", "cidrBlock"))]
+
+
+@pytest.mark.parametrize("key", cidr_keys())
+def test_a_cidr_without_prefix_length_is_refused_by_key(key):
+    """`10.100.0.0` would reach AWS as written (ipaddress alone reads it as a /32)."""
+    section, name = key.split(".")
+    value = "10.100.0.0" if name == "cidrBlock" else ["10.100.0.0"]
+    (problem,) = problems_of(with_changes(**{section: {name: value}}))
+    assert problem.startswith(f"{key}: '10.100.0.0' is not a CIDR block")
+    assert "no prefix length" in problem
+
+
+def test_cidr_keys_are_found_in_the_docs():
+    assert cidr_keys() == [
+        "network.cidrBlock",
+        "clusterEndpoint.publicAccessCidrs",
+        "clusterEndpoint.privateAccessCidrs",
+    ]
+
+
+def support_warnings(version: str, today: dt.date) -> list[str]:
+    settings = load_settings(with_changes(kubernetesVersion=version), stack="t")
+    return [w for w in settings.warnings(today) if w.startswith("kubernetesVersion")]
+
+
+def test_support_warnings_follow_the_day_they_are_given():
+    """EKS's calendar moves a version from standard to extended support (billed higher) on its
+    end-of-standard-support day, and stops supporting it a year later: the warning is the one
+    for the day it is given, never one that day has made false."""
+    # 1.34: standard support ends 2026-12-02, extended support 2027-12-02.
+    assert support_warnings("1.34", dt.date(2026, 9, 1)) == []
+    (soon,) = support_warnings("1.34", dt.date(2026, 12, 1))
+    assert "standard support ends 2026-12-02; plan the upgrade" in soon
+    for day in (dt.date(2026, 12, 2), dt.date(2026, 12, 6), dt.date(2027, 12, 1)):
+        (extended,) = support_warnings("1.34", day)
+        assert "is in EKS extended support since 2026-12-02 until 2027-12-02" in extended
+        assert "higher hourly rate" in extended and "ends 2026-12-02" not in extended
+    (ended,) = support_warnings("1.34", dt.date(2027, 12, 2))
+    assert "support ended 2027-12-02" in ended and "creates no cluster" in ended
+    # 1.33 was in standard support before 2026-07-29, 1.31 left extended support 2026-11-26.
+    assert support_warnings("1.33", dt.date(2026, 1, 1)) == []
+    assert "extended support since 2026-07-29" in support_warnings("1.33", dt.date(2026, 12, 6))[0]
+    assert "support ended 2026-11-26" in support_warnings("1.31", dt.date(2026, 12, 6))[0]
+    # A version whose end of standard support is not announced yet is never warned about.
+    assert support_warnings("1.36", dt.date(2030, 1, 1)) == []
 
 
 def test_benchmark_defaults_and_warning_for_an_empty_group():

@@ -9,6 +9,7 @@ import pytest
 
 from eks_gpu_slicing.settings.loading import OTHER_CONFIG_NAMESPACES
 from eks_gpu_slicing.settings.pulumi_config import raw_stack_config, read_settings
+from eks_gpu_slicing.settings.stack_files import ROOT, engine_config_of_stack, raw_settings
 
 
 @pytest.fixture
@@ -91,3 +92,46 @@ def test_known_namespaces_and_the_projects_own_are_never_reported(monkeypatch, n
     )
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
     assert read_settings().gpu_node_groups
+
+
+# The keys that choose a version: a stack file either pins one (and says so) or follows the
+# program's default (and says so), so a changed default's reach is clear from the files.
+VERSION_KEYS = [
+    ("kubernetesVersion",),
+    ("devicePlugin", "chartVersion"),
+    ("gpuMetrics", "chartVersion"),
+    ("karpenter", "version"),
+    ("karpenter", "amiRelease"),
+]
+STACK_FILES = sorted(ROOT.glob("Pulumi.*.yaml")) + sorted((ROOT / "examples").glob("Pulumi.*.yaml"))
+
+
+def _set(raw: dict, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(raw, dict) or key not in raw:
+            return False
+        raw = raw[key]
+    return True
+
+
+@pytest.mark.parametrize("path", STACK_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_stack_file_says_whether_it_pins_versions_or_follows_the_defaults(path):
+    stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    raw = raw_settings(engine_config_of_stack(stack, path.parent))
+    pinned = [".".join(key) for key in VERSION_KEYS if _set(raw, key)]
+    comments = " ".join(
+        line.split("#", 1)[1] for line in path.read_text().splitlines() if "#" in line
+    ).lower()
+    if pinned:
+        assert "pinned" in comments, f"{path.name} sets {pinned}: say that they are pinned"
+    if len(pinned) < len(VERSION_KEYS):
+        assert "follow" in comments and "default" in comments, (
+            f"{path.name}: say which versions follow the program's defaults"
+        )
+
+
+def test_dev_follows_the_default_versions_and_prod_pins_its_own():
+    dev = raw_settings(engine_config_of_stack("dev"))
+    assert not [key for key in VERSION_KEYS if _set(dev, key)]
+    prod = raw_settings(engine_config_of_stack("prod"))
+    assert _set(prod, ("kubernetesVersion",)) and _set(prod, ("devicePlugin", "chartVersion"))

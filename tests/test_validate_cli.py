@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import pytest
 
@@ -11,6 +12,7 @@ from eks_gpu_slicing.review.check import main as check_main
 from eks_gpu_slicing.review.render import main as render_main
 from eks_gpu_slicing.review.validate import main
 from eks_gpu_slicing.settings.stack_files import (
+    ROOT,
     StackFileError,
     engine_config_of_stack,
     read_stack_file,
@@ -28,6 +30,23 @@ def test_valid_stack_prints_capacity(capsys):
     assert "isolation, a10g: memory capped per client" in out
 
 
+def test_tenants_chargeback_and_quotas_against_capacity_are_printed(capsys):
+    assert main(["tenants", "--dir", str(ROOT / "examples")]) == 0
+    out = capsys.readouterr().out
+    lines = [
+        re.split(r"\s{2,}", line.strip()) for line in out.split("Tenants:\n", 1)[1].splitlines()
+    ]
+    # 12 time-sliced T4 slices at the report's 0.0526 $/h and 1.6 GiB each; 6 MPS A10G ones.
+    assert ["research", "research", "nvidia.com/gpu", "12", "19.2", "0.6312"] in lines
+    assert ["serving", "ml-serving", "nvidia.com/gpu.shared", "6", "33.54", "1.5090"] in lines
+    assert ["nvidia.com/gpu", "12", "20"] in lines and ["nvidia.com/gpu.shared", "6", "8"] in lines
+
+
+def test_a_stack_without_tenants_prints_no_tenants_section(capsys):
+    assert main(["dev"]) == 0
+    assert "Tenants:" not in capsys.readouterr().out
+
+
 def test_invalid_stack_lists_problems_and_fails(tmp_path, capsys):
     (tmp_path / "Pulumi.bad.yaml").write_text(
         "config:\n"
@@ -40,6 +59,17 @@ def test_invalid_stack_lists_problems_and_fails(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "gpuNodeGroups.t4: minSize (3) > maxSize (2)" in err
     assert "sharing.default.replicas" in err
+
+
+def test_a_group_without_an_on_demand_price_is_printed_without_one(tmp_path, capsys):
+    (tmp_path / "Pulumi.p5e.yaml").write_text(
+        "config:\n"
+        "  eks-gpu-slicing:gpuNodeGroups:\n"
+        "    h200: {instanceType: p5e.48xlarge, minSize: 0, desiredSize: 0, maxSize: 1}\n"
+    )
+    assert main(["p5e", "--dir", str(tmp_path)]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "p5e.48xlarge" in line]
+    assert row.endswith("no price")
 
 
 def test_missing_stack_file_is_reported(tmp_path):
@@ -115,6 +145,25 @@ def test_a_key_given_twice_is_refused_with_both_lines(stack_dir, capsys, tool):
     line = _only_line(capsys.readouterr().err)
     assert line.startswith("Pulumi.twice.yaml, line 5, column 5: key 't4'")
     assert "already defined at line 3" in line
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_folder_named_like_a_stack_file_is_one_line_and_no_stack(stack_dir, capsys, tool):
+    (stack_dir / "Pulumi.x.yaml").mkdir()
+    assert TOOLS[tool]("x", stack_dir) == 1
+    line = _only_line(capsys.readouterr().err)
+    assert line == f"Pulumi.x.yaml: a folder, not a stack file, in {stack_dir}"
+    # Nor is it offered as a stack when another one is missing.
+    assert main(["y", "--dir", str(stack_dir)]) == 2
+    assert "(stacks: none)" in _only_line(capsys.readouterr().err)
+
+
+def test_a_stack_file_that_is_not_text_is_one_line(tmp_path, capsys):
+    (tmp_path / "Pulumi.bin.yaml").write_bytes(b"config:\n  a: \xff\xfe\n")
+    assert main(["bin", "--dir", str(tmp_path)]) == 1
+    assert _only_line(capsys.readouterr().err) == (
+        "Pulumi.bin.yaml: not UTF-8 text (byte 13), so not YAML Pulumi reads"
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -376,6 +377,37 @@ def test_the_offline_job_and_ci_run_check_the_same_things():
     ]:
         assert command in job_script and command in ci_run, command
     assert "python3 -m venv .venv" in ci_run and "actionlint" not in ci_run
+
+
+def _python_versions() -> list[str]:
+    """The Pythons pyproject.toml's classifiers list, oldest first."""
+    classifiers = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["classifiers"]
+    prefix = "Programming Language :: Python :: "
+    found = [c.removeprefix(prefix) for c in classifiers if c.startswith(prefix + "3.")]
+    return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def test_the_tests_run_on_the_oldest_and_the_newest_supported_python():
+    """The README allows 3.11 and later; a schema that depended on the version (Python 3.13
+    dedents docstrings) went unseen while CI ran 3.11 only."""
+    versions = _python_versions()
+    oldest, newest = versions[0], versions[-1]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == f">={oldest}"
+    workflow = load(ROOT / ".github/workflows/pull-request.yml")
+    tested = set()
+    for _, job, step in steps(workflow):
+        if "make test" in step.get("run", ""):
+            (setup,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-")]
+            assert setup["uses"].startswith("actions/setup-python@")
+            tested.add(setup["with"]["python-version"])
+    assert tested == {oldest, newest}
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert f"NEWEST_PYTHON=${{NEWEST_PYTHON:-python{newest}}}" in ci_run
+    assert 'make test PYTHON="$NEWEST_PYTHON"' in ci_run
+    assert "grep -E '^" + newest.replace(".", "\\.") + "(" in ci_run  # pyenv's install of it
+    readme = (ROOT / "README.md").read_text()
+    assert f"Python {oldest} or later" in readme and newest in readme
 
 
 def test_prod_deploys_behind_its_environment_after_dev():

@@ -26,6 +26,10 @@ def device_plugin_settings(profile: SharingProfile) -> dict[str, Any]:
     so the same user data partitions whichever of them the node has (a GPU that lacks it gets
     no entry rather than one Bottlerocket would turn into a whole-GPU slice).
     """
+    if profile.is_hami:
+        # HAMi's device plugin advertises these GPUs; two plugins on one GPU would both
+        # register nvidia.com/gpu. Off needs Bottlerocket 1.63.0+ (FACTS).
+        return {facts.BOTTLEROCKET_PLUGIN_ENABLED_KEY: False}
     if profile.is_mig and profile.mig is not None:
         slice_name = profile.mig.layout_name.removeprefix("all-")
         return {

@@ -45,7 +45,7 @@ def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
             "failOnInitError": True,
         },
     }
-    if profile.shared:
+    if profile.shared and not profile.is_hami:
         block = "mps" if profile.strategy == "mps" else "timeSlicing"
         config["sharing"] = {
             block: {
@@ -55,7 +55,10 @@ def device_plugin_config(profile: SharingProfile) -> dict[str, Any]:
                 "resources": [{"name": facts.GPU_RESOURCE, "replicas": profile.replicas}],
             }
         }
-    # strategy "none": no `sharing` block at all; replicas 1 would crash the plugin.
+    # strategy "none": no `sharing` block at all; replicas 1 would crash the plugin. A hami
+    # profile's nodes run HAMi's plugin, never this one (the release selects the `helm`
+    # nodes); its entry keeps devicePlugin.defaultProfile and the node's config label
+    # meaningful, and says whole GPUs should this plugin ever read it.
     return config
 
 
@@ -121,8 +124,12 @@ def helm_values(
     checksum: str,
     gfd: bool = False,
     mig: bool = False,
+    system_node_selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Values for the nvidia-device-plugin chart.
+
+    `system_node_selector`: where the cluster's system nodes are (ClusterHandle's), for NFD's
+    master and garbage collector with `gfd`; None or empty: no selector.
 
     `config_map_name` is the ConfigMap resource's name output, so the release cannot be
     created before the ConfigMap exists; `config.map` is never set as well (the chart
@@ -162,12 +169,10 @@ def helm_values(
         # GFD pulls in the Node Feature Discovery sub-chart. Its worker tolerates only
         # nvidia.com/gpu=present:NoSchedule, so on our nodes (nvidia.com/gpu=true) it would
         # never run, and GFD would have no PCI labels to work from.
-        system = workloads.system_node_labels()
-        values["nfd"] = {
-            "worker": {"tolerations": [gpu_taint]},
-            "master": {"nodeSelector": system},
-            "gc": {"nodeSelector": system},
-        }
+        values["nfd"] = {"worker": {"tolerations": [gpu_taint]}}
+        if system_node_selector:
+            system = dict(system_node_selector)
+            values["nfd"] |= {"master": {"nodeSelector": system}, "gc": {"nodeSelector": system}}
     return values
 
 

@@ -14,6 +14,7 @@ from eks_gpu_slicing.builders.workloads import (
     gpu_toleration,
     mig_client_node_selector,
     mig_paused_affinity,
+    our_gpu_nodes_affinity,
 )
 from eks_gpu_slicing.settings import GpuMetricsSettings
 
@@ -28,20 +29,33 @@ SCRAPE_TIMEOUT_S = 10
 
 
 def helm_values(
-    settings: GpuMetricsSettings, resource_names: Iterable[str], *, mig: bool = False
+    settings: GpuMetricsSettings,
+    resource_names: Iterable[str],
+    *,
+    mig: bool = False,
+    our_nodes_only: bool = False,
 ) -> dict[str, Any]:
     """Values for the dcgm-exporter chart.
 
     `resource_names` are the extended resources pods request on our GPU nodes (one per
     sharing profile in use, every slice resource for MIG); the exporter attributes only
     `nvidia.com/gpu` unless told. On MIG nodes DCGM reports each GPU instance as its own
-    device (GPU_I_PROFILE / GPU_I_ID labels), and pods are matched to their slice.
+    device (GPU_I_PROFILE / GPU_I_ID labels), and pods are matched to their slice. Pods of
+    hami profiles ask for nvidia.com/gpu too, but HAMi's device IDs (`GPU-<uuid>-<n>`) are
+    neither NVIDIA's `::<n>` nor GKE's `/vgpu<n>` form, the only ones exporter 4.5.3-4.8.2
+    maps back to a GPU (internal/pkg/transformation/kubernetes.go, toDeviceToSharingPods), so
+    a hami node shows device-level series only; HAMi's own monitor has per-container memory
+    (dashboards/gpu-sharing.json, "Per HAMi slice").
 
     `mig`: some node is partitioned by the MIG manager, which pauses the exporter while it
     repartitions (nvidia.com/gpu.deploy.dcgm-exporter=paused-for-mig-change): the exporter
     then runs only where that label is not paused, and selects on nvidia.com/gpu.deploy.client
     (every GPU node of such a stack has it), the one key the manager waits on for pods outside
     the GPU Operator's namespace and labels.
+
+    `our_nodes_only`: the cluster may run GPU nodes this stack does not own (one it was
+    given), which carry nvidia.com/gpu.present too and may run an exporter of their own: the
+    exporter then runs only on our groups' and pools' nodes.
     """
     extra = sorted(set(resource_names) - {facts.GPU_RESOURCE})
     env = [{"name": facts.DCGM_VIRTUAL_GPUS_ENV, "value": "true"}]
@@ -69,6 +83,8 @@ def helm_values(
     if mig:
         values["nodeSelector"].update(mig_client_node_selector())
         values["affinity"] = mig_paused_affinity(facts.MIG_DEPLOY_DCGM_EXPORTER_LABEL)
+    if our_nodes_only:
+        values["affinity"] = our_gpu_nodes_affinity(values.get("affinity"))
     return values
 
 

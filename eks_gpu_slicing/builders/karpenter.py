@@ -9,15 +9,15 @@ component (components/karpenter.py) only turns these into resources.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders import mig
 from eks_gpu_slicing.builders.workloads import (
     gpu_node_group_labels,
     gpu_node_taints,
     kubernetes_taints,
-    system_node_labels,
 )
 from eks_gpu_slicing.settings import KarpenterNodePoolSettings, SharingProfile
 
@@ -344,10 +344,14 @@ INTERRUPTION_EVENTS: dict[str, dict[str, list[str]]] = {
 # --- The controller's Helm values ----------------------------------------------------------
 
 
-def helm_values(*, cluster_name: str, queue_name: Any) -> dict[str, Any]:
+def helm_values(
+    *, cluster_name: str, queue_name: Any, system_node_selector: Mapping[str, str]
+) -> dict[str, Any]:
     """Values of the `karpenter` chart. The chart's default affinity (no node with a
-    `karpenter.sh/nodepool` label) stays; the node selector puts the controller on the
-    system node group, which Karpenter does not manage and so can never remove."""
+    `karpenter.sh/nodepool` label) stays; `system_node_selector` (the cluster handle's: the
+    system node group of a cluster this stack creates, whatever the stack file names on one
+    it was given, or nothing) puts the controller on nodes Karpenter does not manage and so
+    can never remove. The GPU taint keeps it off GPU nodes either way."""
     return {
         "settings": {
             "clusterName": cluster_name,
@@ -358,7 +362,7 @@ def helm_values(*, cluster_name: str, queue_name: Any) -> dict[str, Any]:
         # Named, so the Pod Identity association can refer to it.
         "serviceAccount": {"name": facts.KARPENTER_SERVICE_ACCOUNT},
         "replicas": facts.KARPENTER_REPLICAS,
-        "nodeSelector": {"kubernetes.io/os": "linux", **system_node_labels()},
+        "nodeSelector": {"kubernetes.io/os": "linux", **system_node_selector},
     }
 
 
@@ -389,8 +393,17 @@ def node_class(
     node_role_name: Any,
     ami_release: str,
     tags: Mapping[str, str],
+    security_group_ids: Sequence[Any] = (),
+    profile: SharingProfile | None = None,
 ) -> dict[str, Any]:
-    """The EC2NodeClass (karpenter.k8s.aws/v1) of one pool, as {metadata, spec}."""
+    """The EC2NodeClass (karpenter.k8s.aws/v1) of one pool, as {metadata, spec}.
+
+    `security_group_ids`: groups the pool's nodes must be in beside those the discovery tag
+    finds (the cluster handle's GPU node groups: an existing cluster's node security groups
+    and its cluster security group), each a term of its own (terms are OR'd; an `id` term
+    takes no other field). A pool whose `profile` is MIG gets user data: the boot-time reset
+    of the MIG manager's state (mig.node_user_data), MIME parts Karpenter adds to the
+    NodeConfig it generates."""
     selector = [{"tags": discovery_tags(cluster_name)}]
     spec: dict[str, Any] = {
         # Alone, as the CRD requires of an alias; the NVIDIA variant is chosen per instance.
@@ -398,7 +411,7 @@ def node_class(
         # Karpenter creates the instance profile for this role (IAMIntegration policy).
         "role": node_role_name,
         "subnetSelectorTerms": selector,
-        "securityGroupSelectorTerms": selector,
+        "securityGroupSelectorTerms": [*selector, *({"id": i} for i in security_group_ids)],
         "blockDeviceMappings": [
             {
                 "deviceName": facts.AL2023_ROOT_DEVICE,
@@ -422,6 +435,9 @@ def node_class(
     }
     if pool.max_pods is not None:
         spec["kubelet"] = {"maxPods": pool.max_pods}
+    user_data = mig.al2023_user_data(profile) if profile is not None else None
+    if user_data is not None:
+        spec["userData"] = user_data
     return {"metadata": {"name": node_pool_name(pool_name)}, "spec": spec}
 
 
@@ -480,10 +496,15 @@ def node_pool(
     return {"metadata": {"name": node_pool_name(pool_name)}, "spec": spec}
 
 
-def instance_types_by_gpu_count(pool: KarpenterNodePoolSettings) -> dict[int, list[str]]:
+def instance_types_by_gpu_count(
+    pool: KarpenterNodePoolSettings, *, fractional_only: bool = False
+) -> dict[int, list[str]]:
+    """The pool's instance types by the GPUs their nodes show (a fractional type's one vGPU
+    included), or only its fractional types."""
     by_count: dict[int, list[str]] = defaultdict(list)
     for instance in pool.instances:
-        by_count[instance.gpus].append(instance.name)
+        if instance.fractional or not fractional_only:
+            by_count[instance.gpus].append(instance.name)
     return {count: sorted(names) for count, names in sorted(by_count.items())}
 
 
@@ -499,14 +520,17 @@ def node_overlays(
     instance types it matches, and capacities are absolute, so there is one overlay per GPU
     count. Unshared profiles need none: the instance's own count is already right.
 
+    Fractional types (g6f, gr6f) need one unshared too: Karpenter gives them no
+    nvidia.com/gpu at all (facts.GpuInstance.karpenter_gpus; aws/karpenter-provider-aws#8368,
+    whose NodeOverlay docs on main show this overlay), so it would never launch one for a pod
+    asking for a GPU. Their one vGPU counts as 1 GPU here, time-sliced or not.
+
     MIG profiles always need them (slices are not GPUs), one per GPU count and MIG GPU model,
     keyed `<gpus>x<model>`: every slice resource the node will advertise, and with `mixed`
     nvidia.com/gpu set to 0, since the plugin then advertises no whole GPU.
     """
     if profile.is_mig:
         return _mig_node_overlays(pool_name, pool, profile)
-    if not profile.shared:
-        return {}
     name = node_pool_name(pool_name)
     return {
         gpus: {
@@ -519,7 +543,9 @@ def node_overlays(
                 "capacity": {profile.resource_name: str(gpus * profile.virtual_gpus_per_gpu)},
             },
         }
-        for gpus, types in instance_types_by_gpu_count(pool).items()
+        for gpus, types in instance_types_by_gpu_count(
+            pool, fractional_only=not profile.shared
+        ).items()
     }
 
 

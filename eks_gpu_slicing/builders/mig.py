@@ -9,14 +9,16 @@ partition themselves at boot (builders/bottlerocket.py) and never run it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from eks_gpu_slicing import facts
+from eks_gpu_slicing.builders.device_plugin import CONFIG_CHECKSUM_ANNOTATION
 from eks_gpu_slicing.builders.workloads import gpu_toleration
 from eks_gpu_slicing.settings import Settings
-from eks_gpu_slicing.settings.sharing import MigSettings
+from eks_gpu_slicing.settings.sharing import MigSettings, SharingProfile
 
 NAME = "nvidia-mig-manager"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": facts.PROJECT}
@@ -27,6 +29,14 @@ HOST_ROOT_MOUNT = "/host"
 # The manager's own state on the host (the upstream example's path; it is a systemd drop-in
 # the manager writes so a host-side service can reapply the layout at boot).
 HOST_MIG_MANAGER_STATE_FILE = "/etc/systemd/system/nvidia-mig-manager.service.d/override.conf"
+# The boot-time script of MIG nodes (node_user_data), shipped as its source text.
+STATE_RESET_SCRIPT = Path(__file__).with_name("mig_state_reset.py")
+# What it sets nvidia.com/mig.config.state to at boot: anything but success keeps the device
+# plugin off the node; `pending` is what the manager itself says while it works.
+BOOT_STATE = "pending"
+# The MIME boundary of user data (the one Karpenter and the EKS user guide use).
+_MIME_BOUNDARY = "//"
+_HEREDOC_END = "EKS_GPU_SLICING_SCRIPT"
 # The EKS AL2023 NVIDIA AMI installs the driver on the host; the manager's default host
 # NVIDIA directory is that of the GPU Operator's driver container. Same value as upstream.
 HOST_NVIDIA_DIR = "/usr/local/nvidia"
@@ -55,6 +65,49 @@ def mig_parted_config(layouts: Mapping[str, tuple[MigSettings, set[str]]]) -> di
     return {"version": facts.MIG_PARTED_CONFIG_VERSION, "mig-configs": configs}
 
 
+def node_user_data() -> str:
+    """User data of AL2023 nodes whose profile is MIG (a managed node group's launch template,
+    a Karpenter pool's EC2NodeClass): MIME multi-part, as both take it for AL2023 (EKS adds its
+    NodeConfig part to a node group's; Karpenter v1.14 keeps every part of a node class's,
+    pkg/providers/amifamily/bootstrap/nodeadm.go). Its one part is a cloud-init boothook,
+    which runs at every boot, before nodeadm starts the kubelet: mig_state_reset.py with
+    nvidia.com/mig.config.state and BOOT_STATE, so after a reboot (which clears the slices,
+    and MIG mode on an H100 or H200, but leaves the label at success) the device plugin waits
+    for the manager again (the script's docstring says how)."""
+    script = STATE_RESET_SCRIPT.read_text()
+    assert _HEREDOC_END not in script and f"--{_MIME_BOUNDARY}" not in script
+    boothook = (
+        "#cloud-boothook\n"
+        "#!/bin/sh\n"
+        "# eks-gpu-slicing: MIG slices do not survive a reboot, the node's mig.config.state\n"
+        "# label does; reset it before the kubelet starts, so the device plugin waits for\n"
+        "# k8s-mig-manager to partition the GPUs again.\n"
+        f"exec python3 - '{facts.MIG_CONFIG_STATE_LABEL}' '{BOOT_STATE}' <<'{_HEREDOC_END}'\n"
+        f"{script.rstrip()}\n"
+        f"{_HEREDOC_END}\n"
+    )
+    return (
+        "MIME-Version: 1.0\n"
+        f'Content-Type: multipart/mixed; boundary="{_MIME_BOUNDARY}"\n'
+        "\n"
+        f"--{_MIME_BOUNDARY}\n"
+        'Content-Type: text/cloud-boothook; charset="us-ascii"\n'
+        "\n"
+        f"{boothook}"
+        f"--{_MIME_BOUNDARY}--\n"
+    )
+
+
+def al2023_user_data(profile: SharingProfile, *, bottlerocket: bool = False) -> str | None:
+    """The user data a GPU node group or Karpenter pool of this profile needs, or None: the
+    boot-time reset (node_user_data) where the manager partitions the nodes, i.e. a MIG
+    profile on AL2023. Bottlerocket partitions at boot from its own settings; nodes without
+    MIG need nothing (EKS and Karpenter bootstrap them)."""
+    if bottlerocket or not profile.is_mig:
+        return None
+    return node_user_data()
+
+
 def _entry(slices: Mapping[str, int]) -> dict[str, Any]:
     return {"devices": "all", "mig-enabled": True, "mig-devices": dict(slices)}
 
@@ -73,18 +126,22 @@ def service_account(namespace: str) -> dict[str, Any]:
 
 
 def cluster_role() -> dict[str, Any]:
-    """What the manager does with the API: read and label its node, list, wait for and delete
-    GPU client pods on it (pkg/mig/reconfigure). Narrower than the upstream example's
-    `""/*/*`: nodes get, list, patch and update; pods get, list, watch and delete."""
+    """Exactly the API calls k8s-mig-manager v0.15.0 makes with CONFIG_FILE set:
+    - nodes list and watch: the informer on its own node (cmd/nvidia-mig-manager/main.go,
+      ContinuouslySyncMigConfigChanges);
+    - nodes get and patch: read the node's labels, then merge-patch nvidia.com/mig.config.state
+      and the nvidia.com/gpu.deploy.* labels on every run (pkg/mig/reconfigure/reconfigure.go,
+      getCurrentNodeLabels, setNodeLabels);
+    - pods list and delete: wait for GPU client pods on the node to go, delete the GPU
+      Operator's validator pods (waitForPodDeletion, waitForPodsWithNodeSelector, deletePod).
+    Its other calls (get its own pod, create a per-node ConfigMap) are made only when it
+    generates the config from the hardware, which CONFIG_FILE turns off. The upstream example
+    grants `""/*/*`."""
     return {
         "metadata": {"name": NAME, "labels": LABELS},
         "rules": [
-            {
-                "apiGroups": [""],
-                "resources": ["nodes"],
-                "verbs": ["get", "list", "watch", "patch", "update"],
-            },
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]},
         ],
     }
 
@@ -102,7 +159,11 @@ def cluster_role_binding(namespace: str) -> dict[str, Any]:
 
 
 def daemon_set(
-    *, namespace: str, config_map_name: Any, gpu_clients_namespace: str
+    *,
+    namespace: str,
+    config_map_name: Any,
+    gpu_clients_namespace: str,
+    config_checksum: str,
 ) -> dict[str, Any]:
     """The standalone k8s-mig-manager, as {metadata, spec}.
 
@@ -114,6 +175,14 @@ def daemon_set(
     nodes whose profile is MIG (our label) and tolerates the GPU taint.
     `gpu_clients_namespace` is where it looks for GPU client pods to wait for: the device
     plugin's namespace.
+
+    `config_checksum` (of the ConfigMap's data) is a pod annotation, so a changed config rolls
+    the manager. It must: k8s-mig-manager v0.15.0 reacts only to a change of a node's
+    nvidia.com/mig.config label and to its own start (cmd/nvidia-mig-manager/main.go, the
+    node informer's Update and Add handlers), never to its config file. A node relabelled with
+    a layout its mounted file lacks ends in `failed` (pkg/mig/reconfigure/reconfigure.go,
+    validateMigConfig) until something restarts the manager; the new pod reads the new file
+    and applies the node's label.
     """
     env = [
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
@@ -136,7 +205,10 @@ def daemon_set(
         "spec": {
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": {**LABELS, **selector}},
+                "metadata": {
+                    "labels": {**LABELS, **selector},
+                    "annotations": {CONFIG_CHECKSUM_ANNOTATION: config_checksum},
+                },
                 "spec": {
                     "serviceAccountName": NAME,
                     "hostPID": True,

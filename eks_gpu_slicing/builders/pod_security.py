@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from eks_gpu_slicing import facts
+
 if TYPE_CHECKING:
     from eks_gpu_slicing.settings import Settings
 
@@ -85,6 +87,12 @@ WORKLOAD_LEVELS: dict[str, tuple[str, str]] = {
         "dcgm-exporter runs as root with SYS_ADMIN added (profiling metrics) and hostPID, and "
         "mounts the kubelet's pod-resources socket (hostPath)",
     ),
+    "hami": (
+        PRIVILEGED,
+        "HAMi's device plugin runs privileged with hostPID and SYS_ADMIN and mounts host "
+        "paths (the kubelet's device-plugins directory, its library directory, /usr/bin, /tmp, "
+        "/var, /sys); its scheduler and certificate Jobs share the release's namespace",
+    ),
     "karpenter": (
         BASELINE,
         "the Karpenter chart's controller is not verified here against `restricted` (only "
@@ -98,7 +106,8 @@ def workload_placements(settings: Settings) -> dict[str, set[str]]:
     """{namespace: the kinds of WORKLOAD_LEVELS placed there} for every namespace the stack
     puts objects in (Settings.namespaces names the same ones)."""
     placed = [(settings.device_plugin.namespace, "device-plugin")]
-    if settings.demo_workload.enabled:
+    if settings.demo_workload.enabled and not settings.demo_in_tenant:
+        # (A demo that runs as a tenant is in the tenant's namespace, at the tenant's level.)
         placed.append((settings.demo_workload.namespace, "demo"))
     if settings.benchmark.enabled:
         placed.append((settings.benchmark.namespace, "benchmark"))
@@ -106,6 +115,8 @@ def workload_placements(settings: Settings) -> dict[str, set[str]]:
         placed.append((settings.gpu_metrics.namespace, "gpu-metrics"))
     if settings.karpenter_installs_here:
         placed.append((settings.karpenter.namespace, "karpenter"))
+    if settings.hami is not None:
+        placed.append((facts.HAMI_NAMESPACE, "hami"))
     placements: dict[str, set[str]] = {}
     for namespace, kind in placed:
         placements.setdefault(namespace, set()).add(kind)

@@ -15,7 +15,8 @@ from typing import Any
 
 from benchmarks.sharing import bench
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.builders import pod_security
+from eks_gpu_slicing.builders import hami, pod_security
+from eks_gpu_slicing.planning import isolation
 from eks_gpu_slicing.planning.planner import DEFAULT_RESULTS as COMMITTED_BENCHMARK_RESULTS
 from eks_gpu_slicing.settings import GpuNodeGroupSettings, SharingProfile
 
@@ -55,9 +56,7 @@ def gpu_node_group_labels(
     """
     labels = {
         **gpu_node_labels(profile_name),
-        facts.DEVICE_PLUGIN_SOURCE_LABEL: (
-            facts.DEVICE_PLUGIN_BUILT_IN if bottlerocket else facts.DEVICE_PLUGIN_FROM_HELM
-        ),
+        facts.DEVICE_PLUGIN_SOURCE_LABEL: device_plugin_source(profile, bottlerocket=bottlerocket),
     }
     if profile.strategy == "mps":
         labels[facts.MPS_CAPABLE_LABEL] = "true"
@@ -69,6 +68,16 @@ def gpu_node_group_labels(
     if mig_manager:
         labels.update(mig_client_node_selector())
     return labels
+
+
+def device_plugin_source(profile: SharingProfile, *, bottlerocket: bool = False) -> str:
+    """Which device plugin serves a GPU node of this profile (the value of
+    facts.DEVICE_PLUGIN_SOURCE_LABEL): HAMi's for a hami profile, whatever the AMI (on
+    Bottlerocket the built-in one is then turned off), else Bottlerocket's built-in one or the
+    NVIDIA Helm release. Each plugin's DaemonSet selects its own value, so no two share a GPU."""
+    if profile.is_hami:
+        return facts.DEVICE_PLUGIN_FROM_HAMI
+    return facts.DEVICE_PLUGIN_BUILT_IN if bottlerocket else facts.DEVICE_PLUGIN_FROM_HELM
 
 
 def mig_client_node_selector() -> dict[str, str]:
@@ -123,8 +132,40 @@ def mig_paused_affinity(*labels: str, partitioned_only: bool = False) -> dict[st
 
 
 def system_node_labels() -> dict[str, str]:
-    """Labels of the system node group, where cluster-wide controllers are placed."""
+    """Labels of the system node group of a cluster this stack creates, where cluster-wide
+    controllers are placed (a cluster it was given has no such group: ClusterHandle says)."""
     return {facts.NODE_ROLE_LABEL: facts.SYSTEM_NODE_ROLE}
+
+
+def gpu_operator_opt_out_labels() -> dict[str, str]:
+    """Labels of our GPU nodes on a cluster we were given: they keep the NVIDIA GPU Operator's
+    operands off, and survive both the operator and the MIG manager (see
+    facts.GPU_OPERATOR_OPERAND_LABELS). None of our DaemonSets requires them absent or true:
+    the device plugin and dcgm-exporter step aside for the MIG manager by
+    nvidia.com/gpu.deploy.client, and only refuse the paused value of the others."""
+    return {label: facts.GPU_OPERATOR_OPERAND_OFF for label in facts.GPU_OPERATOR_OPERAND_LABELS}
+
+
+def our_gpu_nodes_affinity(affinity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`affinity` (or none) narrowed to the GPU nodes of this stack's groups and pools: every
+    one carries eks-gpu-slicing/device-plugin (helm, bottlerocket or hami), which a map-only
+    nodeSelector cannot match whatever its value. For DaemonSets meant for every GPU node of
+    ours on a cluster that may run other GPU nodes (nvidia.com/gpu.present alone matches
+    those too: nodeadm sets it on AL2023 NVIDIA nodes from Kubernetes 1.35)."""
+    ours = {"key": facts.DEVICE_PLUGIN_SOURCE_LABEL, "operator": "Exists"}
+    required = ((affinity or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {"nodeSelectorTerms": [{"matchExpressions": []}]}
+    # Terms are OR'd: the expression goes into each, so none admits another's node.
+    terms = [
+        {**term, "matchExpressions": [*term.get("matchExpressions", []), ours]}
+        for term in required["nodeSelectorTerms"]
+    ]
+    node_affinity = {
+        **(affinity or {}).get("nodeAffinity", {}),
+        "requiredDuringSchedulingIgnoredDuringExecution": {**required, "nodeSelectorTerms": terms},
+    }
+    return {**(affinity or {}), "nodeAffinity": node_affinity}
 
 
 def gpu_node_taints() -> list[dict[str, str]]:
@@ -158,14 +199,23 @@ def kubernetes_taints(eks_taints: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{**taint, "effect": _KUBERNETES_EFFECTS[taint["effect"]]} for taint in eks_taints]
 
 
-ISOLATION = {
-    "time-slicing": "none: all replicas share the GPU's memory and one fault domain",
-    "mps": "memory capped per client (total / replicas) and a share of the SMs; "
-    "one MPS server, so a fatal GPU fault still reaches every client",
-    "none": "whole GPU per pod",
-    "mig": "hardware (MIG): each slice has its own memory, cache and SMs; "
-    "time-sliced replicas of one slice share it",
+ISOLATION_OF_STRATEGY = {
+    "time-slicing": isolation.TIME_SLICED,
+    "mps": isolation.MPS,
+    "none": isolation.WHOLE_GPU,
+    "mig": isolation.MIG,
+    "hami": isolation.HAMI,
 }
+
+
+def isolation_of(profile: SharingProfile, instance: facts.GpuInstance) -> isolation.Isolation:
+    """What the profile isolates between pods on this instance type: its strategy's, except
+    on a fractional vGPU, which is a hardware slice of its own (time-sliced or not)."""
+    if instance.fractional:
+        if profile.shared:
+            return isolation.time_sliced_within(isolation.FRACTIONAL_VGPU)
+        return isolation.FRACTIONAL_VGPU
+    return ISOLATION_OF_STRATEGY[profile.strategy]
 
 
 def virtual_gpu_capacity(
@@ -178,12 +228,7 @@ def virtual_gpu_capacity(
     """
     instance = group.instance
     per_node = instance.gpus * profile.devices_per_gpu(instance)
-    memory_per_virtual = profile.gpu_memory_per_virtual_gpu_mib(instance.gpu_memory_mib)
-    if profile.is_mig:
-        slice_gib = profile.slice_memory_gib(instance)
-        memory_per_virtual = int(min(slice_gib.values(), default=0) * 1024) // (
-            profile.replicas or 1
-        )
+    memory_per_virtual = profile.memory_per_device_mib(instance)
     report = {
         "instanceType": group.instance_type,
         "amiType": group.ami_type,
@@ -197,29 +242,39 @@ def virtual_gpu_capacity(
         "virtualGpusPerNode": per_node,
         "virtualGpusAtMaxSize": per_node * group.max_size,
         "gpuMemoryPerVirtualGpuGiB": round(memory_per_virtual / 1024, 2),
-        "usdPerVirtualGpuHour": (
-            round(instance.usd_per_hour / per_node, 4)
-            if instance.usd_per_hour is not None and per_node
-            else None
-        ),
         "priceSource": f"on-demand, {facts.PRICE_REGION}, {facts.PRICES_AS_OF}"
         + ("" if region in (None, facts.PRICE_REGION) else f" (not {region})"),
-        "isolation": ISOLATION[profile.strategy],
+        "isolation": isolation_of(profile, instance).description,
     }
+    # An instance type without an on-demand price (p5e) has no price key: absent, not null,
+    # so the component package's report declares it as it can really be (optional, a number).
+    if instance.usd_per_hour is not None and per_node:
+        report["usdPerVirtualGpuHour"] = round(instance.usd_per_hour / per_node, 4)
+    if instance.gpu_fraction is not None:
+        # The node's one vGPU is the slice: its memory, and its price per device.
+        report["gpuFraction"] = str(instance.gpu_fraction)
+        report["sliceMemoryGiB"] = {report["resourceName"]: round(instance.gpu_memory_gib, 2)}
+        if "usdPerVirtualGpuHour" in report:
+            report["usdPerSliceHour"] = {report["resourceName"]: report["usdPerVirtualGpuHour"]}
     if profile.is_mig and profile.mig is not None:
         # Per slice type: how many a node advertises and each one's device memory.
         report["migLayout"] = profile.mig.layout_name
         report["migStrategy"] = profile.mig.strategy
         report["slicesPerNode"] = profile.node_resources(instance)
         report["sliceMemoryGiB"] = profile.slice_memory_gib(instance)
-        report["usdPerSliceHour"] = mig_slice_prices(profile, instance)
+        prices = mig_slice_prices(profile, instance)
+        if prices:
+            report["usdPerSliceHour"] = prices
+    if profile.is_hami:
+        # Slices are GPUs x splitCount (virtualGpusPerNode, priced per slice as above);
+        # gpuMemoryPerVirtualGpuGiB is the even share, while each pod's cap is its request.
+        report["hami"] = hami.report(profile, instance)
     return report
 
 
-def mig_slice_prices(
-    profile: SharingProfile, instance: facts.GpuInstance
-) -> dict[str, float | None]:
-    """MIG: resource -> on-demand USD per hour of one of its devices.
+def mig_slice_prices(profile: SharingProfile, instance: facts.GpuInstance) -> dict[str, float]:
+    """MIG: resource -> on-demand USD per hour of one of its devices (empty when the instance
+    type has no on-demand price).
 
     Each GPU's share of the node price is split between the layout's slices by compute slices
     (a 3g slice costs three times a 1g one; slices the layout leaves unused cost nothing
@@ -227,21 +282,63 @@ def mig_slice_prices(
     of a node add up to its price. usdPerVirtualGpuHour averages over unlike slices instead.
     """
     gpu = facts.mig_gpu(instance.name)
-    if profile.mig is None or gpu is None:
+    if profile.mig is None or gpu is None or instance.usd_per_hour is None:
         return {}
     slices = profile.mig.slices_on(gpu)
     used = sum(gpu.profiles[n].compute_slices * c for n, c in slices.items())
-    per_gpu = instance.usd_per_hour / instance.gpus if instance.usd_per_hour is not None else None
+    if not used:
+        return {}
+    per_gpu = instance.usd_per_hour / instance.gpus
     replicas = profile.replicas or 1
 
-    def price(name: str) -> float | None:
-        if per_gpu is None or not used:
-            return None
+    def price(name: str) -> float:
         return round(per_gpu * gpu.profiles[name].compute_slices / used / replicas, 4)
 
     if profile.mig.strategy == "single":
         return {facts.GPU_RESOURCE: price(next(iter(slices)))}
     return {gpu.profiles[n].resource_name: price(n) for n in slices}
+
+
+@dataclass(frozen=True)
+class SliceFigures:
+    """One device of a resource on one instance type: its on-demand price (None where the
+    table has no price) and the GPU memory it can count on."""
+
+    usd_per_hour: float | None
+    gpu_memory_gib: float
+
+
+def slice_figures(profile: SharingProfile, instance: facts.GpuInstance) -> dict[str, SliceFigures]:
+    """Resource -> the price and memory of one of its devices on this instance type, as the
+    sharing report states them (virtual_gpu_capacity): for MIG each slice type's
+    usdPerSliceHour and its memory over its time-sliced replicas; otherwise the profile's
+    resource at usdPerVirtualGpuHour and gpuMemoryPerVirtualGpuGiB. Resources a profile
+    advertises beside its slices (a strategy's memory or core units) are not priced here."""
+    if profile.is_mig:
+        prices = mig_slice_prices(profile, instance)
+        memory = profile.slice_memory_gib(instance)
+        replicas = profile.replicas or 1
+        return {r: SliceFigures(prices[r], round(memory[r] / replicas, 2)) for r in prices}
+    resource = profile.resource_name_on(instance)
+    per_node = profile.node_resources(instance).get(resource, 0)
+    price = (
+        round(instance.usd_per_hour / per_node, 4)
+        if instance.usd_per_hour is not None and per_node
+        else None
+    )
+    memory = round(profile.memory_per_device_mib(instance) / 1024, 2)
+    return {resource: SliceFigures(price, memory)}
+
+
+def report_resources(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Resource -> (per node, at maxSize) from a group's sharing report (virtual_gpu_capacity):
+    each slice resource of a MIG profile (a `mixed` layout advertises several, e.g. 64
+    nvidia.com/mig-1g.10gb and 16 nvidia.com/mig-3g.40gb on a p5), otherwise its one resource.
+    What `make validate`, render and check print."""
+    per_node = report["virtualGpusPerNode"]
+    slices = report.get("slicesPerNode") or {report["resourceName"]: per_node}
+    nodes = report["virtualGpusAtMaxSize"] // per_node if per_node else 0
+    return {resource: (count, count * nodes) for resource, count in slices.items()}
 
 
 def demo_deployment(
@@ -252,6 +349,7 @@ def demo_deployment(
     profile_name: str,
     profile: SharingProfile,
     resource_name: str | None = None,
+    instance: facts.GpuInstance | None = None,
 ) -> dict[str, Any]:
     """The source design's `gpu-deployment`: N pods, each limited to one virtual GPU.
 
@@ -259,8 +357,19 @@ def demo_deployment(
 
     `resource_name` overrides the profile's (Settings.demo_resource_name: a MIG `mixed`
     profile's slice resource depends on the GPU of the nodes the profile is on).
+
+    A hami profile's pods name HAMi's scheduler (its webhook changes no other pod) and ask for
+    one slice with the even share of `instance`'s GPU memory in nvidia.com/gpumem, which
+    HAMi-core then caps each container at (hami.slice_limits).
     """
     labels = {"app": DEMO_APP_LABEL}
+    gpu_limits: dict[str, int] = {(resource_name or profile.resource_name): 1}
+    scheduler: dict[str, str] = {}
+    if profile.is_hami:
+        if instance is None:
+            raise ValueError("a hami demo needs the instance type its pods are sized for")
+        gpu_limits = hami.slice_limits(profile, instance)
+        scheduler = {"schedulerName": facts.HAMI_SCHEDULER_NAME}
     return {
         "metadata": {"name": DEMO_APP_LABEL, "namespace": namespace, "labels": labels},
         "spec": {
@@ -269,6 +378,7 @@ def demo_deployment(
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    **scheduler,
                     "nodeSelector": gpu_node_labels(profile_name),
                     "tolerations": [gpu_toleration()],
                     # The Pod Security Standards' `restricted` profile (pod_security.py).
@@ -285,7 +395,7 @@ def demo_deployment(
                             "resources": {
                                 "requests": {"cpu": DEMO_CPU_REQUEST, "memory": DEMO_MEMORY},
                                 "limits": {
-                                    (resource_name or profile.resource_name): 1,
+                                    **gpu_limits,
                                     "cpu": DEMO_CPU_LIMIT,
                                     "memory": DEMO_MEMORY,
                                 },
@@ -374,6 +484,21 @@ def benchmark_worker_rss_mib(models: tuple[str, ...]) -> float:
     return max(rows)
 
 
+@functools.cache
+def benchmark_worker_gpu_mib(models: tuple[str, ...]) -> float:
+    """The most GPU memory one benchmark worker running `models` takes: the largest
+    `mem_per_process_mib` of the committed results (what PyTorch's allocator took, without
+    the CUDA context) plus a CUDA context (facts.CUDA_CONTEXT_MIB)."""
+    rows = [
+        r.mem_per_process_mib
+        for r in bench.load_results(COMMITTED_BENCHMARK_RESULTS)
+        if r.model in models and r.mem_per_process_mib is not None
+    ]
+    if not rows:
+        raise ValueError(f"the committed benchmark results have no GPU memory for {models}")
+    return max(rows) + facts.CUDA_CONTEXT_MIB
+
+
 @dataclass(frozen=True)
 class BenchmarkSizing:
     """How many processes a benchmark Job runs on a node, and what it asks for."""
@@ -386,6 +511,9 @@ class BenchmarkSizing:
     allocatable_mib: int
     cpu: int  # whole cores requested: one per rank (pinned) and one for the parent
     vcpus: int
+    # True when the GPU's memory, not the node's, holds N down: every worker of every group
+    # holds a CUDA context and its model on the one GPU (a fractional vGPU has 2.8 GiB).
+    gpu_bound: bool = False
 
     @property
     def capped(self) -> bool:
@@ -407,7 +535,8 @@ class BenchmarkSizing:
         if self.capped:
             text += (
                 f"; N capped at {max(self.clients)} (the profile asks for up to "
-                f"{max(self.wanted)}): more workers would not fit in the node's memory"
+                f"{max(self.wanted)}): more workers would not fit in the "
+                + ("GPU's memory" if self.gpu_bound else "node's memory")
             )
         if not self.pinned:
             text += (
@@ -443,7 +572,8 @@ def benchmark_sizing(
 ) -> BenchmarkSizing:
     """The process counts a node of `instance` can hold. The benchmark keeps every process
     group up for the whole run (bench.worker_groups), each of the largest N's size, so
-    groups x N x RSS + margin <= allocatable; it pins rank i of every group to one core, so
+    groups x N x RSS + margin <= allocatable, and groups x N x a worker's GPU memory <= the
+    GPU's (per GPU: a fractional type's vGPU); it pins rank i of every group to one core, so
     it asks for N + 1 cores where the node has them."""
     wanted = benchmark_clients(profile)
     worker = benchmark_worker_rss_mib(tuple(models))
@@ -454,6 +584,11 @@ def benchmark_sizing(
     # that holds exactly the profile's replicas would measure one fewer and report a cap.
     exact_worker = Fraction(repr(worker))
     fit = max(1, math.floor((allocatable - BENCHMARK_MEMORY_MARGIN_MIB) / (groups * exact_worker)))
+    gpu_fit = max(
+        1, math.floor(instance.gpu_memory_mib / (groups * benchmark_worker_gpu_mib(tuple(models))))
+    )
+    gpu_bound = gpu_fit < fit
+    fit = min(fit, gpu_fit)
     clients = [n for n in wanted if n <= fit]
     if max(wanted) > fit and fit not in clients:
         clients.append(fit)  # what a full node can still run is the most useful point
@@ -467,6 +602,7 @@ def benchmark_sizing(
         allocatable_mib=allocatable,
         cpu=max(1, min(top + 1, instance.vcpus - BENCHMARK_NODE_VCPUS_LEFT)),
         vcpus=instance.vcpus,
+        gpu_bound=gpu_bound,
     )
 
 

@@ -43,6 +43,7 @@ from eks_gpu_slicing.review.policy_rules import Resource, evaluate
 from eks_gpu_slicing.review.render import (
     BUILD_DIR,
     Rendered,
+    WriteError,
     add_stack_arguments,
     helm_release,
     render,
@@ -170,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     rendered = render_or_exit_code(args, render)
     if isinstance(rendered, int):
         return rendered
-    write(rendered, BUILD_DIR / args.stack)
+    try:
+        write(rendered, BUILD_DIR / args.stack)
+    except WriteError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print("\n".join(summary(rendered, dt.date.today())))
     try:
         report = check_rendered(rendered)

@@ -1,7 +1,10 @@
 """A CRD's CEL validation rules (`x-kubernetes-validations`), evaluated offline the way the
-API server does on create: defaults applied first, each rule run at its schema node with
-`self` bound to the value there (rules under `items`/`additionalProperties` once per
-element), transition rules (`oldSelf`) skipped, since there is no old object.
+API server does on create: nulls pruned and defaults applied first, each rule run at its
+schema node with `self` bound to the value there (rules under `items`/`additionalProperties`
+once per element; never at a null value), transition rules (`oldSelf`) skipped, since there
+is no old object. The steps follow k8s.io/apiextensions-apiserver v0.35.7 (Kubernetes 1.35):
+pkg/apiserver/schema/defaulting/{prunenulls,algorithm}.go and
+pkg/apiserver/schema/cel/validation.go.
 
 The API server's CEL environment adds Kubernetes libraries to standard CEL; cel-python has
 the standard part. Of the rest, exactly the functions Karpenter's CRDs call are supplied
@@ -48,6 +51,9 @@ SUPPORTED_FUNCTIONS = (
     | frozenset(KUBERNETES_FUNCTIONS)
 )
 _OLD_SELF = re.compile(r"\boldSelf\b")
+# The longest message a messageExpression may give (k8s.io/apiserver v0.35.7
+# pkg/apis/cel/config.go MaxEvaluatedMessageExpressionSizeBytes).
+MAX_MESSAGE_EXPRESSION_BYTES = 5 * 1024
 
 
 @dataclass(frozen=True)
@@ -116,31 +122,74 @@ def evaluate_object(schema: Mapping[str, Any], manifest: Mapping[str, Any]) -> C
     version's openAPIV3Schema."""
     result = CelResult()
     obj = copy.deepcopy(dict(manifest))
+    prune_nulls(schema, obj)
     apply_defaults(schema, obj)
     _walk(schema, obj, "", result)
     return result
 
 
+def _field_schema(schema: Mapping[str, Any] | None, name: str) -> Mapping[str, Any] | None:
+    """The schema of an object's field: its property's, else additionalProperties'."""
+    if not schema:
+        return None
+    properties = schema.get("properties") or {}
+    if name in properties:
+        return properties[name]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, Mapping) else None
+
+
+def _non_nullable_null(value: Any, schema: Mapping[str, Any] | None) -> bool:
+    return value is None and schema is not None and not schema.get("nullable", False)
+
+
+def prune_nulls(schema: Mapping[str, Any] | None, value: Any) -> None:
+    """What the API server does as it decodes an object (PruneNonNullableNullsWithoutDefaults):
+    an object's field that is null, whose schema is neither `nullable` nor has a `default`, is
+    dropped, so a rule on the object sees it absent (`has()` is false). Nulls in lists stay;
+    a null with a default is left for defaulting."""
+    if isinstance(value, dict):
+        for name in list(value):
+            sub = _field_schema(schema, name)
+            if _non_nullable_null(value[name], sub) and "default" not in sub:
+                del value[name]
+            else:
+                prune_nulls(sub, value[name])
+    elif isinstance(value, list):
+        items = schema.get("items") if schema else None
+        for item in value:
+            prune_nulls(items if isinstance(items, Mapping) else None, item)
+
+
 def apply_defaults(schema: Mapping[str, Any], value: Any) -> None:
-    """Structural defaulting, which the API server does before it validates."""
+    """Structural defaulting, which the API server does before it validates: a field that is
+    absent, or null where its schema is not `nullable`, gets its schema's default."""
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
         for name, sub in properties.items():
-            if name not in value and "default" in sub:
+            if "default" in sub and (name not in value or _non_nullable_null(value[name], sub)):
                 value[name] = copy.deepcopy(sub["default"])
-            if name in value:
-                apply_defaults(sub, value[name])
         extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            for name, item in value.items():
-                if name not in properties:
-                    apply_defaults(extra, item)
+        for name in list(value):
+            if name in properties:
+                apply_defaults(properties[name], value[name])
+            elif isinstance(extra, Mapping):
+                if "default" in extra and _non_nullable_null(value[name], extra):
+                    value[name] = copy.deepcopy(extra["default"])
+                apply_defaults(extra, value[name])
     elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for item in value:
-            apply_defaults(schema["items"], item)
+        items = schema["items"]
+        for index, item in enumerate(value):
+            if "default" in items and _non_nullable_null(item, items):
+                value[index] = copy.deepcopy(items["default"])
+            apply_defaults(items, value[index])
 
 
 def _walk(schema: Mapping[str, Any], value: Any, path: str, result: CelResult) -> None:
+    if value is None:
+        # The API server runs no rule at a null value (a nullable field, a null list item):
+        # a rule that cares about nulls sits on the object or list around it.
+        return
     for rule in rules_of(schema):
         if rule.is_transition:
             result.transition_skipped += 1
@@ -152,7 +201,7 @@ def _walk(schema: Mapping[str, Any], value: Any, path: str, result: CelResult) -
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
         for name, sub in properties.items():
-            if name in value and value[name] is not None:
+            if name in value:
                 _walk(sub, value[name], f"{path}.{name}" if path else name, result)
         extra = schema.get("additionalProperties")
         if isinstance(extra, Mapping):
@@ -180,9 +229,12 @@ def check_rule(rule: Rule, value: Any) -> str | None:
             text = _program(rule.message_expression).evaluate({"self": json_to_cel(value)})
         except (celpy.CELEvalError, celpy.CELParseError):
             text = None
-        # A messageExpression that fails or yields no one-line text falls back to message.
-        if isinstance(text, str) and text.strip() and "\n" not in text:
-            return str(text).strip()
+        # A messageExpression that fails, or yields no string, an empty one, one with a line
+        # break or one over the size limit (each after trimming), falls back to message.
+        if isinstance(text, str):
+            text = str(text).strip()
+            if text and "\n" not in text and len(text.encode()) <= MAX_MESSAGE_EXPRESSION_BYTES:
+                return text
     return rule.default_message
 
 

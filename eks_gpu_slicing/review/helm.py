@@ -17,6 +17,7 @@ CHART_VALUE_PATHS: dict[str, frozenset[str]] = {
     facts.DEVICE_PLUGIN_CHART: facts.DEVICE_PLUGIN_VALUE_PATHS,
     facts.DCGM_EXPORTER_CHART: facts.DCGM_EXPORTER_VALUE_PATHS,
     facts.KARPENTER_CHART: facts.KARPENTER_VALUE_PATHS,
+    facts.HAMI_CHART: facts.HAMI_VALUE_PATHS,
     # Only CRDs: this program sets no values in it.
     facts.KARPENTER_CRD_CHART: frozenset(),
 }

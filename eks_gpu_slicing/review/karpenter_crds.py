@@ -142,8 +142,13 @@ def pull_chart_crds(
     layers = [
         layer for layer in manifest.get("layers", []) if layer["mediaType"] == HELM_CHART_LAYER
     ]
+    # Helm itself would take the last of several chart layers; two archives under one tag
+    # leave it open which CRDs are the pinned ones, so refuse rather than guess.
     if len(layers) != 1:
-        raise ValueError(f"{target} is not a Helm chart (no {HELM_CHART_LAYER} layer)")
+        raise ValueError(
+            f"{target} is not a Helm chart: {len(layers) or 'no'} {HELM_CHART_LAYER} layers, "
+            "want one"
+        )
     response = registry.get_blob(target, layers[0]["digest"])
     response.raise_for_status()
     archive = response.content

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import runpy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +158,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
         cluster_authentication_mode: str = "API_AND_CONFIG_MAP",
         subnets: Mapping[str, Mapping[str, Any] | None] | None = None,
         cluster_security_group_tags: Mapping[str, str] | None = None,
+        security_groups: Mapping[str, Mapping[str, Any] | None] | None = None,
+        node_groups: Mapping[str, Sequence[str] | None] | None = None,
     ):
         self.region = region
         # What `aws.ec2.get_subnet` answers, by subnet ID: `vpcId` and `tags` to override
@@ -166,6 +168,13 @@ class ProgramMocks(pulumi.runtime.Mocks):
         self.subnets = dict(subnets or {})
         # The tags `aws.ec2.get_security_group` answers for the looked-up cluster's group.
         self.cluster_security_group_tags = dict(cluster_security_group_tags or {})
+        # What it answers for other groups, by ID: `vpcId` and `tags` to override (a group not
+        # listed is an untagged one in the cluster's VPC), or None for one that does not exist.
+        self.security_groups = dict(security_groups or {})
+        # The looked-up cluster's managed node groups (`aws.eks.get_node_groups`), each with
+        # the security groups its launch template names (`aws.eks.get_node_group`,
+        # `aws.ec2.get_launch_template`), or None for a group without a launch template.
+        self.node_groups = dict(node_groups or {})
         # The VPC of the cluster `aws.eks.get_cluster` answered last.
         self.existing_vpc_id = ""
         # What `aws.eks.get_cluster` answers for a cluster the program did not create.
@@ -271,6 +280,18 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 # A failed invoke, as the provider reports one.
                 return subnet if subnet else ({}, [("id", "no matching EC2 Subnet found")])
             case "aws:ec2/getSecurityGroup:getSecurityGroup":
+                if a["id"] in self.security_groups and self.security_groups[a["id"]] is None:
+                    return {}, [("id", "no matching EC2 Security Group found")]
+                if a["id"] in self.security_groups:
+                    return {
+                        "id": a["id"],
+                        "arn": self._arn("ec2", f"security-group/{a['id']}"),
+                        "name": f"node-{a['id']}",
+                        "description": "node security group",
+                        "vpcId": self.existing_vpc_id,
+                        "tags": {},
+                        **(self.security_groups[a["id"]] or {}),
+                    }
                 return {
                     "id": a["id"],
                     "arn": self._arn("ec2", f"security-group/{a['id']}"),
@@ -279,6 +300,36 @@ class ProgramMocks(pulumi.runtime.Mocks):
                     "vpcId": self.existing_vpc_id,
                     "tags": dict(self.cluster_security_group_tags),
                 }
+            case "aws:eks/getNodeGroups:getNodeGroups":
+                return {
+                    "id": a["clusterName"],
+                    "clusterName": a["clusterName"],
+                    "names": list(self.node_groups),
+                }
+            case "aws:eks/getNodeGroup:getNodeGroup":
+                name = a["nodeGroupName"]
+                if name not in self.node_groups:
+                    return {}, [("nodeGroupName", f"no EKS Node Group {name} found")]
+                templates = (
+                    []
+                    if self.node_groups[name] is None
+                    else [{"id": f"lt-{_digest(name)[:17]}", "name": f"{name}-lt", "version": "1"}]
+                )
+                return {
+                    "id": f"{a['clusterName']}:{name}",
+                    "clusterName": a["clusterName"],
+                    "nodeGroupName": name,
+                    "launchTemplates": templates,
+                }
+            case "aws:ec2/getLaunchTemplate:getLaunchTemplate":
+                for name, groups in self.node_groups.items():
+                    if groups is not None and a["id"] == f"lt-{_digest(name)[:17]}":
+                        return {
+                            "id": a["id"],
+                            "name": f"{name}-lt",
+                            "vpcSecurityGroupIds": list(groups),
+                        }
+                return {}, [("id", "no matching EC2 Launch Template found")]
             case "eks:index:Cluster/getKubeconfig":
                 # `__self__` arrives as the component's URN: its last part is the name.
                 name = self.cluster_names[str(a["__self__"]).rsplit("::", 1)[-1]]

@@ -110,6 +110,7 @@ SYSTEM_CHARTS = frozenset(
         facts.KARPENTER_CHART,
         facts.KARPENTER_CRD_CHART,
         facts.DCGM_EXPORTER_CHART,
+        facts.HAMI_CHART,
     }
 )
 # Families every one of whose instance types in the facts table has MIG GPUs: a Karpenter pool
@@ -306,7 +307,7 @@ def no_mps_on_mig(r: Resource) -> list[str]:
 
 def mig_capable_instances(r: Resource) -> list[str]:
     """A node group or Karpenter pool labelled with a MIG layout (nvidia.com/mig.config) runs
-    only instance types whose GPUs have MIG (p4d, p4de, p5, p5e, p5en): elsewhere the manager
+    only instance types whose GPUs have MIG (facts.MIG_GPU_OF_INSTANCE): elsewhere the manager
     fails on every node and the plugin advertises no slice."""
     capable = sorted(facts.MIG_GPU_OF_INSTANCE)
     if r.type in NODE_GROUPS:
@@ -356,6 +357,112 @@ def mig_capable_instances(r: Resource) -> list[str]:
             f"{facts.INSTANCE_TYPE_LABEL} or {INSTANCE_FAMILY_LABEL} In requirement keeps the "
             f"pool to MIG-capable types {capable}"
         )
+    return out
+
+
+# --- Mandatory: HAMi -------------------------------------------------------------------------
+
+# Charts that run a device plugin: the release's node selector of its plugin DaemonSet.
+DEVICE_PLUGIN_SELECTORS = {
+    facts.DEVICE_PLUGIN_CHART: ("nodeSelector",),
+    facts.HAMI_CHART: ("devicePlugin", "nvidiaNodeSelector"),
+}
+
+
+def _values_at(r: Resource, path: tuple[str, ...]) -> Any:
+    """The release's value at `path` (None where any part is missing), read key by key."""
+    value: Any = r.props.get("values")
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def hami_leaves_other_pods_alone(r: Resource) -> list[str]:
+    """A HAMi release changes no pod but those that name its scheduler
+    (scheduler.forceOverwriteDefaultScheduler false: the chart's default moves every pod that
+    asks for nvidia.com/gpu, on any node, to HAMi's scheduler), runs its device plugin only on
+    nodes labelled for it, and opens no NodePort on every node."""
+    if r.type not in HELM or r.props.get("chart") != facts.HAMI_CHART:
+        return []
+    out = []
+    if _values_at(r, ("scheduler", "forceOverwriteDefaultScheduler")) is not False:
+        out.append(
+            "values.scheduler.forceOverwriteDefaultScheduler is not false: HAMi's webhook "
+            "would move every pod that asks for nvidia.com/gpu to HAMi's scheduler"
+        )
+    selector = _values_at(r, DEVICE_PLUGIN_SELECTORS[facts.HAMI_CHART]) or {}
+    if selector.get(facts.DEVICE_PLUGIN_SOURCE_LABEL) != facts.DEVICE_PLUGIN_FROM_HAMI:
+        out.append(
+            "values.devicePlugin.nvidiaNodeSelector does not require "
+            f"{facts.DEVICE_PLUGIN_SOURCE_LABEL}: {facts.DEVICE_PLUGIN_FROM_HAMI}"
+        )
+    for service in (("scheduler", "service", "type"), ("devicePlugin", "service", "type")):
+        kind = _values_at(r, service)
+        if kind != "ClusterIP":
+            out.append(f"values.{'.'.join(service)} is {kind!r}, not ClusterIP (a NodePort)")
+    return out
+
+
+def one_device_plugin_per_node(resources: list[Resource]) -> list[tuple[str, str]]:
+    """No two device-plugin releases (NVIDIA's, HAMi's) select the same nodes: both would
+    register nvidia.com/gpu for the same GPUs. Each must require its own value of
+    eks-gpu-slicing/device-plugin."""
+    releases = [
+        r for r in resources if r.type in HELM and r.props.get("chart") in DEVICE_PLUGIN_SELECTORS
+    ]
+    if len(releases) < 2:
+        return []
+    out = []
+    for r in releases:
+        selector = _values_at(r, DEVICE_PLUGIN_SELECTORS[r.props["chart"]]) or {}
+        source = selector.get(facts.DEVICE_PLUGIN_SOURCE_LABEL)
+        others = [
+            o
+            for o in releases
+            if o is not r
+            and (_values_at(o, DEVICE_PLUGIN_SELECTORS[o.props["chart"]]) or {}).get(
+                facts.DEVICE_PLUGIN_SOURCE_LABEL
+            )
+            == source
+        ]
+        if source is None or others:
+            out.append(
+                (
+                    r.urn or r.name,
+                    f"chart {r.props['chart']}: its device plugin's node selector does not "
+                    f"require a {facts.DEVICE_PLUGIN_SOURCE_LABEL} value of its own",
+                )
+            )
+    return out
+
+
+def hami_kube_scheduler_version(resources: list[Resource]) -> list[tuple[str, str]]:
+    """HAMi's kube-scheduler image is of the cluster's Kubernetes minor version (a newer one is
+    outside Kubernetes' version-skew policy; the chart picks its scheduler config's API version
+    by the cluster's)."""
+    versions = [
+        r.props.get("version")
+        for r in resources
+        if r.type in EKS_CLUSTERS and isinstance(r.props.get("version"), str)
+    ]
+    if not versions:
+        return []  # a cluster this stack did not create: its version is not in the graph
+    out = []
+    for r in resources:
+        if r.type not in HELM or r.props.get("chart") != facts.HAMI_CHART:
+            continue
+        tag = _values_at(r, ("scheduler", "kubeScheduler", "image", "tag"))
+        minor = re.match(r"^v(\d+\.\d+)\.\d+$", tag) if isinstance(tag, str) else None
+        if minor is None or minor.group(1) not in versions:
+            out.append(
+                (
+                    r.urn or r.name,
+                    f"values.scheduler.kubeScheduler.image.tag {tag!r} is not of the cluster's "
+                    f"Kubernetes version {', '.join(versions)}",
+                )
+            )
     return out
 
 
@@ -620,6 +727,12 @@ RULES: tuple[Rule, ...] = (
         "mandatory",
         mig_capable_instances,
     ),
+    Rule(
+        "hami-leaves-other-pods-alone",
+        hami_leaves_other_pods_alone.__doc__,
+        "mandatory",
+        hami_leaves_other_pods_alone,
+    ),
     Rule("chart-pinned", chart_pinned.__doc__, "mandatory", chart_pinned),
     Rule("image-tagged", images_tagged.__doc__, "mandatory", images_tagged),
     Rule(
@@ -646,6 +759,18 @@ GRAPH_RULES: tuple[GraphRule, ...] = (
         nodes_in_private_subnets.__doc__,
         "mandatory",
         nodes_in_private_subnets,
+    ),
+    GraphRule(
+        "one-device-plugin-per-node",
+        one_device_plugin_per_node.__doc__,
+        "mandatory",
+        one_device_plugin_per_node,
+    ),
+    GraphRule(
+        "hami-kube-scheduler-version",
+        hami_kube_scheduler_version.__doc__,
+        "mandatory",
+        hami_kube_scheduler_version,
     ),
     GraphRule(
         "gpu-memory-per-virtual-gpu",

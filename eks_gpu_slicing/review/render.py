@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import shutil
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from typing import Any
 import pulumi
 import yaml
 
+from eks_gpu_slicing.builders.workloads import report_resources
 from eks_gpu_slicing.review.manifests import is_helm_release, is_kubernetes_object, manifest_of
 from eks_gpu_slicing.review.mocks import Deployment, Registration, run_program
 from eks_gpu_slicing.settings import ConfigError, Settings
@@ -156,14 +159,61 @@ def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True) + "\n"
 
 
+class WriteError(Exception):
+    """The rendered files cannot be put in their folder: one line naming it, and why."""
+
+
 def write(rendered: Rendered, out_dir: Path) -> None:
-    """Replace out_dir with the rendered files (a removed resource leaves no stale file)."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    for name, text in rendered.files.items():
-        path = out_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    """Replace out_dir with the rendered files, all at once (a removed resource leaves no
+    stale file). They are written into a new folder beside it and moved into place, so a
+    render that fails, or another render into the same folder at the same time, never leaves
+    it half-written or holding files of two renders. WriteError when it cannot be done."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise WriteError(f"cannot render into {out_dir}: it is a file, not a folder")
+    above = next((p for p in out_dir.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise WriteError(f"cannot render into {out_dir}: {above} is a file, not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "resources.json").is_file():
+        # Replacing it would delete whatever it holds; a render always has resources.json.
+        raise WriteError(
+            f"cannot render into {out_dir}: it holds files that are not a render "
+            "(no resources.json); choose another folder with --out"
+        )
+    staging = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+        for name, text in rendered.files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        _move_into_place(staging, out_dir)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise WriteError(f"cannot write the render into {out_dir}: {why}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already once moved into place
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Rename `staging` to `out_dir`, replacing an earlier render there. A rename onto a
+    folder only succeeds while that folder is empty or absent, so the earlier one is first
+    renamed aside; another render may move in between, hence the loop. Concurrent renders of
+    one stack hold the same files, and whichever lands last stays."""
+    for _ in range(100):
+        try:
+            staging.rename(out_dir)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        aside = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex}.old"
+        try:
+            out_dir.rename(aside)
+        except FileNotFoundError:
+            continue  # another render moved it aside first
+        shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(errno.EBUSY, "other renders kept replacing it")
 
 
 def summary(rendered: Rendered, today: dt.date) -> list[str]:
@@ -174,10 +224,18 @@ def summary(rendered: Rendered, today: dt.date) -> list[str]:
     lines += [f"  {t.ljust(width)}  {n}" for t, n in sorted(counts.items())]
     lines.append("GPU sharing (stack output gpuNodeGroups):")
     for group, c in sorted(rendered.deployment.outputs.get("gpuNodeGroups", {}).items()):
+        # One count per resource: a MIG `mixed` layout advertises several slice resources.
+        counts = report_resources(c)
+        per_node = " + ".join(f"{n} {r}" for r, (n, _) in counts.items())
+        at_max = " + ".join(str(m) for _, m in counts.values())
+        gpus = (
+            f"a {c['gpuFraction']} {c['gpuModel']} vGPU"
+            if "gpuFraction" in c
+            else f"x{c['gpusPerNode']} GPU"
+        )
         lines.append(
-            f"  {group}: {c['instanceType']} x{c['gpusPerNode']} GPU, profile {c['profile']}"
-            f" ({c['strategy']}), {c['virtualGpusPerNode']} {c['resourceName']} per node,"
-            f" {c['virtualGpusAtMaxSize']} at maxSize"
+            f"  {group}: {c['instanceType']} {gpus}, profile {c['profile']}"
+            f" ({c['strategy']}), {per_node} per node, {at_max} at maxSize"
         )
     lines += [f"warning: {w}" for w in rendered.settings.warnings(today)]
     return lines
@@ -220,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(rendered, int):
         return rendered
     out_dir = args.out or BUILD_DIR / args.stack
-    write(rendered, out_dir)
+    try:
+        write(rendered, out_dir)
+    except WriteError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print("\n".join(summary(rendered, dt.date.today())))
     print(f"wrote {len(rendered.files)} files to {_relative(out_dir)}")
     return 0

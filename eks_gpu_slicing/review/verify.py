@@ -7,9 +7,13 @@ runs and is Ready (or Bottlerocket's built-in one), the node's config label name
 that exists (and the one its node group or pool was given), allocatable virtual GPUs ==
 physical GPUs x replicas, the MPS control daemon on MPS nodes; on MIG nodes (AL2023) the
 layout label, `nvidia.com/mig.config.state=success` and a Ready k8s-mig-manager pod, and on every
-MIG node allocatable per slice resource == GPUs x slices x replicas; then the demo pods share one
-GPU, Karpenter's controller, node classes, pools and overlays are Ready, and the GPU metrics
-exporter attributes metrics to the pods that use a GPU.
+MIG node allocatable per slice resource == GPUs x slices x replicas; on nodes of hami profiles
+HAMi's device plugin Ready, the node registered with HAMi (`hami.io/node-nvidia-register`, one
+entry per GPU with splitCount slices) and allocatable nvidia.com/gpu == GPUs x splitCount, and
+HAMi's scheduler Ready; then the demo pods share one GPU, Karpenter's controller, node
+classes, pools and overlays are Ready, and the GPU metrics exporter attributes metrics to the
+pods that use a GPU (on hami nodes it cannot: device-level series only), and each tenant's
+ResourceQuota is the one the stack sets (its used/hard per resource shown).
 
 What the cluster should hold comes from the stack file (Pulumi.<stack>.yaml) and the sharing
 ConfigMap, found by its labels. The only thing the Pulumi CLI is asked for is the stack's
@@ -38,8 +42,11 @@ import yaml
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.builders import karpenter, mig
 from eks_gpu_slicing.builders.device_plugin import CONFIG_MAP_LABELS
+from eks_gpu_slicing.builders.tenants import quota_hard
 from eks_gpu_slicing.settings import ConfigError, Settings
+from eks_gpu_slicing.settings.karpenter import quantity_value
 from eks_gpu_slicing.settings.stack_files import StackFileError, settings_of_stack
+from eks_gpu_slicing.settings.tenants import quota_counts, tenant_namespace
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
@@ -47,7 +54,8 @@ DEMO_POD_LABEL = ("app", "gpu-deployment")
 GPU_UUID = re.compile(r"UUID:\s*(GPU-[0-9a-fA-F-]+)")
 DCGM_SERIES = re.compile(r"^DCGM_FI_DEV_\w+(\{[^}]*\})?\s", re.MULTILINE)
 # dcgm-exporter's per-pod series carry the pod's name; a GPU no pod uses keeps its
-# device-level series without one (internal/pkg/transformation/kubernetes.go, 4.5.3-4.8.2).
+# device-level series without one (internal/pkg/transformation/kubernetes.go, 4.5.3-4.8.2 to
+# 4.6.0-4.8.3).
 POD_LABEL = re.compile(r'\bpod="([^"]+)"')
 DCGM_EXPORTER_PORT = 9400  # the chart's service and container port (values.yaml)
 
@@ -70,7 +78,8 @@ MPS_DAEMON_CONTAINER = "mps-control-daemon-ctr"
 # What each value of nvidia.com/mig.config.state means for the node (mig-parted v0.15.0,
 # pkg/mig/reconfigure: pending -> rebooting -> success | failed).
 MIG_STATE_MEANING = {
-    "pending": "the manager is repartitioning the GPUs; the device plugin is paused",
+    "pending": "the manager is repartitioning the GPUs (a MIG node also says so from its boot "
+    "until the manager has run); the device plugin is paused",
     "rebooting": "the node reboots to change MIG mode",
     "failed": "mig-parted could not apply the layout; see the nvidia-mig-manager pod's log",
 }
@@ -146,6 +155,24 @@ def is_mps_daemon(pod: Mapping) -> bool:
     ) == MPS_DAEMON_DAEMONSET or MPS_DAEMON_CONTAINER in _container_names(pod)
 
 
+def _is_hami(pod: Mapping, component: str) -> bool:
+    """A pod of the hami chart's DaemonSet or Deployment: both carry the chart's name and
+    their component (templates/device-plugin/daemonsetnvidia.yaml, scheduler/deployment.yaml)."""
+    labels = _labels(pod)
+    return (
+        labels.get("app.kubernetes.io/name") == facts.HAMI_CHART
+        and labels.get(facts.HAMI_COMPONENT_LABEL) == component
+    )
+
+
+def is_hami_device_plugin(pod: Mapping) -> bool:
+    return _is_hami(pod, facts.HAMI_DEVICE_PLUGIN_COMPONENT)
+
+
+def is_hami_scheduler(pod: Mapping) -> bool:
+    return _is_hami(pod, facts.HAMI_SCHEDULER_COMPONENT)
+
+
 def is_mig_manager(pod: Mapping) -> bool:
     return _owner_daemonset(pod) == mig.NAME or mig.NAME in _container_names(pod)
 
@@ -195,6 +222,13 @@ def expectations(settings: Settings) -> dict[str, Any]:
     pools = settings.karpenter_pools
     return {
         "expectedMig": _expected_mig(settings),
+        # hami profile -> the slices per GPU its nodes register (one installation, so every
+        # hami profile has the same; only those node groups use: pools cannot be hami).
+        "expectedHami": {
+            group.sharing: {"splitCount": settings.profile_of(group).hami.split_count}
+            for group in settings.hami_groups.values()
+            if settings.profile_of(group).hami is not None
+        },
         "expectedProfiles": profiles,
         "expectedPoolProfiles": {
             karpenter.node_pool_name(name): pool.sharing for name, pool in pools.items()
@@ -202,6 +236,14 @@ def expectations(settings: Settings) -> dict[str, Any]:
         "expectedNodePools": sorted(karpenter.node_pool_name(name) for name in pools),
         # The program names each pool's EC2NodeClass as the pool.
         "expectedNodeClasses": sorted(karpenter.node_pool_name(name) for name in pools),
+        # Per tenant namespace: the tenant and the quota's spec.hard the program sets.
+        "expectedTenantQuotas": {
+            tenant_namespace(name, tenant): {
+                "tenant": name,
+                "hard": quota_hard(quota_counts(settings, tenant)),
+            }
+            for name, tenant in settings.tenants.items()
+        },
         "expectedOverlays": sorted(
             overlay["metadata"]["name"]
             for name, pool in pools.items()
@@ -253,10 +295,13 @@ def check_gpu_node(
     profiles: Mapping[str, Mapping[str, Any]],
     expected_profile: str | None = None,
     expected_mig: Mapping[str, Mapping[str, Any]] | None = None,
+    expected_hami: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Result]:
     name = _name(node)
     labels = _labels(node)
     on_node = [p for p in pods if _node_name(p) == name]
+    if is_hami_node(node, expected_profile, expected_hami):
+        return check_hami_node(node, on_node, expected_profile, expected_hami or {})
     out = []
 
     bottlerocket = _is_bottlerocket(node)
@@ -311,6 +356,115 @@ def check_gpu_node(
             )
             out.append(Result("mps daemon", name, bool(ready), detail))
     return out
+
+
+def is_hami_node(
+    node: Mapping,
+    expected_profile: str | None = None,
+    expected_hami: Mapping[str, Mapping[str, Any]] | None = None,
+) -> bool:
+    """A node HAMi's device plugin serves: labelled so, or of a group the stack gives a hami
+    profile."""
+    source = _labels(node).get(facts.DEVICE_PLUGIN_SOURCE_LABEL)
+    return source == facts.DEVICE_PLUGIN_FROM_HAMI or expected_profile in (expected_hami or {})
+
+
+def check_hami_node(
+    node: Mapping,
+    on_node: list[Mapping],
+    expected_profile: str | None,
+    expected_hami: Mapping[str, Mapping[str, Any]],
+) -> list[Result]:
+    """A node of a hami profile: HAMi's device plugin Ready, the profile label, the node
+    registered with HAMi (its plugin's annotation: one entry per GPU, each with splitCount
+    slices and healthy) and allocatable nvidia.com/gpu == GPUs x splitCount."""
+    name = _name(node)
+    labels = _labels(node)
+    out = []
+    plugin = [p for p in on_node if is_hami_device_plugin(p)]
+    ready = [p for p in plugin if _ready(p)]
+    if ready:
+        detail = f"{_name(ready[0])} Ready (HAMi)"
+    else:
+        detail = _not_ready_detail(plugin[0]) if plugin else "no HAMi device plugin pod scheduled"
+    out.append(Result("device plugin", name, bool(ready), detail))
+
+    profile = labels.get(facts.DEVICE_PLUGIN_CONFIG_LABEL)
+    if expected_profile and profile != expected_profile:
+        out.append(
+            Result("config label", name, False, f"{profile!r}, expected {expected_profile!r}")
+        )
+    elif profile not in expected_hami:
+        out.append(
+            Result(
+                "config label",
+                name,
+                False,
+                f"{profile!r} is not a hami profile {sorted(expected_hami)}",
+            )
+        )
+    else:
+        out.append(Result("config label", name, True, profile))
+    wanted = expected_hami.get(expected_profile or profile or "")
+    instance = facts.GPU_INSTANCES.get(labels.get(INSTANCE_TYPE_LABEL, ""))
+    if wanted is None or instance is None:
+        why = "no hami profile" if wanted is None else "unknown GPU instance"
+        out.append(Result("allocatable", name, False, why))
+        return out
+    split = int(wanted["splitCount"])
+    out.append(_hami_registration(node, instance.gpus, split))
+    expected = instance.gpus * split
+    got = ((node.get("status") or {}).get("allocatable") or {}).get(facts.GPU_RESOURCE, "0")
+    detail = f"{facts.GPU_RESOURCE}={got}, expected {instance.gpus} GPU x {split} = {expected}"
+    out.append(Result("allocatable", name, str(got) == str(expected), detail))
+    return out
+
+
+def _hami_registration(node: Mapping, gpus: int, split: int) -> Result:
+    """What HAMi's device plugin wrote on the node: a JSON list of its GPUs, each with
+    `count` slices (deviceSplitCount) and `health` (pkg/device/devices.go DeviceInfo, whose
+    fields are omitted when zero or false)."""
+    name = _name(node)
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(facts.HAMI_NODE_REGISTER_ANNOTATION)
+    check = "hami registered"
+    if not text:
+        why = (
+            f"no {facts.HAMI_NODE_REGISTER_ANNOTATION} annotation: HAMi's plugin has not registered"
+        )
+        return Result(check, name, False, why)
+    try:
+        devices = json.loads(text)
+    except json.JSONDecodeError:
+        return Result(check, name, False, f"{facts.HAMI_NODE_REGISTER_ANNOTATION} is not JSON")
+    if not isinstance(devices, list) or not all(isinstance(d, Mapping) for d in devices):
+        return Result(check, name, False, f"{facts.HAMI_NODE_REGISTER_ANNOTATION} is not a list")
+    problems = []
+    if len(devices) != gpus:
+        problems.append(f"{len(devices)} GPUs registered, expected {gpus}")
+    counts = sorted({d.get("count", 0) for d in devices})
+    if counts != [split]:
+        problems.append(f"slices per GPU {counts}, expected {split}")
+    sick = [d.get("id", "?") for d in devices if not d.get("health")]
+    if sick:
+        problems.append(f"unhealthy: {', '.join(sick)}")
+    if problems:
+        return Result(check, name, False, "; ".join(problems))
+    return Result(check, name, True, f"{gpus} GPU x {split} slices")
+
+
+def check_hami(pods: list[Mapping], expected_hami: Mapping[str, Any]) -> list[Result]:
+    """HAMi's scheduler (kube-scheduler, extender and webhook) Ready, where the stack
+    installs HAMi: without it no hami pod is placed."""
+    if not expected_hami:
+        return []
+    scheduler = [p for p in pods if is_hami_scheduler(p)]
+    ready = [p for p in scheduler if _ready(p)]
+    if ready:
+        detail = f"{_name(ready[0])} Ready"
+    else:
+        detail = _not_ready_detail(scheduler[0]) if scheduler else "no hami-scheduler pod"
+    return [Result("hami scheduler", facts.HAMI_NAMESPACE, bool(ready), detail)]
 
 
 def check_mig_node(
@@ -435,15 +589,63 @@ def check_karpenter(state: Mapping[str, Any]) -> list[Result]:
     return out
 
 
+def _same_quantity(a: Any, b: Any) -> bool:
+    try:
+        return quantity_value(a) == quantity_value(b)
+    except ValueError:
+        return str(a) == str(b)
+
+
+def check_tenants(state: Mapping[str, Any]) -> list[Result]:
+    """Each tenant's ResourceQuota exists with the spec.hard the stack sets; its used/hard
+    per resource the tenant was given (status, as the quota controller last counted)."""
+    out = []
+    quotas = state.get("tenantQuotas") or {}
+    for namespace, expected in sorted((state.get("expectedTenantQuotas") or {}).items()):
+        subject = f"{expected['tenant']} ({namespace})"
+        quota = quotas.get(namespace)
+        if not quota:
+            detail = f"no ResourceQuota {facts.TENANT_QUOTA_NAME} in namespace {namespace}"
+            out.append(Result("tenant quota", subject, False, detail))
+            continue
+        hard = ((quota.get("spec") or {}).get("hard")) or {}
+        wanted = expected["hard"]
+        wrong = [
+            f"{key}: {hard.get(key, 'missing')}, the stack's {value}"
+            for key, value in sorted(wanted.items())
+            if key not in hard or not _same_quantity(hard[key], value)
+        ]
+        wrong += [f"{key}: {hard[key]}, not the stack's" for key in sorted(set(hard) - set(wanted))]
+        if wrong:
+            out.append(Result("tenant quota", subject, False, "; ".join(wrong)))
+            continue
+        status = quota.get("status") or {}
+        used, counted = status.get("used") or {}, status.get("hard") or {}
+        shown = [
+            f"{key.removeprefix(facts.QUOTA_REQUESTS_PREFIX)} {used.get(key, '?')}/{value}"
+            for key, value in sorted(wanted.items())
+            if not _same_quantity(value, 0) or not _same_quantity(used.get(key, 0), 0)
+        ]
+        detail = ", ".join(shown) or "every GPU resource at 0"
+        if not counted:
+            detail += " (not counted yet by the quota controller)"
+        out.append(Result("tenant quota", subject, True, detail))
+    return out
+
+
 def check_metrics(
     exporter_pods: list[Mapping],
     metrics: Mapping[str, str],
     pods: list[Mapping],
     gpu_resources: Iterable[str],
+    hami_nodes: Iterable[str] = (),
 ) -> list[Result]:
     """Every exporter serves GPU series; where pods on its node use a GPU, each of them has
-    its own series. A GPU no pod uses has device-level series only."""
+    its own series. A GPU no pod uses has device-level series only, and so has every GPU of a
+    hami node: HAMi's device IDs (`GPU-<uuid>-<n>`) are not ones dcgm-exporter 4.5.3-4.8.2 maps
+    to a GPU (internal/pkg/transformation/kubernetes.go, toDeviceToSharingPods)."""
     resources = set(gpu_resources)
+    hami = set(hami_nodes)
     out = []
     for exporter in exporter_pods:
         name = _name(exporter)
@@ -462,6 +664,12 @@ def check_metrics(
             out.append(Result("gpu metrics", name, False, "no DCGM_FI_DEV series"))
         elif not users:
             detail = "device-level series (no pod on this node uses a GPU)"
+            out.append(Result("gpu metrics", name, True, detail))
+        elif _node_name(exporter) in hami:
+            detail = (
+                f"device-level series; HAMi slices of {len(users)} pods are not attributed by "
+                "dcgm-exporter (per-container memory: HAMi's own metrics)"
+            )
             out.append(Result("gpu metrics", name, True, detail))
         elif missing := [u for u in users if u not in attributed]:
             detail = f"no series with pod label for {', '.join(missing)}"
@@ -484,20 +692,38 @@ def verify(state: Mapping[str, Any]) -> list[Result]:
         name: yaml.safe_load(text) for name, text in ((config_map or {}).get("data") or {}).items()
     }
     pods = state.get("pods") or []
+    # The stack's GPU nodes: every group and pool labels its nodes with the plugin that serves
+    # them. nvidia.com/gpu.present alone is also on GPU nodes the stack does not own (an
+    # existing cluster's; nodeadm sets it from Kubernetes 1.35), which are not ours to judge.
     gpu_nodes = [
         n
         for n in state.get("nodes") or []
         if _labels(n).get(facts.GPU_PRESENT_LABEL) == facts.GPU_PRESENT_VALUE
+        and facts.DEVICE_PLUGIN_SOURCE_LABEL in _labels(n)
     ]
     if not gpu_nodes:
-        results.append(Result("gpu nodes", "-", False, "no node labelled as a GPU node"))
-    expected_mig = state.get("expectedMig") or {}
-    for node in gpu_nodes:
-        results += check_gpu_node(
-            node, pods, profiles, _expected_profile(node, state), expected_mig
+        results.append(
+            Result(
+                "gpu nodes",
+                "-",
+                False,
+                f"no GPU node of this stack (labelled {facts.DEVICE_PLUGIN_SOURCE_LABEL})",
+            )
         )
+    expected_mig = state.get("expectedMig") or {}
+    expected_hami = state.get("expectedHami") or {}
+    hami_nodes = set()
+    for node in gpu_nodes:
+        expected_profile = _expected_profile(node, state)
+        if is_hami_node(node, expected_profile, expected_hami):
+            hami_nodes.add(_name(node))
+        results += check_gpu_node(
+            node, pods, profiles, expected_profile, expected_mig, expected_hami
+        )
+    results += check_hami(pods, expected_hami)
     results += check_demo(pods, state.get("logs") or {})
     results += check_karpenter(state)
+    results += check_tenants(state)
     gpu_resources = {facts.GPU_RESOURCE} | {profile_capacity(c)[0] for c in profiles.values()}
     gpu_resources |= {
         r
@@ -506,7 +732,7 @@ def verify(state: Mapping[str, Any]) -> list[Result]:
         for r in per_type
     }
     results += check_metrics(
-        state.get("exporterPods") or [], state.get("metrics") or {}, pods, gpu_resources
+        state.get("exporterPods") or [], state.get("metrics") or {}, pods, gpu_resources, hami_nodes
     )
     return results
 
@@ -551,7 +777,100 @@ def stack_output(stack: str, name: str) -> Any:
 
 def kubeconfig_dict(value: Any) -> dict:
     """The stack's kubeconfig output is pulumi-eks's kubeconfig JSON, as a string."""
-    return json.loads(value) if isinstance(value, str) else dict(value)
+    try:
+        config = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError as exc:
+        raise VerifyError(f"the stack's kubeconfig output is not JSON ({exc})") from None
+    problem = kubeconfig_problem(config)
+    if problem:
+        raise VerifyError(f"cannot use the stack's kubeconfig output: {problem}")
+    return dict(config)
+
+
+def read_kubeconfig(path: str) -> dict:
+    """A kubeconfig file's document; VerifyError, one line naming the file, for anything
+    the Kubernetes client could not use (it would raise its own errors, or Python's, from
+    deep inside its loader)."""
+    where = f"cannot use the kubeconfig {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VerifyError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise VerifyError(f"{where}: it is a folder, not a kubeconfig file") from None
+    except UnicodeDecodeError:
+        raise VerifyError(f"{where}: not a text file, so not a kubeconfig") from None
+    except OSError as exc:
+        raise VerifyError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        config = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise VerifyError(f"{where}{at}: not valid YAML ({exc.problem or exc.context})") from None
+    except yaml.YAMLError as exc:
+        raise VerifyError(f"{where}: not valid YAML ({exc})") from None
+    problem = kubeconfig_problem(config)
+    if problem:
+        raise VerifyError(f"{where}: {problem}")
+    return config
+
+
+def kubeconfig_problem(config: Any) -> str | None:
+    """Why a parsed document is not a kubeconfig the client can connect with, or None.
+
+    The shape is client-go's clientcmd v1 Config (tools/clientcmd/api/v1/types.go):
+    `clusters`, `users` and `contexts` are lists of `{name, cluster|user|context}`, a cluster
+    has a `server`, a context names a cluster and a user, and `current-context` names the
+    context to use (the Python client refuses a file without one)."""
+    if config is None:
+        return "the file is empty"
+    if not isinstance(config, Mapping):
+        kind = _yaml_kind(config)
+        return f"not a kubeconfig: a YAML {kind}, not a mapping of clusters, contexts and users"
+    entries: dict[str, dict[str, Any]] = {}
+    for section, body in (("clusters", "cluster"), ("contexts", "context"), ("users", "user")):
+        items = config.get(section)
+        if not isinstance(items, list):
+            return f"not a kubeconfig: no `{section}` list"
+        entries[section] = {}
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+                return f"{section}[{i}] is not a `{{name: ..., {body}: ...}}` entry"
+            if not isinstance(item.get(body) or {}, Mapping):
+                return f"{section}[{i}] ({item['name']}): `{body}` is not a mapping"
+            entries[section][item["name"]] = item.get(body) or {}
+    current = config.get("current-context")
+    if not isinstance(current, str) or not current:
+        return "no `current-context` naming the context to use"
+    context = entries["contexts"].get(current)
+    if context is None:
+        return f"current-context '{current}' is not in `contexts`"
+    for key, section in (("cluster", "clusters"), ("user", "users")):
+        name = context.get(key)
+        if name not in entries[section]:
+            return f"context '{current}' names {key} {name!r}, which is not in `{section}`"
+    server = entries["clusters"][context["cluster"]].get("server")
+    if not isinstance(server, str) or not server:
+        return f"cluster '{context['cluster']}' has no `server` address (https://...)"
+    user = entries["users"][context["user"]]
+    exec_ = user.get("exec")
+    # (The client logs a bad `exec` and goes on without credentials.)
+    if exec_ is not None and not (
+        isinstance(exec_, Mapping) and isinstance(exec_.get("command"), str)
+    ):
+        return f"user '{context['user']}': `exec` needs a `command` to run (aws, for EKS)"
+    if not isinstance(user.get("token", ""), str):
+        return f"user '{context['user']}': `token` is not a string"
+    return None
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
 
 
 def collect(api_client: Any, *, namespace: str, expected: Mapping[str, Any]) -> dict:
@@ -593,7 +912,20 @@ def collect(api_client: Any, *, namespace: str, expected: Mapping[str, Any]) -> 
         for p in exporter
         if _ready(p)
     }
+
+    def tenant_quota(namespace: str) -> dict | None:
+        try:
+            return plain(core.read_namespaced_resource_quota(facts.TENANT_QUOTA_NAME, namespace))
+        except client.ApiException as exc:
+            if exc.status == 404:  # the quota, or its namespace, is not there
+                return None
+            raise
+
     return {
+        "tenantQuotas": {
+            namespace: tenant_quota(namespace)
+            for namespace in expected.get("expectedTenantQuotas") or {}
+        },
         "nodes": plain(core.list_node().items),
         "pods": pods,
         "devicePluginNamespace": namespace,
@@ -643,15 +975,29 @@ def read_cluster(stack: str, kubeconfig: str | None, root: Path | None = None) -
         raise VerifyError(str(exc)) from None
     except ConfigError as exc:
         raise VerifyError(f"Pulumi.{stack}.yaml is not valid: {exc}") from None
+    if kubeconfig:
+        # Checked first, so that a file the client cannot use is one line naming it.
+        read_kubeconfig(kubeconfig)
     try:
         if kubeconfig:
+            # The client reads the file itself: it resolves relative certificate paths
+            # against the file's folder.
             api = kube_config.new_client_from_config(config_file=kubeconfig)
         else:
             api = kube_config.new_client_from_config_dict(
                 kubeconfig_dict(stack_output(stack, "kubeconfig"))
             )
     except kube_config.ConfigException as exc:
-        raise VerifyError(f"cannot use the kubeconfig: {exc}") from None
+        where = f" {kubeconfig}" if kubeconfig else ""
+        raise VerifyError(f"cannot use the kubeconfig{where}: {exc}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # The client's loader takes every field to be of the type it expects, and fails
+        # inside itself on one that is not (a number for certificate data, say).
+        where = kubeconfig or "the stack's kubeconfig output"
+        raise VerifyError(
+            f"cannot use the kubeconfig {where}: a field of the wrong type "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     try:
         return collect(
             api, namespace=settings.device_plugin.namespace, expected=expectations(settings)

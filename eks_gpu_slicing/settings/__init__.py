@@ -24,7 +24,12 @@ from eks_gpu_slicing.settings.node_groups import (
     NodeGroupSettings,
     SystemNodeGroupSettings,
 )
-from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, SharingProfile, SharingStrategy
+from eks_gpu_slicing.settings.sharing import (
+    DEFAULT_SHARING,
+    HamiSettings,
+    SharingProfile,
+    SharingStrategy,
+)
 from eks_gpu_slicing.settings.stack import Settings
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
     "DevicePluginSettings",
     "GpuMetricsSettings",
     "GpuNodeGroupSettings",
+    "HamiSettings",
     "KarpenterNodePoolSettings",
     "KarpenterSettings",
     "Namespace",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from eks_gpu_slicing import facts
@@ -51,6 +51,41 @@ Namespace = Annotated[str, AfterValidator(_namespace_name)]
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 # A Helm chart pinned to one release.
 ChartVersion = Annotated[str, AfterValidator(_exact_version)]
+# A node's root volume in GiB (node groups and Karpenter pools alike); 16384 GiB (16 TiB) is
+# the largest gp3 volume.
+RootVolumeGiB = Annotated[int, Field(ge=20, le=16384)]
+# The sharing profile a stack has when it defines none, and the one groups, pools and the
+# device plugin use unless they name another.
+DEFAULT_PROFILE = "default"
+
+
+# Every configuration key is declared once, in these models: its stack-file name (the field's
+# alias), type, default, bounds, allowed values and a `Field(description=...)`. `make generate`
+# (eks_gpu_slicing/review/generate.py) writes the configuration reference in
+# docs/configuration.md, the component package's input types (components/package_inputs.py)
+# and provider/schema.json from them. Where the model alone cannot say what a reader needs,
+# `Field(json_schema_extra=...)` adds it with the helpers below.
+
+
+def shown_default(text: str) -> dict[str, str]:
+    """json_schema_extra for a key whose default is worked out when the settings load (e.g.
+    clusterName's), so the model's own default is not what a stack gets: what the
+    reference shows instead."""
+    return {"shownDefault": text}
+
+
+def package_map_alternative(key: str, description: str) -> dict[str, str]:
+    """json_schema_extra for a key that takes a name or a map (a MIG layout). A Pulumi
+    package schema has no either-or type, so the component package takes the map as a
+    second, typed property `key` (described by `description`) and the name under the key's
+    own name."""
+    return {"packageMapKey": key, "packageMapDescription": description}
+
+
+def listing(values: Iterable[object], last: str = "and") -> str:
+    """`a`, `b` and `c` (or `a`, `b` or `c`): values as a description names them."""
+    quoted = [f"`{v}`" for v in values]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {last} {quoted[-1]}"
 
 
 class ConfigError(Exception):
@@ -95,6 +130,15 @@ def _subset(chosen: list[str], allowed: tuple[str, ...], what: str) -> list[str]
 
 
 def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
+    """A CIDR block as written (`a.b.c.d/n`, no host bits), or ValueError saying why not."""
+    if "/" not in cidr:
+        # ipaddress reads a bare address as its /32, but the stack passes the text on as
+        # written, and AWS refuses a CIDR without a prefix length; nor can we tell whether
+        # one address or its network was meant.
+        raise ValueError(
+            f"'{cidr}' is not a CIDR block: it has no prefix length (such as /16 for a "
+            "network, /32 for one address)"
+        )
     try:
         return ipaddress.IPv4Network(cidr, strict=True)
     except ValueError as exc:

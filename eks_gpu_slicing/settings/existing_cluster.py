@@ -7,14 +7,17 @@ checked once it has been read (`existing_cluster_problems`), before anything is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings
+from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings, listing
+from eks_gpu_slicing.settings.karpenter import KarpenterSettings
+from eks_gpu_slicing.settings.network import _SECURITY_GROUP_ID
 
 if TYPE_CHECKING:
     from eks_gpu_slicing.settings.stack import Settings
@@ -29,19 +32,70 @@ CREATED_CLUSTER_KEYS = {
     "clusterLogRetentionDays": "the control-plane log group is the existing cluster's",
     "protect": "it guards the control plane and its secrets key, which this stack does not own",
 }
+# Keys that are not inputs of the component package (components/package.py), which is for an
+# existing cluster only: those above, and the cluster's name, which is existingCluster.name.
+NOT_PACKAGE_INPUTS = {**CREATED_CLUSTER_KEYS, "clusterName": "it is existingCluster.name"}
+
+# A Kubernetes label key (an optional DNS subdomain prefix and `/`, then a name of at most 63
+# characters) and value (at most 63, possibly empty): apimachinery's IsQualifiedName and
+# IsValidLabelValue.
+_LABEL_NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?" + _LABEL_NAME + "$"
+)
+_LABEL_VALUE = re.compile(r"^" + _LABEL_NAME + "?$")
+_MAX_LABEL_PREFIX = 253
 
 
 class ExistingClusterSettings(_Settings):
     """An EKS cluster this stack adds GPU sharing to, and leaves alone otherwise."""
 
-    name: str
-    # Where the GPU node groups run: private subnets of the cluster's VPC (see
-    # docs/existing-cluster.md for how to list them).
-    private_subnet_ids: list[str]
-    # Karpenter's controller gets its AWS credentials through EKS Pod Identity, whose agent is
-    # an EKS add-on: `installed` when the cluster runs it already (creating it again fails),
-    # `create` to add it (and remove it on destroy). Needed only to install Karpenter.
-    pod_identity_agent: Literal["installed", "create"] | None = None
+    name: str = Field(
+        description="Name of the EKS cluster, read with eks:DescribeCluster when the program "
+        "runs. clusterName is taken from it, and kubernetesVersion, when set, must equal its "
+        "version. With a Karpenter installed here it must authenticate with "
+        f"{listing(facts.ACCESS_ENTRY_AUTHENTICATION_MODES, last='or')} (access entries); "
+        "managed node groups alone also work on a CONFIG_MAP cluster."
+    )
+    private_subnet_ids: list[str] = Field(
+        description="Private subnets (`subnet-...`) of the cluster's VPC for the GPU node "
+        "groups (and, with a Karpenter installed here, tagged for its discovery where "
+        "untagged: docs/existing-cluster.md#karpenters-discovery-tags). Each must be in the "
+        "cluster's VPC, which is checked when the program runs."
+    )
+    pod_identity_agent: Literal["installed", "create"] | None = Field(
+        default=None,
+        description="Required to install Karpenter, whose controller gets its AWS credentials "
+        f"through EKS Pod Identity: `installed` when the cluster runs the "
+        f"{facts.POD_IDENTITY_AGENT_ADDON} add-on already (creating it again fails), `create` "
+        "to add it (and remove it on destroy); `create` is refused unless a Karpenter is "
+        "installed here (karpenter.enabled, install not false), the only reason to add it.",
+    )
+    system_node_selector: dict[str, str] = Field(
+        default={},
+        description=(
+            "Node labels of the cluster's own system nodes, where this stack places its "
+            "cluster-wide controllers (Karpenter's controller, Node Feature Discovery's master "
+            "and garbage collector with devicePlugin.gfd). Unset: no selector, so they run on "
+            "any untainted node. Give labels every such node carries, e.g. "
+            "{eks.amazonaws.com/nodegroup: core}, valid Kubernetes label keys and values; a "
+            "selector no node matches leaves them Pending. See "
+            "docs/existing-cluster.md#where-cluster-wide-controllers-run."
+        ),
+    )
+    node_security_group_ids: list[str] = Field(
+        default=[],
+        description=(
+            "Security groups the cluster's other nodes run in besides (or instead of) the EKS "
+            "cluster security group, such as terraform-aws-eks's node security group (sg-...). "
+            "GPU node groups' launch templates and Karpenter node classes get them beside the "
+            "cluster security group (EKS adds the cluster security group only to a launch "
+            "template that names none), so GPU pods reach CoreDNS and other pods where those "
+            "groups' rules admit only their own members. At most 15; each must be in the "
+            "cluster's VPC, checked when the program runs. See "
+            "docs/existing-cluster.md#security-groups-of-gpu-nodes."
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -62,13 +116,46 @@ class ExistingClusterSettings(_Settings):
             raise ValueError("lists a subnet more than once")
         return ids
 
+    @field_validator("system_node_selector")
+    @classmethod
+    def _selector(cls, labels: dict[str, str]) -> dict[str, str]:
+        bad = [
+            f"{key}={value}"
+            for key, value in labels.items()
+            if not _LABEL_KEY.match(key)
+            or len(key.partition("/")[0]) > _MAX_LABEL_PREFIX
+            or not _LABEL_VALUE.match(value)
+        ]
+        if bad:
+            raise ValueError(f"not Kubernetes node labels (key=value): {', '.join(bad)}")
+        return labels
+
+    @field_validator("node_security_group_ids")
+    @classmethod
+    def _security_groups(cls, ids: list[str]) -> list[str]:
+        bad = [i for i in ids if not _SECURITY_GROUP_ID.match(i)]
+        if bad:
+            raise ValueError(f"not security group IDs (sg-...): {', '.join(bad)}")
+        if len(set(ids)) != len(ids):
+            raise ValueError("lists a security group more than once")
+        most = facts.MAX_SECURITY_GROUPS_PER_INTERFACE - 1
+        if len(ids) > most:
+            raise ValueError(
+                f"{len(ids)} security groups; a node's network interface takes at most "
+                f"{facts.MAX_SECURITY_GROUPS_PER_INTERFACE}, the cluster security group and "
+                f"{most} of these"
+            )
+        return ids
+
 
 def static_problems(data: Mapping[str, Any]) -> list[str]:
     """Offline checks of an existing-cluster stack's raw config, each 'key.path: why'."""
     existing = data.get("existingCluster")
     karpenter = data.get("karpenter")
     karpenter = karpenter if isinstance(karpenter, Mapping) else {}
-    installs_karpenter = karpenter.get("enabled") is True and karpenter.get("install", True)
+    installs_karpenter = karpenter.get("enabled") is True and karpenter.get(
+        "install", KarpenterSettings.model_fields["install"].default
+    )
     if not isinstance(existing, Mapping):
         if karpenter.get("install") is False:
             return [
@@ -88,12 +175,24 @@ def static_problems(data: Mapping[str, Any]) -> list[str]:
             f"clusterName: '{data['clusterName']}' is not existingCluster.name '{name}'; "
             "leave clusterName out (it is taken from existingCluster.name)"
         )
+    # The hint's command names the cluster when the stack file does (existingCluster.name
+    # missing or not a string is reported on its own).
+    cluster = name if isinstance(name, str) and name else "<cluster>"
     if installs_karpenter and "podIdentityAgent" not in existing:
         problems.append(
             "existingCluster.podIdentityAgent: required to install Karpenter on an existing "
             "cluster: `installed` if it runs the eks-pod-identity-agent add-on (aws eks "
-            f"describe-addon --cluster-name {name} --addon-name eks-pod-identity-agent), "
+            f"describe-addon --cluster-name {cluster} --addon-name eks-pod-identity-agent), "
             "otherwise `create`"
+        )
+    if not installs_karpenter and existing.get("podIdentityAgent") == "create":
+        # The add-on is created only for the Karpenter installed here: without one, `create`
+        # would do nothing (and remove an add-on this stack created for it before).
+        problems.append(
+            "existingCluster.podIdentityAgent: `create` adds the eks-pod-identity-agent add-on "
+            "only for the Karpenter this stack installs (karpenter.enabled: true, install not "
+            "false), which this stack does not; remove it (an add-on the stack created for "
+            "Karpenter before is then removed), or install the add-on yourself"
         )
     return problems
 
@@ -113,13 +212,33 @@ class LookedUpCluster:
 def existing_cluster_problems(settings: Settings, cluster: LookedUpCluster) -> list[str]:
     """Where the stack's settings and the cluster it was given disagree, each 'key: why'."""
     problems = []
-    if cluster.authentication_mode not in facts.ACCESS_ENTRY_AUTHENTICATION_MODES:
+    # Managed node groups join any cluster: on one that authenticates through aws-auth only,
+    # EKS maps their node role there itself. The nodes of a Karpenter installed here join
+    # through the EC2_LINUX access entry this stack creates, which only API modes have.
+    if (
+        settings.karpenter_installs_here
+        and cluster.authentication_mode not in facts.ACCESS_ENTRY_AUTHENTICATION_MODES
+    ):
         problems.append(
-            f"existingCluster.name: cluster '{cluster.name}' authenticates with "
-            f"{cluster.authentication_mode} only; GPU nodes and Karpenter join through access "
-            "entries, which need API or API_AND_CONFIG_MAP. This stack does not change the "
-            f"cluster: switch it (aws eks update-cluster-config --name {cluster.name} "
-            "--access-config authenticationMode=API_AND_CONFIG_MAP) and run again"
+            f"karpenter.enabled: cluster '{cluster.name}' authenticates with "
+            f"{cluster.authentication_mode} only, and the nodes of the Karpenter installed here "
+            "join through an access entry, which needs API or API_AND_CONFIG_MAP. This stack "
+            f"does not change the cluster: switch it (aws eks update-cluster-config --name "
+            f"{cluster.name} --access-config authenticationMode=API_AND_CONFIG_MAP) and run "
+            "again, or add pools to a Karpenter that runs there already (karpenter.install: "
+            "false), or leave Karpenter off (GPU node groups need no access entry)"
+        )
+    if cluster.authentication_mode not in facts.ACCESS_ENTRY_AUTHENTICATION_MODES:
+        # A tenant's principals get their namespace through access entries.
+        problems.extend(
+            f"tenants.{name}.principals: cluster '{cluster.name}' authenticates with "
+            f"{cluster.authentication_mode} only, and a tenant's principals are given their "
+            "namespace through EKS access entries, which need API or API_AND_CONFIG_MAP. This "
+            "stack does not change the cluster: switch it (aws eks update-cluster-config --name "
+            f"{cluster.name} --access-config authenticationMode=API_AND_CONFIG_MAP) and run "
+            "again, or leave principals out and map the roles in aws-auth yourself"
+            for name, tenant in settings.tenants.items()
+            if tenant.principals
         )
     version = cluster.kubernetes_version
     if settings.kubernetes_version_given:
@@ -162,6 +281,55 @@ def subnet_problems(cluster: LookedUpCluster, subnets: Sequence[Ec2Object]) -> l
         f"{cluster.vpc_id} (docs/existing-cluster.md shows how to find them)"
         for i, subnet in enumerate(subnets)
         if subnet.vpc_id != cluster.vpc_id
+    ]
+
+
+def security_group_problems(cluster: LookedUpCluster, groups: Sequence[Ec2Object]) -> list[str]:
+    """`existingCluster.nodeSecurityGroupIds` entries outside the cluster's VPC (a launch
+    template naming one fails only when its node group is created), each 'key: why'."""
+    return [
+        f"existingCluster.nodeSecurityGroupIds[{i}]: security group {group.id} is in "
+        f"{group.vpc_id}, not in the VPC of cluster '{cluster.name}' ({cluster.vpc_id})"
+        for i, group in enumerate(groups)
+        if group.vpc_id != cluster.vpc_id
+    ]
+
+
+@dataclass(frozen=True)
+class ExistingNodeGroup:
+    """A managed node group the cluster runs, and the security groups its launch template
+    names (None: none named, so EKS puts its nodes in the cluster security group)."""
+
+    name: str
+    security_group_ids: tuple[str, ...] | None
+
+
+def node_group_security_warnings(
+    cluster: LookedUpCluster,
+    node_groups: Sequence[ExistingNodeGroup],
+    node_security_group_ids: Sequence[str],
+) -> list[str]:
+    """The cluster's node groups whose nodes share no security group with our GPU nodes (the
+    cluster security group and `existingCluster.nodeSecurityGroupIds`).
+
+    EKS puts managed nodes in the cluster security group only when their launch template names
+    no group; terraform-aws-eks names its node security group alone unless
+    attach_cluster_primary_security_group is set, and that group admits DNS (53) and
+    node-to-node traffic only from itself (node_groups.tf, v21.19.0). CoreDNS on such nodes
+    then never answers GPU pods, and nothing fails: a warning, since the rules themselves
+    (another group may admit ours) cannot be judged from here."""
+    ours = {cluster.cluster_security_group_id, *node_security_group_ids}
+    return [
+        f"existingCluster.nodeSecurityGroupIds: node group '{group.name}' of cluster "
+        f"'{cluster.name}' runs in {', '.join(group.security_group_ids)}, none of which GPU "
+        f"nodes of this stack are in (the cluster security group "
+        f"{cluster.cluster_security_group_id}"
+        + (f" and {', '.join(node_security_group_ids)}" if node_security_group_ids else "")
+        + "). If CoreDNS, or anything GPU pods call, runs there and those groups admit only "
+        "their own members, GPU pods cannot reach it: add the node group's node security group "
+        "to existingCluster.nodeSecurityGroupIds (docs/existing-cluster.md)"
+        for group in node_groups
+        if group.security_group_ids is not None and not set(group.security_group_ids) & ours
     ]
 
 

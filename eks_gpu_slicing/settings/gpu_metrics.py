@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import ChartVersion, _namespace_name, _Settings
@@ -29,13 +29,31 @@ def duration_seconds(duration: str) -> float:
 class GpuMetricsSettings(_Settings):
     """The dcgm-exporter Helm release, with per-pod attribution on shared GPUs."""
 
-    enabled: bool = False
-    chart_version: ChartVersion = facts.DCGM_EXPORTER_CHART_VERSION
-    namespace: str = facts.DCGM_EXPORTER_DEFAULT_NAMESPACE
-    # A ServiceMonitor for the Prometheus Operator; its CRDs must already be installed.
-    service_monitor: bool = False
-    # How often Prometheus scrapes the exporter (only used with the ServiceMonitor).
-    interval: str = "15s"
+    enabled: bool = Field(
+        default=False,
+        description="Deploy NVIDIA's DCGM exporter on every GPU node, with per-pod utilisation "
+        "and memory on shared GPUs (docs/metrics.md).",
+    )
+    chart_version: ChartVersion = Field(
+        default=facts.DCGM_EXPORTER_CHART_VERSION,
+        description=f"`{facts.DCGM_EXPORTER_CHART}` chart version, exact (MAJOR.MINOR.PATCH). "
+        f"The values are checked against {facts.DCGM_EXPORTER_CHART_VERSION}, the first with "
+        "per-pod attribution on shared GPUs (docs/metrics.md); other versions are warned about.",
+    )
+    namespace: str = Field(
+        default=facts.DCGM_EXPORTER_DEFAULT_NAMESPACE,
+        description="Namespace of the exporter, created by the stack. `default` is refused: the "
+        "exporter runs with hostPID.",
+    )
+    service_monitor: bool = Field(
+        default=False,
+        description="Create a ServiceMonitor so a Prometheus Operator scrapes the exporter. Its "
+        "CRDs (monitoring.coreos.com/v1) must be installed first, or the release fails.",
+    )
+    interval: str = Field(
+        default="15s",
+        description="Scrape interval of the ServiceMonitor, a Prometheus duration of at least 1s.",
+    )
 
     @field_validator("namespace")
     @classmethod

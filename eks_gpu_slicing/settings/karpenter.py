@@ -10,8 +10,17 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import ChartVersion, Namespace, _check_names, _Settings
+from eks_gpu_slicing.settings.base import (
+    DEFAULT_PROFILE,
+    ChartVersion,
+    Namespace,
+    RootVolumeGiB,
+    _check_names,
+    _Settings,
+    shown_default,
+)
 from eks_gpu_slicing.settings.node_groups import known_gpu_instance
+from eks_gpu_slicing.settings.sharing import FRACTIONAL_DEFAULT_PROFILE
 
 # The NodePool CRD's own patterns (karpenter.sh_nodepools.yaml, v1.14.1): what the API server
 # would accept, checked here so a typo is reported with its key path before anything runs.
@@ -82,19 +91,67 @@ class KarpenterNodePoolSettings(_Settings):
     """One NodePool and its EC2NodeClass: GPU instances of the listed types, shared per one
     profile. Defaults follow the source design, except where noted."""
 
-    instance_types: list[str]
-    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = ["on-demand"]
-    # Required: a pool without limits can launch GPU instances without bound.
-    limits: dict[str, int | str]
-    expire_after: str = "720h"  # the CRD's default
-    consolidate_after: str = "5m"
-    # WhenEmpty: never evict running GPU pods just to pack nodes tighter.
-    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmpty"
-    # Unset: Karpenter derives it from the instance type's ENI limits.
-    max_pods: int | None = Field(default=None, ge=1, le=_MAX_PODS_LIMIT)
-    volume_size_gib: int = Field(default=100, ge=20, le=16384, alias="volumeSizeGiB")
-    sharing: str = "default"
-    weight: int | None = Field(default=None, ge=1, le=100)
+    instance_types: list[str] = Field(
+        description="NVIDIA GPU instance types the pool may launch (the node groups' table, no "
+        "repeats); mixed GPU counts are fine. Each type's driver must be in karpenter.amiRelease "
+        + "("
+        + ", ".join(
+            f"{family} from {need.first_al2023_release}"
+            for family, need in facts.GPU_FAMILY_DRIVERS.items()
+        )
+        + "), else it is refused naming the type."
+    )
+    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
+        default=["on-demand"],
+        description="Purchase options Karpenter may use, a non-empty list without repeats. "
+        "Karpenter launches a type on-demand only if it has an on-demand price: an `on-demand` "
+        "pool listing one without (p5e.48xlarge, Capacity Blocks only) is warned about.",
+    )
+    limits: dict[str, int | str] = Field(
+        description="Upper bound of the pool's total capacity, per resource (e.g. `{cpu: 32, "
+        "memory: 128Gi}`), each a Kubernetes quantity: at least one, since a pool without "
+        "limits can launch GPU instances without bound."
+    )
+    expire_after: str = Field(
+        default="720h",  # the CRD's default
+        description="Nodes are replaced after this long: a duration of digits with s, m or h "
+        "(e.g. 1440h), or Never.",
+    )
+    consolidate_after: str = Field(
+        default="5m",
+        description="How long a node must be empty (or underutilised) before Karpenter removes "
+        "it: a duration, or Never.",
+    )
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = Field(
+        default="WhenEmpty",
+        description="`WhenEmpty` never evicts running GPU pods just to pack nodes tighter; "
+        "`WhenEmptyOrUnderutilized` does.",
+    )
+    max_pods: int | None = Field(
+        default=None,
+        ge=1,
+        le=_MAX_PODS_LIMIT,
+        description="Kubelet maxPods, in the EC2NodeClass. Unset: Karpenter derives it from "
+        "the instance type's network interfaces.",
+    )
+    volume_size_gib: RootVolumeGiB = Field(
+        default=100,
+        alias="volumeSizeGiB",
+        description="Root volume size in GiB (gp3, encrypted, deleted with the instance).",
+    )
+    sharing: str = Field(
+        default=DEFAULT_PROFILE,
+        description="Name of the sharing profile of the pool's GPUs (node label, device-plugin "
+        "config, overlay capacity). A pool of only fractional types (g6f, gr6f) that names "
+        f"none gets `{FRACTIONAL_DEFAULT_PROFILE}`; a pool mixing fractional and whole-GPU types "
+        "must name it.",
+        json_schema_extra=shown_default(
+            f"`{DEFAULT_PROFILE}`; `{FRACTIONAL_DEFAULT_PROFILE}` when every type is g6f or gr6f"
+        ),
+    )
+    weight: int | None = Field(
+        default=None, ge=1, le=100, description="Priority over other NodePools."
+    )
 
     @field_validator("instance_types")
     @classmethod
@@ -185,22 +242,57 @@ class KarpenterNodePoolSettings(_Settings):
 class KarpenterSettings(_Settings):
     """The Karpenter controller (chart and CRDs of one pinned version) and its node pools."""
 
-    enabled: bool = False
-    version: ChartVersion = facts.KARPENTER_VERSION
-    namespace: Namespace = "kube-system"
-    # EKS-optimized AMI release of every pool's nodes (`al2023@<release>`); Settings checks
-    # it carries kubernetesVersion. Changing it replaces pool nodes (Karpenter drift).
-    ami_release: str = facts.KARPENTER_AL2023_AMI_RELEASE
-    node_pools: dict[str, KarpenterNodePoolSettings] = {}
-    # false: a Karpenter already runs on the existing cluster; only the pools (node classes,
-    # NodePools, NodeOverlays) are added, for nodes with its role, in subnets and security
-    # groups carrying its discovery tag. Nothing of the controller is installed.
-    install: bool = True
-    # With install: false, the IAM role (name) of the running Karpenter's nodes.
-    node_role_name: str | None = None
-    # With install: false, the value of its karpenter.sh/discovery tag (default: the
-    # cluster's name, as Karpenter's getting-started guide tags them).
-    discovery_tag_value: str | None = None
+    enabled: bool = Field(
+        default=False,
+        description="Use Karpenter: install it (see install) and create nodePools "
+        "(docs/karpenter.md).",
+    )
+    version: ChartVersion = Field(
+        default=facts.KARPENTER_VERSION,
+        description="Version of the karpenter and karpenter-crd charts and the controller, "
+        f"exact, {'.'.join(str(p) for p in facts.KARPENTER_MIN_VERSION)} or later (the first "
+        f"with NodeOverlay). What the stack emits is checked against {facts.KARPENTER_VERSION}; "
+        "other versions are warned about.",
+    )
+    namespace: Namespace = Field(
+        default="kube-system",
+        description="Namespace of the controller; created unless built in.",
+    )
+    ami_release: str = Field(
+        default=facts.KARPENTER_AL2023_AMI_RELEASE,
+        description="EKS-optimized AMI release (v<YYYYMMDD>) every pool's EC2NodeClass pins "
+        "(`al2023@<release>`). It must carry an AL2023 NVIDIA image for kubernetesVersion "
+        "(the first release carrying each version is in facts.AL2023_NVIDIA_AMI_RELEASES), "
+        "else validation refuses the stack. A release dated after today is refused (it cannot "
+        "exist yet); one newer than the newest the table knows "
+        f"({facts.NEWEST_KNOWN_AMI_RELEASE}) is warned about: check it exists in "
+        "awslabs/amazon-eks-ami's CHANGELOG.md, or Karpenter reports AMINotFound and no pool "
+        "node launches. Changing it replaces pool nodes (Karpenter drift).",
+    )
+    node_pools: dict[str, KarpenterNodePoolSettings] = Field(
+        default={},
+        description="GPU node pools, keyed by a stable name (1–32 of `a-z0-9-`): NodePool and "
+        "EC2NodeClass `gpu-<name>`. Only with enabled: true.",
+    )
+    install: bool = Field(
+        default=True,
+        description="false: a Karpenter already runs on the existing cluster; only the pools "
+        "(EC2NodeClass, NodePool, NodeOverlays) are added, for nodes with its role, in subnets "
+        "and security groups carrying its discovery tag, and nothing of the controller is "
+        "installed. Needs existingCluster and nodeRoleName; the NodeOverlays need that "
+        "Karpenter's NodeOverlay feature gate (docs/existing-cluster.md).",
+    )
+    node_role_name: str | None = Field(
+        default=None,
+        description="With install: false, the IAM role (name) of the running Karpenter's nodes "
+        "(its EC2NodeClass spec.role).",
+    )
+    discovery_tag_value: str | None = Field(
+        default=None,
+        description=f"With install: false, the value of its {facts.KARPENTER_DISCOVERY_TAG} tag "
+        "on the subnets and security groups its nodes use. Unset: the cluster's name, as "
+        "Karpenter's getting-started guide tags them.",
+    )
 
     @model_validator(mode="after")
     def _install_or_running(self) -> KarpenterSettings:
@@ -271,6 +363,19 @@ class KarpenterSettings(_Settings):
             f"for kubernetesVersion {kubernetes_version} (releases {carried} do), so no pool "
             "node could ever launch; set karpenter.amiRelease to one of those releases, or "
             "kubernetesVersion to a version it carries"
+        )
+
+    def driver_problem(self, instance: facts.GpuInstance) -> str | None:
+        """Why the pinned AMI release cannot run this instance type's GPUs, if so (a family
+        newer than the release: facts.GPU_FAMILY_DRIVERS)."""
+        need = facts.GPU_FAMILY_DRIVERS.get(instance.family)
+        if need is None or self.ami_release >= need.first_al2023_release:
+            return None
+        return (
+            f"a {instance.name} needs the {need.driver}, which the AL2023 NVIDIA AMIs carry "
+            f"from release {need.first_al2023_release}; karpenter.amiRelease "
+            f"{self.ami_release} has none, so its GPUs would never work: pin "
+            f"{need.first_al2023_release} or later, or leave {instance.name} out"
         )
 
     @field_validator("node_pools")

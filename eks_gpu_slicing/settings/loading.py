@@ -17,7 +17,8 @@ from eks_gpu_slicing.settings.base import ConfigError
 from eks_gpu_slicing.settings.existing_cluster import static_problems as existing_cluster_problems
 from eks_gpu_slicing.settings.karpenter import karpenter_pool_profiles, karpenter_reference_problems
 from eks_gpu_slicing.settings.node_groups import GpuNodeGroupSettings
-from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING
+from eks_gpu_slicing.settings.secrets import HiddenSecrets, hide_secrets, is_secret
+from eks_gpu_slicing.settings.sharing import DEFAULT_SHARING, FRACTIONAL_DEFAULT_PROFILE
 from eks_gpu_slicing.settings.stack import Settings
 
 # Namespaces of the providers this program uses (aws:region, kubernetes:..., eks:...) and
@@ -37,7 +38,10 @@ def load_settings(
     reported together. `config_keys`: every key of the stack's config, namespaced, so a
     section under a misspelt namespace is reported rather than dropped.
     """
-    data = dict(raw)
+    # Secrets an offline tool could not decrypt: those it can show are taken out here and
+    # shown as a mask once the rest is valid; the others are problems (settings/secrets.py).
+    secrets = hide_secrets(raw)
+    data = secrets.data
     # Checked before clusterName gets its default, so that a clusterName the file sets is told
     # apart from one it leaves out.
     problems: list[str] = config_namespace_problems(config_keys)
@@ -48,20 +52,48 @@ def load_settings(
         "clusterName",
         existing_name if isinstance(existing_name, str) else f"{facts.PROJECT}-{stack}",
     )
+    data, fractional_problems = fractional_default_profiles(data)
+    problems.extend(fractional_problems)
     settings = None
+    unknown_keys: list[tuple] = []
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(err) for err in exc.errors())
-    problems.extend(_gpu_capacity_problems(data))
-    problems.extend(_reference_problems(data))
+        errors = exc.errors()
+        unknown_keys = [err["loc"] for err in errors if err["type"] == "extra_forbidden"]
+        # An unreadable secret is one problem of its own, not a wrong type or format.
+        problems.extend(
+            _describe(err)
+            for err in errors
+            if err["type"] == "extra_forbidden" or not secrets.covers(err["loc"])
+        )
+    problems.extend(secrets.problems(unknown_keys))
+    if not secrets.unreadable:
+        # (With a value missing, they would judge a configuration that is not the stack's.)
+        problems.extend(_gpu_capacity_problems(data))
+        problems.extend(_reference_problems(data))
+    problems.extend(_stack_tag_problems(data))
     if settings is not None and not problems:
         # Rules that need the whole, well-formed configuration (a profile on a given GPU).
         problems.extend(settings.combination_problems())
     if problems:
         raise ConfigError(problems)
     assert settings is not None
+    if secrets.shown:
+        settings = _with_secrets_shown(settings, secrets)
     return settings
+
+
+def _with_secrets_shown(settings: Settings, secrets: HiddenSecrets) -> Settings:
+    """The validated settings with each secret an offline tool can show put back as the
+    mask, and notes saying so among the warnings."""
+    update = {}
+    for alias, value in secrets.shown_values().items():
+        name = next(n for n, f in Settings.model_fields.items() if (f.alias or n) == alias)
+        update[name] = value
+    shown = settings.model_copy(update=update)
+    shown._secret_notes = tuple(secrets.notes())
+    return shown
 
 
 def config_namespace_problems(keys: Iterable[str]) -> list[str]:
@@ -89,13 +121,108 @@ def decode_config_value(key: str, value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
+    try:
+        decoded = json.loads(value)
+    except json.JSONDecodeError:
+        return value
+    if is_secret(decoded):
+        # A secret the reader could not decrypt (the engine always does): a value it cannot
+        # see, whatever the key's type, never its ciphertext as text.
+        return decoded
     field = _field_by_alias(Settings, key)
     if field is not None and _is_string_field(field.annotation):
         return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
+    return decoded
+
+
+def fractional_default_profiles(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The raw config with FRACTIONAL_DEFAULT_PROFILE filled in, and why it cannot be.
+
+    A node group of a fractional type (g6f, gr6f: facts.GpuInstance.gpu_fraction), or a
+    Karpenter pool of only such types, that names no `sharing` profile gets one with strategy
+    none, added to `sharing` unless the stack defines it (then it must be unshared): the
+    device plugin's default profile would time-slice an already small hardware slice. A pool
+    mixing fractional and whole-GPU types must name its profile."""
+    data = dict(data)
+    problems: list[str] = []
+    groups_wanted: list[str] = []  # names that get the profile
+    pools_wanted: list[str] = []
+
+    def fractional(types: list[Any]) -> list[bool]:
+        """Whether each known GPU type among `types` is fractional (unknown ones are
+        reported by validation)."""
+        return [
+            facts.GPU_INSTANCES[t].fractional
+            for t in types
+            if isinstance(t, str) and t in facts.GPU_INSTANCES
+        ]
+
+    groups = data.get("gpuNodeGroups")
+    if isinstance(groups, Mapping):
+        for name, spec in groups.items():
+            unnamed = isinstance(spec, Mapping) and "sharing" not in spec
+            if unnamed and fractional([spec.get("instanceType")]) == [True]:
+                groups_wanted.append(name)
+    karpenter = data.get("karpenter")
+    pools = karpenter.get("nodePools") if isinstance(karpenter, Mapping) else None
+    if isinstance(pools, Mapping):
+        for name, spec in pools.items():
+            types = spec.get("instanceTypes") if isinstance(spec, Mapping) else None
+            if not isinstance(types, list) or "sharing" in spec:
+                continue
+            kinds = fractional(types)
+            if kinds and all(kinds):
+                pools_wanted.append(name)
+            elif any(kinds):
+                problems.append(
+                    f"karpenter.nodePools.{name}.sharing: the pool mixes fractional GPU types "
+                    "(a vGPU slice, unshared unless a profile says otherwise) with whole GPUs "
+                    "(shared per the device plugin's default profile): name its profile"
+                )
+    if not groups_wanted and not pools_wanted:
+        return data, problems
+    profiles = data.get("sharing", DEFAULT_SHARING)
+    if not isinstance(profiles, Mapping):
+        return data, problems  # reported by validation
+    defined = profiles.get(FRACTIONAL_DEFAULT_PROFILE)
+    if defined is None:
+        data["sharing"] = {**profiles, FRACTIONAL_DEFAULT_PROFILE: {"strategy": "none"}}
+    else:
+        strategy = (
+            defined.get("strategy")
+            if isinstance(defined, Mapping)
+            else getattr(defined, "strategy", None)
+        )
+        if strategy != "none":
+            users = ", ".join(
+                [f"gpuNodeGroups.{n}" for n in groups_wanted]
+                + [f"karpenter.nodePools.{n}" for n in pools_wanted]
+            )
+            problems.append(
+                f"sharing.{FRACTIONAL_DEFAULT_PROFILE}: fractional GPU groups and pools that "
+                f"name no profile ({users}) use this one, so it must have strategy none; "
+                "give them a sharing key or rename this profile"
+            )
+    if isinstance(groups, Mapping):
+        data["gpuNodeGroups"] = {
+            name: (
+                {**spec, "sharing": FRACTIONAL_DEFAULT_PROFILE} if name in groups_wanted else spec
+            )
+            for name, spec in groups.items()
+        }
+    if isinstance(pools, Mapping) and isinstance(karpenter, Mapping):
+        data["karpenter"] = {
+            **karpenter,
+            "nodePools": {
+                name: (
+                    {**spec, "sharing": FRACTIONAL_DEFAULT_PROFILE}
+                    if name in pools_wanted
+                    else spec
+                )
+                for name, spec in pools.items()
+            },
+        }
+    return data, problems
 
 
 def _gpu_capacity_problems(data: Mapping[str, Any]) -> list[str]:
@@ -167,6 +294,20 @@ def _reference_problems(data: Mapping[str, Any]) -> list[str]:
             if name not in groups:
                 problems.append(f"benchmark.nodeGroups: no GPU node group '{name}'")
     return problems
+
+
+def _stack_tag_problems(data: Mapping[str, Any]) -> list[str]:
+    """`tags` keys that would replace the tags every resource of the stack carries."""
+    tags = data.get("tags")
+    if not isinstance(tags, Mapping):
+        return []
+    return [
+        f"tags.{key}: set by the stack itself on every resource ({facts.PROJECT_TAG}: "
+        f"{facts.PROJECT}, {facts.STACK_TAG}: <stack name>) and not replaceable; use another "
+        "key, such as team or cost-center"
+        for key in (facts.PROJECT_TAG, facts.STACK_TAG)
+        if key in tags
+    ]
 
 
 def _describe(err: Mapping[str, Any]) -> str:

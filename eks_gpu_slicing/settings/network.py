@@ -9,7 +9,13 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from eks_gpu_slicing import facts
-from eks_gpu_slicing.settings.base import _SUBNET_ID, _VPC_ID, _ipv4_network, _Settings
+from eks_gpu_slicing.settings.base import (
+    _SUBNET_ID,
+    _VPC_ID,
+    _ipv4_network,
+    _Settings,
+    listing,
+)
 
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
@@ -19,12 +25,41 @@ _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 class NetworkSettings(_Settings):
     """Create a VPC (the default) or use an existing one by giving `vpcId` and subnets."""
 
-    vpc_id: str | None = None
-    private_subnet_ids: list[str] = []
-    public_subnet_ids: list[str] = []
-    cidr_block: str = "10.0.0.0/16"
-    availability_zone_count: int = Field(default=3, ge=facts.EKS_MIN_AVAILABILITY_ZONES, le=6)
-    nat_gateways: Literal["single", "onePerAz"] = "single"
+    vpc_id: str | None = Field(
+        default=None,
+        description="Use this existing VPC (`vpc-...`) instead of creating one; privateSubnetIds "
+        "is then required.",
+    )
+    private_subnet_ids: list[str] = Field(
+        default=[],
+        description="With vpcId: its private subnets (`subnet-...`, in at least 2 AZs) for the "
+        "nodes and the control plane's network interfaces.",
+    )
+    public_subnet_ids: list[str] = Field(
+        default=[],
+        description="With vpcId: its public subnets (`subnet-...`), for internet-facing load "
+        "balancers.",
+    )
+    cidr_block: str = Field(
+        default="10.0.0.0/16",
+        description="IPv4 CIDR of the created VPC, a /16 to /20. Each AZ gets an equal share: "
+        "half of it private, an eighth public. Every CIDR key needs its prefix length: an "
+        "address without one (`10.20.0.0`) is refused.",
+    )
+    availability_zone_count: int = Field(
+        default=3,
+        ge=facts.EKS_MIN_AVAILABILITY_ZONES,
+        le=6,
+        description="AZs of the created VPC: the first N of the region's available zones, by "
+        "name, leaving out Local Zones and the zone IDs EKS refuses "
+        f"({listing(facts.EKS_UNSUPPORTED_ZONE_IDS)}). Fewer usable zones than N stops the "
+        "program before anything is created.",
+    )
+    nat_gateways: Literal["single", "onePerAz"] = Field(
+        default="single",
+        description="NAT gateways of the created VPC: `single` (cheap) or `onePerAz` (no "
+        "cross-AZ dependency).",
+    )
 
     @field_validator("vpc_id")
     @classmethod
@@ -72,13 +107,38 @@ class NetworkSettings(_Settings):
 class ClusterEndpointSettings(_Settings):
     """Who can reach the Kubernetes API. Private access from the VPC is always on."""
 
-    public_access: bool = True
-    public_access_cidrs: list[str] = ["0.0.0.0/0"]
-    # The private endpoint's network interfaces are in the cluster security group EKS creates,
-    # which admits only its own members: anything else (a CI runner in a peered network, or
-    # in the same VPC outside that group) needs a rule for port 443.
-    private_access_cidrs: list[str] = []
-    private_access_security_group_ids: list[str] = []
+    public_access: bool = Field(
+        default=True,
+        description="A public Kubernetes API endpoint. Private access from the VPC is always "
+        "on: with false, run Pulumi from inside the VPC or a connected network that "
+        "privateAccessCidrs or privateAccessSecurityGroupIds admits; false with neither is "
+        "refused, since the cluster security group admits only its own members and `pulumi up` "
+        "would stop at the first Kubernetes object.",
+    )
+    public_access_cidrs: list[str] = Field(
+        default=["0.0.0.0/0"],
+        description="Who may reach the public endpoint; only with publicAccess: true. Each "
+        "with its prefix length (`/32` for one address). Documentation ranges (RFC 5737: "
+        f"{', '.join(str(n) for n in facts.DOCUMENTATION_NETWORKS)}) are refused: nobody's "
+        "traffic comes from them, so the cluster would be created and every Kubernetes "
+        "resource would then fail.",
+    )
+    private_access_cidrs: list[str] = Field(
+        default=[],
+        description="Networks allowed to reach the API server on port 443 through the private "
+        "endpoint: one ingress rule each on the cluster security group EKS creates (which "
+        "otherwise admits only its own members), created before any Kubernetes object. With "
+        "or without publicAccess. The network must also route to the VPC (peering, Transit "
+        "Gateway, VPN); see docs/operations.md#ci. Documentation ranges (RFC 5737) are "
+        "refused.",
+    )
+    private_access_security_group_ids: list[str] = Field(
+        default=[],
+        description="Security groups (`sg-...`) allowed to reach the API server on port 443, as "
+        "for privateAccessCidrs: in the cluster's VPC, or in a VPC reached by same-region "
+        "peering or a Transit Gateway with security-group referencing on (AWS refuses other "
+        "references at create time).",
+    )
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -111,6 +171,21 @@ class ClusterEndpointSettings(_Settings):
             raise ValueError("publicAccessCidrs only apply with publicAccess: true")
         if self.public_access and not self.public_access_cidrs:
             raise ValueError("publicAccess: true needs at least one CIDR in publicAccessCidrs")
+        if not (
+            self.public_access
+            or self.private_access_cidrs
+            or self.private_access_security_group_ids
+        ):
+            # The private endpoint's interfaces admit only the cluster security group's own
+            # members, and nothing that deploys is one: `pulumi up` would create the cluster
+            # and then fail on its first Kubernetes object, every time.
+            raise ValueError(
+                "publicAccess: false with neither privateAccessCidrs nor "
+                "privateAccessSecurityGroupIds leaves the API reachable by nothing that could "
+                "deploy to it (the cluster security group admits only its own members): set "
+                "privateAccessCidrs to the network you run Pulumi from (or "
+                "privateAccessSecurityGroupIds to its security group), or publicAccess: true"
+            )
         return self
 
     @property

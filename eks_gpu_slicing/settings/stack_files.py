@@ -48,12 +48,21 @@ class _StackFileLoader(yaml.SafeLoader):
 def read_stack_file(path: Path) -> dict[str, Any]:
     """A stack file's document; StackFileError for anything Pulumi could not read.
     FileNotFoundError when there is no such file."""
+    if path.is_dir():
+        raise StackFileError(f"{path.name}: a folder, not a stack file, in {path.parent}")
     if not path.is_file():
         stacks = ", ".join(stack_names(path.parent)) or "none"
         raise FileNotFoundError(
             f"{path.name}: no such stack file in {path.parent} (stacks: {stacks})"
         )
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StackFileError(
+            f"{path.name}: not UTF-8 text (byte {exc.start}), so not YAML Pulumi reads"
+        ) from None
+    except OSError as exc:
+        raise StackFileError(f"{path.name}: cannot read it ({exc.strerror or exc})") from None
     try:
         document = yaml.load(text, Loader=_StackFileLoader)  # a SafeLoader: data only
     except yaml.MarkedYAMLError as exc:
@@ -81,8 +90,10 @@ def read_stack_file(path: Path) -> dict[str, Any]:
 
 
 def stack_names(root: Path = ROOT) -> list[str]:
-    """The stacks that have a stack file in `root`."""
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+    """The stacks that have a stack file in `root` (a folder so named is none)."""
+    return sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml") if p.is_file()
+    )
 
 
 def config_key_problem(key: Any) -> str | None:

@@ -8,6 +8,11 @@ Modes
                 directories and no client limits.
   mps-limited   like mps, with the per-client limits the device plugin's MPS strategy sets for
                 `replicas: R` (--mps-replicas): 100/R % of the threads, total/R of the memory.
+  hami          N plain processes, each preloading HAMi-core (libvgpu.so, --hami-lib) with a
+                device memory cap of its own (--hami-memory-gib) and optionally its soft SM
+                limit (--hami-sm-limit): what N pods get from HAMi's device plugin. Local runs
+                only: the in-cluster Job's image has no HAMi-core. `hami-check` shows the cap
+                holding (hami).
 
 Method (one, for the published figures and the in-cluster Job alike)
   Every process group stays up for the whole run (plain CUDA contexts for exclusive and
@@ -19,7 +24,7 @@ Method (one, for the published figures and the in-cluster Job alike)
   reference host speed (host_speed), never above what N clients can deliver.
 
 Modules, in the direction of their imports: records (data) <- cases (settings, schedule) <-
-pairing, summary, host_speed (rows and ratios) <- run; results_csv, plots; telemetry, mps,
+pairing, summary, host_speed (rows and ratios) <- run; results_csv, plots; telemetry, mps, hami,
 workers (the only one that touches torch, inside the spawned processes) <- cli.
 
 Run it with `python -m benchmarks.sharing.bench run ...` from the repository root, or
@@ -27,9 +32,11 @@ Run it with `python -m benchmarks.sharing.bench run ...` from the repository roo
 """
 
 from .cases import (
+    ALL_MODES,
     DEFAULT_ROUNDS,
     DEFAULT_WINDOW_S,
     GROUP_OF_MODE,
+    HAMI_MODE,
     MODELS,
     MODES,
     Settings,
@@ -44,9 +51,11 @@ from .records import STATUS_OK, Result, WorkerSample
 from .results_csv import load_results, results_by_key
 
 __all__ = [
+    "ALL_MODES",
     "DEFAULT_ROUNDS",
     "DEFAULT_WINDOW_S",
     "GROUP_OF_MODE",
+    "HAMI_MODE",
     "MODELS",
     "MODES",
     "STATUS_OK",

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from .records import Result, TelemetrySample, WorkerSample
 
 MODELS = ("mlp", "transformer", "memory")
+# The modes that need nothing beyond PyTorch and the NVIDIA driver (and its MPS daemon): what the
+# in-cluster Job may be asked for (eks_gpu_slicing.settings.addons).
 MODES = ("exclusive", "time-slicing", "mps", "mps-limited")
+# N clients each capped by HAMi-core (`libvgpu.so`, preloaded), as HAMi's device plugin caps a
+# container. It needs that library on the machine (`run --hami-lib`), which the Job's image does
+# not ship, so it is a mode of local runs only.
+HAMI_MODE = "hami"
+ALL_MODES = (*MODES, HAMI_MODE)
 DEFAULT_MODES = ("exclusive", "time-slicing", "mps")
 DEFAULT_CLIENTS = (1, 2, 4, 8, 10)
 DEFAULT_WARMUP_S = 1.0
@@ -36,7 +43,10 @@ PAIR_WARMUP_S = 0.1  # the active process's own warm-up at the start of each win
 # each other (max / min - 1): the core was in the same state for both. The two states seen on
 # the H200 VM (about 2.5 and 4.3 ms) are 1.7x apart.
 DEFAULT_PAIR_PROBE_TOLERANCE = 0.2
-PAIRED_MODES = ("mps", "mps-limited")
+# One client of these modes is measured against the exclusive window right before it on the same
+# core (pairing): one MPS client, or one process under HAMi-core's cap, is the lone process plus
+# whatever the mechanism costs it.
+PAIRED_MODES = ("mps", "mps-limited", HAMI_MODE)
 DEFAULT_ROUNDS = 12
 DEFAULT_WINDOW_S = 0.4
 
@@ -48,7 +58,19 @@ GROUP_OF_MODE = {
     "time-slicing": "plain",
     "mps": "mps",
     "mps-limited": "mps-limited",
+    HAMI_MODE: "hami",
 }
+
+
+# The process groups that are clients of the run's MPS daemon.
+MPS_GROUPS = ("mps", "mps-limited")
+
+
+# The per-client device memory cap of the hami mode, GiB. HAMi's device plugin gives each
+# container its share of the GPU's memory (nvidia.com/gpumem); 8 GiB holds the `memory`
+# model's default 4 GiB of weights and a CUDA context with room to spare, and is about what a
+# quarter of an A10G (24 GB) or half of a T4 (16 GB) would give.
+DEFAULT_HAMI_MEMORY_GIB = 8.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,10 @@ class Settings:
     pair_probe_tolerance: float = DEFAULT_PAIR_PROBE_TOLERANCE
     rounds: int = DEFAULT_ROUNDS
     window_s: float = DEFAULT_WINDOW_S
+    # The hami mode's caps per client: device memory (GiB) and, optionally, HAMi-core's SM
+    # utilisation limit (percent; None leaves it unset, i.e. no limit).
+    hami_memory_gib: float = DEFAULT_HAMI_MEMORY_GIB
+    hami_sm_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -193,11 +219,29 @@ def interleaved_memory_problem(settings: Settings, gpu: GpuInfo) -> str | None:
     )
 
 
+def hami_cap_problem(settings: Settings) -> str | None:
+    """Why the hami mode's clients could not hold the `memory` model under their cap, or None.
+    HAMi-core counts a process's CUDA context against its cap as well as its allocations."""
+    if HAMI_MODE not in settings.modes or "memory" not in settings.models:
+        return None
+    need_gib = settings.memory_gib + CUDA_CONTEXT_GIB
+    if need_gib <= settings.hami_memory_gib:
+        return None
+    return (
+        f"the memory model needs about {need_gib:g} GiB per process ({settings.memory_gib:g} "
+        f"GiB of weights + {CUDA_CONTEXT_GIB:g} GiB of CUDA context) and the hami mode caps "
+        f"each client at {settings.hami_memory_gib:g} GiB: raise --hami-memory-gib or lower "
+        "--memory-gib"
+    )
+
+
 def sort_results(results: Sequence[Result]) -> list[Result]:
     def order(value: str, known: Sequence[str]) -> tuple[int, str]:
         return (known.index(value), "") if value in known else (len(known), value)
 
-    return sorted(results, key=lambda r: (order(r.model, MODELS), order(r.mode, MODES), r.clients))
+    return sorted(
+        results, key=lambda r: (order(r.model, MODELS), order(r.mode, ALL_MODES), r.clients)
+    )
 
 
 def settings_from_config(config: dict) -> Settings:

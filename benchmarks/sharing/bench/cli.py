@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import hami
 from .cases import (
+    ALL_MODES,
+    CUDA_CONTEXT_GIB,
     DEFAULT_CASE_TIMEOUT_S,
     DEFAULT_CLIENTS,
+    DEFAULT_HAMI_MEMORY_GIB,
     DEFAULT_MAX_BASELINE_SPREAD_PCT,
     DEFAULT_MEMORY_GIB,
     DEFAULT_MODES,
@@ -21,13 +26,14 @@ from .cases import (
     DEFAULT_TELEMETRY_INTERVAL_S,
     DEFAULT_WARMUP_S,
     DEFAULT_WINDOW_S,
+    HAMI_MODE,
     MODELS,
-    MODES,
     GpuInfo,
     InterleavedRunner,
     Settings,
     estimate_seconds,
     group_size,
+    hami_cap_problem,
     interleaved_cases,
     interleaved_memory_problem,
     interleaved_schedule,
@@ -35,17 +41,16 @@ from .cases import (
 )
 from .host_speed import REFERENCE_LAUNCH_MS, REFERENCE_NONE
 from .plots import plot_results
-from .records import BenchmarkError, OutOfMemoryFailure, Result
+from .records import BenchmarkError, InputFileError, OutOfMemoryFailure, Result
 from .results_csv import compare_runs, format_table, load_results, write_csv
 from .runs import (
-    interleaved_from_raw,
-    read_raw,
+    load_raw_run,
     run_interleaved_benchmark,
     summarize_interleaved_run,
 )
 from .summary import baseline_problems, halves_problems, raise_on_oom
 from .telemetry import query_gpu
-from .workers import gpu_interleaved_runner
+from .workers import gpu_interleaved_runner, run_cap_check
 
 
 def _csv_list(text: str) -> list[str]:
@@ -149,9 +154,10 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--modes",
-        type=_choices(MODES),
+        type=_choices(ALL_MODES),
         default=DEFAULT_MODES,
-        help=f"comma-separated subset of {','.join(MODES)} (default: {','.join(DEFAULT_MODES)})",
+        help=f"comma-separated subset of {','.join(ALL_MODES)} (default: "
+        f"{','.join(DEFAULT_MODES)}); {HAMI_MODE} needs --hami-lib",
     )
     parser.add_argument(
         "--clients",
@@ -216,6 +222,33 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
         help="one MPS client: a pair of windows counts only if its four CPU probes are "
         "within this fraction of each other (max / min - 1; default: %(default)s)",
     )
+    _add_hami_case_arguments(parser)
+
+
+def _add_hami_case_arguments(parser: argparse.ArgumentParser) -> None:
+    """The hami mode's caps: shared by `run` and `plan`."""
+    parser.add_argument(
+        "--hami-memory-gib",
+        type=_number(float, 0.0, inclusive=False),
+        default=DEFAULT_HAMI_MEMORY_GIB,
+        help=f"mode {HAMI_MODE}: each client's device memory cap, GiB, as HAMi-core's "
+        f"{hami.MEMORY_LIMIT_ENV}_0 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--hami-sm-limit",
+        type=_number(int, 1, inclusive=True),
+        default=None,
+        help=f"mode {HAMI_MODE}: each client's SM share, percent, as HAMi-core's "
+        f"{hami.SM_LIMIT_ENV} (a soft limit; default: unset, no limit)",
+    )
+
+
+def _add_hami_library_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hami-lib",
+        help=f"HAMi-core's libvgpu.so, preloaded into every capped client (default: "
+        f"${hami.LIBRARY_ENV})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("results.csv"), help="CSV to write")
     run.add_argument("--raw-out", type=Path, help="also write every worker's samples as JSON")
     run.add_argument("--plot", type=Path, help="also write the PNG plot here")
+    _add_hami_library_argument(run)
 
     plan = sub.add_parser(
         "plan", help="print the cases, process groups and windows of a run, without a GPU"
@@ -285,6 +319,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = sub.add_parser("table", help="print a results CSV as a Markdown table")
     table.add_argument("csv", type=Path)
+
+    check = sub.add_parser(
+        "hami-check",
+        help="check HAMi-core's memory cap on the local GPU: a client capped at K GiB gets "
+        "out of memory past K while the GPU has free memory, one under its cap is not "
+        f"affected (exit {hami.CAP_NOT_HELD} if the cap did not hold)",
+    )
+    _add_hami_library_argument(check)
+    check.add_argument(
+        "--cap-gib",
+        type=_number(float, 0.0, inclusive=False),
+        default=4.0,
+        help="the two capped clients' cap, GiB (default: %(default)s)",
+    )
+    check.add_argument(
+        "--under-gib",
+        type=_number(float, 0.0, inclusive=False),
+        help="what the client under its cap holds, GiB (default: half the cap)",
+    )
+    check.add_argument(
+        "--timeout",
+        dest="timeout_s",
+        type=_number(float, 0.0, inclusive=False),
+        default=300.0,
+        help="seconds the check's processes may wait for each other (default: %(default)s)",
+    )
+    check.add_argument("--out", type=Path, help="also write every process's report as JSON")
     return parser
 
 
@@ -303,7 +364,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                 f"mode mps-limited: N={too_many} exceed --mps-replicas {args.mps_replicas}; "
                 "the device plugin would never place more pods than replicas on one GPU"
             )
+    _check_hami_args(parser, args)
     return args
+
+
+def _check_hami_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The hami mode's and the cap check's arguments, before anything starts."""
+    planned = args.command in ("run", "plan")
+    if planned and args.hami_sm_limit is not None and args.hami_sm_limit > 100:
+        parser.error(f"--hami-sm-limit {args.hami_sm_limit}: a percentage, 1 to 100")
+    if planned and HAMI_MODE in args.modes:
+        problem = hami_cap_problem(settings_from_args(args))
+        if problem:
+            parser.error(problem)
+    if (args.command == "run" and HAMI_MODE in args.modes) or args.command == "hami-check":
+        args.hami_lib = hami.resolve_library(args.hami_lib)
+        problem = hami.library_problem(args.hami_lib)
+        if problem:
+            parser.error(problem)
+    if args.command == "hami-check":
+        if args.under_gib is None:
+            args.under_gib = args.cap_gib / 2
+        # the under-cap client holds its memory, its context and one more step under the cap
+        room = args.cap_gib - CUDA_CONTEXT_GIB - 2 * hami.CHUNK_MIB / 1024
+        if args.under_gib > room:
+            parser.error(
+                f"--under-gib {args.under_gib:g}: the client under a {args.cap_gib:g} GiB cap "
+                f"also needs {CUDA_CONTEXT_GIB:g} GiB of CUDA context and "
+                f"{2 * hami.CHUNK_MIB} MiB more: at most {room:g} GiB"
+            )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -319,6 +408,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         pair_probe_tolerance=float(args.pair_probe_tolerance),
         rounds=int(args.rounds),
         window_s=float(args.window_s),
+        hami_memory_gib=float(args.hami_memory_gib),
+        hami_sm_limit=None if args.hami_sm_limit is None else int(args.hami_sm_limit),
     )
 
 
@@ -328,24 +419,74 @@ def describe_plan(settings: Settings) -> str:
     size = group_size(settings)
     cases = [("exclusive", 1), *interleaved_cases(settings)]
     windows = interleaved_schedule(settings)
-    return "\n".join(
-        [
-            f"models {', '.join(settings.models)}; cases "
-            + ", ".join(f"{mode} N={n}" for mode, n in cases),
-            f"process groups {', '.join(groups)}, {size} processes each "
-            f"({len(groups) * size} in all)",
-            f"per model {settings.rounds} rounds, {len(windows)} windows of "
-            f"{settings.window_s:g} s; estimated {estimate_seconds(settings) / 60:.1f} min",
-        ]
-    )
+    lines = [
+        f"models {', '.join(settings.models)}; cases "
+        + ", ".join(f"{mode} N={n}" for mode, n in cases),
+        f"process groups {', '.join(groups)}, {size} processes each ({len(groups) * size} in all)",
+        f"per model {settings.rounds} rounds, {len(windows)} windows of "
+        f"{settings.window_s:g} s; estimated {estimate_seconds(settings) / 60:.1f} min",
+    ]
+    if HAMI_MODE in settings.modes:
+        sm = settings.hami_sm_limit
+        lines.append(
+            f"{HAMI_MODE}: every rank of its group preloads HAMi-core, capped at "
+            f"{hami.memory_limit_value(settings.hami_memory_gib)} of device memory"
+            + ("" if sm is None else f" and {sm} % of the SMs (soft)")
+            + ", with a usage file of its own"
+        )
+    return "\n".join(lines)
+
+
+def output_problem(path: Path) -> str | None:
+    """Why `path` cannot be written, found before the work whose result goes there (a run
+    takes minutes to hours), or None."""
+    if path.is_dir():
+        return f"{path}: is a folder; want the path of a file to write"
+    folder = next(p for p in path.absolute().parents if p.exists())  # the root always exists
+    if not folder.is_dir():
+        return f"{path}: {folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{path}: not writable"
+    return None
+
+
+# The files each command writes, checked before it starts.
+OUTPUTS = {
+    "run": ("out", "raw_out", "plot"),
+    "plot": ("out",),
+    "summarize": ("out",),
+    "hami-check": ("out",),
+}
 
 
 def main(
     argv: Sequence[str] | None = None,
     gpu: GpuInfo | None = None,
     interleaved_runner: InterleavedRunner | None = None,
+    cap_check_runner: Callable[..., dict[str, dict]] | None = None,
 ) -> int:
+    """The exit status: 2 for a file that cannot be read or written (one line on stderr
+    naming it), else the command's own (see _verdict for `run`)."""
     args = parse_args(argv)
+    outputs = [getattr(args, name) for name in OUTPUTS.get(args.command, ())]
+    problems = [p for path in outputs if path is not None and (p := output_problem(path))]
+    for problem in problems:
+        print(f"ERROR: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    try:
+        return _command(args, gpu, interleaved_runner, cap_check_runner)
+    except InputFileError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+
+
+def _command(
+    args: argparse.Namespace,
+    gpu: GpuInfo | None,
+    interleaved_runner: InterleavedRunner | None,
+    cap_check_runner: Callable[..., dict[str, dict]] | None,
+) -> int:
     if args.command == "plan":
         print(describe_plan(settings_from_args(args)))
         return 0
@@ -364,8 +505,10 @@ def main(
             print("\n".join(["ERROR: THE RUNS DO NOT AGREE:", *problems]), file=sys.stderr)
             return 4
         return 0
+    if args.command == "hami-check":
+        return _hami_check(args, cap_check_runner)
     if args.command == "summarize":
-        settings, meta, run = interleaved_from_raw(read_raw(args.raw))
+        settings, meta, run = load_raw_run(args.raw)
         results = summarize_interleaved_run(settings, run, meta, reference=args.reference)
         write_csv(args.out, results)
         print(f"wrote {len(results)} rows to {args.out}")
@@ -384,10 +527,11 @@ def main(
         flush=True,
     )
     raw: list[dict] = []
+    library = args.hami_lib if HAMI_MODE in settings.modes else None
     try:
         results = run_interleaved_benchmark(
             settings,
-            interleaved_runner or gpu_interleaved_runner(gpu),
+            interleaved_runner or gpu_interleaved_runner(gpu, hami_library=library),
             gpu,
             raw=raw,
             reference=args.reference,
@@ -401,6 +545,8 @@ def main(
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(args.out, results)
     print(f"wrote {len(results)} rows to {args.out}")
+    if library is not None and raw:
+        raw[0]["hami"] = _hami_provenance(library, settings)
     if args.raw_out:
         args.raw_out.parent.mkdir(parents=True, exist_ok=True)
         args.raw_out.write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
@@ -447,3 +593,47 @@ def _verdict(results: Sequence[Result], args: argparse.Namespace) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         status = 3
     return status
+
+
+def _hami_provenance(library: Path, settings: Settings) -> dict:
+    """What the raw JSON records of the library a hami run preloaded, and its caps."""
+    return {
+        "library": str(library),
+        "sha256": hami.library_digest(library),
+        "env": hami.client_env(
+            library, settings.hami_memory_gib, "<one file per client>", settings.hami_sm_limit
+        ),
+    }
+
+
+def _hami_check(args: argparse.Namespace, runner: Callable[..., dict[str, dict]] | None) -> int:
+    """`hami-check`: run the three processes, print what each saw and the verdict; exit 0
+    when the cap held, hami.CAP_NOT_HELD when it did not, 1 when a process failed."""
+    gpu = query_gpu()
+    settings = hami.CapCheckSettings(args.cap_gib, args.under_gib, args.timeout_s)
+    print(
+        f"GPU {gpu.name}, driver {gpu.driver}, {gpu.memory_total_mib} MiB\n"
+        f"HAMi-core {args.hami_lib} (sha256 {hami.library_digest(args.hami_lib)})",
+        flush=True,
+    )
+    try:
+        reports = (runner or run_cap_check)(settings, args.hami_lib)
+    except BenchmarkError as exc:
+        print(f"ERROR: the cap check failed: {exc}", file=sys.stderr)
+        return 1
+    lines, problems = hami.cap_check_verdict(reports, args.cap_gib)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "gpu": {"name": gpu.name, "driver": gpu.driver, "memory_mib": gpu.memory_total_mib},
+            "library": str(args.hami_lib),
+            "sha256": hami.library_digest(args.hami_lib),
+            "settings": {"cap_gib": args.cap_gib, "under_gib": args.under_gib},
+            "reports": reports,
+            "held": not problems,
+            "problems": problems,
+        }
+        args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    text = hami.format_report(lines, problems)
+    print(text, file=sys.stderr if problems else sys.stdout)
+    return hami.CAP_NOT_HELD if problems else 0

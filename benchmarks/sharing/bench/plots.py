@@ -8,11 +8,15 @@ from pathlib import Path
 from .cases import sort_results
 from .records import RATIO_INTERLEAVED, STATUS_OK, STATUS_OOM, Result
 
-MODE_LABEL = {"mps-limited": "mps-limited (device-plugin limits)"}
+MODE_LABEL = {
+    "mps-limited": "mps-limited (device-plugin limits)",
+    "hami": "hami (HAMi-core memory cap)",
+}
 MODE_STYLE = {
     "time-slicing": ("tab:red", "o"),
     "mps": ("tab:blue", "s"),
     "mps-limited": ("tab:green", "^"),
+    "hami": ("tab:purple", "D"),
 }
 
 

@@ -1,10 +1,12 @@
 """What a run produces: worker samples, telemetry samples, result rows, and the errors that end
-a run. Plain data, no behaviour beyond small derived values."""
+a run or refuse a file it was given. Plain data, no behaviour beyond small derived values and
+reading a file's bytes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 # Rows of older CSVs (the retired sweep method) divided by the median exclusive row.
 RATIO_BASELINE = "median-baseline"
@@ -23,6 +25,24 @@ class BenchmarkError(RuntimeError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.partial_results = []
+
+
+class InputFileError(ValueError):
+    """A file given on the command line cannot be used (missing, unreadable, not what it should
+    be). The message is one line that starts with the file's path; the CLI prints it as is."""
+
+
+def read_input(path: Path | str, what: str) -> bytes:
+    """The bytes of an input file, or an InputFileError saying in one line why not. `what`
+    names what the file should be ("a results CSV")."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file; want {what}") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{path}: is a folder; want {what}") from None
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
 
 class WorkerCrash(BenchmarkError):

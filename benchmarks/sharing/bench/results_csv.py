@@ -4,13 +4,26 @@ comparing two runs and printing a Markdown table."""
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cases import sort_results
+from .cases import HAMI_MODE, sort_results
 from .pairing import PAIRED_LOW_PERCENTILE
-from .records import RATIO_BASELINE, RATIO_INTERLEAVED, RATIO_PAIRED, STATUS_OK, STATUS_OOM, Result
+from .records import (
+    RATIO_BASELINE,
+    RATIO_INTERLEAVED,
+    RATIO_PAIRED,
+    STATUS_OK,
+    STATUS_OOM,
+    InputFileError,
+    Result,
+    read_input,
+)
 from .summary import INTERLEAVED_LOW_PERCENTILE
+
+# Whose windows a paired row's throughput and latencies are, by mode (else the MPS client's).
+PAIRED_CLIENT = {HAMI_MODE: "capped client"}
 
 CSV_COLUMNS = (
     "date",
@@ -81,6 +94,12 @@ LEGACY_CSV_COLUMNS = (
 )
 
 
+# What load_results wants, for its messages; and the first bytes of a gzip file (the raw JSON
+# is committed compressed, and is the file most easily given in a CSV's place).
+WHAT_CSV = "a results CSV written by `bench run` or `bench summarize`"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def results_by_key(results: Sequence[Result]) -> dict[tuple[str, str, int], Result]:
     """{(model, mode, clients): Result} for look-ups (e.g. by a capacity planner)."""
     return {r.key: r for r in results}
@@ -148,71 +167,119 @@ def _opt_int(text: str) -> int | None:
 
 def load_results(path: Path | str) -> list[Result]:
     """Read a results CSV written by this script (or by its single-baseline predecessor,
-    whose missing columns come back as None) into typed Result rows."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        columns = tuple(reader.fieldnames or ())
-        known = (
-            CSV_COLUMNS,
-            PRE_REFERENCE_CSV_COLUMNS,
-            PRE_INTERLEAVED_CSV_COLUMNS,
-            PRE_PAIRING_CSV_COLUMNS,
-            LEGACY_CSV_COLUMNS,
+    whose missing columns come back as None) into typed Result rows. A file that is not one,
+    or has no rows, raises InputFileError: one line naming the file and what is wrong."""
+    data = read_input(path, WHAT_CSV)
+    if data[:2] == GZIP_MAGIC:
+        raise InputFileError(
+            f"{path}: is gzip-compressed; want {WHAT_CSV} (a --raw-out JSON goes to `summarize`)"
         )
-        if columns not in known:
-            raise ValueError(f"{path}: unexpected columns {reader.fieldnames}; want {CSV_COLUMNS}")
-        out = []
-        for line, row in enumerate(reader, start=2):
-            row = {column: row.get(column, "") for column in CSV_COLUMNS}
-            try:
-                status = row["status"]
-                if status not in (STATUS_OK, STATUS_OOM):
-                    raise ValueError(f"unknown status {status!r}")
-                method = row["ratio_method"] or RATIO_BASELINE
-                if method not in (RATIO_BASELINE, RATIO_PAIRED, RATIO_INTERLEAVED):
-                    raise ValueError(f"unknown ratio_method {method!r}")
-                r = Result(
-                    date=row["date"],
-                    gpu=row["gpu"],
-                    driver=row["driver"],
-                    torch=row["torch"],
-                    model=row["model"],
-                    mode=row["mode"],
-                    clients=int(row["clients"]),
-                    repetitions=int(row["repetitions"]),
-                    duration_s=float(row["duration_s"]),
-                    aggregate_it_s=_opt_float(row["aggregate_it_s"]),
-                    aggregate_min_it_s=_opt_float(row["aggregate_min_it_s"]),
-                    aggregate_max_it_s=_opt_float(row["aggregate_max_it_s"]),
-                    per_process_it_s=_opt_float(row["per_process_it_s"]),
-                    ratio_vs_exclusive=_opt_float(row["ratio_vs_exclusive"]),
-                    ratio_low=_opt_float(row["ratio_low"]),
-                    baseline_it_s=_opt_float(row["baseline_it_s"]),
-                    baseline_runs=_opt_int(row["baseline_runs"]),
-                    baseline_spread_pct=_opt_float(row["baseline_spread_pct"]),
-                    p50_ms=_opt_float(row["p50_ms"]),
-                    p99_ms=_opt_float(row["p99_ms"]),
-                    mem_per_process_mib=_opt_float(row["mem_per_process_mib"]),
-                    host_rss_mib=_opt_float(row["host_rss_mib"]),
-                    sm_clock_mhz=_opt_float(row["sm_clock_mhz"]),
-                    gpu_temp_c=_opt_float(row["gpu_temp_c"]),
-                    status=status,
-                    ratio_method=method,
-                    pairs_kept=_opt_int(row["pairs_kept"]),
-                    pairs_excluded=_opt_int(row["pairs_excluded"]),
-                    ratio_halves_pct=_opt_float(row["ratio_halves_pct"]),
-                    baseline_launch_ms=_opt_float(row["baseline_launch_ms"]),
-                    ratio_host=_opt_float(row["ratio_host"]),
-                    reference_launch_ms=_opt_float(row["reference_launch_ms"]),
-                    reference_it_s=_opt_float(row["reference_it_s"]),
-                )
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}:{line}: {exc}") from None
-            if status == STATUS_OK and r.aggregate_it_s is None:
-                raise ValueError(f"{path}:{line}: status ok but no aggregate_it_s")
-            out.append(r)
-    return out
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{path}: not a text file ({exc}); want {WHAT_CSV}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise InputFileError(f"{path}:{reader.line_num}: not a CSV ({exc})") from None
+    columns = tuple(reader.fieldnames or ())
+    if not columns:
+        raise InputFileError(f"{path}: empty file; want {WHAT_CSV}")
+    known = (
+        CSV_COLUMNS,
+        PRE_REFERENCE_CSV_COLUMNS,
+        PRE_INTERLEAVED_CSV_COLUMNS,
+        PRE_PAIRING_CSV_COLUMNS,
+        LEGACY_CSV_COLUMNS,
+    )
+    if columns not in known:
+        raise InputFileError(
+            f"{path}: unexpected columns ({_column_problem(columns)}); want {WHAT_CSV}"
+        )
+    if not rows:
+        raise InputFileError(f"{path}: only a header, no rows; want {WHAT_CSV}")
+    return [
+        _result_from_row(path, line, row, len(columns)) for line, row in enumerate(rows, start=2)
+    ]
+
+
+def _column_problem(columns: Sequence[str]) -> str:
+    """What is wrong with a header, briefly (the full list of 33 columns helps nobody)."""
+    unknown = [c for c in columns if c not in CSV_COLUMNS]
+    missing = [c for c in CSV_COLUMNS if c not in columns]
+    parts = []
+    if unknown:
+        shown = ", ".join(repr(c[:40]) for c in unknown[:3])
+        parts.append(
+            f"unknown {shown}" + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+        )
+    if missing:
+        shown = ", ".join(missing[:3])
+        parts.append(
+            f"missing {shown}" + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        )
+    return "; ".join(parts) or "in an order no version of the benchmark wrote"
+
+
+def _result_from_row(path: Path | str, line: int, row: dict, width: int) -> Result:
+    # DictReader puts a short row's missing cells at None and a long row's extra ones under
+    # the key None: a file cut short, or not written by this benchmark.
+    if None in row:
+        raise InputFileError(f"{path}:{line}: more cells than the header's {width} columns")
+    if None in row.values():
+        cells = sum(v is not None for v in row.values())
+        raise InputFileError(
+            f"{path}:{line}: {cells} of the header's {width} cells; is the file cut short?"
+        )
+    row = {column: row.get(column, "") for column in CSV_COLUMNS}
+    try:
+        status = row["status"]
+        if status not in (STATUS_OK, STATUS_OOM):
+            raise ValueError(f"unknown status {status!r}")
+        method = row["ratio_method"] or RATIO_BASELINE
+        if method not in (RATIO_BASELINE, RATIO_PAIRED, RATIO_INTERLEAVED):
+            raise ValueError(f"unknown ratio_method {method!r}")
+        r = Result(
+            date=row["date"],
+            gpu=row["gpu"],
+            driver=row["driver"],
+            torch=row["torch"],
+            model=row["model"],
+            mode=row["mode"],
+            clients=int(row["clients"]),
+            repetitions=int(row["repetitions"]),
+            duration_s=float(row["duration_s"]),
+            aggregate_it_s=_opt_float(row["aggregate_it_s"]),
+            aggregate_min_it_s=_opt_float(row["aggregate_min_it_s"]),
+            aggregate_max_it_s=_opt_float(row["aggregate_max_it_s"]),
+            per_process_it_s=_opt_float(row["per_process_it_s"]),
+            ratio_vs_exclusive=_opt_float(row["ratio_vs_exclusive"]),
+            ratio_low=_opt_float(row["ratio_low"]),
+            baseline_it_s=_opt_float(row["baseline_it_s"]),
+            baseline_runs=_opt_int(row["baseline_runs"]),
+            baseline_spread_pct=_opt_float(row["baseline_spread_pct"]),
+            p50_ms=_opt_float(row["p50_ms"]),
+            p99_ms=_opt_float(row["p99_ms"]),
+            mem_per_process_mib=_opt_float(row["mem_per_process_mib"]),
+            host_rss_mib=_opt_float(row["host_rss_mib"]),
+            sm_clock_mhz=_opt_float(row["sm_clock_mhz"]),
+            gpu_temp_c=_opt_float(row["gpu_temp_c"]),
+            status=status,
+            ratio_method=method,
+            pairs_kept=_opt_int(row["pairs_kept"]),
+            pairs_excluded=_opt_int(row["pairs_excluded"]),
+            ratio_halves_pct=_opt_float(row["ratio_halves_pct"]),
+            baseline_launch_ms=_opt_float(row["baseline_launch_ms"]),
+            ratio_host=_opt_float(row["ratio_host"]),
+            reference_launch_ms=_opt_float(row["reference_launch_ms"]),
+            reference_it_s=_opt_float(row["reference_it_s"]),
+        )
+    except (TypeError, ValueError) as exc:
+        raise InputFileError(f"{path}:{line}: {exc}") from None
+    if status == STATUS_OK and r.aggregate_it_s is None:
+        raise InputFileError(f"{path}:{line}: status ok but no aggregate_it_s")
+    return r
 
 
 def compare_runs(
@@ -313,7 +380,8 @@ def format_table(results: Sequence[Result]) -> str:
                     f"¹ {r.mode} N={r.clients}: ratios from windows paired with an exclusive "
                     f"process on the same CPU core, median (low: p{PAIRED_LOW_PERCENTILE:g}) of "
                     f"{r.repetitions} pairs; {r.pairs_kept} kept, {r.pairs_excluded} excluded "
-                    "for differing CPU probes; it/s and latencies are the MPS client's windows."
+                    "for differing CPU probes; it/s and latencies are the "
+                    f"{PAIRED_CLIENT.get(r.mode, 'MPS client')}'s windows."
                 )
             lines.append(
                 f"| {mode} | {r.clients} | {_fmt(r.aggregate_it_s, 0) or '–'} "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gzip
 import json
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -24,7 +26,16 @@ from .cases import (
 )
 from .host_speed import host_reference, rows_at_reference
 from .pairing import describe_pairs, pair_ratios
-from .records import RATIO_PAIRED, STATUS_OK, Result, RunMeta, TelemetrySample, WorkerSample
+from .records import (
+    RATIO_PAIRED,
+    STATUS_OK,
+    InputFileError,
+    Result,
+    RunMeta,
+    TelemetrySample,
+    WorkerSample,
+    read_input,
+)
 from .summary import (
     _describe,
     _interleaved_rows,
@@ -36,6 +47,7 @@ from .summary import (
 
 # The method named in every entry of the raw JSON (older files also knew "sweep").
 RAW_METHOD = "interleaved"
+WHAT_RAW = "the JSON `bench run --raw-out` wrote (.json or .json.gz)"
 
 
 def run_interleaved_benchmark(
@@ -139,13 +151,36 @@ def summarize_interleaved_run(
 
 
 def read_raw(path: Path | str) -> list[dict]:
-    """The JSON `run --raw-out` wrote, plain or gzip-compressed (the committed files)."""
-    data = Path(path).read_bytes()
+    """The JSON `run --raw-out` wrote, plain or gzip-compressed (the committed files). A file
+    that is not one raises InputFileError: one line naming the file and what is wrong."""
+    data = read_input(path, WHAT_RAW)
+    if not data.strip():
+        raise InputFileError(f"{path}: empty file; want {WHAT_RAW}")
     if data[:2] == b"\x1f\x8b":
-        import gzip
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise InputFileError(f"{path}: corrupt or cut-short gzip data ({exc})") from None
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(f"{path}: not JSON ({exc}); want {WHAT_RAW}") from None
+    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+        raise InputFileError(f"{path}: not a list of JSON objects; want {WHAT_RAW}")
+    return raw
 
-        data = gzip.decompress(data)
-    return json.loads(data)
+
+def load_raw_run(path: Path | str) -> tuple[Settings, RunMeta, InterleavedRun]:
+    """read_raw, then interleaved_from_raw, with whatever the file lacks in one line naming
+    it (a missing key, a value of the wrong type, windows that do not match the settings)."""
+    raw = read_raw(path)
+    try:
+        return interleaved_from_raw(raw)
+    except KeyError as exc:
+        why = f"no {exc.args[0]!r} where an entry needs one"
+    except (TypeError, ValueError) as exc:
+        why = str(exc)
+    raise InputFileError(f"{path}: not the raw output of an interleaved run: {why}")
 
 
 def interleaved_from_raw(raw: Sequence[dict]) -> tuple[Settings, RunMeta, InterleavedRun]:

@@ -13,10 +13,13 @@ import resource
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from .cases import (
     GROUP_OF_MODE,
+    HAMI_MODE,
+    MPS_GROUPS,
     PAIR_WARMUP_S,
     GpuInfo,
     InterleavedRun,
@@ -27,6 +30,17 @@ from .cases import (
     interleaved_schedule,
     settings_from_config,
     worker_groups,
+)
+from .hami import (
+    CAP_CHECK_MEMBERS,
+    CAPPED,
+    LOCK_DIR,
+    UNCAPPED,
+    UNDER,
+    CapCheckSettings,
+    cap_check_config,
+    cap_check_members,
+    hami_session,
 )
 from .mps import check_group_clients, mps_daemon, mps_limit_commands
 from .pairing import latency_percentiles_ms
@@ -258,15 +272,49 @@ def interleaved_cores(processes_per_group: int) -> list[int] | None:
     return allowed[-processes_per_group:]
 
 
-def gpu_interleaved_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> InterleavedRunner:
+MemberEnv = Callable[[str, int], dict[str, str]]
+
+
+@contextlib.contextmanager
+def hami_member_env(
+    settings: Settings,
+    library: Path | None,
+    log: Callable[[str], None] = print,
+    lock_dir: Path = LOCK_DIR,
+) -> Iterator[MemberEnv | None]:
+    """Each worker's own environment where the run has a hami group: every rank of it
+    preloads HAMi-core with the run's caps and a usage file of its own (one container each);
+    None where the run has no hami mode."""
+    if HAMI_MODE not in settings.modes:
+        yield None
+        return
+    hami_group = GROUP_OF_MODE[HAMI_MODE]
+    with hami_session(
+        library,
+        settings.hami_memory_gib,
+        settings.hami_sm_limit,
+        lock_dir=lock_dir,
+        log=log,
+    ) as session:
+
+        def env(group: str, rank: int) -> dict[str, str]:
+            return session.env(f"{group}-{rank}") if group == hami_group else {}
+
+        yield env
+
+
+def gpu_interleaved_runner(
+    gpu: GpuInfo, log: Callable[[str], None] = print, hami_library: Path | None = None
+) -> InterleavedRunner:
     """The real interleaved runner: every process group up at once on GPU 0, the MPS group as
-    clients of one MPS daemon, while the GPU and the host are sampled."""
+    clients of one MPS daemon, the hami group's ranks each capped by HAMi-core
+    (`hami_library`), while the GPU and the host are sampled."""
     backend, read_gpu = gpu_telemetry_reader()
     log(f"GPU telemetry through {backend}")
 
     def run(settings: Settings) -> InterleavedRun:
         groups = worker_groups(settings)
-        mps_groups = [g for g in groups if g != "plain"]
+        mps_groups = [g for g in groups if g in MPS_GROUPS]
         if mps_groups:
             compute_mode = query_compute_mode()
             log(f"   GPU compute mode: {compute_mode}")
@@ -276,9 +324,14 @@ def gpu_interleaved_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> 
                     f"Default; the GPU is in {compute_mode} (a node of the device plugin's MPS "
                     "strategy sets that): measure the MPS modes on a GPU in Default mode"
                 )
-        with TelemetryMonitor(read_gpu, settings.telemetry_interval_s) as monitor:
+        with (
+            TelemetryMonitor(read_gpu, settings.telemetry_interval_s) as monitor,
+            hami_member_env(settings, hami_library, log=log) as member_env,
+        ):
             if not mps_groups:
-                result = run_interleaved_workers(settings, {"plain": {}}, log=log)
+                result = run_interleaved_workers(
+                    settings, {g: {} for g in groups}, member_env=member_env, log=log
+                )
             else:
                 (group,) = mps_groups
                 commands: list[str] = []
@@ -307,9 +360,10 @@ def gpu_interleaved_runner(gpu: GpuInfo, log: Callable[[str], None] = print) -> 
                     try:
                         result = run_interleaved_workers(
                             settings,
-                            {"plain": {}, group: daemon.env},
+                            {g: daemon.env if g == group else {} for g in groups},
                             on_ready=check_server,
                             log=log,
+                            member_env=member_env,
                         )
                     except BenchmarkError as exc:
                         raise type(exc)(f"{exc}\n{daemon.log_tail()}") from exc
@@ -324,10 +378,12 @@ def run_interleaved_workers(
     on_ready: Callable[[dict[tuple[str, int], dict]], None] | None = None,
     log: Callable[[str], None] = print,
     body: Callable | None = None,
+    member_env: MemberEnv | None = None,
 ) -> InterleavedRun:
-    """Spawn group_size processes per group (with that group's environment), let them run
-    the schedule, collect every window's samples; fail loudly on any crash or hang. `body`
-    replaces the worker code (tests)."""
+    """Spawn group_size processes per group (with that group's environment, and
+    member_env(group, rank) over it where given), let them run the schedule, collect every
+    window's samples; fail loudly on any crash or hang. `body` replaces the worker code
+    (tests)."""
     schedule = interleaved_schedule(settings)
     size = group_size(settings)
     members = [(group, rank) for group in group_env for rank in range(size)]
@@ -350,7 +406,7 @@ def run_interleaved_workers(
             config,
             barrier,
             messages,
-            group_env[member[0]],
+            {**group_env[member[0]], **(member_env(*member) if member_env else {})},
         )
         for member in members
     ]
@@ -512,3 +568,149 @@ def _interleaved_worker_body(member: tuple[str, int], config: dict, barrier, mes
             step = None
     free()
     messages.put(("done", me))
+
+
+def run_cap_check(
+    settings: CapCheckSettings,
+    library: Path | None,
+    log: Callable[[str], None] = print,
+    body: Callable | None = None,
+    lock_dir: Path = LOCK_DIR,
+) -> dict[str, dict]:
+    """The cap check (hami.CAP_CHECK_MEMBERS): a client capped at settings.cap_gib that
+    allocates past its cap, one under the same cap beside it, and a process without the
+    library; returns each one's report. `body` replaces the worker code (tests)."""
+    with hami_session(library, settings.cap_gib, lock_dir=lock_dir, log=log) as session:
+        envs = cap_check_members(session.env)
+        ctx = multiprocessing.get_context("spawn")
+        barrier = ctx.Barrier(len(CAP_CHECK_MEMBERS))
+        messages = ctx.Queue()
+        config = cap_check_config(settings)
+        procs = [
+            _start_worker(ctx, body or _cap_check_body, m, config, barrier, messages, envs[m])
+            for m in CAP_CHECK_MEMBERS
+        ]
+        reports: dict[str, dict] = {}
+
+        def handle(kind: str, member, msg: tuple) -> None:
+            if kind == "report":
+                reports[member] = msg[2]
+
+        _collect(
+            procs,
+            CAP_CHECK_MEMBERS,
+            barrier,
+            messages,
+            settings.timeout_s,
+            f"the cap check timed out after {settings.timeout_s:.0f} s",
+            lambda member: f"cap-check process {member}",
+            handle,
+        )
+    missing = [m for m in CAP_CHECK_MEMBERS if m not in reports]
+    if missing:
+        raise WorkerCrash(f"cap-check processes {missing} finished without a report")
+    return reports
+
+
+def _cap_check_body(member: str, config: dict, barrier, messages) -> None:
+    """One process of the cap check. All three walk the same barriers: contexts up; the
+    under-cap client fills its memory; the capped client allocates past its cap (and keeps
+    what it got); the uncapped process reads the GPU's free memory and allocates more than
+    the cap while the under-cap client checks its data and allocates a little more; the
+    capped client frees and allocates again."""
+    import torch
+
+    mib = 1024 * 1024
+    timeout = config["barrier_timeout_s"]
+    cap_mib = config["cap_gib"] * 1024
+    device = torch.device("cuda", 0)
+    torch.cuda.set_device(device)
+    torch.zeros(1, device=device)  # the CUDA context (HAMi-core registers the process here)
+    free_b, total_b = torch.cuda.mem_get_info(device)
+    report: dict = {"free_mib": free_b / mib, "total_mib": total_b / mib, "pid": os.getpid()}
+    report["torch"] = torch.__version__
+
+    def oom_text(exc: BaseException) -> str:
+        if not _is_oom(torch, exc):
+            raise exc
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+    def allocate(n_mib: float):
+        t = torch.empty(int(n_mib * mib), dtype=torch.uint8, device=device)
+        t.fill_(1)  # touch it: the memory is really there
+        torch.cuda.synchronize()
+        return t
+
+    barrier.wait(timeout)  # 1: every context is up
+    held = checksum = None
+    if member == UNDER:
+        held_mib = config["under_gib"] * 1024
+        gen = torch.Generator(device=device).manual_seed(7)
+        held = torch.randint(
+            0, 256, (int(held_mib * mib),), dtype=torch.uint8, device=device, generator=gen
+        )
+        checksum = int(held.sum(dtype=torch.int64))
+        report["held_mib"] = held_mib
+    barrier.wait(timeout)  # 2: the under-cap client holds its memory
+    chunks: list = []
+    if member == CAPPED:
+        single = cap_mib + 1024
+        report["single_request_mib"] = single
+        try:
+            big = allocate(single)
+            del big
+            report["single_error"] = None
+        except Exception as exc:
+            report["single_error"] = oom_text(exc)
+        torch.cuda.empty_cache()
+        limit = cap_mib + config["overshoot_gib"] * 1024
+        allocated, error = 0.0, None
+        while allocated < limit:
+            try:
+                chunks.append(allocate(config["chunk_mib"]))
+            except Exception as exc:
+                error = oom_text(exc)
+                break
+            allocated += config["chunk_mib"]
+        report["allocated_mib"] = allocated
+        report["chunk_error"] = error
+        free_b, total_b = torch.cuda.mem_get_info(device)
+        report["at_error_free_mib"], report["at_error_total_mib"] = free_b / mib, total_b / mib
+    barrier.wait(timeout)  # 3: the capped client was refused and still holds what it got
+    if member == UNCAPPED:
+        free_b, _ = torch.cuda.mem_get_info(device)
+        report["gpu_free_mib"] = free_b / mib
+        want = cap_mib + config["uncapped_extra_gib"] * 1024
+        try:
+            big = allocate(want)
+            report["allocated_mib"], report["error"] = want, None
+            del big
+        except Exception as exc:
+            report["allocated_mib"], report["error"] = 0.0, oom_text(exc)
+        torch.cuda.empty_cache()
+    if member == UNDER:
+        report["intact"] = int(held.sum(dtype=torch.int64)) == checksum
+        extra_mib = config["chunk_mib"] * 2
+        report["extra_mib"] = extra_mib
+        try:
+            extra = allocate(extra_mib)
+            report["extra_error"] = None
+            del extra
+        except Exception as exc:
+            report["extra_error"] = oom_text(exc)
+    barrier.wait(timeout)  # 4
+    if member == CAPPED:
+        chunks.clear()
+        torch.cuda.empty_cache()
+        again = cap_mib / 2
+        report["realloc_mib"] = again
+        try:
+            t = allocate(again)
+            report["realloc_error"] = None
+            del t
+        except Exception as exc:
+            report["realloc_error"] = oom_text(exc)
+    barrier.wait(timeout)  # 5: everything measured
+    del held
+    messages.put(("report", member, report))
+    messages.put(("done", member))
