@@ -41,8 +41,8 @@ needs_reference = pytest.mark.skipif(not CHART.is_dir(), reason=f"no upstream re
 
 
 @pytest.fixture(scope="module")
-def dev(dev_config) -> Deployment:
-    return run_program(dev_config, stack="dev")
+def dev(dev_deployment) -> Deployment:
+    return dev_deployment  # shared by the session: read only
 
 
 def env_of(values: dict) -> dict[str, str]:

@@ -93,14 +93,14 @@ def test_without_the_aliases_the_moved_parts_would_be_replaced(dev):
 
 
 @pytest.fixture
-def dev(dev_config) -> Deployment:
-    # Not shared: one test above empties the aliases of its copy.
-    return run_program(dev_config, stack="dev")
+def dev(dev_deployment) -> Deployment:
+    # A copy: one test above empties the aliases of its copy.
+    return copy.deepcopy(dev_deployment)
 
 
 @pytest.fixture(scope="module")
-def prod(prod_config) -> Deployment:
-    return run_program(prod_config, stack="prod")
+def prod(prod_deployment) -> Deployment:
+    return prod_deployment  # shared by the session: read only
 
 
 def test_gpu_sharing_holds_every_part_after_the_cluster(dev):

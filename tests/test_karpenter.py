@@ -61,8 +61,8 @@ CRD_FILES = {
 
 
 @pytest.fixture(scope="module")
-def dev(dev_config) -> Deployment:
-    return run_program(dev_config, stack="dev")
+def dev(dev_deployment) -> Deployment:
+    return dev_deployment  # shared by the session: read only
 
 
 def with_karpenter(pools: dict[str, Any], **extra: Any) -> dict[str, Any]:

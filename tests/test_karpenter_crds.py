@@ -72,6 +72,7 @@ class FakeRegistry:
         self.archive = archive
         self.digest = digest or "sha256:" + hashlib.sha256(archive).hexdigest()
         self.requests: list[str] = []
+        self.unavailable_answers = 0  # how many of the next /v2/ requests get a 503
         self.token_queries: list[dict[str, list[str]]] = []
         registry = self
 
@@ -90,6 +91,9 @@ class FakeRegistry:
                     )
                 if url.path.startswith("/blobstore/"):  # where ECR redirects a blob to
                     return self.reply(200, registry.archive, "application/octet-stream")
+                if registry.unavailable_answers and url.path.startswith("/v2/"):
+                    registry.unavailable_answers -= 1
+                    return self.reply(503, b'{"errors":[{"code":"UNAVAILABLE"}]}', "text/json")
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     challenge = f'Bearer realm="{base}/token/",service="public.ecr.aws",scope="aws"'
                     return self.reply(
@@ -118,7 +122,10 @@ class FakeRegistry:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.chart = f"oci://127.0.0.1:{self.server.server_port}/{REPOSITORY}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll interval: close() waits up to one for the server thread to stop.
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
+        ).start()
 
     def manifest(self) -> bytes:
         config = b"{}"
@@ -174,7 +181,10 @@ def test_the_chart_is_pulled_with_an_anonymous_token_unpacked_and_cached(registr
     assert len(registry.requests) == asked
 
 
-def test_make_check_validates_against_the_pulled_chart(registry, tmp_path, monkeypatch, capsys):
+def test_make_check_validates_against_the_pulled_chart(
+    registry, tmp_path, monkeypatch, capsys, renders
+):
+    monkeypatch.setattr(check, "render", renders)  # the session's render of the dev stack
     monkeypatch.delenv(CRD_DIR_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(
@@ -249,29 +259,48 @@ def test_a_chart_of_another_version_is_refused(tmp_path):
 
 
 def test_an_unreachable_registry_ends_in_one_line_saying_how_to_provide_the_crds(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, renders
 ):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         chart = f"oci://127.0.0.1:{probe.getsockname()[1]}/{REPOSITORY}"
     started = time.monotonic()
     with pytest.raises(CrdsUnavailable) as caught:
-        karpenter_crd_dir({"XDG_CACHE_HOME": str(tmp_path)}, chart=chart, plain_http=True)
+        karpenter_crd_dir(
+            {"XDG_CACHE_HOME": str(tmp_path)}, chart=chart, plain_http=True, retry_wait_s=0
+        )
     assert time.monotonic() - started < 30
     message = str(caught.value)
     assert "\n" not in message
     assert f"set {CRD_DIR_ENV} to a folder" in message and facts.KARPENTER_VERSION in message
 
-    monkeypatch.delenv(CRD_DIR_ENV)
+    monkeypatch.delenv(CRD_DIR_ENV, raising=False)  # needs no CRDs: runs where there are none
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(check, "render", renders)  # the session's render of the dev stack
     monkeypatch.setattr(
         check,
         "karpenter_crd_dir",
-        functools.partial(karpenter_crd_dir, chart=chart, plain_http=True),
+        functools.partial(karpenter_crd_dir, chart=chart, plain_http=True, retry_wait_s=0),
     )
     monkeypatch.setattr(check, "BUILD_DIR", tmp_path / "build")
     assert check.main(["dev"]) == 1
     assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+
+
+def test_a_registry_that_fails_a_request_is_asked_once_more(registry, tmp_path):
+    manifest = f"/v2/{REPOSITORY}/manifests/{facts.KARPENTER_VERSION}"
+    pull = functools.partial(
+        karpenter_crd_dir, chart=registry.chart, plain_http=True, retry_wait_s=0
+    )
+    registry.unavailable_answers = 1
+    assert pull({"XDG_CACHE_HOME": str(tmp_path / "a")}) == karpenter_crds.cache_dir(
+        facts.KARPENTER_VERSION, {"XDG_CACHE_HOME": str(tmp_path / "a")}
+    )
+    registry.requests.clear()
+    registry.unavailable_answers = 2  # the request and its one retry
+    with pytest.raises(CrdsUnavailable, match="Service Unavailable"):
+        pull({"XDG_CACHE_HOME": str(tmp_path / "b")})
+    assert registry.requests == [manifest, manifest]
 
 
 def test_the_environment_variable_names_a_local_copy(tmp_path):

@@ -9,6 +9,7 @@ import ast
 import copy
 import datetime as dt
 import email
+import functools
 import json
 import shlex
 import shutil
@@ -177,11 +178,16 @@ MIG_PARTED_REFERENCE = (
 )
 
 
+@functools.cache
+def _catalogue() -> dict[str, Any]:
+    """mig-parted's config-default.yaml, parsed once (read it, never change it)."""
+    return yaml.safe_load((MIG_PARTED_REFERENCE / "config-default.yaml").read_text())
+
+
 def _catalogue_entry(layout: str, gpu: facts.MigGpu) -> dict[str, int] | None:
     """The mig-devices config-default.yaml's `layout` gives this GPU: the entry whose
     device-filter names its PCI ID, else the one without a filter (any GPU)."""
-    path = MIG_PARTED_REFERENCE / "config-default.yaml"
-    entries = yaml.safe_load(path.read_text())["mig-configs"].get(layout, [])
+    entries = _catalogue()["mig-configs"].get(layout, [])
     for entry in entries:
         if gpu.pci_device_id in entry.get("device-filter", []):
             return entry["mig-devices"]
@@ -201,8 +207,7 @@ def test_mig_facts_agree_with_mig_parted_catalogue(gpu):
     assert balanced == gpu.balanced, "its PCI ID matches no all-balanced entry, or the mix differs"
     for name, profile in gpu.profiles.items():
         assert _catalogue_entry(f"all-{name}", gpu) == {name: profile.max_count}, name
-    configs = yaml.safe_load((MIG_PARTED_REFERENCE / "config-default.yaml").read_text())
-    for layout, entries in configs["mig-configs"].items():
+    for layout, entries in _catalogue()["mig-configs"].items():
         for entry in entries:
             if gpu.pci_device_id not in entry.get("device-filter", []):
                 continue
@@ -515,8 +520,7 @@ def test_all_disabled_turns_mig_off_on_every_gpu(settings):
     (entry,) = mig.mig_parted_config(settings.mig_layouts)["mig-configs"]["all-disabled"]
     assert entry == {"devices": "all", "mig-enabled": False}
     if MIG_PARTED_REFERENCE.is_dir():
-        catalogue = yaml.safe_load((MIG_PARTED_REFERENCE / "config-default.yaml").read_text())
-        assert [entry] == catalogue["mig-configs"]["all-disabled"]
+        assert [entry] == _catalogue()["mig-configs"]["all-disabled"]
 
 
 # Every API call k8s-mig-manager v0.15.0 makes when CONFIG_FILE is set, as (verb, resource):

@@ -27,8 +27,8 @@ PAUSED = "paused-for-mig-change"
 
 
 @pytest.fixture(scope="module")
-def rendered() -> render.Rendered:
-    return render.render("mig", EXAMPLES)
+def rendered(renders) -> render.Rendered:
+    return renders("mig", EXAMPLES)  # shared by the session: read only
 
 
 def objects(rendered: render.Rendered, kind: str) -> list[dict[str, Any]]:

@@ -38,13 +38,13 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 
 
 @pytest.fixture(scope="module")
-def dev(dev_config) -> Deployment:
-    return run_program(dev_config, stack="dev")
+def dev(dev_deployment) -> Deployment:
+    return dev_deployment  # shared by the session: read only
 
 
 @pytest.fixture(scope="module")
-def prod(prod_config) -> Deployment:
-    return run_program(prod_config, stack="prod")
+def prod(prod_deployment) -> Deployment:
+    return prod_deployment  # shared by the session: read only
 
 
 def dev_settings() -> dict:

@@ -31,8 +31,8 @@ STACKS = sorted(
 
 
 @pytest.fixture(scope="module")
-def dev():
-    return render.render("dev")
+def dev(dev_rendered):
+    return dev_rendered  # shared by the session: read only (_broken makes a copy to change)
 
 
 def test_render_writes_every_object_release_and_resource(dev, tmp_path):
@@ -61,8 +61,8 @@ def test_render_writes_every_object_release_and_resource(dev, tmp_path):
 def test_two_renders_are_identical_and_stale_files_go(dev, tmp_path):
     render.write(dev, tmp_path / "a")
     (tmp_path / "a" / "kubernetes" / "stale.yaml").write_text("x")
-    render.write(render.render("dev"), tmp_path / "a")
-    render.write(render.render("dev"), tmp_path / "b")
+    render.write(render.render("dev"), tmp_path / "a")  # a second render, over the first
+    render.write(dev, tmp_path / "b")
     a = {p.relative_to(tmp_path / "a"): p.read_text() for p in (tmp_path / "a").rglob("*.*")}
     b = {p.relative_to(tmp_path / "b"): p.read_text() for p in (tmp_path / "b").rglob("*.*")}
     assert a == b
@@ -79,8 +79,8 @@ def test_summary_has_counts_and_sharing_report(dev):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_stack_passes_the_checks(stack):
-    report = check.check_rendered(render.render(stack))
+def test_every_stack_passes_the_checks(stack, renders):
+    report = check.check_rendered(renders(stack))
     assert report.violations == []
 
 
@@ -251,6 +251,7 @@ def test_dev_objects_pass_every_cel_rule_and_make_check_shows_the_counts(
         line = counted[f"{manifest['kind']}/{manifest['metadata']['name']}"]
         assert f": {result.evaluated} CEL rules evaluated, 0 failed" in line
     monkeypatch.setattr(check, "BUILD_DIR", tmp_path)
+    monkeypatch.setattr(check, "render", lambda stack: dev)  # the render this test checked
     assert check.main(["dev"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert all(line in printed for line in report.checked)
@@ -466,6 +467,7 @@ def test_missing_crds_end_make_check_with_one_line(dev, tmp_path, monkeypatch, c
     with pytest.raises(karpenter_crds.CrdsUnavailable, match=karpenter_crds.CRD_DIR_ENV):
         check.check_rendered(dev)
     monkeypatch.setattr(check, "BUILD_DIR", tmp_path / "build")
+    monkeypatch.setattr(check, "render", lambda stack: dev)
     assert check.main(["dev"]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: KARPENTER_CRD_DIR=") and "CustomResourceDefinition" in line
@@ -566,10 +568,13 @@ def test_an_unknown_region_gets_no_made_up_zones():
     assert plausible_zones("eu-wast-1") == []
 
 
+@pytest.mark.needs_karpenter_crds
 @pytest.mark.parametrize("stack", ["existing", "mig"])
-def test_the_example_stacks_render_and_pass_make_check(stack, tmp_path, monkeypatch):
-    """`make check STACK=<example> STACK_DIR=examples`, as CI runs it."""
+def test_the_example_stacks_render_and_pass_make_check(stack, tmp_path, monkeypatch, renders):
+    """`make check STACK=<example> STACK_DIR=examples`, as CI runs it (the render shared with
+    the session; `make render` renders it again)."""
     monkeypatch.setattr(check, "BUILD_DIR", tmp_path)
+    monkeypatch.setattr(check, "render", renders)
     assert check.main([stack, "--dir", str(ROOT / "examples")]) == 0
     assert render.main([stack, "--dir", str(ROOT / "examples"), "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "resources.json").exists()

@@ -555,6 +555,15 @@ def benchmark_modes(modes: list[str]) -> list[str]:
     return list(modes)
 
 
+@functools.cache
+def _benchmark_worker_groups(modes: tuple[str, ...]) -> int:
+    """How many process groups a run of `modes` keeps up, as the benchmark's own CLI plans
+    it. Parsing builds the CLI's whole argparse parser (a few ms), and a render or the
+    planner sizes many groups with the same modes."""
+    probe = ["run", "--modes", ",".join(modes)]
+    return len(bench.worker_groups(bench.settings_from_args(bench.parse_args(probe))))
+
+
 def benchmark_sizing(
     instance: facts.GpuInstance,
     profile: SharingProfile,
@@ -568,8 +577,7 @@ def benchmark_sizing(
     it asks for N + 1 cores where the node has them."""
     wanted = benchmark_clients(profile)
     worker = benchmark_worker_rss_mib(tuple(models))
-    probe = ["run", "--modes", ",".join(benchmark_modes(modes))]
-    groups = len(bench.worker_groups(bench.settings_from_args(bench.parse_args(probe))))
+    groups = _benchmark_worker_groups(tuple(benchmark_modes(modes)))
     allocatable = facts.allocatable_memory_mib(instance)
     # The measured figure as the decimal it was written as, in exact arithmetic: in floats,
     # (allocatable - margin) / worker can land just under the whole number it is, and a node

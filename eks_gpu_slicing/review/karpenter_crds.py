@@ -17,11 +17,11 @@ import re
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import oras.provider  # imports oras.decorator (importing that first is an import cycle)
-import requests
 import yaml
 
 from eks_gpu_slicing import facts
@@ -33,6 +33,11 @@ CACHE_APP = "eks-gpu-slicing"
 HELM_CHART_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 REQUEST_TIMEOUT_S = 30
+# A failed registry request is tried once more after this wait (see _ChartRegistry).
+RETRY_WAIT_S = 2.0
+# A CRD file is large (EC2NodeClass: ~80 kB of YAML): libyaml, where PyYAML was built with it,
+# parses it about ten times faster than the pure-Python loader, to the same objects.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # The karpenter-crd chart's CRD files carry one template block: `{{- with
 # .Values.additionalAnnotations }}` ... `{{- end }}` in metadata.annotations. With the chart's
@@ -50,10 +55,11 @@ def karpenter_crd_dir(
     chart: str = facts.KARPENTER_CRD_CHART,
     version: str = facts.KARPENTER_VERSION,
     plain_http: bool = False,
+    retry_wait_s: float = RETRY_WAIT_S,
 ) -> Path:
     """The folder holding the pinned chart's CRD files: KARPENTER_CRD_DIR when set, else the
     cache, filled from the registry on first use. Raises CrdsUnavailable with one line
-    saying how to provide them."""
+    saying how to provide them. `retry_wait_s`: the wait before a failed request's one retry."""
     environ = os.environ if environ is None else environ
     local = environ.get(CRD_DIR_ENV)
     if local:
@@ -68,7 +74,7 @@ def karpenter_crd_dir(
     if has_crds(cached):
         return cached
     try:
-        pull_chart_crds(chart, version, cached, plain_http=plain_http)
+        pull_chart_crds(chart, version, cached, plain_http=plain_http, retry_wait_s=retry_wait_s)
     except (OSError, ValueError, KeyError, tarfile.TarError, yaml.YAMLError) as exc:
         # requests' errors are OSErrors; oras raises ValueError for refused requests.
         reason = _reason(exc, chart)
@@ -81,6 +87,8 @@ def karpenter_crd_dir(
 
 
 def _reason(exc: Exception, chart: str) -> str:
+    import requests
+
     host = chart.removeprefix("oci://").split("/")[0]
     if isinstance(exc, requests.Timeout):
         return f"no answer from {host} in {REQUEST_TIMEOUT_S} s"
@@ -113,7 +121,14 @@ def has_crds(folder: Path) -> bool:
         return False
 
 
-def pull_chart_crds(chart: str, version: str, dest: Path, *, plain_http: bool = False) -> Path:
+def pull_chart_crds(
+    chart: str,
+    version: str,
+    dest: Path,
+    *,
+    plain_http: bool = False,
+    retry_wait_s: float = RETRY_WAIT_S,
+) -> Path:
     """Pull `chart` (oci://host/repository) at `version` through the OCI distribution API
     (oras, anonymous bearer token as public.ecr.aws hands out), check the archive's digest
     and write its CRD files into `dest` (replaced whole, so a half-written cache never
@@ -121,7 +136,7 @@ def pull_chart_crds(chart: str, version: str, dest: Path, *, plain_http: bool = 
     if not chart.startswith("oci://"):
         raise ValueError(f"not an OCI chart reference: {chart}")
     host, _, repository = chart.removeprefix("oci://").partition("/")
-    registry = _registry(host, plain_http)
+    registry = _registry(host, plain_http, retry_wait_s)
     target = f"{host}/{repository}:{version}"
     manifest = registry.get_manifest(target, allowed_media_type=[OCI_MANIFEST])
     layers = [
@@ -185,9 +200,17 @@ def render_crd_template(text: str) -> str:
     return rendered + "\n"
 
 
+def load_documents(text: str) -> list[Any]:
+    """The YAML documents of a CRD file (yaml.safe_load_all, with libyaml where available)."""
+    return list(yaml.load_all(text, Loader=_SAFE_LOADER))
+
+
+# Every lookup of the CRD folder (karpenter_crd_dir, so each check) asks whether its files are
+# CRDs: remember the answer per file text rather than parse the files again.
+@functools.lru_cache(maxsize=64)
 def _is_crd_file(text: str) -> bool:
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = load_documents(text)
     except yaml.YAMLError:
         return False
     return any(
@@ -195,18 +218,44 @@ def _is_crd_file(text: str) -> bool:
     )
 
 
-class _ChartRegistry(oras.provider.Registry):
-    # oras retries a failed request five times with waits up to 83 s, and requests waits
-    # for an answer forever: an unreachable registry should end `make check` in seconds.
-    do_request = oras.decorator.retry(attempts=1, timeout=1)(
-        oras.provider.Registry.do_request.__wrapped__
-    )
-
-    def __init__(self, hostname: str, insecure: bool) -> None:
-        super().__init__(hostname=hostname, insecure=insecure)
-        # The session is shared with the token backend, so this covers the token request.
-        self.session.request = functools.partial(self.session.request, timeout=REQUEST_TIMEOUT_S)
+def _registry(host: str, plain_http: bool, retry_wait_s: float) -> Any:
+    return _chart_registry_class()(hostname=host, insecure=plain_http, retry_wait_s=retry_wait_s)
 
 
-def _registry(host: str, plain_http: bool) -> oras.provider.Registry:
-    return _ChartRegistry(hostname=host, insecure=plain_http)
+@functools.cache
+def _chart_registry_class() -> type:
+    """oras's registry client with our retry policy, defined on first use: only a pull needs
+    oras and requests, which take longer to import than the rest of `make check`'s tools."""
+    import oras.provider  # imports oras.decorator (importing that first is an import cycle)
+    import requests
+
+    class _ChartRegistry(oras.provider.Registry):
+        """oras retries a failed request five times with waits up to 83 s, and requests waits
+        for an answer forever: an unreachable registry should end `make check` in seconds.
+        Here a request that cannot connect, times out or gets a 5xx is tried once more, after
+        `retry_wait_s`."""
+
+        _request_once = oras.provider.Registry.do_request.__wrapped__
+
+        def __init__(self, hostname: str, insecure: bool, retry_wait_s: float) -> None:
+            super().__init__(hostname=hostname, insecure=insecure)
+            self.retry_wait_s = retry_wait_s
+            # The session is shared with the token backend, so this covers the token request.
+            self.session.request = functools.partial(
+                self.session.request, timeout=REQUEST_TIMEOUT_S
+            )
+
+        def do_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+            try:
+                response = self._request_once(*args, **kwargs)
+            except requests.exceptions.SSLError:
+                raise  # a certificate problem does not go away by asking again
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            else:
+                if response.status_code < 500:
+                    return response
+            time.sleep(self.retry_wait_s)
+            return self._request_once(*args, **kwargs)
+
+    return _ChartRegistry

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -93,7 +92,6 @@ ACCEPTED_CHECKOV_FINDINGS: dict[str, str] = {
 }
 
 CHECKOV_ENV = "CHECKOV"
-CHECKOV_REQUIREMENTS = "requirements-checkov.txt"
 
 
 @dataclass(frozen=True)
@@ -119,22 +117,22 @@ def checkov_executable(root: Path) -> str | None:
     return which("checkov")
 
 
-def install_checkov(root: Path) -> str:
-    """Create root/.venv-checkov with requirements-checkov.txt; returns the executable."""
-    venv = root / ".venv-checkov"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "-r", str(root / CHECKOV_REQUIREMENTS)],
-        check=True,
-    )
-    return str(venv / "bin" / "checkov")
-
-
 def run_checkov(executable: str, manifests: Iterable[Mapping[str, Any]]) -> list[CheckovFinding]:
     """Every failed checkov Kubernetes check on `manifests`, offline."""
+    return run_checkov_on_sets(executable, {"manifests": manifests})["manifests"]
+
+
+def run_checkov_on_sets(
+    executable: str, sets: Mapping[str, Iterable[Mapping[str, Any]]]
+) -> dict[str, list[CheckovFinding]]:
+    """{set name: every failed checkov Kubernetes check on that set's manifests}, from one
+    checkov run (its start-up, ~2 s, is most of its time): each set in a folder of its own,
+    each finding given to the set whose folder holds its file."""
     with tempfile.TemporaryDirectory(prefix="checkov-") as folder:
-        for i, manifest in enumerate(manifests):
-            Path(folder, f"{i:03d}.yaml").write_text(yaml.safe_dump(dict(manifest)))
+        for name, manifests in sets.items():
+            Path(folder, name).mkdir()
+            for i, manifest in enumerate(manifests):
+                Path(folder, name, f"{i:03d}.yaml").write_text(yaml.safe_dump(dict(manifest)))
         proc = subprocess.run(
             [
                 executable,
@@ -158,11 +156,14 @@ def run_checkov(executable: str, manifests: Iterable[Mapping[str, Any]]) -> list
         raise RuntimeError(f"checkov failed (rc={proc.returncode}): {proc.stderr[-2000:]}")
     reports = json.loads(proc.stdout)
     reports = reports if isinstance(reports, list) else [reports]
-    return [
-        CheckovFinding(f["check_id"], f["check_name"], f["resource"])
-        for report in reports
-        for f in report.get("results", {}).get("failed_checks", [])
-    ]
+    found: dict[str, list[CheckovFinding]] = {name: [] for name in sets}
+    for report in reports:
+        for f in report.get("results", {}).get("failed_checks", []):
+            # file_path is relative to --directory: /<set>/<nnn>.yaml
+            found[Path(f["file_path"]).parts[1]].append(
+                CheckovFinding(f["check_id"], f["check_name"], f["resource"])
+            )
+    return found
 
 
 def unaccepted(findings: Iterable[CheckovFinding]) -> list[CheckovFinding]:
