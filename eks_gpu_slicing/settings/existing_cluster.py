@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from eks_gpu_slicing import facts
 from eks_gpu_slicing.settings.base import _CLUSTER_NAME, _SUBNET_ID, _Settings, listing
 from eks_gpu_slicing.settings.karpenter import KarpenterSettings
-from eks_gpu_slicing.settings.network import _SECURITY_GROUP_ID
+from eks_gpu_slicing.settings.network import security_group_ids
 
 if TYPE_CHECKING:
     from eks_gpu_slicing.settings.stack import Settings
@@ -133,11 +133,7 @@ class ExistingClusterSettings(_Settings):
     @field_validator("node_security_group_ids")
     @classmethod
     def _security_groups(cls, ids: list[str]) -> list[str]:
-        bad = [i for i in ids if not _SECURITY_GROUP_ID.match(i)]
-        if bad:
-            raise ValueError(f"not security group IDs (sg-...): {', '.join(bad)}")
-        if len(set(ids)) != len(ids):
-            raise ValueError("lists a security group more than once")
+        security_group_ids(ids)
         most = facts.MAX_SECURITY_GROUPS_PER_INTERFACE - 1
         if len(ids) > most:
             raise ValueError(

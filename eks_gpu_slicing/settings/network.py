@@ -19,6 +19,17 @@ from eks_gpu_slicing.settings.base import (
 
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
+
+def security_group_ids(ids: list[str]) -> list[str]:
+    """A list of security group IDs as a stack file gives them: each `sg-...`, none twice."""
+    bad = [i for i in ids if not _SECURITY_GROUP_ID.match(i)]
+    if bad:
+        raise ValueError(f"not security group IDs (sg-...): {', '.join(bad)}")
+    if len(set(ids)) != len(ids):
+        raise ValueError("lists a security group more than once")
+    return ids
+
+
 # --- Network and cluster access ------------------------------------------------------------
 
 
@@ -158,12 +169,7 @@ class ClusterEndpointSettings(_Settings):
     @field_validator("private_access_security_group_ids")
     @classmethod
     def _security_groups(cls, ids: list[str]) -> list[str]:
-        bad = [i for i in ids if not _SECURITY_GROUP_ID.match(i)]
-        if bad:
-            raise ValueError(f"not security group IDs (sg-...): {', '.join(bad)}")
-        if len(set(ids)) != len(ids):
-            raise ValueError("lists a security group more than once")
-        return ids
+        return security_group_ids(ids)
 
     @model_validator(mode="after")
     def _cidrs_need_public_access(self) -> ClusterEndpointSettings:
