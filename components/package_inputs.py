@@ -295,8 +295,9 @@ class GpuMetrics(TypedDict):
     chart_version: NotRequired[str]
     (
         "`dcgm-exporter` chart version, exact (MAJOR.MINOR.PATCH). The values are checked against "
-        "4.8.3; per-pod attribution on shared GPUs needs 4.8.2 or later (docs/metrics.md); other "
-        "versions are warned about. Default: `4.8.3`."
+        "the 4.8.2 chart's value paths (those of 4.8.3 were read by hand); per-pod attribution on "
+        "shared GPUs needs 4.8.2 or later (docs/metrics.md); other versions are warned about. "
+        "Default: `4.8.3`."
     )
     namespace: NotRequired[str]
     (

@@ -156,6 +156,9 @@ DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
 DCGM_EXPORTER_CHART_VERSION = "4.8.3"
 # The first chart (= exporter) version with per-pod attribution on shared GPUs (PR #594).
 DCGM_EXPORTER_PER_POD_SINCE = "4.8.2"
+# The chart whose value paths the tests check ours against (shared/reference holds 4.8.2;
+# 4.8.3's templates were read by hand, see below).
+DCGM_EXPORTER_REFERENCE_CHART_VERSION = "4.8.2"
 DCGM_EXPORTER_RELEASE_NAME = "dcgm-exporter"
 DCGM_EXPORTER_DEFAULT_NAMESPACE = "gpu-monitoring"
 # Exporter flag --kubernetes-virtual-gpus (pkg/cmd/app.go): map NVML's per-process data to

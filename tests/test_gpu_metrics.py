@@ -33,7 +33,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 # tests below prove is that every value we set is one chart 4.8.2 reads, and that the paths
 # facts lists are all among them: a value added to the builder without its path in facts, or
 # a path facts lists that 4.8.2 never read, fails.
-REFERENCE_CHART_VERSION = "4.8.2"
+REFERENCE_CHART_VERSION = facts.DCGM_EXPORTER_REFERENCE_CHART_VERSION
 CHART = REFERENCE / f"dcgm-exporter-{REFERENCE_CHART_VERSION}"
 DASHBOARD = ROOT / "dashboards" / "gpu-sharing.json"
 

@@ -37,7 +37,9 @@ class GpuMetricsSettings(_Settings):
     chart_version: ChartVersion = Field(
         default=facts.DCGM_EXPORTER_CHART_VERSION,
         description=f"`{facts.DCGM_EXPORTER_CHART}` chart version, exact (MAJOR.MINOR.PATCH). "
-        f"The values are checked against {facts.DCGM_EXPORTER_CHART_VERSION}; per-pod "
+        f"The values are checked against the {facts.DCGM_EXPORTER_REFERENCE_CHART_VERSION} chart's "
+        "value "
+        f"paths (those of {facts.DCGM_EXPORTER_CHART_VERSION} were read by hand); per-pod "
         f"attribution on shared GPUs needs {facts.DCGM_EXPORTER_PER_POD_SINCE} or later "
         "(docs/metrics.md); other versions are warned about.",
     )
